@@ -1,1 +1,75 @@
-"""app layer of Membersync."""
+"""The Flask intake: registration API and form, health, OpenAPI; built by `create_app`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+from flask import Flask
+
+from config.settings import Settings, load_settings
+from tasks.database import Database
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    celery: Celery | None = None,
+    test_config: dict[str, Any] | None = None,
+) -> Flask:
+    """Build the web application; tests pass their own settings, database and Celery app."""
+    from app import api, errors, form, health, limits, openapi
+    from tasks.factory import create_celery_app
+
+    settings = settings or load_settings()
+    database = database or Database(settings.database_url)
+    celery = celery or create_celery_app(settings, database)
+
+    flask_app = Flask(__name__)
+    flask_app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        SECRET_KEY=settings.secret_key.value or _dev_secret_key(settings),
+        JSON_SORT_KEYS=False,
+    )
+    if test_config:
+        flask_app.config.update(test_config)
+    flask_app.extensions["membersync"] = Services(settings, database, celery)
+
+    limits.init_app(flask_app, settings)
+    errors.init_app(flask_app)
+    flask_app.register_blueprint(api.blueprint)
+    flask_app.register_blueprint(health.blueprint)
+    flask_app.register_blueprint(openapi.blueprint)
+    flask_app.register_blueprint(form.blueprint)
+    return flask_app
+
+
+def _dev_secret_key(settings: Settings) -> str:
+    # Sessions (CSRF tokens) need a key; outside dev mode a random one per process would break CSRF
+    # across gunicorn workers, so production must set SECRET_KEY.
+    if not settings.dev_mode:
+        from config.settings import ConfigError
+
+        raise ConfigError("SECRET_KEY must be set outside dev mode (it signs the form's CSRF token)")
+    return "membersync-dev-only-secret"
+
+
+class Services:
+    """What the request handlers use: settings, database and the Celery app to publish on."""
+
+    def __init__(self, settings: Settings, database: Database, celery: Celery) -> None:
+        self.settings = settings
+        self.database = database
+        self.celery = celery
+
+
+def services() -> Services:
+    """The services of the current Flask app."""
+    from flask import current_app
+
+    found: Services = current_app.extensions["membersync"]
+    return found

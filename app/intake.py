@@ -1,0 +1,45 @@
+"""One way in for a registration, used by the JSON API and the HTML form alike.
+
+Validate → write registration, steps and outbox in one transaction → commit → publish. A rejected
+registration writes nothing; an accepted one is durable before anyone is told so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from app import services
+from app.schemas import load_registration
+from tasks.outbox import publish
+from tasks.pipeline import Acceptance, IdempotencyConflict, accept_registration, fingerprint
+
+__all__ = ["IdempotencyConflict", "submit"]
+
+
+def submit(payload: Any, *, idempotency_key: str | None = None, source: str = "api") -> Acceptance:
+    """Accept a registration; raises ValidationError (bad fields) or IdempotencyConflict."""
+    fields = load_registration(payload)
+    found = services()
+    try:
+        with found.database.session() as session:
+            acceptance = accept_registration(
+                session, fields, settings=found.settings, idempotency_key=idempotency_key, source=source
+            )
+    except IntegrityError:
+        # Two requests with the same Idempotency-Key raced; the other one committed first.
+        if idempotency_key is None:
+            raise
+        with found.database.session() as session:
+            from tasks.pipeline import find_by_idempotency_key
+
+            existing = find_by_idempotency_key(session, idempotency_key)
+            if existing is None:
+                raise
+            if existing.request_fingerprint != fingerprint(fields):
+                raise IdempotencyConflict(idempotency_key) from None
+            acceptance = Acceptance(existing, created=False, outbox_id=None)
+    if acceptance.outbox_id is not None:
+        publish(found.celery, found.database, [acceptance.outbox_id])
+    return acceptance

@@ -1,0 +1,46 @@
+"""Per-client rate limit on the public endpoints, stored in Redis so all web workers share it."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+from config.settings import Settings
+
+log = logging.getLogger(__name__)
+
+limiter = Limiter(
+    key_func=get_remote_address,
+    headers_enabled=True,
+    # If Redis is unreachable the intake must still accept registrations (they are durable in the
+    # database): fall back to per-process memory rather than answering 500.
+    swallow_errors=True,
+    in_memory_fallback_enabled=True,
+    strategy="moving-window",
+)
+
+
+def intake_limit() -> str:
+    """The configured intake limit (INTAKE_RATE_LIMIT), read per request."""
+    from app import services
+
+    return services().settings.intake_rate_limit or "1000000/second"
+
+
+def intake_limit_off() -> bool:
+    from app import services
+
+    return services().settings.intake_rate_limit is None
+
+
+public_intake = limiter.limit(intake_limit, exempt_when=intake_limit_off)
+
+
+def init_app(flask_app: Flask, settings: Settings) -> None:
+    """Attach the limiter with Redis storage when Redis is configured, else process memory."""
+    flask_app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or "memory://"
+    flask_app.config["RATELIMIT_KEY_PREFIX"] = "membersync-intake"
+    limiter.init_app(flask_app)

@@ -1,0 +1,61 @@
+"""Celery settings derived from `Settings`: reliable delivery first (see shared/docs/CELERY.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config.settings import Settings
+
+# Queues: realtime registrations never wait behind reconciliation traffic.
+REALTIME_QUEUE = "membersync.realtime"
+BULK_QUEUE = "membersync.bulk"
+MAINTENANCE_QUEUE = "membersync.maintenance"
+
+# A delivery whose worker vanished comes back after this; it must exceed the longest countdown we
+# ever schedule (longer waits are re-scheduled in steps), or Redis redelivers a still-waiting task.
+VISIBILITY_TIMEOUT_SECONDS = 2 * 3600
+LONGEST_COUNTDOWN_SECONDS = 3600
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery configuration mapping for `settings`."""
+    transport_options: dict[str, Any] = {}
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        transport_options = {
+            "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
+            # Publishing must fail fast when the broker is down: the outbox keeps the message.
+            "socket_connect_timeout": 3,
+            "socket_timeout": 10,
+        }
+    return {
+        "broker_url": settings.broker_url,
+        "broker_transport_options": transport_options,
+        "broker_connection_timeout": 3,
+        "broker_connection_retry_on_startup": True,
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_default_queue": REALTIME_QUEUE,
+        "task_routes": {
+            "membersync.reconcile": {"queue": BULK_QUEUE},
+            "membersync.outbox.relay": {"queue": MAINTENANCE_QUEUE},
+        },
+        "task_time_limit": 300,
+        "task_soft_time_limit": 240,
+        "timezone": "UTC",
+        "enable_utc": True,
+        "beat_schedule": {
+            "outbox-relay": {
+                "task": "membersync.outbox.relay",
+                "schedule": float(settings.outbox_relay_interval_seconds),
+            },
+        },
+    }

@@ -1,0 +1,264 @@
+"""Every setting of Membersync, read from the environment in one place.
+
+Each field names its environment variable, a coercer and a default. The defaults make the embedded
+mode work on a laptop (SQLite under ./var/, the sandbox emulators on their CONTRACT.md ports, the
+sandbox credentials); production sets the real values. An invalid value stops start-up with a
+`ConfigError` that names the variable and never echoes a secret.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting in the environment is missing or invalid; the message names the variable."""
+
+
+class Secret(str):
+    """A string that never shows itself in repr(), logs or tracebacks."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self else "Secret('')"
+
+    @property
+    def value(self) -> str:
+        """The plain secret, for the one place that sends it."""
+        return str.__str__(self)
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected true/false")
+
+
+def _port(raw: str) -> int:
+    port = int(raw)
+    if not 0 < port < 65536:
+        raise ValueError("expected a port number 1-65535")
+    return port
+
+
+def _positive_int(raw: str) -> int:
+    number = int(raw)
+    if number <= 0:
+        raise ValueError("expected a positive integer")
+    return number
+
+
+def _url(raw: str) -> str:
+    if not re.match(r"^[a-z][a-z0-9+.-]*://", raw.strip()):
+        raise ValueError("expected a URL such as scheme://host")
+    return raw.strip().rstrip("/")
+
+
+def _optional_url(raw: str) -> str | None:
+    return _url(raw) if raw.strip() else None
+
+
+def _optional_str(raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _rate_limit(raw: str) -> str | None:
+    """flask-limiter syntax ('60/minute', '10 per second'); 'off' disables the limit."""
+    text = raw.strip()
+    if text.lower() in {"off", "none", "0", ""}:
+        return None
+    if not re.fullmatch(r"\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?", text):
+        raise ValueError("expected e.g. '60/minute', or 'off'")
+    return text
+
+
+def _email_or_none(raw: str) -> str | None:
+    text = raw.strip()
+    if not text:
+        return None
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text):
+        raise ValueError("expected an email address")
+    return text
+
+
+def _secret(raw: str) -> Secret:
+    return Secret(raw)
+
+
+def setting(env: str, coerce: Callable[[str], Any], default: Any, *, secret: bool = False) -> Any:
+    """Declare a field read from `env`, coerced by `coerce`, with `default` when unset."""
+    return field(default=default, metadata={"env": env, "coerce": coerce, "secret": secret})
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{Path('var').resolve() / 'membersync.db'}"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How one system's failures are retried before they become dead letters."""
+
+    max_attempts: int
+    base_seconds: float
+    cap_seconds: float
+    budget_seconds: float
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The typed configuration; build it with `Settings.from_env()`."""
+
+    environment: str = setting("MEMBERSYNC_ENV", str, "production")
+    database_url: str = setting("DATABASE_URL", _url, "")
+    redis_url: str | None = setting("REDIS_URL", _optional_url, None)
+    celery_broker_url: str | None = setting("CELERY_BROKER_URL", _optional_url, None)
+    port: int = setting("PORT", _port, 8000)
+    flower_port: int = setting("FLOWER_PORT", _port, 5555)
+
+    shopify_shop: str = setting("SHOPIFY_SHOP", str, "sandbox.myshopify.com")
+    shopify_access_token: Secret = setting(
+        "SHOPIFY_ACCESS_TOKEN", _secret, Secret("shpat_sandbox"), secret=True
+    )
+    shopify_api_version: str = setting("SHOPIFY_API_VERSION", str, "2025-01")
+    shopify_admin_url: str | None = setting("SHOPIFY_ADMIN_URL", _optional_url, "http://127.0.0.1:8011")
+
+    smaregi_contract_id: str = setting("SMAREGI_CONTRACT_ID", str, "sandbox")
+    smaregi_client_id: str = setting("SMAREGI_CLIENT_ID", str, "sandbox-client")
+    smaregi_client_secret: Secret = setting(
+        "SMAREGI_CLIENT_SECRET", _secret, Secret("sandbox-secret"), secret=True
+    )
+    smaregi_api_url: str = setting("SMAREGI_API_URL", _url, "http://127.0.0.1:8012")
+    smaregi_id_url: str = setting("SMAREGI_ID_URL", _url, "http://127.0.0.1:8012")
+
+    hubspot_access_token: Secret = setting(
+        "HUBSPOT_ACCESS_TOKEN", _secret, Secret("pat-sandbox"), secret=True
+    )
+    hubspot_api_url: str = setting("HUBSPOT_API_URL", _url, "http://127.0.0.1:8013")
+
+    smtp_host: str = setting("SMTP_HOST", str, "127.0.0.1")
+    smtp_port: int = setting("SMTP_PORT", _port, 8025)
+    smtp_username: str | None = setting("SMTP_USERNAME", _optional_str, None)
+    smtp_password: Secret = setting("SMTP_PASSWORD", _secret, Secret(""), secret=True)
+    smtp_starttls: bool = setting("SMTP_STARTTLS", _bool, False)
+    mail_from: str = setting("MAIL_FROM", str, "Membersync <welcome@membersync.local>")
+
+    sync_smaregi_enabled: bool = setting("SYNC_SMAREGI_ENABLED", _bool, True)
+    sync_hubspot_enabled: bool = setting("SYNC_HUBSPOT_ENABLED", _bool, True)
+    sync_welcome_email_enabled: bool = setting("SYNC_WELCOME_EMAIL_ENABLED", _bool, True)
+
+    ops_username: str | None = setting("OPS_USERNAME", _optional_str, None)
+    ops_password: Secret = setting("OPS_PASSWORD", _secret, Secret(""), secret=True)
+    ops_alert_email: str | None = setting("OPS_ALERT_EMAIL", _email_or_none, None)
+
+    intake_rate_limit: str | None = setting("INTAKE_RATE_LIMIT", _rate_limit, "60/minute")
+    max_request_bytes: int = setting("MAX_REQUEST_BYTES", _positive_int, 16 * 1024)
+    secret_key: Secret = setting("SECRET_KEY", _secret, Secret(""), secret=True)
+    sentry_dsn: Secret = setting("SENTRY_DSN", _secret, Secret(""), secret=True)
+    shopify_webhook_secret: Secret = setting("SHOPIFY_WEBHOOK_SECRET", _secret, Secret(""), secret=True)
+    smaregi_webhook_token: Secret = setting("SMAREGI_WEBHOOK_TOKEN", _secret, Secret(""), secret=True)
+
+    # The outbox relay re-publishes rows older than this; younger ones are still being published by
+    # the request that wrote them.
+    outbox_relay_after_seconds: int = setting("OUTBOX_RELAY_AFTER_SECONDS", _positive_int, 30)
+    outbox_relay_interval_seconds: int = setting("OUTBOX_RELAY_INTERVAL_SECONDS", _positive_int, 15)
+
+    retry_policies: Mapping[str, RetryPolicy] = field(
+        default_factory=lambda: {
+            # Shopify is the master: retry longest, the registration is nothing without it.
+            "shopify": RetryPolicy(max_attempts=12, base_seconds=2, cap_seconds=600, budget_seconds=3 * 3600),
+            "smaregi": RetryPolicy(max_attempts=10, base_seconds=2, cap_seconds=600, budget_seconds=2 * 3600),
+            "hubspot": RetryPolicy(max_attempts=8, base_seconds=5, cap_seconds=600, budget_seconds=2 * 3600),
+            "email": RetryPolicy(max_attempts=8, base_seconds=5, cap_seconds=600, budget_seconds=2 * 3600),
+        }
+    )
+
+    @property
+    def dev_mode(self) -> bool:
+        """True under `membersync dev` and in tests: sandbox defaults and ops/ops are allowed."""
+        return self.environment in {"development", "test"}
+
+    @property
+    def effective_redis_url(self) -> str:
+        """Redis for locks and rate limits (the local default when REDIS_URL is unset)."""
+        return self.redis_url or "redis://127.0.0.1:6379/0"
+
+    @property
+    def broker_url(self) -> str:
+        """The Celery broker: CELERY_BROKER_URL, else the Redis."""
+        return self.celery_broker_url or self.effective_redis_url
+
+    @property
+    def shopify_graphql_url(self) -> str:
+        """The Admin GraphQL endpoint for the configured shop and API version."""
+        base = self.shopify_admin_url or f"https://{self.shopify_shop}"
+        return f"{base}/admin/api/{self.shopify_api_version}/graphql.json"
+
+    def enabled_systems(self) -> dict[str, bool]:
+        """Which pipeline steps run; a disabled one is recorded as skipped."""
+        return {
+            "shopify": True,
+            "smaregi": self.sync_smaregi_enabled,
+            "hubspot": self.sync_hubspot_enabled,
+            "email": self.sync_welcome_email_enabled,
+        }
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every setting from `environ` (default os.environ); overrides win (tests)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in dataclasses.fields(cls):
+            name = spec.metadata.get("env")
+            if name is None or name not in env:
+                continue
+            try:
+                values[spec.name] = spec.metadata["coerce"](env[name])
+            except (ValueError, TypeError) as error:
+                shown = "(hidden)" if spec.metadata["secret"] else repr(env[name])
+                raise ConfigError(f"{name}={shown} is invalid: {error}") from None
+        values.update(overrides)
+        settings = cls(**values)
+        if not settings.database_url:
+            settings = dataclasses.replace(settings, database_url=_default_database_url())
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse values that are wrong together."""
+        if self.environment not in {"production", "development", "test"}:
+            raise ConfigError("MEMBERSYNC_ENV must be production, development or test")
+
+    def ops_credentials(self) -> tuple[str, str]:
+        """The ops console / Flower login; dev mode falls back to ops/ops, production refuses."""
+        if self.ops_username and self.ops_password:
+            return self.ops_username, self.ops_password.value
+        if self.dev_mode:
+            return "ops", "ops"
+        raise ConfigError(
+            "OPS_USERNAME and OPS_PASSWORD must be set outside dev mode: the ops console and "
+            "Flower are never served without authentication"
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """Every setting by variable name, secrets masked (for `membersync config` and logs)."""
+        shown: dict[str, Any] = {}
+        for spec in dataclasses.fields(self):
+            name = spec.metadata.get("env")
+            if name is None:
+                continue
+            value = getattr(self, spec.name)
+            shown[name] = ("***" if value else "") if spec.metadata["secret"] else value
+        return shown
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The process-wide settings from the environment."""
+    return Settings.from_env(**overrides)

@@ -1,0 +1,30 @@
+"""Builds a Celery app from settings; `tasks.celery_app` holds the one built from the environment."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from config.celery import celery_config
+from config.settings import Settings, load_settings
+from tasks.database import Database
+from tasks.runtime import Runtime
+
+TASK_MODULES = ["tasks.steps", "tasks.outbox"]
+
+
+def create_celery_app(settings: Settings | None = None, database: Database | None = None) -> Celery:
+    """A Celery app configured from `settings`, carrying the runtime its tasks use."""
+    settings = settings or load_settings()
+    celery = Celery("membersync", set_as_current=False)
+    celery.config_from_object(celery_config(settings))
+    celery.membersync = Runtime(  # type: ignore[attr-defined]
+        settings=settings, database=database or Database(settings.database_url)
+    )
+    celery.autodiscover_tasks(lambda: TASK_MODULES, related_name=None, force=True)
+    return celery
+
+
+def runtime_of(celery: Celery) -> Runtime:
+    """The runtime attached to `celery` by create_celery_app."""
+    runtime: Runtime = celery.membersync  # type: ignore[attr-defined]
+    return runtime

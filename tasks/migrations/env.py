@@ -1,0 +1,28 @@
+"""Alembic environment: runs migrations against the URL set in code by tasks.database."""
+
+from alembic import context
+from sqlalchemy import pool
+
+from tasks.database import make_engine
+from tasks.models import Base
+
+config = context.config
+
+
+def run_migrations() -> None:
+    url = config.get_main_option("sqlalchemy.url")
+    assert url, "sqlalchemy.url is set by tasks.database.alembic_config"
+    connectable = make_engine(url, poolclass=pool.NullPool)
+    with connectable.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    connectable.dispose()
+
+
+run_migrations()

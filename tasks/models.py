@@ -1,0 +1,178 @@
+"""The pipeline's durable state: registrations, their per-system steps, identities, outbox, dead letters.
+
+The database, not the broker, is the source of truth: a task carries ids only and reads these rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import DateTime as _DateTime
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# The systems a registration is synced to, in pipeline order.
+SYSTEMS: tuple[str, ...] = ("shopify", "smaregi", "hubspot", "email")
+
+REGISTRATION_STATUSES = ("accepted", "syncing", "synced", "partial", "failed")
+STEP_STATES = ("pending", "running", "succeeded", "skipped", "dead")
+DEAD_LETTER_STATUSES = ("open", "replayed", "resolved", "discarded")
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now; every timestamp we store is UTC."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class DateTime(TypeDecorator[datetime]):
+    """A UTC timestamp that comes back timezone-aware from SQLite too (it stores no offset)."""
+
+    impl = _DateTime(timezone=True)
+    cache_ok = True
+
+    def __init__(self, timezone: bool = True) -> None:
+        super().__init__()
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON}
+
+
+class Registration(Base):
+    """One accepted sign-up; personal data lives here and nowhere in the broker."""
+
+    __tablename__ = "registrations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # SHA-256 of the normalised body, so a reused Idempotency-Key with another body is a 409.
+    request_fingerprint: Mapped[str] = mapped_column(String(64))
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    first_name: Mapped[str] = mapped_column(String(85))
+    last_name: Mapped[str] = mapped_column(String(85))
+    first_name_kana: Mapped[str | None] = mapped_column(String(85))
+    last_name_kana: Mapped[str | None] = mapped_column(String(85))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    postal_code: Mapped[str | None] = mapped_column(String(10))
+    address: Mapped[str | None] = mapped_column(String(255))
+    gender: Mapped[str | None] = mapped_column(String(16))
+    accepts_marketing: Mapped[bool] = mapped_column(Boolean, default=False)
+    locale: Mapped[str] = mapped_column(String(2), default="ja")
+    source: Mapped[str] = mapped_column(String(16), default="api")
+    status: Mapped[str] = mapped_column(String(16), default="accepted", index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    steps: Mapped[list[SyncStep]] = relationship(
+        back_populates="registration", cascade="all, delete-orphan", order_by="SyncStep.id"
+    )
+
+    def step(self, system: str) -> SyncStep:
+        """This registration's step for `system`."""
+        for step in self.steps:
+            if step.system == system:
+                return step
+        raise KeyError(system)
+
+
+class SyncStep(Base):
+    """The state of one registration in one external system."""
+
+    __tablename__ = "sync_steps"
+    __table_args__ = (
+        UniqueConstraint("registration_id", "system", name="uq_sync_steps_registration_system"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    registration_id: Mapped[str] = mapped_column(ForeignKey("registrations.id", ondelete="CASCADE"))
+    system: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    celery_task_id: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    registration: Mapped[Registration] = relationship(back_populates="steps")
+
+
+class Identity(Base):
+    """One person across the systems; looked up before any API is asked."""
+
+    __tablename__ = "identities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    shopify_customer_id: Mapped[str | None] = mapped_column(String(64))
+    smaregi_customer_id: Mapped[str | None] = mapped_column(String(32))
+    smaregi_customer_code: Mapped[str | None] = mapped_column(String(20))
+    hubspot_contact_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class OutboxMessage(Base):
+    """A task to publish, written in the same transaction as the rows it refers to."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_name: Mapped[str] = mapped_column(String(128))
+    registration_id: Mapped[str] = mapped_column(ForeignKey("registrations.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    publish_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DeadLetter(Base):
+    """A step that ran out of retries or failed for good; ops replay, resolve or discard it."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    registration_id: Mapped[str] = mapped_column(
+        ForeignKey("registrations.id", ondelete="CASCADE"), index=True
+    )
+    system: Mapped[str] = mapped_column(String(16))
+    task_name: Mapped[str] = mapped_column(String(128))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error_class: Mapped[str] = mapped_column(String(128))
+    message: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    first_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    notes: Mapped[str | None] = mapped_column(Text)
+
+
+class ReconciliationRun(Base):
+    """One nightly (or manual) reconciliation and what it found."""
+
+    __tablename__ = "reconciliation_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)

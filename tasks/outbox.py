@@ -1,0 +1,93 @@
+"""Transactional outbox: publish after commit, and a relay for whatever stayed unpublished.
+
+The registration and its outbox row commit together; only then is the chain sent to the broker. If
+the broker is down the request still succeeds and the relay (beat schedule and worker start)
+publishes the row later, so an accepted registration never depends on the broker being up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+
+from celery import Celery, shared_task
+from celery.signals import worker_ready
+from sqlalchemy import select
+
+from tasks.database import Database
+from tasks.models import OutboxMessage, Registration, utcnow
+from tasks.pipeline import build_chain, remaining_systems
+
+log = logging.getLogger(__name__)
+
+RELAY_BATCH = 500
+
+
+def publish(celery: Celery, database: Database, outbox_ids: Iterable[int]) -> int:
+    """Publish the given outbox rows; returns how many went out. Failures stay for the relay."""
+    published = 0
+    for outbox_id in outbox_ids:
+        with database.session() as session:
+            message = session.get(OutboxMessage, outbox_id, with_for_update=True)
+            if message is None or message.published_at is not None:
+                continue
+            registration = session.get(Registration, message.registration_id)
+            if registration is None:
+                continue
+            signature = build_chain(celery, registration.id, remaining_systems(registration.steps))
+            try:
+                if signature is not None:
+                    # retry=False: a down broker must not hold the request; the relay retries.
+                    signature.apply_async(retry=False)
+            except Exception as error:  # kombu raises many kinds; every one means "not published"
+                message.publish_attempts += 1
+                message.last_error = f"{type(error).__name__}: {error}"[:500]
+                log.warning("outbox %s not published yet: %s", outbox_id, type(error).__name__)
+                continue
+            message.published_at = utcnow()
+            message.publish_attempts += 1
+            message.last_error = None
+            published += 1
+    return published
+
+
+def unpublished_ids(database: Database, *, older_than_seconds: float) -> list[int]:
+    """Outbox rows still unpublished and older than the given age."""
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    with database.session() as session:
+        rows = session.scalars(
+            select(OutboxMessage.id)
+            .where(OutboxMessage.published_at.is_(None), OutboxMessage.created_at <= cutoff)
+            .order_by(OutboxMessage.id)
+            .limit(RELAY_BATCH)
+        )
+        return list(rows)
+
+
+def relay(celery: Celery, database: Database, *, older_than_seconds: float) -> int:
+    """Re-publish what stayed unpublished; returns how many went out."""
+    return publish(celery, database, unpublished_ids(database, older_than_seconds=older_than_seconds))
+
+
+@shared_task(name="membersync.outbox.relay", bind=True, ignore_result=True)
+def relay_task(self) -> int:  # type: ignore[no-untyped-def]
+    """Beat-scheduled relay of unpublished outbox rows."""
+    runtime = self.app.membersync
+    return relay(self.app, runtime.database, older_than_seconds=runtime.settings.outbox_relay_after_seconds)
+
+
+@worker_ready.connect
+def relay_at_worker_start(sender, **_kwargs) -> None:  # type: ignore[no-untyped-def]
+    """A starting worker publishes everything left over, whatever its age."""
+    celery = sender.app
+    runtime = getattr(celery, "membersync", None)
+    if runtime is None:
+        return
+    try:
+        count = relay(celery, runtime.database, older_than_seconds=0)
+    except Exception:
+        log.exception("outbox relay at worker start failed")
+        return
+    if count:
+        log.info("outbox relay at worker start published %d", count)
