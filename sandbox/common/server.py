@@ -54,11 +54,14 @@ class ThreadedServer:
         host, port = self._requested
         # threaded=True: one thread per request, daemonic, so a request hung by a fault never blocks exit.
         self._server = make_server(host, port, self.app, threaded=True, request_handler=_QuietRequestHandler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"sandbox-{self.name}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._serve, name=f"sandbox-{self.name}", daemon=True)
         self._thread.start()
         return self
+
+    def _serve(self) -> None:
+        assert self._server is not None
+        # A short poll interval keeps stop() quick; shutdown() waits for the loop's next poll.
+        self._server.serve_forever(poll_interval=0.05)
 
     def stop(self) -> None:
         """Release held requests, stop serving and close the listening socket."""
