@@ -263,7 +263,11 @@ not_katakana = st.text(min_size=1, max_size=10).filter(
     lambda text: any(not ("\u30a0" <= char <= "\u30ff" or char in "\u3000 ") for char in text)
 )
 non_string = st.one_of(
-    st.integers(), st.floats(allow_nan=False), st.booleans(), st.none(), st.lists(st.text())
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.none(),
+    st.lists(st.text()),
 )
 
 
