@@ -39,11 +39,20 @@ class RollingWindowLimiter:
 
     def hit(self, key: str = "") -> Verdict:
         """Record a request under `key` if the window has room; refused requests are not counted."""
+        return self._judge(key, record=True)
+
+    def peek(self, key: str = "") -> Verdict:
+        """What hit() would answer now, without recording anything."""
+        return self._judge(key, record=False)
+
+    def _judge(self, key: str, *, record: bool) -> Verdict:
         now = self._clock()
         with self._lock:
             hits = self._hits.setdefault(key, deque())
             while hits and hits[0] <= now - self.window_seconds:
                 hits.popleft()
+            if not record:
+                return Verdict(len(hits) < self.limit, self.limit, max(0, self.limit - len(hits)), 0.0)
             if len(hits) >= self.limit:
                 retry_after = hits[0] + self.window_seconds - now
                 return Verdict(False, self.limit, 0, retry_after)
