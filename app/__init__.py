@@ -27,7 +27,7 @@ def create_app(
 
     settings = settings or load_settings()
     database = database or Database(settings.database_url)
-    celery = celery or create_celery_app(settings, database)
+    celery = celery or create_celery_app(settings, database, fail_fast=True)
 
     flask_app = Flask(__name__)
     flask_app.config.update(

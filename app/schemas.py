@@ -64,7 +64,6 @@ class RegistrationSchema(Schema):
 
     class Meta:
         unknown = RAISE
-        ordered = True
 
     email = fields.Email(required=True, validate=validate.Length(max=EMAIL_MAX))
     first_name = _name(required=True)

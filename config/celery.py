@@ -17,16 +17,21 @@ VISIBILITY_TIMEOUT_SECONDS = 2 * 3600
 LONGEST_COUNTDOWN_SECONDS = 3600
 
 
-def celery_config(settings: Settings) -> dict[str, Any]:
-    """The Celery configuration mapping for `settings`."""
+def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, Any]:
+    """The Celery configuration mapping for `settings`.
+
+    `fail_fast` is for processes that only publish (the web intake): a down broker must cost a
+    request milliseconds, not seconds of reconnect attempts, because the outbox keeps the message.
+    """
     transport_options: dict[str, Any] = {}
     if settings.broker_url.startswith(("redis://", "rediss://")):
         transport_options = {
             "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
-            # Publishing must fail fast when the broker is down: the outbox keeps the message.
             "socket_connect_timeout": 3,
             "socket_timeout": 10,
         }
+    if fail_fast:
+        transport_options.update({"max_retries": 1, "interval_start": 0, "interval_step": 0.2})
     return {
         "broker_url": settings.broker_url,
         "broker_transport_options": transport_options,

@@ -59,11 +59,23 @@ def _positive_int(raw: str) -> int:
 def _url(raw: str) -> str:
     if not re.match(r"^[a-z][a-z0-9+.-]*://", raw.strip()):
         raise ValueError("expected a URL such as scheme://host")
-    return raw.strip().rstrip("/")
+    return raw.strip()
 
 
 def _optional_url(raw: str) -> str | None:
     return _url(raw) if raw.strip() else None
+
+
+def _base_url(raw: str) -> str:
+    """An http(s) base URL that paths are appended to (no trailing slash)."""
+    url = _url(raw)
+    if not url.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return url.rstrip("/")
+
+
+def _optional_base_url(raw: str) -> str | None:
+    return _base_url(raw) if raw.strip() else None
 
 
 def _optional_str(raw: str) -> str | None:
@@ -128,20 +140,20 @@ class Settings:
         "SHOPIFY_ACCESS_TOKEN", _secret, Secret("shpat_sandbox"), secret=True
     )
     shopify_api_version: str = setting("SHOPIFY_API_VERSION", str, "2025-01")
-    shopify_admin_url: str | None = setting("SHOPIFY_ADMIN_URL", _optional_url, "http://127.0.0.1:8011")
+    shopify_admin_url: str | None = setting("SHOPIFY_ADMIN_URL", _optional_base_url, "http://127.0.0.1:8011")
 
     smaregi_contract_id: str = setting("SMAREGI_CONTRACT_ID", str, "sandbox")
     smaregi_client_id: str = setting("SMAREGI_CLIENT_ID", str, "sandbox-client")
     smaregi_client_secret: Secret = setting(
         "SMAREGI_CLIENT_SECRET", _secret, Secret("sandbox-secret"), secret=True
     )
-    smaregi_api_url: str = setting("SMAREGI_API_URL", _url, "http://127.0.0.1:8012")
-    smaregi_id_url: str = setting("SMAREGI_ID_URL", _url, "http://127.0.0.1:8012")
+    smaregi_api_url: str = setting("SMAREGI_API_URL", _base_url, "http://127.0.0.1:8012")
+    smaregi_id_url: str = setting("SMAREGI_ID_URL", _base_url, "http://127.0.0.1:8012")
 
     hubspot_access_token: Secret = setting(
         "HUBSPOT_ACCESS_TOKEN", _secret, Secret("pat-sandbox"), secret=True
     )
-    hubspot_api_url: str = setting("HUBSPOT_API_URL", _url, "http://127.0.0.1:8013")
+    hubspot_api_url: str = setting("HUBSPOT_API_URL", _base_url, "http://127.0.0.1:8013")
 
     smtp_host: str = setting("SMTP_HOST", str, "127.0.0.1")
     smtp_port: int = setting("SMTP_PORT", _port, 8025)

@@ -12,11 +12,13 @@ from tasks.runtime import Runtime
 TASK_MODULES = ["tasks.steps", "tasks.outbox"]
 
 
-def create_celery_app(settings: Settings | None = None, database: Database | None = None) -> Celery:
+def create_celery_app(
+    settings: Settings | None = None, database: Database | None = None, *, fail_fast: bool = False
+) -> Celery:
     """A Celery app configured from `settings`, carrying the runtime its tasks use."""
     settings = settings or load_settings()
     celery = Celery("membersync", set_as_current=False)
-    celery.config_from_object(celery_config(settings))
+    celery.config_from_object(celery_config(settings, fail_fast=fail_fast))
     celery.membersync = Runtime(  # type: ignore[attr-defined]
         settings=settings, database=database or Database(settings.database_url)
     )

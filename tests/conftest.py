@@ -1,0 +1,99 @@
+"""Shared fixtures: a migrated database per test (SQLite always, PostgreSQL when TEST_DATABASE_URL is
+set), a real Redis (TEST_REDIS_URL, else an embedded valkey-server), and a real Celery worker."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app.embedded import redis_answers, start_embedded_redis
+from config.settings import Settings
+from tasks.database import Database
+
+BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty database of each configured backend (PostgreSQL: a schema of its own)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'membersync.db'}"
+        return
+    base = os.environ["TEST_DATABASE_URL"]
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    """A database migrated to head with Alembic."""
+    db = Database(database_url)
+    db.upgrade()
+    yield db
+    db.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis: the machine's (TEST_REDIS_URL) or an embedded valkey-server for the session."""
+    configured = os.environ.get("TEST_REDIS_URL")
+    if configured and redis_answers(configured):
+        yield configured.rstrip("/") + "/9" if configured.count("/") == 2 else configured
+        return
+    server = start_embedded_redis(tmp_path_factory.mktemp("valkey"))
+    try:
+        yield f"{server.connection_url}/0"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def clean_redis(redis_url: str) -> str:
+    """The session Redis with its database emptied (queues, limits, locks)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    client.close()
+    return redis_url
+
+
+@pytest.fixture
+def make_settings(database: Database) -> Callable[..., Settings]:
+    """Build test settings on the test database; keyword arguments are environment overrides."""
+
+    def build(**env: str) -> Settings:
+        base = {"MEMBERSYNC_ENV": "test", "DATABASE_URL": database.url, "INTAKE_RATE_LIMIT": "off"}
+        return Settings.from_env(environ={**base, **env})
+
+    return build
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    """Settings with an unreachable broker: publishing fails, the outbox keeps the work."""
+    return make_settings(CELERY_BROKER_URL="redis://127.0.0.1:1/0")
+
+
+@pytest.fixture
+def client(settings: Settings, database: Database) -> Any:
+    """A Flask test client of the intake."""
+    from app import create_app
+
+    return create_app(settings, database=database).test_client()
