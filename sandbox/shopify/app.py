@@ -1,0 +1,133 @@
+"""The Flask app of the Shopify emulator: the Admin GraphQL endpoint, bulk downloads, /_sandbox/ controls."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from flask import Flask, Request, Response, g, jsonify, request
+
+from sandbox.common import Fault, install_controls
+from sandbox.shopify.bulk import DOWNLOAD_PATH
+from sandbox.shopify.cost import MAX_QUERY_COST
+from sandbox.shopify.customers import customer_gid
+from sandbox.shopify.execution import AdminApi, GraphQLRequest
+
+# Stable versions around our target (2025-01). Shopify answers 404 for a version it does not know.
+DEFAULT_API_VERSIONS = ("2024-07", "2024-10", "2025-01", "2025-04", "2025-07")
+DEFAULT_ACCESS_TOKEN = "shpat_sandbox"
+GRAPHQL_PATH = "/admin/api/<version>/graphql.json"
+INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
+MISSING_QUERY = {"errors": {"query": "Required parameter missing or invalid"}}
+
+# What injected server errors look like; Shopify's exact bodies for each status are UNCONFIRMED, and
+# clients must not depend on them (502/503 often come from the edge, as HTML).
+_SERVER_ERRORS: tuple[tuple[int, str, str], ...] = (
+    (
+        500,
+        "application/json",
+        '{"errors":[{"message":"Internal error. Looks like something went wrong on our end.",'
+        '"extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}',
+    ),
+    (502, "text/html", "<html><body><h1>502 Bad Gateway</h1></body></html>"),
+    (503, "text/html", "<html><body><h1>503 Service Unavailable</h1></body></html>"),
+)
+
+
+def create_app(
+    *,
+    bucket_size: float = 2000,
+    restore_rate: float = 100.0,
+    access_token: str = DEFAULT_ACCESS_TOKEN,
+    api_versions: Iterable[str] = DEFAULT_API_VERSIONS,
+    max_query_cost: int = MAX_QUERY_COST,
+) -> Flask:
+    """A Shopify Admin GraphQL emulator; bucket and restore rate are the shop plan's cost limits."""
+    app = Flask("sandbox.shopify")
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep Shopify's key order: errors, data, extensions
+    api = AdminApi(bucket_size=bucket_size, restore_rate=restore_rate, max_query_cost=max_query_cost)
+    versions = frozenset(api_versions)
+    server_errors = itertools.cycle(_SERVER_ERRORS)
+    server_errors_lock = threading.Lock()
+
+    def render_error() -> Response:
+        # A fixed rotation, so a seeded fault run is reproducible down to the status codes.
+        with server_errors_lock:
+            status, content_type, body = next(server_errors)
+        return Response(body, status=status, content_type=content_type)
+
+    def render_throttle() -> Response:
+        parsed = _graphql_request(request)
+        return jsonify(api.throttled_body(api.estimate(parsed) if parsed else 0))
+
+    controls = install_controls(
+        app,
+        state=lambda: _state(api),
+        reset=api.reset,
+        render_throttle=render_throttle,
+        render_error=render_error,
+        faultable=lambda incoming: incoming.path.endswith("/graphql.json"),
+    )
+
+    @app.post(GRAPHQL_PATH)
+    def graphql(version: str) -> tuple[Response, int] | Response:
+        # The control hooks hold a request after its view ran when this fault was drawn; only a write
+        # makes that meaningful (the duplicate-maker), so every other answer is released at once.
+        fault = g.pop("sandbox_fault", Fault.NONE)
+        if version not in versions:
+            return jsonify({"errors": "Not Found"}), 404
+        if request.headers.get("X-Shopify-Access-Token") != access_token:
+            return jsonify({"errors": INVALID_TOKEN}), 401
+        parsed = _graphql_request(request)
+        if parsed is None:
+            return jsonify(MISSING_QUERY), 400
+        outcome = api.run(parsed, base_url=request.host_url)
+        if outcome.is_mutation and not outcome.throttled:
+            g.sandbox_fault = fault
+        for name in outcome.root_fields:
+            controls.counters.increment(f"graphql.{name}")
+        if outcome.throttled:
+            controls.counters.increment("graphql.throttled")
+        response = jsonify(outcome.body)
+        response.headers["X-Shopify-API-Version"] = version
+        return response
+
+    @app.get(DOWNLOAD_PATH)
+    def bulk_download(operation_id: int) -> tuple[Response, int] | Response:
+        body = api.bulk_operations.download(operation_id)
+        if body is None:
+            return jsonify({"errors": "Not Found"}), 404
+        return Response(body, content_type="application/jsonl")
+
+    app.extensions["sandbox.shopify"] = api
+    return app
+
+
+def _graphql_request(incoming: Request) -> GraphQLRequest | None:
+    """The GraphQL request in a JSON body or an application/graphql body; None if there is no query."""
+    if incoming.mimetype == "application/graphql":
+        query = incoming.get_data(as_text=True)
+        return GraphQLRequest(query) if query.strip() else None
+    body = incoming.get_json(force=True, silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("query"), str) or not body["query"].strip():
+        return None
+    variables = body.get("variables")
+    operation_name = body.get("operationName")
+    return GraphQLRequest(
+        body["query"],
+        variables if isinstance(variables, dict) else None,
+        operation_name if isinstance(operation_name, str) and operation_name else None,
+    )
+
+
+def _state(api: AdminApi) -> dict[str, Any]:
+    """GET /_sandbox/state: every customer as stored (plus its global id), and the bucket."""
+    return {
+        "customers": [
+            {"id": customer_gid(record["legacyResourceId"]), **record} for record in api.customers.all()
+        ],
+        "bulk_operations": [operation for operation in [api.bulk_operations.current()] if operation],
+        "throttle_status": api.bucket.throttle_status(),
+    }
