@@ -53,7 +53,13 @@ class ThreadedServer:
             return self
         host, port = self._requested
         # threaded=True: one thread per request, daemonic, so a request hung by a fault never blocks exit.
-        self._server = make_server(host, port, self.app, threaded=True, request_handler=_QuietRequestHandler)
+        try:
+            self._server = make_server(
+                host, port, self.app, threaded=True, request_handler=_QuietRequestHandler
+            )
+        except SystemExit:
+            # Werkzeug exits the process when the port is taken; a caller must be able to recover.
+            raise OSError(f"sandbox {self.name}: cannot listen on {host}:{port} (in use?)") from None
         self._thread = threading.Thread(target=self._serve, name=f"sandbox-{self.name}", daemon=True)
         self._thread.start()
         return self
