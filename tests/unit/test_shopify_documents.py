@@ -1,0 +1,100 @@
+"""The connector's GraphQL documents are valid for Shopify's real 2025-01 schema and for the sandbox's."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from graphql import (
+    FragmentDefinitionNode,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    StringValueNode,
+    build_client_schema,
+    parse,
+    validate,
+    visit,
+)
+from graphql.language import Visitor
+
+from connectors.shopify import documents
+from sandbox.shopify.cost import MAX_QUERY_COST, requested_cost
+from sandbox.shopify.schema import build_admin_schema
+
+REAL_SCHEMA_PATH = (
+    Path(__file__).resolve().parents[3] / "shared" / "data" / "shopify" / "admin_schema_2025-01.json.gz"
+)
+
+# Variables the connector sends with the documents whose cost depends on them.
+TYPICAL_VARIABLES = {"first": 5}
+
+
+@pytest.fixture(scope="module")
+def real_schema() -> GraphQLSchema:
+    if not REAL_SCHEMA_PATH.exists():
+        pytest.skip(f"Shopify's published 2025-01 schema is not at {REAL_SCHEMA_PATH}")
+    with gzip.open(REAL_SCHEMA_PATH) as introspection_file:
+        introspection = json.load(introspection_file)
+    schema = build_client_schema(introspection.get("data", introspection))
+    # The published file has harmless deprecation inconsistencies that would fail validation.
+    schema._validation_errors = []
+    return schema
+
+
+DOCUMENTS = sorted(documents.ALL_DOCUMENTS.items())
+
+
+@pytest.mark.parametrize(("name", "document"), DOCUMENTS, ids=[name for name, _ in DOCUMENTS])
+def test_document_validates_against_shopifys_schema(
+    name: str, document: str, real_schema: GraphQLSchema
+) -> None:
+    assert [error.message for error in validate(real_schema, parse(document))] == []
+
+
+@pytest.mark.parametrize(("name", "document"), DOCUMENTS, ids=[name for name, _ in DOCUMENTS])
+def test_document_validates_against_the_sandbox_schema(name: str, document: str) -> None:
+    assert [error.message for error in validate(build_admin_schema(), parse(document))] == []
+
+
+@pytest.mark.parametrize(("name", "document"), DOCUMENTS, ids=[name for name, _ in DOCUMENTS])
+def test_document_has_one_operation_named_as_listed(name: str, document: str) -> None:
+    operations = [node for node in parse(document).definitions if isinstance(node, OperationDefinitionNode)]
+    assert len(operations) == 1
+    if name != "BulkCustomersQuery":  # Shopify's bulk queries are anonymous
+        assert operations[0].name is not None and operations[0].name.value == name
+
+
+def _string_literals(document: str) -> list[str]:
+    literals: list[str] = []
+
+    class Collect(Visitor):
+        def enter_string_value(self, node: StringValueNode, *_: object) -> None:
+            literals.append(node.value)
+
+    visit(parse(document), Collect())
+    return literals
+
+
+@pytest.mark.parametrize(
+    ("name", "document"),
+    [(name, document) for name, document in DOCUMENTS if name != "BulkCustomersQuery"],
+)
+def test_documents_take_every_value_from_variables(name: str, document: str) -> None:
+    assert _string_literals(document) == [], f"{name} has literal strings; values belong in variables"
+
+
+def test_the_bulk_query_reads_the_member_number_namespace() -> None:
+    assert _string_literals(documents.BULK_CUSTOMERS_QUERY) == [documents.MEMBER_NUMBER_NAMESPACE]
+
+
+@pytest.mark.parametrize(("name", "document"), DOCUMENTS, ids=[name for name, _ in DOCUMENTS])
+def test_document_stays_well_under_the_single_query_cost_limit(name: str, document: str) -> None:
+    parsed = parse(document)
+    operation = next(node for node in parsed.definitions if isinstance(node, OperationDefinitionNode))
+    fragments = {
+        node.name.value: node for node in parsed.definitions if isinstance(node, FragmentDefinitionNode)
+    }
+    cost = requested_cost(build_admin_schema(), operation, fragments, TYPICAL_VARIABLES)
+    assert cost <= MAX_QUERY_COST // 10
