@@ -139,13 +139,19 @@ class AdminApi:
             variable_values=request.variables,
             operation_name=request.operation_name,
         )
-        actual = actual_cost(self.schema, operation, fragments, request.variables, result.data)
+        # Errors without a path are request errors (variables that do not fit): nothing ran, nothing costs.
+        request_failed = result.data is None and all(error.path is None for error in result.errors or [])
+        actual = (
+            0
+            if request_failed
+            else actual_cost(self.schema, operation, fragments, request.variables, result.data)
+        )
         actual = min(actual, requested)
         self.bucket.refund(requested - actual)
         body: dict[str, Any] = {}
         if result.errors:
             body["errors"] = [error.formatted for error in result.errors]
-        if result.data is not None or not result.errors:  # request errors (bad variables) carry no data
+        if not request_failed:
             body["data"] = result.data
         body["extensions"] = {"cost": self.cost_extension(requested, actual)}
         if context.search_reports:
