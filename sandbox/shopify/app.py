@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -49,13 +48,10 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep Shopify's key order: errors, data, extensions
     api = AdminApi(bucket_size=bucket_size, restore_rate=restore_rate, max_query_cost=max_query_cost)
     versions = frozenset(api_versions)
-    server_errors = itertools.cycle(_SERVER_ERRORS)
-    server_errors_lock = threading.Lock()
+    rotation = _ServerErrorRotation()
 
     def render_error() -> Response:
-        # A fixed rotation, so a seeded fault run is reproducible down to the status codes.
-        with server_errors_lock:
-            status, content_type, body = next(server_errors)
+        status, content_type, body = rotation.next_for(controls.faults.config)
         return Response(body, status=status, content_type=content_type)
 
     def render_throttle() -> Response:
@@ -103,6 +99,25 @@ def create_app(
 
     app.extensions["sandbox.shopify"] = api
     return app
+
+
+class _ServerErrorRotation:
+    """Injected 5xx statuses in a fixed rotation that restarts with every fault configuration.
+
+    So a seeded fault run is reproducible down to the status codes.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._config: object = None
+        self._count = 0
+
+    def next_for(self, config: object) -> tuple[int, str, str]:
+        with self._lock:
+            if config is not self._config:
+                self._config, self._count = config, 0
+            self._count += 1
+            return _SERVER_ERRORS[(self._count - 1) % len(_SERVER_ERRORS)]
 
 
 def _graphql_request(incoming: Request) -> GraphQLRequest | None:
