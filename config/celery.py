@@ -46,6 +46,9 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, A
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,
+        # A task whose ack cannot reach a lost broker is cancelled and redelivered: steps are
+        # idempotent, so a second run is safe, and a silently un-acked one would be lost work.
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "task_default_queue": REALTIME_QUEUE,

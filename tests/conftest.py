@@ -97,3 +97,30 @@ def client(settings: Settings, database: Database) -> Any:
     from app import create_app
 
     return create_app(settings, database=database).test_client()
+
+
+@pytest.fixture
+def worker_factory(
+    make_settings: Callable[..., Settings], database: Database
+) -> Iterator[Callable[..., Any]]:
+    """Start a real Celery worker (threads pool, in this process) on a given broker URL."""
+    from celery.contrib.testing.worker import start_worker
+
+    from tasks.factory import create_celery_app
+
+    started: list[Any] = []
+
+    def start(broker_url: str, **env: str) -> Any:
+        settings = make_settings(CELERY_BROKER_URL=broker_url, REDIS_URL=broker_url, **env)
+        celery = create_celery_app(settings, database)
+        celery.loader.import_default_modules()
+        context = start_worker(
+            celery, pool="threads", concurrency=4, perform_ping_check=False, shutdown_timeout=10
+        )
+        context.__enter__()
+        started.append(context)
+        return celery
+
+    yield start
+    for context in reversed(started):
+        context.__exit__(None, None, None)
