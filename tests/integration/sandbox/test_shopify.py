@@ -50,11 +50,18 @@ class Shop:
         return dict(requests.get(f"{self.url}/_sandbox/state", timeout=5).json())
 
 
-@pytest.fixture
-def shop() -> Iterator[Shop]:
+@pytest.fixture(scope="module")
+def running_shop() -> Iterator[Shop]:
     server = ThreadedServer(create_app(), port=0).start()
     yield Shop(server)
     server.stop()
+
+
+@pytest.fixture
+def shop(running_shop: Shop) -> Shop:
+    """The module's emulator, emptied: every test starts from customer 1 with no counters or faults."""
+    assert requests.post(f"{running_shop.url}/_sandbox/reset", timeout=5).status_code == 200
+    return running_shop
 
 
 def member_number(value: str) -> dict[str, str]:
@@ -365,3 +372,31 @@ def test_state_and_reset(shop: Shop) -> None:
     state = shop.state()
     assert state["customers"] == [] and state["requests"] == {}
     assert shop.create(email="rei@example.jp")["id"] == "gid://shopify/Customer/1"
+
+
+def test_sort_by_name_pages_with_its_own_cursors(shop: Shop) -> None:
+    for first_name in ("Chie", "Aoi", "Daichi", "Ban"):
+        shop.create(firstName=first_name)
+    query = """query($after: String) { customers(first: 2, after: $after, sortKey: NAME) {
+        nodes { firstName } pageInfo { hasNextPage endCursor } } }"""
+    page = shop.data(query)["customers"]
+    assert [node["firstName"] for node in page["nodes"]] == ["Aoi", "Ban"]
+    rest = shop.data(query, {"after": page["pageInfo"]["endCursor"]})["customers"]
+    assert [node["firstName"] for node in rest["nodes"]] == ["Chie", "Daichi"]
+    assert rest["pageInfo"]["hasNextPage"] is False
+
+
+def test_customer_metafields_connection_filters_and_pages(shop: Shop) -> None:
+    metafields = [{**member_number(f"v{key}"), "key": f"k{key}"} for key in range(3)]
+    metafields.append({**member_number("other"), "namespace": "loyalty"})
+    owner = shop.create(email="mf@example.jp", metafields=metafields)["id"]
+    query = """query($id: ID!, $after: String) { customer(id: $id) {
+        metafields(first: 2, after: $after, namespace: "membersync") {
+            nodes { key value } pageInfo { hasNextPage endCursor } } } }"""
+    first = shop.data(query, {"id": owner})["customer"]["metafields"]
+    assert [node["key"] for node in first["nodes"]] == ["k0", "k1"]
+    second = shop.data(query, {"id": owner, "after": first["pageInfo"]["endCursor"]})["customer"][
+        "metafields"
+    ]
+    assert [node["key"] for node in second["nodes"]] == ["k2"]
+    assert second["pageInfo"]["hasNextPage"] is False
