@@ -1,0 +1,186 @@
+"""The `membersync` command line (CONTRACT.md): dev, sandbox, status, dlq, reconcile, db, bench."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from sqlalchemy import select
+
+from config.settings import ConfigError, Settings, load_settings
+from tasks.database import Database
+from tasks.models import DeadLetter, Registration
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _database() -> Database:
+    return Database(_settings().database_url)
+
+
+def _not_yet(what: str) -> None:
+    """Commands whose machinery arrives with a later issue say so plainly and exit non-zero."""
+    raise click.ClickException(
+        f"{what} is not available in this version yet (it arrives with its own issue)."
+    )
+
+
+def _print(document: Any) -> None:
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False, default=str))
+
+
+@click.group()
+def main() -> None:
+    """Membersync: one registration, a member everywhere (Shopify, Smaregi, HubSpot, welcome email)."""
+
+
+@main.command()
+def dev() -> None:
+    """Run everything locally: sandbox, embedded Redis, SQLite, web, worker, beat, Flower."""
+    from app.devserver import run_dev
+
+    sys.exit(run_dev())
+
+
+@main.command()
+def sandbox() -> None:
+    """Run only the emulators (Shopify, Smaregi, HubSpot) and the SMTP catcher."""
+    from sandbox.runner import main as run_sandbox
+
+    sys.exit(run_sandbox([]))
+
+
+@main.command()
+@click.argument("registration_id")
+def status(registration_id: str) -> None:
+    """One registration's status as JSON (no personal data)."""
+    from app.status import status_document
+
+    with _database().session() as session:
+        registration = session.get(Registration, registration_id)
+        if registration is None:
+            raise click.ClickException(f"no registration {registration_id}")
+        _print(status_document(registration))
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply Alembic migrations up to head."""
+    database = _database()
+    database.upgrade()
+    click.echo(f"database at head ({database.engine.url.render_as_string(hide_password=True)})")
+
+
+@main.group()
+def dlq() -> None:
+    """Dead letters: list, show, replay, discard."""
+
+
+def _dead_letter_document(letter: DeadLetter) -> dict[str, Any]:
+    return {
+        "id": letter.id,
+        "registration_id": letter.registration_id,
+        "system": letter.system,
+        "task_name": letter.task_name,
+        "error_class": letter.error_class,
+        "message": letter.message,
+        "attempts": letter.attempts,
+        "first_failed_at": letter.first_failed_at,
+        "last_failed_at": letter.last_failed_at,
+        "status": letter.status,
+    }
+
+
+@dlq.command("list")
+@click.option(
+    "--status",
+    "status_filter",
+    default="open",
+    show_default=True,
+    help="open/replayed/resolved/discarded/all",
+)
+def dlq_list(status_filter: str) -> None:
+    """Dead letters as JSON, oldest first."""
+    query = select(DeadLetter).order_by(DeadLetter.id)
+    if status_filter != "all":
+        query = query.where(DeadLetter.status == status_filter)
+    with _database().session() as session:
+        _print([_dead_letter_document(letter) for letter in session.scalars(query)])
+
+
+@dlq.command("show")
+@click.argument("dead_letter_id", type=int)
+def dlq_show(dead_letter_id: int) -> None:
+    """One dead letter as JSON."""
+    with _database().session() as session:
+        letter = session.get(DeadLetter, dead_letter_id)
+        if letter is None:
+            raise click.ClickException(f"no dead letter {dead_letter_id}")
+        _print({**_dead_letter_document(letter), "args": letter.args, "notes": letter.notes})
+
+
+@dlq.command("replay")
+@click.argument("dead_letter_id", required=False)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every open dead letter.")
+def dlq_replay(dead_letter_id: str | None, replay_all: bool) -> None:
+    """Re-run the chain from the failed step."""
+    _not_yet("dlq replay")
+
+
+@dlq.command("discard")
+@click.argument("dead_letter_id")
+def dlq_discard(dead_letter_id: str) -> None:
+    """Mark a dead letter discarded."""
+    _not_yet("dlq discard")
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True)
+def reconcile(dry_run: bool) -> None:
+    """One reconciliation run now; prints its report as JSON."""
+    _not_yet("reconcile")
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks; each prints one JSON object on its last line."""
+
+
+@bench.command("pipeline")
+@click.option("--registrations", default=200, show_default=True)
+@click.option("--latency-ms", default=0, show_default=True)
+def bench_pipeline(registrations: int, latency_ms: int) -> None:
+    """End-to-end throughput against the sandbox."""
+    _not_yet("bench pipeline")
+
+
+@bench.command("intake")
+@click.option("--seconds", default=10, show_default=True)
+def bench_intake(seconds: int) -> None:
+    """Intake requests per second."""
+    _not_yet("bench intake")
+
+
+@bench.command("ratelimit")
+def bench_ratelimit() -> None:
+    """How close the global rate limiter gets to a vendor's limit."""
+    _not_yet("bench ratelimit")
+
+
+@bench.command("reconcile")
+@click.option("--customers", default=10_000, show_default=True)
+def bench_reconcile(customers: int) -> None:
+    """Reconciliation time and memory."""
+    _not_yet("bench reconcile")
