@@ -7,6 +7,7 @@ process group. Ctrl-C (or SIGTERM) stops them all, in reverse order, and nothing
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -78,10 +79,8 @@ class Supervisor:
 
 
 def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def dev_environment(base: Mapping[str, str]) -> dict[str, str]:

@@ -23,7 +23,7 @@ class StepTask(Task):
 
     @property
     def runtime(self) -> Runtime:
-        runtime: Runtime = self.app.membersync  # type: ignore[attr-defined]
+        runtime: Runtime = self.app.membersync
         return runtime
 
     def run_step(self, registration_id: str) -> dict[str, Any]:

@@ -19,14 +19,12 @@ def create_celery_app(
     settings = settings or load_settings()
     celery = Celery("membersync", set_as_current=False)
     celery.config_from_object(celery_config(settings, fail_fast=fail_fast))
-    celery.membersync = Runtime(  # type: ignore[attr-defined]
-        settings=settings, database=database or Database(settings.database_url)
-    )
+    celery.membersync = Runtime(settings=settings, database=database or Database(settings.database_url))
     celery.autodiscover_tasks(lambda: TASK_MODULES, related_name=None, force=True)
     return celery
 
 
 def runtime_of(celery: Celery) -> Runtime:
     """The runtime attached to `celery` by create_celery_app."""
-    runtime: Runtime = celery.membersync  # type: ignore[attr-defined]
+    runtime: Runtime = celery.membersync
     return runtime

@@ -71,14 +71,14 @@ def relay(celery: Celery, database: Database, *, older_than_seconds: float) -> i
 
 
 @shared_task(name="membersync.outbox.relay", bind=True, ignore_result=True)
-def relay_task(self) -> int:  # type: ignore[no-untyped-def]
+def relay_task(self) -> int:
     """Beat-scheduled relay of unpublished outbox rows."""
     runtime = self.app.membersync
     return relay(self.app, runtime.database, older_than_seconds=runtime.settings.outbox_relay_after_seconds)
 
 
 @worker_ready.connect
-def relay_at_worker_start(sender, **_kwargs) -> None:  # type: ignore[no-untyped-def]
+def relay_at_worker_start(sender, **_kwargs) -> None:
     """A starting worker publishes everything left over, whatever its age."""
     celery = sender.app
     runtime = getattr(celery, "membersync", None)
