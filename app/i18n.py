@@ -1,0 +1,248 @@
+"""The registration form's words in Japanese and English, and the validation messages in both.
+
+marshmallow (app/schemas.py) speaks English only. Its messages are mapped here, rule by rule, to
+what a person filling in the form should read; a message we do not know yet is shown in its English
+original rather than hidden, so a new rule in the schema is never silently lost.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+LANGUAGES = ("ja", "en")
+DEFAULT_LANGUAGE = "ja"
+# The other language of each, for the language switch.
+OTHER_LANGUAGE = {"ja": "en", "en": "ja"}
+# Each language's name written in itself: the switch link is read in the language it leads to.
+LANGUAGE_NAMES = {"ja": "日本語", "en": "English"}
+
+
+def choose_language(requested: str | None, accepted: Iterable[tuple[str, float]] = ()) -> str:
+    """The page language: an explicit `lang` wins, then the browser's Accept-Language, then ja."""
+    if requested in LANGUAGES:
+        return str(requested)
+    ranked = sorted(accepted, key=lambda pair: pair[1], reverse=True)
+    for tag, quality in ranked:
+        primary = tag.split("-", 1)[0].lower()
+        if quality > 0 and primary in LANGUAGES:
+            return primary
+    return DEFAULT_LANGUAGE
+
+
+LABELS: Mapping[str, Mapping[str, str]] = {
+    "ja": {
+        "email": "メールアドレス",
+        "last_name": "姓",
+        "first_name": "名",
+        "last_name_kana": "セイ（フリガナ）",
+        "first_name_kana": "メイ（フリガナ）",
+        "phone": "電話番号",
+        "birth_date": "生年月日",
+        "postal_code": "郵便番号",
+        "address": "住所",
+        "gender": "性別",
+        "accepts_marketing": "お得な情報やキャンペーンのお知らせをメールで受け取る",
+    },
+    "en": {
+        "email": "Email address",
+        "last_name": "Family name",
+        "first_name": "Given name",
+        "last_name_kana": "Family name in katakana",
+        "first_name_kana": "Given name in katakana",
+        "phone": "Phone number",
+        "birth_date": "Date of birth",
+        "postal_code": "Postal code",
+        "address": "Address",
+        "gender": "Gender",
+        "accepts_marketing": "Email me news and offers",
+    },
+}
+
+HINTS: Mapping[str, Mapping[str, str]] = {
+    "ja": {
+        "email": "会員登録のお知らせと会員番号をお送りします。",
+        "last_name_kana": "全角カタカナ（例: ヤマダ）",
+        "first_name_kana": "全角カタカナ（例: ハナコ）",
+        "phone": "例: 090-1234-5678",
+        "birth_date": "例: 1990-04-01",
+        "postal_code": "例: 150-0001（ハイフンなしでも可）",
+        "address": "都道府県から番地・建物名まで",
+    },
+    "en": {
+        "email": "We send your membership number here.",
+        "last_name_kana": "Full-width katakana, e.g. ヤマダ",
+        "first_name_kana": "Full-width katakana, e.g. ハナコ",
+        "phone": "For example 090-1234-5678",
+        "birth_date": "For example 1990-04-01",
+        "postal_code": "For example 150-0001 (the hyphen is optional)",
+        "address": "Prefecture, city, street and building",
+    },
+}
+
+GENDER_CHOICES: Mapping[str, Mapping[str, str]] = {
+    "ja": {"": "選択しない", "female": "女性", "male": "男性", "unspecified": "回答しない"},
+    "en": {"": "Not selected", "female": "Female", "male": "Male", "unspecified": "Prefer not to say"},
+}
+
+TEXT: Mapping[str, Mapping[str, str]] = {
+    "ja": {
+        "title": "会員登録",
+        "intro": "ご登録いただくと、オンラインストアと店舗の両方で会員としてポイントが貯まります。",
+        "required_note": "「必須」と書かれた項目は必ずご入力ください。",
+        "required": "必須",
+        "optional": "任意",
+        "name_legend": "お名前",
+        "kana_legend": "フリガナ",
+        "address_legend": "ご住所",
+        "marketing_legend": "お知らせメール",
+        "submit": "登録する",
+        "error_title": "入力内容を確認してください",
+        "error_intro": "次の項目を修正してください。",
+        "error_prefix": "エラー: ",
+        "honeypot_label": "この欄には何も入力しないでください",
+        "switch_language": "Switch to English",
+        "thanks_title": "ご登録ありがとうございます",
+        "thanks_body": "会員登録を受け付けました。",
+        "thanks_email": "会員番号を記載した確認メールをまもなくお送りします。",
+        "thanks_reference": "受付番号",
+        "thanks_reference_note": "お問い合わせの際はこの番号をお知らせください。",
+        "back_to_form": "登録フォームに戻る",
+        "problem_title": "送信できませんでした",
+        "csrf_problem": (
+            "ページの有効期限が切れたか、送信内容を確認できませんでした。"
+            "お手数ですが、フォームを開き直してもう一度送信してください。入力内容は保存されていません。"
+        ),
+        "bad_request_problem": "送信内容を読み取れませんでした。フォームを開き直してもう一度お試しください。",
+        "too_large_problem": "送信内容が大きすぎます。入力内容を短くしてもう一度お試しください。",
+        "rate_limited_problem": "短時間に送信が集中しています。しばらく待ってからもう一度お試しください。",
+        "not_found_problem": "ページが見つかりません。",
+    },
+    "en": {
+        "title": "Become a member",
+        "intro": "Members collect points both in our online store and at the shop counter.",
+        "required_note": "Fields marked “required” must be filled in.",
+        "required": "required",
+        "optional": "optional",
+        "name_legend": "Your name",
+        "kana_legend": "Your name in katakana",
+        "address_legend": "Your address",
+        "marketing_legend": "News by email",
+        "submit": "Register",
+        "error_title": "Please check your entries",
+        "error_intro": "The following need your attention:",
+        "error_prefix": "Error: ",
+        "honeypot_label": "Leave this field empty",
+        "switch_language": "日本語で表示",
+        "thanks_title": "Thank you for registering",
+        "thanks_body": "Your registration has been received.",
+        "thanks_email": "We will email you your membership number shortly.",
+        "thanks_reference": "Reference number",
+        "thanks_reference_note": "Please quote this number if you contact us.",
+        "back_to_form": "Back to the registration form",
+        "problem_title": "Your form could not be sent",
+        "csrf_problem": (
+            "The page expired or the form could not be verified. Please open the form again and "
+            "resubmit it. Nothing you entered was saved."
+        ),
+        "bad_request_problem": "The form could not be read. Please open it again and retry.",
+        "too_large_problem": "The form was too large. Please shorten your entries and retry.",
+        "rate_limited_problem": "Too many submissions in a short time. Please wait a moment and retry.",
+        "not_found_problem": "Page not found.",
+    },
+}
+
+
+@dataclass(frozen=True)
+class MessageRule:
+    """One marshmallow message (a regex over its English text) and what the form says instead.
+
+    `en` is None where marshmallow's English already reads well to a person; `{label}` is the field's
+    label and named groups of the pattern (such as `max`) fill the other placeholders.
+    """
+
+    pattern: re.Pattern[str]
+    ja: str
+    en: str | None = None
+
+
+def _rule(pattern: str, ja: str, en: str | None = None) -> MessageRule:
+    return MessageRule(re.compile(pattern), ja, en)
+
+
+MESSAGE_RULES: tuple[MessageRule, ...] = (
+    _rule(r"Missing data for required field\.", "{label}を入力してください。", "Enter your {label_lower}."),
+    _rule(r"Field may not be null\.", "{label}を入力してください。", "Enter your {label_lower}."),
+    _rule(r"Not a valid string\.", "{label}を文字で入力してください。"),
+    _rule(
+        r"Length must be between (?P<min>\d+) and (?P<max>\d+)\.",
+        "{min}〜{max}文字で入力してください。",
+        "Enter between {min} and {max} characters.",
+    ),
+    _rule(
+        r"Longer than maximum length (?P<max>\d+)\.",
+        "{max}文字以内で入力してください。",
+        "Enter at most {max} characters.",
+    ),
+    _rule(
+        r"Shorter than minimum length (?P<min>\d+)\.",
+        "{min}文字以上で入力してください。",
+        "Enter at least {min} characters.",
+    ),
+    _rule(
+        r"Not a valid email address\.",
+        "メールアドレスを name@example.com の形式で入力してください。",
+        "Enter an email address like name@example.com.",
+    ),
+    _rule(r"Must not contain control characters\.", "使用できない制御文字が含まれています。"),
+    _rule(r"Must be written in katakana.*", "全角カタカナで入力してください。"),
+    _rule(
+        r"Not a valid date\.",
+        "日付を 1990-04-01 の形式で入力してください。",
+        "Enter a date like 1990-04-01.",
+    ),
+    _rule(r"Must be in the past\.", "今日より前の日付を入力してください。", "Enter a date in the past."),
+    _rule(
+        r"Must be on or after (?P<date>[0-9-]+)\.",
+        "{date} 以降の日付を入力してください。",
+        "Enter a date on or after {date}.",
+    ),
+    _rule(r"Must be a Japanese postal code.*", "郵便番号を 150-0001 の形式で入力してください。"),
+    _rule(
+        r"Not a (valid )?phone number\.",
+        "電話番号を 090-1234-5678 のように入力してください。",
+        "Enter a phone number like 090-1234-5678.",
+    ),
+    _rule(
+        r"Too long for the shop's systems \((?P<max>\d+) characters\)\.",
+        "電話番号が長すぎます（国番号を含めて{max}文字まで）。",
+    ),
+    _rule(r"Must be one of: .*", "選択肢から選んでください。", "Choose one of the options."),
+    _rule(r"Not a valid boolean\.", "チェックボックスの値が正しくありません。"),
+)
+
+
+def localise_message(field: str, message: str, language: str) -> str:
+    """The message marshmallow gave for `field`, as the form shows it in `language`."""
+    label = LABELS.get(language, LABELS["en"]).get(field, field)
+    for rule in MESSAGE_RULES:
+        match = rule.pattern.fullmatch(message)
+        if match is None:
+            continue
+        template = rule.ja if language == "ja" else rule.en
+        if template is None:
+            return message
+        return template.format(label=label, label_lower=label.lower(), **match.groupdict())
+    return message
+
+
+def localise_errors(messages: object, language: str) -> dict[str, list[str]]:
+    """marshmallow's `ValidationError.messages` as {field: [message]} in `language`."""
+    if not isinstance(messages, dict):
+        messages = {"_schema": messages}
+    localised: dict[str, list[str]] = {}
+    for field, value in messages.items():
+        items = value if isinstance(value, list) else [value]
+        localised[str(field)] = [localise_message(str(field), str(item), language) for item in items]
+    return localised
