@@ -8,6 +8,7 @@ from typing import Any
 from celery import Celery
 from flask import Flask
 
+from config.observability import init_sentry
 from config.settings import Settings, load_settings
 from tasks.database import Database
 
@@ -26,6 +27,7 @@ def create_app(
     from tasks.factory import create_celery_app
 
     settings = settings or load_settings()
+    init_sentry(settings)
     database = database or Database(settings.database_url)
     celery = celery or create_celery_app(settings, database, fail_fast=True)
 

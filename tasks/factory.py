@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 from config.celery import celery_config
+from config.observability import init_sentry
 from config.settings import Settings, load_settings
 from tasks.database import Database
 from tasks.runtime import Runtime
@@ -17,6 +18,7 @@ def create_celery_app(
 ) -> Celery:
     """A Celery app configured from `settings`, carrying the runtime its tasks use."""
     settings = settings or load_settings()
+    init_sentry(settings)
     celery = Celery("membersync", set_as_current=False)
     celery.config_from_object(celery_config(settings, fail_fast=fail_fast))
     celery.membersync = Runtime(settings=settings, database=database or Database(settings.database_url))
