@@ -18,7 +18,9 @@ MINIMAL = {"email": "hanako@example.com", "first_name": "Hanako", "last_name": "
 def test_too_many_requests_is_429_and_shared_through_redis(
     make_settings: Callable[..., Settings], database: Database, clean_redis: str
 ) -> None:
-    settings = make_settings(INTAKE_RATE_LIMIT="3/minute", REDIS_URL=clean_redis, CELERY_BROKER_URL=clean_redis)
+    settings = make_settings(
+        INTAKE_RATE_LIMIT="3/minute", REDIS_URL=clean_redis, CELERY_BROKER_URL=clean_redis
+    )
     # Two web processes behind one load balancer: the limit is counted in Redis, not per process.
     first_web = create_app(settings, database=database).test_client()
     second_web = create_app(settings, database=database).test_client()
@@ -47,7 +49,9 @@ def test_concurrent_retries_with_one_key_make_one_registration(
     web = create_app(settings, database=database)
 
     def post(_: int) -> tuple[int, str]:
-        response = web.test_client().post("/api/registrations", json=MINIMAL, headers={"Idempotency-Key": "race-1"})
+        response = web.test_client().post(
+            "/api/registrations", json=MINIMAL, headers={"Idempotency-Key": "race-1"}
+        )
         return response.status_code, response.get_json()["id"]
 
     with ThreadPoolExecutor(max_workers=8) as pool:
