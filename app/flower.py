@@ -1,0 +1,83 @@
+"""`python -m app.flower`: Flower for our Celery app, behind basic auth, with persistent state.
+
+Flower reads every `FLOWER_*` variable that names one of its own options (FLOWER_ADDRESS, say);
+the options below are passed on its command line, which wins over those, so auth cannot be
+switched off from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from config.settings import ConfigError, Settings, load_settings
+
+DEFAULT_DB = Path("var") / "flower.db"
+# Flower keeps every task it has seen in memory (its default is 100 000); a registration makes four
+# tasks, so this holds the last few thousand registrations in a bounded amount of memory.
+DEFAULT_MAX_TASKS = 20_000
+# Persistent mode otherwise writes its state only on a clean shutdown; a killed container would
+# lose the task history since it started.
+STATE_SAVE_INTERVAL_MS = 60_000
+
+
+def flower_argv(settings: Settings, environ: Mapping[str, str] | None = None) -> list[str]:
+    """The `celery` arguments that start Flower for `settings` (for `Celery.start`, in-process).
+
+    The list carries the ops password: hand it to `Celery.start` in this process, never to a child
+    process's command line, where any local user could read it from /proc.
+    """
+    env = os.environ if environ is None else environ
+    username, password = settings.ops_credentials()
+    if "," in username or "," in password:
+        # Flower's --basic_auth takes several comma-separated user:password pairs, so a comma
+        # would silently split one credential into two that never match.
+        raise ConfigError("OPS_USERNAME and OPS_PASSWORD must not contain ',' (Flower splits on it)")
+    try:
+        max_tasks = int(env.get("FLOWER_MAX_TASKS") or DEFAULT_MAX_TASKS)
+    except ValueError:
+        raise ConfigError("FLOWER_MAX_TASKS is invalid: expected a positive integer") from None
+    if max_tasks <= 0:
+        raise ConfigError("FLOWER_MAX_TASKS is invalid: expected a positive integer")
+    argv = [
+        "flower",
+        f"--port={settings.flower_port}",
+        f"--basic_auth={username}:{password}",
+        "--persistent=True",
+        f"--db={flower_db(env)}",
+        f"--max_tasks={max_tasks}",
+        f"--state_save_interval={STATE_SAVE_INTERVAL_MS}",
+    ]
+    if settings.dev_mode and not env.get("FLOWER_ADDRESS"):
+        # Dev mode logs in with ops/ops: keep that off the network unless asked. In production
+        # Flower binds every interface (inside a container, the port mapping decides).
+        argv.append("--address=127.0.0.1")
+    return argv
+
+
+def flower_db(environ: Mapping[str, str] | None = None) -> Path:
+    """Where Flower keeps its state between restarts: FLOWER_DB, else ./var/flower.db."""
+    env = os.environ if environ is None else environ
+    return Path(env.get("FLOWER_DB") or DEFAULT_DB)
+
+
+def main() -> None:
+    """Start Flower on the Celery app built from the environment; exits with its status."""
+    from tasks.factory import create_celery_app
+
+    try:
+        settings = load_settings()
+        argv = flower_argv(settings)
+    except ConfigError as error:
+        # The message names the variable; a traceback would only bury it.
+        sys.exit(f"membersync flower: {error}")
+    # The shelve file is created by Flower, its folder is not.
+    flower_db().parent.mkdir(parents=True, exist_ok=True)
+    celery = create_celery_app(settings)
+    sys.exit(celery.start(argv) or 0)
+
+
+if __name__ == "__main__":
+    main()
