@@ -36,6 +36,10 @@ def create_app(
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         SECRET_KEY=settings.secret_key.value or _dev_secret_key(settings),
         JSON_SORT_KEYS=False,
+        # A second layer behind the form's CSRF token; HTTPS-only cookies outside dev mode.
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SECURE=not settings.dev_mode,
     )
     if test_config:
         flask_app.config.update(test_config)

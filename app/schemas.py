@@ -24,7 +24,7 @@ LOCALES = ("ja", "en")
 
 # Full-width katakana, the prolonged sound mark, middle dot and spaces (ASCII and ideographic).
 _KATAKANA = re.compile(r"[\u30A0-\u30FF\u31F0-\u31FF \u3000]+")
-_POSTAL_CODE = re.compile(r"^(\d{3})-?(\d{4})$")
+_POSTAL_CODE = re.compile(r"^([0-9]{3})-?([0-9]{4})$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 

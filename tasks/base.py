@@ -1,15 +1,41 @@
-"""The base class of every pipeline step: database session, idempotent skip, status bookkeeping."""
+"""The base class of every pipeline step: database session, idempotent skip, retry translation.
+
+A step runs in three short transactions: claim (count the attempt, so a message that keeps killing
+workers still runs out of attempts), sync (the connector call and its result, together), and on
+failure the bookkeeping (retry or dead letter). Connector errors are translated here, once:
+transient → Celery retry with backoff; permanent or exhausted → dead letter.
+"""
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Ignore
+from sqlalchemy import and_, or_, update
 from sqlalchemy.orm import Session
 
-from tasks.models import Registration, SyncStep
+from config.settings import RetryPolicy
+from connectors.errors import PermanentError, ThrottledError, TransientError
+from tasks.dead_letters import record_dead_letter
+from tasks.models import Registration, SyncStep, utcnow
 from tasks.pipeline import derive_status
+from tasks.retry import retries_exhausted, retry_delay
 from tasks.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# A running step whose holder has not finished within this long is taken over (above the task's
+# hard time limit, so a live holder is never overtaken).
+CLAIM_LEASE_SECONDS = 600
+# The step whose failure stops the chain: nothing else can be synced without the customer master.
+MASTER_SYSTEM = "shopify"
+
+
+class StepDeadLettered(Exception):
+    """The master step was dead-lettered: the chain stops here (visible as a failure in Flower)."""
 
 
 class StepTask(Task):
@@ -17,7 +43,6 @@ class StepTask(Task):
 
     abstract = True
     system: str = ""
-    # A message that keeps killing workers is redelivered forever without a bound of our own.
     acks_late = True
     reject_on_worker_lost = True
 
@@ -26,8 +51,40 @@ class StepTask(Task):
         runtime: Runtime = self.app.membersync
         return runtime
 
+    def policy(self) -> RetryPolicy:
+        """This system's retry policy from settings."""
+        return self.runtime.settings.retry_policies[self.system]
+
     def run_step(self, registration_id: str) -> dict[str, Any]:
         """Run the step once for `registration_id`; a finished step returns at once."""
+        claimed = self._claim(registration_id)
+        if claimed is not None:
+            return claimed
+        try:
+            with self.runtime.database.session() as session:
+                registration, step = self._load(session, registration_id)
+                self.sync(session, registration, step)
+                if step.state == "running":
+                    step.state = "succeeded"
+                step.last_error = None
+                registration.status = derive_status(registration.steps)
+                return {"registration_id": registration_id, "state": step.state}
+        except PermanentError as error:
+            return self._dead_letter(registration_id, error, getattr(error, "reason", "permanent"))
+        except TransientError as error:
+            return self._retry_or_dead_letter(registration_id, error)
+
+    def sync(self, session: Session, registration: Registration, step: SyncStep) -> None:
+        """Bring `registration` into this task's system and record the outcome on `step`."""
+        raise NotImplementedError
+
+    def _load(self, session: Session, registration_id: str) -> tuple[Registration, SyncStep]:
+        registration = session.get(Registration, registration_id)
+        assert registration is not None  # checked by _claim; registrations are never deleted mid-run
+        return registration, registration.step(self.system)
+
+    def _claim(self, registration_id: str) -> dict[str, Any] | None:
+        """Count the attempt and mark the step running; a result when there is nothing to do."""
         with self.runtime.database.session() as session:
             registration = session.get(Registration, registration_id)
             if registration is None:
@@ -37,11 +94,89 @@ class StepTask(Task):
                 return {"registration_id": registration_id, "state": step.state}
             if not self.runtime.settings.enabled_systems()[self.system]:
                 step.state = "skipped"
-            else:
-                self.sync(session, registration, step)
+                registration.status = derive_status(registration.steps)
+                return {"registration_id": registration_id, "state": step.state}
+            # Every earlier attempt that ended without bookkeeping was a worker dying mid-step: a
+            # message that keeps killing workers must still run out of attempts.
+            worker_lost = step.attempts >= self.policy().max_attempts
+            if not worker_lost and not self._take(session, step):
+                # Another delivery holds this step right now (a duplicate publish): its chain goes
+                # on from here, so this one stops rather than running later steps too early.
+                raise Ignore()
             registration.status = derive_status(registration.steps)
-            return {"registration_id": registration_id, "state": step.state}
+        if worker_lost:
+            return self._dead_letter(
+                registration_id, RuntimeError("attempts exhausted without an outcome"), "worker_lost"
+            )
+        return None
 
-    def sync(self, session: Session, registration: Registration, step: SyncStep) -> None:
-        """Bring `registration` into this task's system and record the outcome on `step`."""
-        raise NotImplementedError
+    def _take(self, session: Session, step: SyncStep) -> bool:
+        """Compare-and-set claim, so two deliveries never run one step at once.
+
+        A step is free when pending, when running under this same message (a redelivery after a
+        lost worker keeps its task id), or when its holder's lease ran out (a worker died for good).
+        """
+        lease_expired = utcnow() - timedelta(seconds=CLAIM_LEASE_SECONDS)
+        claimed = session.execute(
+            update(SyncStep)
+            .where(
+                SyncStep.id == step.id,
+                or_(
+                    SyncStep.state == "pending",
+                    and_(SyncStep.state == "running", SyncStep.celery_task_id == self.request.id),
+                    and_(SyncStep.state == "running", SyncStep.updated_at < lease_expired),
+                ),
+            )
+            .values(
+                state="running",
+                attempts=SyncStep.attempts + 1,
+                celery_task_id=self.request.id,
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        session.refresh(step)
+        return bool(claimed.rowcount)  # type: ignore[attr-defined]
+
+    def _retry_or_dead_letter(self, registration_id: str, error: TransientError) -> dict[str, Any]:
+        policy = self.policy()
+        with self.runtime.database.session() as session:
+            registration, step = self._load(session, registration_id)
+            elapsed = (utcnow() - registration.created_at).total_seconds()
+            if retries_exhausted(policy, step.attempts, elapsed):
+                attempts = step.attempts
+                exhausted = True
+            else:
+                exhausted = False
+                step.state = "pending"
+                step.last_error = f"{type(error).__name__}: {error}"[:2000]
+                attempts = step.attempts
+        if exhausted:
+            return self._dead_letter(registration_id, error, "retries_exhausted")
+        retry_after = error.retry_after if isinstance(error, ThrottledError) else None
+        countdown = retry_delay(policy, attempts, retry_after=retry_after)
+        log.info(
+            "step %s of %s retries in %.1fs (attempt %d)", self.system, registration_id, countdown, attempts
+        )
+        raise self.retry(countdown=countdown, exc=error, max_retries=None)
+
+    def _dead_letter(self, registration_id: str, error: BaseException, reason: str) -> dict[str, Any]:
+        with self.runtime.database.session() as session:
+            registration, step = self._load(session, registration_id)
+            step.state = "dead"
+            step.last_error = f"{reason}: {type(error).__name__}: {error}"[:2000]
+            record_dead_letter(
+                session,
+                registration_id=registration_id,
+                system=self.system,
+                task_name=self.name,
+                error=error,
+                reason=reason,
+                attempts=step.attempts,
+            )
+            registration.status = derive_status(registration.steps)
+        log.warning("step %s of %s dead-lettered: %s", self.system, registration_id, reason)
+        if self.system == MASTER_SYSTEM:
+            raise StepDeadLettered(f"{self.system} step of {registration_id} dead-lettered: {reason}")
+        # Not the master: the chain goes on (the customer still gets the welcome email).
+        return {"registration_id": registration_id, "state": "dead", "reason": reason}

@@ -1,7 +1,8 @@
 """The four pipeline steps, registered under their CONTRACT.md task names.
 
-Their bodies (connector calls, retries, dead letters) arrive with the pipeline issue; until then a
-step records that it ran and leaves its state pending, so nothing claims a sync that did not happen.
+Their connector calls arrive with the pipeline issue; until then a step is claimed (attempt counted,
+task id recorded) and left pending, so nothing claims a sync that did not happen. Retries and dead
+letters are already handled by the base class.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ class PendingStep(StepTask):
     abstract = True
 
     def sync(self, session: Session, registration: Registration, step: SyncStep) -> None:
-        step.celery_task_id = self.request.id
-        step.last_error = None
+        step.state = "pending"
 
 
 @shared_task(name="membersync.shopify.create_customer", bind=True, base=PendingStep, system="shopify")

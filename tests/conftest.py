@@ -110,10 +110,12 @@ def worker_factory(
 
     started: list[Any] = []
 
-    def start(broker_url: str, **env: str) -> Any:
+    def start(broker_url: str, *, extra_tasks: tuple[type, ...] = (), **env: str) -> Any:
         settings = make_settings(CELERY_BROKER_URL=broker_url, REDIS_URL=broker_url, **env)
         celery = create_celery_app(settings, database)
         celery.loader.import_default_modules()
+        for task_class in extra_tasks:
+            celery.register_task(task_class())
         context = start_worker(
             celery, pool="threads", concurrency=4, perform_ping_check=False, shutdown_timeout=10
         )

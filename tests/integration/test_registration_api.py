@@ -98,6 +98,7 @@ TOMORROW = (date.today() + timedelta(days=1)).isoformat()
         ("birth_date", "01/04/1990"),
         ("birth_date", "1850-01-01"),
         ("postal_code", "12-345"),
+        ("postal_code", "١٥٠٠٠٠١"),
         ("address", "x" * 256),
         ("address", "line\x00break"),
         ("gender", "robot"),

@@ -1,0 +1,219 @@
+"""The base step translates connector errors: retry transient ones, dead-letter the rest, stop on the master.
+
+Real Redis and a real worker; the steps here are test steps whose "vendor" fails on a script.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from celery import chain
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from config.settings import RetryPolicy
+from connectors.errors import AmbiguousMatch, PermanentError, ThrottledError, TransientError
+from tasks.base import StepTask
+from tasks.database import Database
+from tasks.models import SYSTEMS, DeadLetter, Registration, SyncStep
+
+FAST = RetryPolicy(max_attempts=3, base_seconds=0.05, cap_seconds=0.2, budget_seconds=60)
+
+
+class ScriptedStep(StepTask):
+    """A step whose vendor answers from `script` (exceptions to raise, then success)."""
+
+    abstract = True
+    script: ClassVar[list[Exception]] = []
+    calls: ClassVar[int] = 0
+
+    def policy(self) -> RetryPolicy:
+        return FAST
+
+    def sync(self, session: Session, registration: Registration, step: SyncStep) -> None:
+        type(self).calls += 1
+        if type(self).script:
+            raise type(self).script.pop(0)
+        step.external_id = f"ext-{registration.id[:8]}"
+
+    def run(self, registration_id: str) -> dict[str, Any]:
+        return self.run_step(registration_id)
+
+
+class HubspotStep(ScriptedStep):
+    name = "tests.hubspot_step"
+    system = "hubspot"
+
+
+class ShopifyStep(ScriptedStep):
+    name = "tests.shopify_step"
+    system = "shopify"
+
+
+class SmaregiStep(ScriptedStep):
+    name = "tests.smaregi_step"
+    system = "smaregi"
+
+
+def new_registration(database: Database, **step_state: Any) -> str:
+    with database.session() as session:
+        registration = Registration(
+            request_fingerprint="f", email="r@example.com", first_name="A", last_name="B"
+        )
+        registration.steps = [SyncStep(system=system, **step_state) for system in SYSTEMS]
+        session.add(registration)
+        session.flush()
+        return registration.id
+
+
+def step_of(database: Database, registration_id: str, system: str) -> SyncStep:
+    with database.session() as session:
+        registration = session.get(Registration, registration_id)
+        assert registration is not None
+        return registration.step(system)
+
+
+def status_of(database: Database, registration_id: str) -> str:
+    with database.session() as session:
+        registration = session.get(Registration, registration_id)
+        assert registration is not None
+        return registration.status
+
+
+def dead_letters(database: Database) -> list[DeadLetter]:
+    with database.session() as session:
+        return list(session.scalars(select(DeadLetter)))
+
+
+def wait_for_state(database: Database, registration_id: str, system: str, states: set[str]) -> SyncStep:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        step = step_of(database, registration_id, system)
+        if step.state in states:
+            return step
+        time.sleep(0.05)
+    raise AssertionError(f"{system} stayed {step_of(database, registration_id, system).state}")
+
+
+def start(
+    worker_factory: Callable[..., Any], redis_url: str, *scripts: tuple[type[ScriptedStep], list[Exception]]
+) -> Any:
+    for step_class, script in scripts:
+        step_class.script = list(script)
+        step_class.calls = 0
+    return worker_factory(redis_url, extra_tasks=(HubspotStep, ShopifyStep, SmaregiStep))
+
+
+def test_transient_errors_are_retried_until_success(
+    worker_factory: Callable[..., Any], clean_redis: str, database: Database
+) -> None:
+    celery = start(
+        worker_factory,
+        clean_redis,
+        (HubspotStep, [TransientError("503 from vendor"), ThrottledError("429", retry_after=0.1)]),
+    )
+    registration_id = new_registration(database)
+    celery.signature(HubspotStep.name, args=(registration_id,)).apply_async()
+    step = wait_for_state(database, registration_id, "hubspot", {"succeeded", "dead"})
+    assert step.state == "succeeded"
+    assert step.attempts == 3 and HubspotStep.calls == 3
+    assert step.external_id == f"ext-{registration_id[:8]}" and step.last_error is None
+    assert dead_letters(database) == []
+
+
+def test_retries_run_out_into_a_dead_letter_and_the_chain_goes_on(
+    worker_factory: Callable[..., Any], clean_redis: str, database: Database
+) -> None:
+    celery = start(
+        worker_factory, clean_redis, (HubspotStep, [TransientError("down")] * 5), (SmaregiStep, [])
+    )
+    registration_id = new_registration(database)
+    chain(
+        celery.signature(HubspotStep.name, args=(registration_id,), immutable=True),
+        celery.signature(SmaregiStep.name, args=(registration_id,), immutable=True),
+    ).apply_async()
+    step = wait_for_state(database, registration_id, "hubspot", {"dead"})
+    assert step.attempts == FAST.max_attempts == HubspotStep.calls
+    [letter] = dead_letters(database)
+    assert (letter.system, letter.status, letter.error_class) == ("hubspot", "open", "TransientError")
+    assert letter.message.startswith("retries_exhausted") and letter.args == {
+        "registration_id": registration_id
+    }
+    # Not the master: the next step still runs.
+    assert wait_for_state(database, registration_id, "smaregi", {"succeeded"}).external_id
+
+
+def test_a_permanent_error_on_the_master_fails_the_registration_and_stops_the_chain(
+    worker_factory: Callable[..., Any], clean_redis: str, database: Database
+) -> None:
+    celery = start(
+        worker_factory, clean_redis, (ShopifyStep, [PermanentError("401 bad token")]), (SmaregiStep, [])
+    )
+    registration_id = new_registration(database)
+    chain(
+        celery.signature(ShopifyStep.name, args=(registration_id,), immutable=True),
+        celery.signature(SmaregiStep.name, args=(registration_id,), immutable=True),
+    ).apply_async()
+    step = wait_for_state(database, registration_id, "shopify", {"dead"})
+    assert step.attempts == 1 and ShopifyStep.calls == 1
+    assert status_of(database, registration_id) == "failed"
+    time.sleep(0.5)
+    assert SmaregiStep.calls == 0 and step_of(database, registration_id, "smaregi").state == "pending"
+    [letter] = dead_letters(database)
+    assert letter.message.startswith("permanent")
+
+
+def test_an_ambiguous_match_is_dead_lettered_with_its_reason(
+    worker_factory: Callable[..., Any], clean_redis: str, database: Database
+) -> None:
+    celery = start(
+        worker_factory, clean_redis, (SmaregiStep, [AmbiguousMatch("2 members share the address")])
+    )
+    registration_id = new_registration(database)
+    celery.signature(SmaregiStep.name, args=(registration_id,)).apply_async()
+    wait_for_state(database, registration_id, "smaregi", {"dead"})
+    [letter] = dead_letters(database)
+    assert letter.message.startswith("ambiguous_match") and letter.error_class == "AmbiguousMatch"
+
+
+def test_a_message_that_keeps_killing_workers_runs_out_of_attempts(
+    worker_factory: Callable[..., Any], clean_redis: str, database: Database
+) -> None:
+    celery = start(worker_factory, clean_redis, (HubspotStep, []))
+    # Three earlier deliveries claimed the step and never came back (the worker died each time).
+    registration_id = new_registration(database, attempts=FAST.max_attempts, state="running")
+    celery.signature(HubspotStep.name, args=(registration_id,)).apply_async()
+    wait_for_state(database, registration_id, "hubspot", {"dead"})
+    assert HubspotStep.calls == 0
+    [letter] = dead_letters(database)
+    assert letter.message.startswith("worker_lost")
+
+
+def test_a_finished_step_is_a_no_op_on_redelivery(
+    worker_factory: Callable[..., Any], clean_redis: str, database: Database
+) -> None:
+    celery = start(worker_factory, clean_redis, (HubspotStep, []))
+    registration_id = new_registration(database)
+    for _ in range(3):
+        celery.signature(HubspotStep.name, args=(registration_id,)).apply_async()
+    wait_for_state(database, registration_id, "hubspot", {"succeeded"})
+    time.sleep(0.5)
+    assert HubspotStep.calls == 1 and step_of(database, registration_id, "hubspot").attempts == 1
+
+
+def test_a_step_held_by_another_delivery_is_not_run_twice(
+    worker_factory: Callable[..., Any], clean_redis: str, database: Database
+) -> None:
+    celery = start(worker_factory, clean_redis, (HubspotStep, []), (SmaregiStep, []))
+    # Another worker holds the hubspot step right now (claimed a moment ago under another message).
+    registration_id = new_registration(database, state="running", attempts=1, celery_task_id="other-message")
+    chain(
+        celery.signature(HubspotStep.name, args=(registration_id,), immutable=True),
+        celery.signature(SmaregiStep.name, args=(registration_id,), immutable=True),
+    ).apply_async()
+    time.sleep(1.0)
+    assert HubspotStep.calls == 0 and SmaregiStep.calls == 0  # stopped: the holder's chain goes on
+    step = step_of(database, registration_id, "hubspot")
+    assert (step.state, step.attempts, step.celery_task_id) == ("running", 1, "other-message")
