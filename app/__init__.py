@@ -28,7 +28,7 @@ def create_app(
 
     settings = settings or load_settings()
     init_sentry(settings)
-    database = database or Database(settings.database_url)
+    database = database or Database.from_settings(settings)
     celery = celery or create_celery_app(settings, database, fail_fast=True)
 
     flask_app = Flask(__name__)
@@ -45,6 +45,12 @@ def create_app(
         flask_app.config.update(test_config)
     flask_app.extensions["membersync"] = Services(settings, database, celery)
 
+    if settings.trusted_proxy_count:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        flask_app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            flask_app.wsgi_app, x_for=settings.trusted_proxy_count, x_proto=settings.trusted_proxy_count
+        )
     limits.init_app(flask_app, settings)
     errors.init_app(flask_app)
     flask_app.register_blueprint(api.blueprint)

@@ -22,7 +22,7 @@ def _settings() -> Settings:
 
 
 def _database() -> Database:
-    return Database(_settings().database_url)
+    return Database.from_settings(_settings())
 
 
 def _not_yet(what: str) -> None:

@@ -56,6 +56,13 @@ def _positive_int(raw: str) -> int:
     return number
 
 
+def _non_negative_int(raw: str) -> int:
+    number = int(raw)
+    if number < 0:
+        raise ValueError("expected zero or a positive integer")
+    return number
+
+
 def _url(raw: str) -> str:
     if not re.match(r"^[a-z][a-z0-9+.-]*://", raw.strip()):
         raise ValueError("expected a URL such as scheme://host")
@@ -130,6 +137,10 @@ class Settings:
 
     environment: str = setting("MEMBERSYNC_ENV", str, "production")
     database_url: str = setting("DATABASE_URL", _url, "")
+    # Each worker thread holds a connection while it waits on a vendor: size the pool to the
+    # worker concurrency (ignored for SQLite).
+    database_pool_size: int = setting("DATABASE_POOL_SIZE", _positive_int, 20)
+    database_max_overflow: int = setting("DATABASE_MAX_OVERFLOW", _non_negative_int, 10)
     redis_url: str | None = setting("REDIS_URL", _optional_url, None)
     celery_broker_url: str | None = setting("CELERY_BROKER_URL", _optional_url, None)
     port: int = setting("PORT", _port, 8000)
@@ -171,6 +182,9 @@ class Settings:
     ops_alert_email: str | None = setting("OPS_ALERT_EMAIL", _email_or_none, None)
 
     intake_rate_limit: str | None = setting("INTAKE_RATE_LIMIT", _rate_limit, "60/minute")
+    # How many reverse proxies sit in front of the web service and set X-Forwarded-For; the rate
+    # limit keys on the client address they report. 0 trusts no header (direct exposure).
+    trusted_proxy_count: int = setting("TRUSTED_PROXY_COUNT", _non_negative_int, 0)
     max_request_bytes: int = setting("MAX_REQUEST_BYTES", _positive_int, 16 * 1024)
     secret_key: Secret = setting("SECRET_KEY", _secret, Secret(""), secret=True)
     sentry_dsn: Secret = setting("SENTRY_DSN", _secret, Secret(""), secret=True)

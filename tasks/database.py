@@ -13,6 +13,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from config.settings import Settings
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -41,6 +43,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 class Database:
     """One engine and its session factory."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        """The configured database, its pool sized from DATABASE_POOL_SIZE / DATABASE_MAX_OVERFLOW."""
+        if make_url(settings.database_url).get_backend_name() == "sqlite":
+            return cls(settings.database_url)
+        return cls(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url

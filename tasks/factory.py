@@ -21,7 +21,7 @@ def create_celery_app(
     init_sentry(settings)
     celery = Celery("membersync", set_as_current=False)
     celery.config_from_object(celery_config(settings, fail_fast=fail_fast))
-    celery.membersync = Runtime(settings=settings, database=database or Database(settings.database_url))
+    celery.membersync = Runtime(settings=settings, database=database or Database.from_settings(settings))
     celery.autodiscover_tasks(lambda: TASK_MODULES, related_name=None, force=True)
     return celery
 

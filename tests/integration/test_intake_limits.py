@@ -69,3 +69,25 @@ def test_readyz_is_ready_with_a_real_broker(
     response = create_app(settings, database=database).test_client().get("/readyz")
     assert response.status_code == 200
     assert response.get_json()["checks"] == {"database": True, "broker": True}
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_allowance(
+    make_settings: Callable[..., Settings], database: Database, clean_redis: str
+) -> None:
+    settings = make_settings(
+        INTAKE_RATE_LIMIT="1/minute",
+        TRUSTED_PROXY_COUNT="1",
+        REDIS_URL=clean_redis,
+        CELERY_BROKER_URL=clean_redis,
+    )
+    web = create_app(settings, database=database).test_client()
+
+    def post(client_ip: str, email: str) -> int:
+        headers = {"X-Forwarded-For": client_ip}
+        return int(
+            web.post("/api/registrations", json={**MINIMAL, "email": email}, headers=headers).status_code
+        )
+
+    assert post("198.51.100.1", "a@example.com") == 202
+    assert post("198.51.100.2", "b@example.com") == 202  # same proxy address, another client
+    assert post("198.51.100.1", "c@example.com") == 429
