@@ -1,0 +1,52 @@
+"""Reliable delivery defaults (CELERY.md): every trap has its answer in the configuration."""
+
+from __future__ import annotations
+
+from config.celery import (
+    BULK_QUEUE,
+    LONGEST_COUNTDOWN_SECONDS,
+    MAINTENANCE_QUEUE,
+    VISIBILITY_TIMEOUT_SECONDS,
+    celery_config,
+)
+from config.settings import Settings
+from tasks.factory import create_celery_app
+from tasks.pipeline import STEP_TASKS
+
+
+def test_reliable_defaults() -> None:
+    config = celery_config(Settings.from_env(environ={"REDIS_URL": "redis://127.0.0.1:6379/0"}))
+    assert config["task_acks_late"] and config["task_reject_on_worker_lost"]
+    assert config["worker_prefetch_multiplier"] == 1
+    assert config["task_serializer"] == "json" and config["accept_content"] == ["json"]
+    assert config["worker_send_task_events"] and config["task_send_sent_event"]
+    visibility = config["broker_transport_options"]["visibility_timeout"]
+    assert visibility == VISIBILITY_TIMEOUT_SECONDS > LONGEST_COUNTDOWN_SECONDS
+    settings = Settings.from_env(environ={})
+    assert all(policy.cap_seconds < visibility for policy in settings.retry_policies.values())
+
+
+def test_relay_is_scheduled_and_reconciliation_has_its_own_queue() -> None:
+    config = celery_config(Settings.from_env(environ={}))
+    schedule = {entry["task"]: entry for entry in config["beat_schedule"].values()}
+    assert schedule["membersync.outbox.relay"]["schedule"] == 15.0
+    assert config["task_routes"]["membersync.reconcile"]["queue"] == BULK_QUEUE
+    assert config["task_routes"]["membersync.outbox.relay"]["queue"] == MAINTENANCE_QUEUE
+
+
+def test_only_the_publisher_fails_fast() -> None:
+    settings = Settings.from_env(environ={})
+    assert "max_retries" not in celery_config(settings)["broker_transport_options"]
+    assert celery_config(settings, fail_fast=True)["broker_transport_options"]["max_retries"] == 1
+
+
+def test_contract_task_names_are_registered() -> None:
+    celery = create_celery_app(Settings.from_env(environ={"DATABASE_URL": "sqlite:///:memory:"}))
+    celery.loader.import_default_modules()
+    assert set(STEP_TASKS.values()) | {"membersync.outbox.relay"} <= set(celery.tasks)
+    assert list(STEP_TASKS.values()) == [
+        "membersync.shopify.create_customer",
+        "membersync.smaregi.upsert_member",
+        "membersync.hubspot.upsert_contact",
+        "membersync.mail.send_welcome",
+    ]
