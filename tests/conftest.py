@@ -111,7 +111,8 @@ def worker_factory(
     started: list[Any] = []
 
     def start(broker_url: str, *, extra_tasks: tuple[type, ...] = (), **env: str) -> Any:
-        settings = make_settings(CELERY_BROKER_URL=broker_url, REDIS_URL=broker_url, **env)
+        redis = {"REDIS_URL": broker_url} if broker_url.startswith("redis") else {}
+        settings = make_settings(CELERY_BROKER_URL=broker_url, **redis, **env)
         celery = create_celery_app(settings, database)
         celery.loader.import_default_modules()
         for task_class in extra_tasks:
