@@ -12,6 +12,8 @@
   (the write is stored) and the response is held until reset/new faults/stop (the duplicate-maker).
   Returns `SandboxControls(faults: FaultInjector, counters: RequestCounters)`; an emulator may add its
   own counts with `controls.counters.increment("customerCreate")`.
+- Per request, from a view: `drawn_fault()` is the fault drawn for it (NONE or TIMEOUT_AFTER_COMMIT by
+  then); `answer_at_once()` opts it out of the timeout-after-commit hold when it wrote nothing.
 - `control_blueprint(...)`, `FaultInjector`, `FaultConfig`, `Fault`: the same parts, separately.
 - `RecordStore(id_field="id", unique={"email": key_fn}, multi={...})`: thread-safe records with
   sequential string ids and dict indexes (O(1) `get`, `find`, `find_all`); `insert` / `update` raise
@@ -20,7 +22,13 @@
   retry_after_seconds)`: the request-count limits of Smaregi and HubSpot.
 """
 
-from sandbox.common.control import SandboxControls, control_blueprint, install_controls
+from sandbox.common.control import (
+    SandboxControls,
+    answer_at_once,
+    control_blueprint,
+    drawn_fault,
+    install_controls,
+)
 from sandbox.common.counters import RequestCounters
 from sandbox.common.faults import Fault, FaultConfig, FaultConfigError, FaultInjector
 from sandbox.common.ratelimit import RollingWindowLimiter, Verdict
@@ -41,6 +49,8 @@ __all__ = [
     "ThreadedServer",
     "Verdict",
     "add_stop_hook",
+    "answer_at_once",
     "control_blueprint",
+    "drawn_fault",
     "install_controls",
 ]

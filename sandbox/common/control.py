@@ -13,6 +13,9 @@ from sandbox.common.faults import Fault, FaultConfig, FaultConfigError, FaultInj
 from sandbox.common.server import add_stop_hook
 
 CONTROL_PREFIX = "/_sandbox"
+# Where the fault drawn for the current request is kept between the before- and after-request hooks;
+# private to this module: views use drawn_fault() and answer_at_once().
+_DRAWN_FAULT = "_sandbox_drawn_fault"
 
 StateFunction = Callable[[], dict[str, Any]]
 ResetFunction = Callable[[], None]
@@ -48,6 +51,26 @@ def control_blueprint(
     return blueprint
 
 
+def drawn_fault() -> Fault:
+    """The fault drawn for the request being handled (Fault.NONE outside a faultable request).
+
+    ERROR and THROTTLE never reach a view (the hooks answer first), so a view sees NONE or
+    TIMEOUT_AFTER_COMMIT.
+    """
+    fault = g.get(_DRAWN_FAULT, Fault.NONE)
+    assert isinstance(fault, Fault)
+    return fault
+
+
+def answer_at_once() -> None:
+    """From a view: answer this request without holding it, even if TIMEOUT_AFTER_COMMIT was drawn.
+
+    The fault stands for a write whose answer is lost; a view that knows its request wrote nothing (a
+    read, a refused or throttled call) calls this so that only real writes are held.
+    """
+    g.pop(_DRAWN_FAULT, None)
+
+
 def _default_error() -> Response:
     response = jsonify({"error": "sandbox injected a server error"})
     response.status_code = 500
@@ -79,7 +102,8 @@ def install_controls(
 
     Per faultable request: sleep `latency_ms`; then an ERROR or THROTTLE fault answers at once with the
     emulator's own shape (nothing is written); TIMEOUT_AFTER_COMMIT lets the view run (the write happens)
-    and then holds the response until reset, new faults, server stop or the hang cap.
+    and then holds the response until reset, new faults, server stop or the hang cap. A view that
+    wrote nothing opts out of the hold with `answer_at_once()`.
     """
     controls = SandboxControls()
     app.register_blueprint(
@@ -102,12 +126,12 @@ def install_controls(
             return render_error()
         if fault is Fault.THROTTLE:
             return render_throttle()
-        g.sandbox_fault = fault
+        setattr(g, _DRAWN_FAULT, fault)
         return None
 
     @app.after_request
     def hold_after_commit(response: Response) -> Response:
-        if g.get("sandbox_fault") is Fault.TIMEOUT_AFTER_COMMIT:
+        if drawn_fault() is Fault.TIMEOUT_AFTER_COMMIT:
             controls.faults.hang()
         return response
 

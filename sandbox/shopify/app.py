@@ -6,9 +6,9 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask, Request, Response, g, jsonify, request
+from flask import Flask, Request, Response, jsonify, request
 
-from sandbox.common import Fault, install_controls
+from sandbox.common import answer_at_once, install_controls
 from sandbox.shopify.bulk import DOWNLOAD_PATH
 from sandbox.shopify.cost import MAX_QUERY_COST
 from sandbox.shopify.customers import customer_gid
@@ -56,7 +56,7 @@ def create_app(
 
     def render_throttle() -> Response:
         parsed = _graphql_request(request)
-        return jsonify(api.throttled_body(api.estimate(parsed) if parsed else 0))
+        return jsonify(api.throttled_body(api.estimate(parsed) if parsed else 0, injected=True))
 
     controls = install_controls(
         app,
@@ -69,26 +69,30 @@ def create_app(
 
     @app.post(GRAPHQL_PATH)
     def graphql(version: str) -> tuple[Response, int] | Response:
-        # The control hooks hold a request after its view ran when this fault was drawn; only a write
-        # makes that meaningful (the duplicate-maker), so every other answer is released at once.
-        fault = g.pop("sandbox_fault", Fault.NONE)
+        response, wrote = answer(version)
+        if not wrote:
+            # A timeout-after-commit fault only means something for a write (the duplicate-maker):
+            # every other answer goes out at once.
+            answer_at_once()
+        return response
+
+    def answer(version: str) -> tuple[Response | tuple[Response, int], bool]:
+        """The response to one Admin GraphQL request, and whether it ran a mutation."""
         if version not in versions:
-            return jsonify({"errors": "Not Found"}), 404
+            return (jsonify({"errors": "Not Found"}), 404), False
         if request.headers.get("X-Shopify-Access-Token") != access_token:
-            return jsonify({"errors": INVALID_TOKEN}), 401
+            return (jsonify({"errors": INVALID_TOKEN}), 401), False
         parsed = _graphql_request(request)
         if parsed is None:
-            return jsonify(MISSING_QUERY), 400
+            return (jsonify(MISSING_QUERY), 400), False
         outcome = api.run(parsed, base_url=request.host_url)
-        if outcome.is_mutation and not outcome.throttled:
-            g.sandbox_fault = fault
         for name in outcome.root_fields:
             controls.counters.increment(f"graphql.{name}")
         if outcome.throttled:
             controls.counters.increment("graphql.throttled")
         response = jsonify(outcome.body)
         response.headers["X-Shopify-API-Version"] = version
-        return response
+        return response, outcome.is_mutation and not outcome.throttled
 
     @app.get(DOWNLOAD_PATH)
     def bulk_download(operation_id: int) -> tuple[Response, int] | Response:

@@ -11,7 +11,16 @@ import pytest
 import requests
 from flask import Flask, Response, jsonify
 
-from sandbox.common import DuplicateKeyError, Fault, FaultConfig, FaultInjector, RecordStore, install_controls
+from sandbox.common import (
+    DuplicateKeyError,
+    Fault,
+    FaultConfig,
+    FaultInjector,
+    RecordStore,
+    answer_at_once,
+    drawn_fault,
+    install_controls,
+)
 
 
 def tiny_emulator() -> tuple[Flask, RecordStore]:
@@ -31,6 +40,13 @@ def tiny_emulator() -> tuple[Flask, RecordStore]:
     @app.post("/members/<code>")
     def create_member(code: str) -> Response:
         return jsonify(store.insert({"code": code}))
+
+    @app.get("/members")
+    def list_members() -> Response:
+        # A read writes nothing: it opts out of the timeout-after-commit hold.
+        fault = drawn_fault()
+        answer_at_once()
+        return jsonify({"members": store.all(), "fault": fault.value})
 
     return app, store
 
@@ -116,6 +132,16 @@ def test_timeout_after_commit_stores_the_write_and_reset_releases_the_request(ti
     requests.post(f"{tiny}/_sandbox/reset")
     patient.join(timeout=5)
     assert answered == [200]
+
+
+def test_a_view_that_wrote_nothing_can_answer_at_once(tiny):
+    requests.post(f"{tiny}/_sandbox/faults", json={"timeout_after_commit_rate": 1})
+    read = requests.get(f"{tiny}/members", timeout=2)
+    assert read.json()["fault"] == "timeout_after_commit"  # drawn, and seen by the view
+    with pytest.raises(requests.Timeout):
+        requests.post(f"{tiny}/members/held", timeout=0.3)  # a write without the opt-out is held
+    requests.post(f"{tiny}/_sandbox/faults", json={})
+    assert requests.get(f"{tiny}/members", timeout=2).json()["fault"] == "none"
 
 
 def test_stopping_a_server_releases_held_requests(serve):
