@@ -30,7 +30,7 @@ from graphql import (
     validate,
 )
 
-from sandbox.shopify.cost import collect_fields, merged_subfields
+from sandbox.shopify.cost import collect_fields, fragments_of, merged_subfields
 from sandbox.shopify.customers import CustomerStore, now_iso
 from sandbox.shopify.resolvers import RequestContext
 
@@ -59,6 +59,7 @@ class BulkOperations:
         self.schema = schema
         self.customers = customers
         self._lock = threading.Lock()
+        self._generation = 0
         self.clear()
 
     def clear(self) -> None:
@@ -68,6 +69,9 @@ class BulkOperations:
             self._files: dict[int, bytes] = {}
             self._ids = itertools.count(1)
             self._current: int | None = None
+            # Bumped by every reset: a run started before it must not write into the new shop's
+            # operations, whose numbers start again from 1.
+            self._generation += 1
 
     def start(self, query: str, *, base_url: str) -> tuple[Record | None, list[Record]]:
         """bulkOperationRunQuery: check the query, then run it in a thread; (operation, user errors)."""
@@ -100,9 +104,13 @@ class BulkOperations:
             }
             self._operations[number] = created
             self._current = number
+            generation = self._generation
         url = f"{base_url.rstrip('/')}{DOWNLOAD_PATH.replace('<int:operation_id>', str(number))}"
         threading.Thread(
-            target=self._run, args=(number, document, plan, url), name=f"shopify-bulk-{number}", daemon=True
+            target=self._run,
+            args=(generation, number, document, plan, url),
+            name=f"shopify-bulk-{number}",
+            daemon=True,
         ).start()
         return created, []
 
@@ -132,7 +140,7 @@ class BulkOperations:
         return document, operations[0]
 
     def _plan(self, document: DocumentNode, operation: OperationDefinitionNode) -> _Plan:
-        fragments = _fragments(document)
+        fragments = fragments_of(document)
         roots = collect_fields(operation.selection_set, fragments)
         query_root = self.schema.query_type
         assert query_root is not None
@@ -178,7 +186,7 @@ class BulkOperations:
             )
         return plan
 
-    def _run(self, number: int, document: DocumentNode, plan: _Plan, url: str) -> None:
+    def _run(self, generation: int, number: int, document: DocumentNode, plan: _Plan, url: str) -> None:
         context = RequestContext(customers=self.customers, unlimited_pages=True)
         try:
             result = execute_sync(self.schema, document, context_value=context)
@@ -187,14 +195,16 @@ class BulkOperations:
             root_key = next(iter(result.data))
             lines = list(_flatten(plan, _connection_items(result.data[root_key]), parent_id=None))
         except Exception:  # a failed run is reported the Shopify way, not as a crashed thread
-            self._finish(number, status="FAILED", errorCode="INTERNAL_SERVER_ERROR", completedAt=now_iso())
+            self._finish(
+                generation, number, status="FAILED", errorCode="INTERNAL_SERVER_ERROR", completedAt=now_iso()
+            )
             return
         body = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
         roots = sum(1 for line in lines if "__parentId" not in line)
-        with self._lock:
-            self._files[number] = body
         self._finish(
+            generation,
             number,
+            file=body,
             status="COMPLETED",
             completedAt=now_iso(),
             objectCount=str(len(lines)),
@@ -204,16 +214,13 @@ class BulkOperations:
             url=url if lines else None,
         )
 
-    def _finish(self, number: int, **changes: Any) -> None:
+    def _finish(self, generation: int, number: int, file: bytes | None = None, **changes: Any) -> None:
         with self._lock:
-            if number in self._operations:
-                self._operations[number] = {**self._operations[number], **changes}
-
-
-def _fragments(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
-    return {
-        node.name.value: node for node in document.definitions if isinstance(node, FragmentDefinitionNode)
-    }
+            if generation != self._generation or number not in self._operations:
+                return  # the shop was reset while this operation ran
+            if file is not None:
+                self._files[number] = file
+            self._operations[number] = {**self._operations[number], **changes}
 
 
 def _merge(selections: dict[str, list[FieldNode]], more: dict[str, list[FieldNode]]) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -60,6 +61,13 @@ def actual_cost(
 ) -> int:
     """The cost of what the operation actually returned."""
     return _CostWalker(schema, fragments, variables or {}).operation_cost(operation, data or {})
+
+
+def fragments_of(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
+    """The fragment definitions of a document by name."""
+    return {
+        node.name.value: node for node in document.definitions if isinstance(node, FragmentDefinitionNode)
+    }
 
 
 def collect_fields(

@@ -12,7 +12,6 @@ from typing import Any
 from graphql import (
     DocumentNode,
     FieldNode,
-    FragmentDefinitionNode,
     GraphQLError,
     OperationDefinitionNode,
     OperationType,
@@ -22,7 +21,7 @@ from graphql import (
 )
 
 from sandbox.shopify.bulk import BulkOperations
-from sandbox.shopify.cost import MAX_QUERY_COST, CostBucket, actual_cost, requested_cost
+from sandbox.shopify.cost import MAX_QUERY_COST, CostBucket, actual_cost, fragments_of, requested_cost
 from sandbox.shopify.customers import CustomerStore
 from sandbox.shopify.resolvers import RequestContext, build_executable_schema
 
@@ -74,11 +73,17 @@ class AdminApi:
             "throttleStatus": self.bucket.throttle_status(),
         }
 
-    def throttled_body(self, requested: int) -> dict[str, Any]:
+    def throttled_body(self, requested: int, *, injected: bool = False) -> dict[str, Any]:
         """Shopify's THROTTLED answer.
 
         Sent with HTTP 200 here; whether Shopify says 200 or 429 is UNCONFIRMED, so clients handle both.
+        An `injected` throttle (a fault, the bucket itself may be full) still reports fewer points
+        available than requested, as a real one always does: clients compute their wait from it.
         """
+        cost = self.cost_extension(requested, None)
+        if injected:
+            status = cost["throttleStatus"]
+            status["currentlyAvailable"] = min(status["currentlyAvailable"], max(requested - 1, 0))
         return {
             "errors": [
                 {
@@ -86,7 +91,7 @@ class AdminApi:
                     "extensions": {"code": "THROTTLED", "documentation": RATE_LIMITS_DOC},
                 }
             ],
-            "extensions": {"cost": self.cost_extension(requested, None)},
+            "extensions": {"cost": cost},
         }
 
     def estimate(self, request: GraphQLRequest) -> int:
@@ -100,7 +105,7 @@ class AdminApi:
         operation = _pick_operation(document, request.operation_name)
         if operation is None:
             return 0
-        return requested_cost(self.schema, operation, _fragments(document), request.variables)
+        return requested_cost(self.schema, operation, fragments_of(document), request.variables)
 
     def run(self, request: GraphQLRequest, *, base_url: str) -> Outcome:
         """Answer one request the way Shopify would."""
@@ -117,7 +122,7 @@ class AdminApi:
             return self._errors_only(
                 execute_sync(self.schema, document, operation_name=request.operation_name).errors or []
             )
-        fragments = _fragments(document)
+        fragments = fragments_of(document)
         requested = requested_cost(self.schema, operation, fragments, request.variables)
         root_fields = tuple(
             selection.name.value
@@ -188,12 +193,6 @@ class AdminApi:
             ],
             "extensions": {"cost": self.cost_extension(requested, None)},
         }
-
-
-def _fragments(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
-    return {
-        node.name.value: node for node in document.definitions if isinstance(node, FragmentDefinitionNode)
-    }
 
 
 def _pick_operation(document: DocumentNode, operation_name: str | None) -> OperationDefinitionNode | None:

@@ -1,7 +1,7 @@
 """The customer subset of Shopify's Admin GraphQL schema (2025-01), written by hand as SDL.
 
 Every type, field, argument, input field and enum value below exists in Shopify's own 2025-01 schema
-with the same type and wrapping; tests/integration/sandbox/test_shopify_schema_compat.py checks this
+with the same type and wrapping; tests/integration/sandbox/test_shopify_schema.py checks this
 against the published introspection file. Adding a field here means checking it there first. The
 descriptions are ours, short on purpose: Shopify's reference documents the real meaning.
 """

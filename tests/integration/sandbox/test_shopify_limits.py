@@ -160,6 +160,8 @@ def test_throttle_faults_use_the_throttled_shape(shop: Shop) -> None:
     assert body["errors"][0]["extensions"]["code"] == "THROTTLED"
     assert body["extensions"]["cost"]["requestedQueryCost"] == 10
     assert body["extensions"]["cost"]["actualQueryCost"] is None
+    # A client waits (requested - available) / restoreRate: the bucket must look too low, never full.
+    assert body["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] < 10
     assert shop.state()["customers"] == []
 
 
@@ -245,6 +247,37 @@ def test_bulk_export_round_trip(shop: Shop) -> None:
     assert {line["__parentId"]: line["value"] for line in metafields} == {
         customer["id"]: f"M{number}" for number, customer in enumerate(customers)
     }
+
+
+def test_a_reset_during_a_bulk_run_keeps_the_old_run_out_of_the_new_shop(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bulk, records = shop.api.bulk_operations, shop.api.customers.records
+    first_read_may_go, read_all = threading.Event(), records.all
+    calls: list[int] = []
+
+    def held_first_read() -> list[dict[str, Any]]:
+        calls.append(1)
+        if len(calls) == 1:  # the run started before the reset reads last
+            first_read_may_go.wait(10)
+        return read_all()
+
+    monkeypatch.setattr(records, "all", held_first_read)
+    bulk.start("{ customers { edges { node { email } } } }", base_url=shop.url)
+    shop.api.reset()
+    shop.api.customers.create({"email": "new@example.jp"})
+    started, _ = bulk.start("{ customers { edges { node { id } } } }", base_url=shop.url)
+    assert started is not None
+    deadline = time.monotonic() + 10
+    while (bulk.current() or {}).get("status") != "COMPLETED" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    first_read_may_go.set()
+    for runner in [t for t in threading.enumerate() if t.name.startswith("shopify-bulk-")]:
+        runner.join(timeout=10)
+    current = bulk.current()
+    assert current is not None and current["status"] == "COMPLETED"
+    assert current["query"] == started["query"] and current["objectCount"] == "1"
+    assert bulk.download(1) == b'{"id": "gid://shopify/Customer/1"}\n'
 
 
 def test_bulk_query_that_shopify_would_refuse_is_a_user_error(shop: Shop) -> None:
