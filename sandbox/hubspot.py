@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from sandbox.common import DuplicateKeyError, Record, RecordStore, RollingWindowLimiter, install_controls
@@ -129,9 +129,7 @@ class ContactBook:
             elif name == "email" and value and not _EMAIL.fullmatch(str(value)):
                 errors.append(_property_error(name, "INVALID_EMAIL", "Email address is invalid"))
             else:
-                cleaned[name] = (
-                    "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-                )
+                cleaned[name] = _property_text(value)
         if errors:
             raise InvalidProperties(errors)
         return cleaned
@@ -293,7 +291,6 @@ def create_app(settings: HubSpotSettings | None = None) -> Flask:
     def authenticate_and_limit() -> Response | None:
         if not request.path.startswith("/crm/"):
             return None
-        g.rate_limited = True
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip(), settings.access_token):
             return hubspot_error(
@@ -318,7 +315,8 @@ def create_app(settings: HubSpotSettings | None = None) -> Flask:
 
     @app.after_request
     def rate_limit_headers(response: Response) -> Response:
-        if g.get("rate_limited"):
+        # Every API answer carries them, injected faults included: a client paces itself by them.
+        if request.path.startswith("/crm/"):
             verdict = window.peek()
             response.headers["X-HubSpot-RateLimit-Max"] = str(verdict.limit)
             response.headers["X-HubSpot-RateLimit-Remaining"] = str(verdict.remaining)

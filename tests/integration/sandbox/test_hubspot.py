@@ -192,6 +192,7 @@ def test_faults_take_hubspot_shapes(hubspot):
     requests.post(faults, json={"throttle_rate": 1})
     throttled = hubspot.create()
     assert throttled.status_code == 429 and throttled.json()["policyName"] == "TEN_SECONDLY_ROLLING"
+    assert "X-HubSpot-RateLimit-Remaining" in throttled.headers
     requests.post(faults, json={"timeout_after_commit_rate": 1})
     with pytest.raises(requests.Timeout):
         hubspot.call("POST", json={"properties": {"email": "taro@example.jp"}}, timeout=0.3)
