@@ -8,7 +8,7 @@ from typing import Any
 from celery import Celery
 from flask import Flask
 
-from config.observability import init_sentry
+from config.observability import init_sentry, install_log_redaction
 from config.settings import Settings, load_settings
 from tasks.database import Database
 
@@ -28,6 +28,7 @@ def create_app(
 
     settings = settings or load_settings()
     init_sentry(settings)
+    install_log_redaction()
     database = database or Database.from_settings(settings)
     celery = celery or create_celery_app(settings, database, fail_fast=True)
 

@@ -34,6 +34,8 @@ def create_registration() -> tuple[Response, int]:
         payload = json.loads(request.get_data(cache=False))
     except (ValueError, UnicodeDecodeError):
         return error_response(400, {"_request": ["Body is not valid JSON."]})
+    except RecursionError:
+        return error_response(400, {"_request": ["Body is nested too deeply."]})
     try:
         acceptance = submit(payload, idempotency_key=key, source="api")
     except ValidationError as error:

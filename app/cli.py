@@ -46,7 +46,11 @@ def dev() -> None:
     """Run everything locally: sandbox, embedded Redis, SQLite, web, worker, beat, Flower."""
     from app.devserver import run_dev
 
-    sys.exit(run_dev())
+    try:
+        status = run_dev()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    sys.exit(status)
 
 
 @main.command()

@@ -142,9 +142,6 @@ def run_dev(base_env: Mapping[str, str] | None = None) -> int:
     VAR.mkdir(exist_ok=True)
     env = dev_environment(os.environ if base_env is None else base_env)
     supervisor = Supervisor(env)
-    supervisor.redis = choose_redis(env)
-    settings = Settings.from_env(env)
-    Database(settings.database_url).upgrade()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -152,6 +149,9 @@ def run_dev(base_env: Mapping[str, str] | None = None) -> int:
     previous: dict[int, Any] = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     status = 0
     try:
+        supervisor.redis = choose_redis(env)
+        settings = Settings.from_env(env)
+        Database(settings.database_url).upgrade()
         for name, argv in process_argvs(settings):
             supervisor.start(name, argv)
         click.echo("\nMembersync is running (Ctrl-C stops everything):")

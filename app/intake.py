@@ -6,6 +6,7 @@ registration writes nothing; an accepted one is durable before anyone is told so
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +17,8 @@ from tasks.outbox import publish
 from tasks.pipeline import Acceptance, IdempotencyConflict, accept_registration, fingerprint
 
 __all__ = ["IdempotencyConflict", "submit"]
+
+log = logging.getLogger(__name__)
 
 
 def submit(payload: Any, *, idempotency_key: str | None = None, source: str = "api") -> Acceptance:
@@ -41,5 +44,12 @@ def submit(payload: Any, *, idempotency_key: str | None = None, source: str = "a
                 raise IdempotencyConflict(idempotency_key) from None
             acceptance = Acceptance(existing, created=False, outbox_id=None)
     if acceptance.outbox_id is not None:
-        publish(found.celery, found.database, [acceptance.outbox_id])
+        try:
+            publish(found.celery, found.database, [acceptance.outbox_id])
+        except Exception:
+            # The registration is committed: answering 500 now would make the client retry and
+            # register twice. The outbox relay publishes it.
+            log.exception(
+                "publishing registration %s failed; the outbox relay will", acceptance.registration.id
+            )
     return acceptance

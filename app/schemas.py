@@ -22,10 +22,15 @@ OLDEST_BIRTH_DATE = date(1900, 1, 1)
 GENDERS = ("female", "male", "unspecified")
 LOCALES = ("ja", "en")
 
-# Full-width katakana, the prolonged sound mark, middle dot and spaces (ASCII and ideographic).
-_KATAKANA = re.compile(r"[\u30A0-\u30FF\u31F0-\u31FF \u3000]+")
+# Full-width katakana (U+30A0-30FF: with the prolonged sound mark and middle dot) and spaces; the
+# Ainu small-kana extension is left out because Smaregi does not take it.
+_KATAKANA = re.compile(r"[\u30A0-\u30FF \u3000]+")
 _POSTAL_CODE = re.compile(r"^([0-9]{3})-?([0-9]{4})$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Shopify refuses addresses without a dotted domain name (a@localhost, ab@[127.0.0.1]).
+_DELIVERABLE_EMAIL = re.compile(
+    r"^[^@\s]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
 
 
 def _clean_text(value: Any) -> Any:
@@ -38,6 +43,19 @@ def _clean_text(value: Any) -> Any:
 def _no_control_characters(value: str) -> None:
     if _CONTROL.search(value):
         raise ValidationError("Must not contain control characters.")
+
+
+_EMAIL_SYNTAX = validate.Email()
+
+
+def _deliverable_email(value: str) -> None:
+    """RFC syntax and a dotted domain name, reported as one message."""
+    try:
+        _EMAIL_SYNTAX(value.strip())
+    except ValidationError:
+        raise ValidationError("Not a valid email address.") from None
+    if not _DELIVERABLE_EMAIL.match(value.strip()):
+        raise ValidationError("Not a valid email address.")
 
 
 def _katakana(value: str) -> None:
@@ -65,7 +83,11 @@ class RegistrationSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    email = fields.Email(required=True, validate=validate.Length(max=EMAIL_MAX))
+    email = fields.String(
+        required=True,
+        validate=[validate.Length(max=EMAIL_MAX), _deliverable_email],
+        metadata={"format": "email"},
+    )
     first_name = _name(required=True)
     last_name = _name(required=True)
     first_name_kana = _kana()

@@ -64,15 +64,39 @@ def init_sentry(settings: Settings) -> bool:
     return True
 
 
+_original_factory = logging.getLogRecordFactory()
+
+
+def _redacted_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record = _original_factory(*args, **kwargs)
+    redact_record(record)
+    return record
+
+
+def redact_record(record: logging.LogRecord) -> None:
+    """Format the record's message (and traceback) now, with addresses removed."""
+    message = record.getMessage()
+    record.msg = scrub_text(message)
+    record.args = None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = scrub_text(logging.Formatter().formatException(record.exc_info))
+
+
+def install_log_redaction() -> None:
+    """Redact every log record at creation, whatever handler or library formats it later.
+
+    A record factory rather than a handler filter: Celery, gunicorn and Flask install handlers of
+    their own after start-up, and a filter on today's handlers would miss tomorrow's.
+    """
+    if logging.getLogRecordFactory() is not _redacted_record:
+        logging.setLogRecordFactory(_redacted_record)
+
+
 class RedactingFilter(logging.Filter):
     """Redacts email addresses from every log record that passes through a handler."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.msg = record.getMessage()
-            record.args = None
-        if isinstance(record.msg, str):
-            record.msg = scrub_text(record.msg)
+        redact_record(record)
         return True
 
 
@@ -84,3 +108,4 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    install_log_redaction()

@@ -251,6 +251,8 @@ class Settings:
                 shown = "(hidden)" if spec.metadata["secret"] else repr(env[name])
                 raise ConfigError(f"{name}={shown} is invalid: {error}") from None
         values.update(overrides)
+        if values.get("environment", "production") not in {"development", "test"}:
+            values = {**PRODUCTION_DEFAULTS, **values}
         settings = cls(**values)
         if not settings.database_url:
             settings = dataclasses.replace(settings, database_url=_default_database_url())
@@ -283,6 +285,25 @@ class Settings:
             value = getattr(self, spec.name)
             shown[name] = ("***" if value else "") if spec.metadata["secret"] else value
         return shown
+
+
+# Outside dev mode an unset vendor setting must never mean "the sandbox on this machine": these
+# replace the embedded defaults, so production talks to the real vendors or, with no credentials,
+# to nobody (the connectors refuse to call without them).
+PRODUCTION_DEFAULTS: dict[str, Any] = {
+    "shopify_shop": "",
+    "shopify_access_token": Secret(""),
+    "shopify_admin_url": None,
+    "smaregi_contract_id": "",
+    "smaregi_client_id": "",
+    "smaregi_client_secret": Secret(""),
+    "smaregi_api_url": "https://api.smaregi.jp",
+    "smaregi_id_url": "https://id.smaregi.jp",
+    "hubspot_access_token": Secret(""),
+    "hubspot_api_url": "https://api.hubapi.com",
+    "smtp_host": "localhost",
+    "smtp_port": 25,
+}
 
 
 def load_settings(**overrides: Any) -> Settings:

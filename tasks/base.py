@@ -34,6 +34,16 @@ CLAIM_LEASE_SECONDS = 600
 MASTER_SYSTEM = "shopify"
 
 
+def public_error(error: BaseException) -> str:
+    """What a step shows on the public status API: the kind of failure, never vendor text.
+
+    Vendor messages can echo what we sent (an address in a validation message, a query string in a
+    URL); the full, scrubbed text is kept in the dead letter for ops.
+    """
+    status = getattr(error, "status", None)
+    return f"{type(error).__name__}" + (f" (HTTP {status})" if status else "")
+
+
 class StepDeadLettered(Exception):
     """The master step was dead-lettered: the chain stops here (visible as a failure in Flower)."""
 
@@ -96,19 +106,31 @@ class StepTask(Task):
                 step.state = "skipped"
                 registration.status = derive_status(registration.steps)
                 return {"registration_id": registration_id, "state": step.state}
-            # Every earlier attempt that ended without bookkeeping was a worker dying mid-step: a
-            # message that keeps killing workers must still run out of attempts.
-            worker_lost = step.attempts >= self.policy().max_attempts
-            if not worker_lost and not self._take(session, step):
+            if not self._free(step):
                 # Another delivery holds this step right now (a duplicate publish): its chain goes
                 # on from here, so this one stops rather than running later steps too early.
                 raise Ignore()
+            # A step left running with its attempts used up means every earlier attempt ended with
+            # no bookkeeping: a worker died mid-step. A message that keeps killing workers must
+            # still run out of attempts.
+            worker_lost = step.state == "running" and step.attempts >= self.policy().max_attempts
+            if not worker_lost and not self._take(session, step):
+                raise Ignore()  # lost the compare-and-set to another delivery a moment ago
             registration.status = derive_status(registration.steps)
         if worker_lost:
             return self._dead_letter(
                 registration_id, RuntimeError("attempts exhausted without an outcome"), "worker_lost"
             )
         return None
+
+    def _free(self, step: SyncStep) -> bool:
+        """Whether this delivery may take the step (the same rule as `_take`, read first)."""
+        lease_expired = utcnow() - timedelta(seconds=CLAIM_LEASE_SECONDS)
+        return (
+            step.state == "pending"
+            or step.celery_task_id == self.request.id
+            or (step.updated_at is not None and step.updated_at < lease_expired)
+        )
 
     def _take(self, session: Session, step: SyncStep) -> bool:
         """Compare-and-set claim, so two deliveries never run one step at once.
@@ -149,7 +171,7 @@ class StepTask(Task):
             else:
                 exhausted = False
                 step.state = "pending"
-                step.last_error = f"{type(error).__name__}: {error}"[:2000]
+                step.last_error = public_error(error)
                 attempts = step.attempts
         if exhausted:
             return self._dead_letter(registration_id, error, "retries_exhausted")
@@ -164,7 +186,7 @@ class StepTask(Task):
         with self.runtime.database.session() as session:
             registration, step = self._load(session, registration_id)
             step.state = "dead"
-            step.last_error = f"{reason}: {type(error).__name__}: {error}"[:2000]
+            step.last_error = f"{reason}: {public_error(error)}"
             record_dead_letter(
                 session,
                 registration_id=registration_id,

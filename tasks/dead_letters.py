@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from config.observability import scrub_text
 from tasks.models import DeadLetter, utcnow
 
 
@@ -26,7 +27,7 @@ def record_dead_letter(
             DeadLetter.status == "open",
         )
     )
-    message = f"{reason}: {error}"[:2000]
+    message = scrub_text(f"{reason}: {error}")[:2000]
     if letter is None:
         letter = DeadLetter(
             registration_id=registration_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 from config.celery import celery_config
-from config.observability import init_sentry
+from config.observability import init_sentry, install_log_redaction
 from config.settings import Settings, load_settings
 from tasks.database import Database
 from tasks.runtime import Runtime
@@ -19,6 +19,7 @@ def create_celery_app(
     """A Celery app configured from `settings`, carrying the runtime its tasks use."""
     settings = settings or load_settings()
     init_sentry(settings)
+    install_log_redaction()
     celery = Celery("membersync", set_as_current=False)
     celery.config_from_object(celery_config(settings, fail_fast=fail_fast))
     celery.membersync = Runtime(settings=settings, database=database or Database.from_settings(settings))

@@ -79,13 +79,16 @@ def relay_task(self) -> int:
 
 @worker_ready.connect
 def relay_at_worker_start(sender, **_kwargs) -> None:
-    """A starting worker publishes everything left over, whatever its age."""
+    """A starting worker publishes what was left over (as old as the relay's threshold)."""
     celery = sender.app
     runtime = getattr(celery, "membersync", None)
     if runtime is None:
         return
     try:
-        count = relay(celery, runtime.database, older_than_seconds=0)
+        # Not younger rows: the request that wrote them is publishing them right now.
+        count = relay(
+            celery, runtime.database, older_than_seconds=runtime.settings.outbox_relay_after_seconds
+        )
     except Exception:
         log.exception("outbox relay at worker start failed")
         return

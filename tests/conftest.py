@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from celery.contrib.testing.worker import TestWorkController
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -99,6 +100,29 @@ def client(settings: Settings, database: Database) -> Any:
     return create_app(settings, database=database).test_client()
 
 
+class BoundedStartWorker(TestWorkController):
+    """Celery's test worker, but a worker that fails to start is an error, not a hang."""
+
+    startup_error: BaseException | None = None
+
+    def start(self) -> None:
+        try:
+            super().start()
+        except BaseException as error:  # recorded for ensure_started, in the test's thread
+            self.startup_error = error
+            self._on_started.set()
+            raise
+
+    def ensure_started(self) -> None:
+        if not self._on_started.wait(WORKER_START_SECONDS):
+            raise RuntimeError(f"the test worker did not start within {WORKER_START_SECONDS}s")
+        if self.startup_error is not None:
+            raise RuntimeError("the test worker failed to start") from self.startup_error
+
+
+WORKER_START_SECONDS = 30
+
+
 @pytest.fixture
 def worker_factory(
     make_settings: Callable[..., Settings], database: Database
@@ -117,12 +141,27 @@ def worker_factory(
         celery.loader.import_default_modules()
         for task_class in extra_tasks:
             celery.register_task(task_class())
-        context = start_worker(
-            celery, pool="threads", concurrency=4, perform_ping_check=False, shutdown_timeout=10
-        )
-        context.__enter__()
-        started.append(context)
-        return celery
+        for attempt in (1, 2):
+            context = start_worker(
+                celery,
+                pool="threads",
+                concurrency=4,
+                perform_ping_check=False,
+                shutdown_timeout=10,
+                WorkController=BoundedStartWorker,
+            )
+            try:
+                context.__enter__()
+            except RuntimeError:
+                # Seen once in a long run: the worker thread never came up. Say so and retry once,
+                # so a startup hiccup of the test harness is reported instead of hanging the run.
+                if attempt == 2:
+                    raise
+                print("test worker did not start; retrying once")
+                continue
+            started.append(context)
+            return celery
+        raise AssertionError("unreachable")
 
     yield start
     for context in reversed(started):

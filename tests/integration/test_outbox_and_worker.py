@@ -146,7 +146,9 @@ def test_a_starting_worker_process_relays_what_was_left(
         "DATABASE_URL": database.url,
         "REDIS_URL": clean_redis,
         "CELERY_BROKER_URL": clean_redis,
+        "OUTBOX_RELAY_AFTER_SECONDS": "1",
     }
+    time.sleep(1.1)  # a leftover is older than the relay threshold; a younger one is still in flight
     command = [sys.executable, "-m", "celery", "-A", "tasks.celery_app", "worker", "-P", "threads", "-c", "2"]
     log = (tmp_path / "worker.log").open("w")
     worker = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -91,6 +91,7 @@ TOMORROW = (date.today() + timedelta(days=1)).isoformat()
         ("first_name_kana", "はなこ"),
         ("last_name_kana", "Yamada"),
         ("last_name_kana", "ア" * 86),
+        ("last_name_kana", "ㇰㇱ"),
         ("phone", "12"),
         ("phone", "not a phone"),
         ("birth_date", TOMORROW),
@@ -240,3 +241,26 @@ def test_never_a_500_and_never_half_written(client: Any, database: Database, bod
     else:
         assert after == before
         assert response.get_json()["errors"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 5000 + "]" * 5000,
+        '{"email": ' + "[" * 3000 + "]" * 3000 + "}",
+        '"just a string"',
+        "null",
+        "\ufeff{}",
+    ],
+)
+def test_odd_json_is_a_client_error(client: Any, database: Database, body: str) -> None:
+    response = client.post("/api/registrations", data=body.encode(), content_type="application/json")
+    assert response.status_code in {400, 422}
+    assert response.get_json()["errors"]
+    assert counts(database) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("email", ["a@localhost", "ab@[127.0.0.1]", "a@-example.com", "a@example..com"])
+def test_addresses_the_shop_would_refuse_are_refused_now(client: Any, database: Database, email: str) -> None:
+    response = client.post("/api/registrations", json={**MINIMAL, "email": email})
+    assert response.status_code == 422 and "email" in response.get_json()["errors"]

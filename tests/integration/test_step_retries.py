@@ -182,9 +182,12 @@ def test_a_message_that_keeps_killing_workers_runs_out_of_attempts(
     worker_factory: Callable[..., Any], clean_redis: str, database: Database
 ) -> None:
     celery = start(worker_factory, clean_redis, (HubspotStep, []))
-    # Three earlier deliveries claimed the step and never came back (the worker died each time).
-    registration_id = new_registration(database, attempts=FAST.max_attempts, state="running")
-    celery.signature(HubspotStep.name, args=(registration_id,)).apply_async()
+    # Three earlier deliveries of this same message claimed the step and never came back (the
+    # worker died each time); the broker delivers it once more.
+    registration_id = new_registration(
+        database, attempts=FAST.max_attempts, state="running", celery_task_id="poison-message"
+    )
+    celery.signature(HubspotStep.name, args=(registration_id,)).apply_async(task_id="poison-message")
     wait_for_state(database, registration_id, "hubspot", {"dead"})
     assert HubspotStep.calls == 0
     [letter] = dead_letters(database)
@@ -217,3 +220,29 @@ def test_a_step_held_by_another_delivery_is_not_run_twice(
     assert HubspotStep.calls == 0 and SmaregiStep.calls == 0  # stopped: the holder's chain goes on
     step = step_of(database, registration_id, "hubspot")
     assert (step.state, step.attempts, step.celery_task_id) == ("running", 1, "other-message")
+
+
+def test_a_live_holder_on_its_last_attempt_is_not_dead_lettered_by_a_duplicate(
+    worker_factory: Callable[..., Any], clean_redis: str, database: Database
+) -> None:
+    celery = start(worker_factory, clean_redis, (HubspotStep, []))
+    registration_id = new_registration(
+        database, state="running", attempts=FAST.max_attempts, celery_task_id="live-holder"
+    )
+    celery.signature(HubspotStep.name, args=(registration_id,)).apply_async()
+    time.sleep(1.0)
+    assert step_of(database, registration_id, "hubspot").state == "running"
+    assert dead_letters(database) == [] and HubspotStep.calls == 0
+
+
+def test_vendor_text_never_reaches_the_public_status(
+    worker_factory: Callable[..., Any], clean_redis: str, database: Database
+) -> None:
+    leaky = PermanentError("Property values were not valid: hanako@example.com is INVALID_EMAIL", status=400)
+    celery = start(worker_factory, clean_redis, (SmaregiStep, [leaky]))
+    registration_id = new_registration(database)
+    celery.signature(SmaregiStep.name, args=(registration_id,)).apply_async()
+    step = wait_for_state(database, registration_id, "smaregi", {"dead"})
+    assert step.last_error == "permanent: PermanentError (HTTP 400)"
+    [letter] = dead_letters(database)
+    assert "INVALID_EMAIL" in letter.message and "hanako@example.com" not in letter.message

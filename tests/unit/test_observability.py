@@ -49,3 +49,19 @@ def test_log_records_are_redacted(caplog: pytest.LogCaptureFixture) -> None:
     )
     assert RedactingFilter().filter(record)
     assert record.getMessage() == "member [redacted]"
+
+
+def test_every_logger_is_redacted_once_the_app_is_built(caplog: pytest.LogCaptureFixture) -> None:
+    from config.settings import Settings
+    from tasks.factory import create_celery_app
+
+    create_celery_app(Settings.from_env(environ={"DATABASE_URL": "sqlite:///:memory:"}))
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("celery.worker.strategy").info("Task received for %s", "hanako@example.com")
+        try:
+            raise ValueError("no member for hanako@example.com")
+        except ValueError:
+            logging.getLogger("some.library").exception("failed")
+    assert "hanako" not in caplog.text
+    assert "Task received for [redacted]" in caplog.text
+    assert all("hanako" not in (record.exc_text or "") for record in caplog.records)

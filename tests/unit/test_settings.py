@@ -73,3 +73,18 @@ def test_production_refuses_an_unauthenticated_ops_console() -> None:
         environ={"MEMBERSYNC_ENV": "production", "OPS_USERNAME": "admin", "OPS_PASSWORD": "s3cret"}
     )
     assert settings.ops_credentials() == ("admin", "s3cret")
+
+
+def test_production_never_falls_back_to_the_sandbox() -> None:
+    settings = Settings.from_env(
+        environ={"MEMBERSYNC_ENV": "production", "SHOPIFY_SHOP": "real.myshopify.com"}
+    )
+    assert settings.shopify_graphql_url == "https://real.myshopify.com/admin/api/2025-01/graphql.json"
+    assert settings.smaregi_api_url == "https://api.smaregi.jp"
+    assert settings.hubspot_api_url == "https://api.hubapi.com"
+    assert not settings.shopify_access_token and not settings.smaregi_client_secret
+    assert not settings.hubspot_access_token
+    explicit = Settings.from_env(
+        environ={"MEMBERSYNC_ENV": "production", "HUBSPOT_API_URL": "http://127.0.0.1:8013"}
+    )
+    assert explicit.hubspot_api_url == "http://127.0.0.1:8013"  # set on purpose: honoured
