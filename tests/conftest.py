@@ -18,6 +18,11 @@ from app.embedded import redis_answers, start_embedded_redis
 from config.settings import Settings
 from tasks.database import Database
 
+# Shopify's published Admin schema, read where shared/ sits beside the checkout; never copied in.
+SHOPIFY_SCHEMA_PATH = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "shopify" / "admin_schema_2025-01.json.gz"
+)
+
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 
 
@@ -166,3 +171,21 @@ def worker_factory(
     yield start
     for context in reversed(started):
         context.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def real_schema() -> Any:
+    """Shopify's real 2025-01 Admin schema (skips, saying where it looked, when it is absent)."""
+    import gzip
+    import json
+
+    from graphql import build_client_schema
+
+    if not SHOPIFY_SCHEMA_PATH.exists():
+        pytest.skip(f"Shopify's published 2025-01 schema is not at {SHOPIFY_SCHEMA_PATH}")
+    with gzip.open(SHOPIFY_SCHEMA_PATH) as introspection_file:
+        introspection = json.load(introspection_file)
+    schema = build_client_schema(introspection.get("data", introspection))
+    # The published file has harmless deprecation inconsistencies that would fail validation.
+    schema._validation_errors = []
+    return schema

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import gzip
-import json
-from pathlib import Path
-
 import pytest
 from graphql import (
     FragmentDefinitionNode,
     GraphQLSchema,
     OperationDefinitionNode,
     StringValueNode,
-    build_client_schema,
     parse,
     validate,
     visit,
@@ -23,24 +18,8 @@ from connectors.shopify import documents
 from sandbox.shopify.cost import MAX_QUERY_COST, requested_cost
 from sandbox.shopify.schema import build_admin_schema
 
-REAL_SCHEMA_PATH = (
-    Path(__file__).resolve().parents[3] / "shared" / "data" / "shopify" / "admin_schema_2025-01.json.gz"
-)
-
 # Variables the connector sends with the documents whose cost depends on them.
 TYPICAL_VARIABLES = {"first": 5}
-
-
-@pytest.fixture(scope="module")
-def real_schema() -> GraphQLSchema:
-    if not REAL_SCHEMA_PATH.exists():
-        pytest.skip(f"Shopify's published 2025-01 schema is not at {REAL_SCHEMA_PATH}")
-    with gzip.open(REAL_SCHEMA_PATH) as introspection_file:
-        introspection = json.load(introspection_file)
-    schema = build_client_schema(introspection.get("data", introspection))
-    # The published file has harmless deprecation inconsistencies that would fail validation.
-    schema._validation_errors = []
-    return schema
 
 
 DOCUMENTS = sorted(documents.ALL_DOCUMENTS.items())

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import gzip
 import json
-from pathlib import Path
 
-import pytest
 from graphql import (
     GraphQLArgument,
     GraphQLEnumType,
@@ -15,27 +12,10 @@ from graphql import (
     GraphQLNamedType,
     GraphQLObjectType,
     GraphQLSchema,
-    build_client_schema,
     print_ast,
 )
 
 from sandbox.shopify.schema import build_admin_schema
-
-REAL_SCHEMA_PATH = (
-    Path(__file__).resolve().parents[4] / "shared" / "data" / "shopify" / "admin_schema_2025-01.json.gz"
-)
-
-
-@pytest.fixture(scope="module")
-def real_schema() -> GraphQLSchema:
-    if not REAL_SCHEMA_PATH.exists():
-        pytest.skip(f"Shopify's published 2025-01 schema is not at {REAL_SCHEMA_PATH}")
-    with gzip.open(REAL_SCHEMA_PATH) as introspection_file:
-        introspection = json.load(introspection_file)
-    schema = build_client_schema(introspection.get("data", introspection))
-    # The published file has harmless deprecation inconsistencies that would fail validation.
-    schema._validation_errors = []
-    return schema
 
 
 def _default_of(argument: GraphQLArgument) -> str | None:
