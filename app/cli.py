@@ -135,19 +135,63 @@ def dlq_show(dead_letter_id: int) -> None:
         _print({**_dead_letter_document(letter), "args": letter.args, "notes": letter.notes})
 
 
+def _celery() -> Any:
+    """A Celery app for publishing from the command line (fails fast when the broker is down:
+    what was not published stays in the outbox for the relay)."""
+    from tasks.factory import create_celery_app
+
+    settings = _settings()
+    return create_celery_app(settings, Database.from_settings(settings), fail_fast=True)
+
+
 @dlq.command("replay")
 @click.argument("dead_letter_id", required=False)
 @click.option("--all", "replay_all", is_flag=True, help="Replay every open dead letter.")
 def dlq_replay(dead_letter_id: str | None, replay_all: bool) -> None:
-    """Re-run the chain from the failed step."""
-    _not_yet("dlq replay")
+    """Re-run the chain from the failed step (ID: a dead-letter id or a registration id)."""
+    from tasks.replay import NothingToReplay, open_dead_letter_registrations, replay
+
+    if replay_all == (dead_letter_id is not None):
+        raise click.UsageError("give either a DEAD_LETTER_ID or --all")
+    celery = _celery()
+    database = celery.membersync.database
+    targets = open_dead_letter_registrations(database) if replay_all else [str(dead_letter_id)]
+    replayed = []
+    for target in targets:
+        try:
+            outcome = replay(celery, database, target)
+        except NothingToReplay:
+            raise click.ClickException(f"no open dead letter for {target}") from None
+        replayed.append({"registration_id": outcome.registration_id, "systems": list(outcome.systems)})
+    _print({"replayed": replayed, "count": len(replayed)})
 
 
 @dlq.command("discard")
-@click.argument("dead_letter_id")
-def dlq_discard(dead_letter_id: str) -> None:
-    """Mark a dead letter discarded."""
-    _not_yet("dlq discard")
+@click.argument("dead_letter_id", type=int)
+@click.option("--note", default=None, help="Why it needs nothing more (kept on the dead letter).")
+def dlq_discard(dead_letter_id: int, note: str | None) -> None:
+    """Close a dead letter without replaying it."""
+    from tasks.replay import NothingToReplay, discard
+
+    try:
+        letter = discard(_database(), dead_letter_id, note=note)
+    except NothingToReplay:
+        raise click.ClickException(f"no open dead letter {dead_letter_id}") from None
+    _print(_dead_letter_document(letter))
+
+
+@main.command()
+@click.argument("system", type=click.Choice(["smaregi", "hubspot", "email"]))
+def backfill(system: str) -> None:
+    """Complete the SYSTEM steps that were skipped while it was switched off."""
+    from tasks.replay import backfill as run_backfill
+
+    celery = _celery()
+    try:
+        count = run_backfill(celery, celery.membersync.database, system)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    _print({"system": system, "reopened": count})
 
 
 @main.command()

@@ -55,15 +55,21 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, A
         "task_routes": {
             "membersync.reconcile": {"queue": BULK_QUEUE},
             "membersync.outbox.relay": {"queue": MAINTENANCE_QUEUE},
+            "membersync.alerts.dead_letters": {"queue": MAINTENANCE_QUEUE},
         },
-        "task_time_limit": 300,
-        "task_soft_time_limit": 240,
+        # Within the step lease, so a step that still runs is never taken over by a redelivery.
+        "task_time_limit": min(300, settings.step_lease_seconds // 2),
+        "task_soft_time_limit": int(min(300, settings.step_lease_seconds // 2) * 0.8),
         "timezone": "UTC",
         "enable_utc": True,
         "beat_schedule": {
             "outbox-relay": {
                 "task": "membersync.outbox.relay",
                 "schedule": float(settings.outbox_relay_interval_seconds),
+            },
+            "dead-letter-alerts": {
+                "task": "membersync.alerts.dead_letters",
+                "schedule": float(settings.dead_letter_alert_interval_seconds),
             },
         },
     }

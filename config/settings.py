@@ -33,6 +33,16 @@ class Secret(str):
         return str.__str__(self)
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How one system's failures are retried before they become dead letters."""
+
+    max_attempts: int
+    base_seconds: float
+    cap_seconds: float
+    budget_seconds: float
+
+
 def _bool(raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -60,6 +70,13 @@ def _non_negative_int(raw: str) -> int:
     number = int(raw)
     if number < 0:
         raise ValueError("expected zero or a positive integer")
+    return number
+
+
+def _positive_float(raw: str) -> float:
+    number = float(raw)
+    if not number > 0:
+        raise ValueError("expected a positive number")
     return number
 
 
@@ -112,6 +129,32 @@ def _secret(raw: str) -> Secret:
     return Secret(raw)
 
 
+def _retry_policy(raw: str) -> RetryPolicy:
+    """'attempts=12,base=2,cap=600,budget=10800' (seconds); every key is required."""
+    keys = {
+        "attempts": "max_attempts",
+        "base": "base_seconds",
+        "cap": "cap_seconds",
+        "budget": "budget_seconds",
+    }
+    values: dict[str, float] = {}
+    for part in raw.split(","):
+        key, _, number = part.partition("=")
+        if key.strip() not in keys:
+            raise ValueError(f"unknown key {key.strip()!r}; expected attempts, base, cap, budget")
+        values[keys[key.strip()]] = _positive_float(number)
+    if set(values) != set(keys.values()):
+        raise ValueError("expected attempts=N,base=S,cap=S,budget=S")
+    if values["base_seconds"] > values["cap_seconds"]:
+        raise ValueError("base must not exceed cap")
+    return RetryPolicy(
+        max_attempts=int(values["max_attempts"]),
+        base_seconds=values["base_seconds"],
+        cap_seconds=values["cap_seconds"],
+        budget_seconds=values["budget_seconds"],
+    )
+
+
 def setting(env: str, coerce: Callable[[str], Any], default: Any, *, secret: bool = False) -> Any:
     """Declare a field read from `env`, coerced by `coerce`, with `default` when unset."""
     return field(default=default, metadata={"env": env, "coerce": coerce, "secret": secret})
@@ -119,16 +162,6 @@ def setting(env: str, coerce: Callable[[str], Any], default: Any, *, secret: boo
 
 def _default_database_url() -> str:
     return f"sqlite:///{Path('var').resolve() / 'membersync.db'}"
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How one system's failures are retried before they become dead letters."""
-
-    max_attempts: int
-    base_seconds: float
-    cap_seconds: float
-    budget_seconds: float
 
 
 @dataclass(frozen=True)
@@ -195,16 +228,60 @@ class Settings:
     # the request that wrote them.
     outbox_relay_after_seconds: int = setting("OUTBOX_RELAY_AFTER_SECONDS", _positive_int, 30)
     outbox_relay_interval_seconds: int = setting("OUTBOX_RELAY_INTERVAL_SECONDS", _positive_int, 15)
-
-    retry_policies: Mapping[str, RetryPolicy] = field(
-        default_factory=lambda: {
-            # Shopify is the master: retry longest, the registration is nothing without it.
-            "shopify": RetryPolicy(max_attempts=12, base_seconds=2, cap_seconds=600, budget_seconds=3 * 3600),
-            "smaregi": RetryPolicy(max_attempts=10, base_seconds=2, cap_seconds=600, budget_seconds=2 * 3600),
-            "hubspot": RetryPolicy(max_attempts=8, base_seconds=5, cap_seconds=600, budget_seconds=2 * 3600),
-            "email": RetryPolicy(max_attempts=8, base_seconds=5, cap_seconds=600, budget_seconds=2 * 3600),
-        }
+    # A step held this long by one delivery may be taken over by another (its worker died). It must
+    # exceed a step's hard time limit (derived from it: half the lease), so a live holder is never
+    # overtaken.
+    step_lease_seconds: int = setting("STEP_LEASE_SECONDS", _positive_int, 600)
+    # A registration whose pending/running step was untouched this long has lost its chain (a killed
+    # worker's messages, a Redis restart): the relay queues it again. Above the longest retry delay.
+    stalled_after_seconds: int = setting("STALLED_AFTER_SECONDS", _positive_int, 900)
+    # New dead letters are gathered into one digest per interval.
+    dead_letter_alert_interval_seconds: int = setting(
+        "DEAD_LETTER_ALERT_INTERVAL_SECONDS", _positive_int, 300
     )
+
+    # Per-system retry policies: RETRY_POLICY_<SYSTEM>="attempts=N,base=S,cap=S,budget=S".
+    # Shopify is the master: it retries longest, the registration is nothing without it.
+    retry_policy_shopify: RetryPolicy = setting(
+        "RETRY_POLICY_SHOPIFY", _retry_policy, RetryPolicy(12, 2, 600, 3 * 3600)
+    )
+    retry_policy_smaregi: RetryPolicy = setting(
+        "RETRY_POLICY_SMAREGI", _retry_policy, RetryPolicy(10, 2, 600, 2 * 3600)
+    )
+    retry_policy_hubspot: RetryPolicy = setting(
+        "RETRY_POLICY_HUBSPOT", _retry_policy, RetryPolicy(8, 5, 600, 2 * 3600)
+    )
+    retry_policy_email: RetryPolicy = setting(
+        "RETRY_POLICY_EMAIL", _retry_policy, RetryPolicy(8, 5, 600, 2 * 3600)
+    )
+
+    # Every vendor call: seconds to connect and to wait for an answer.
+    http_connect_timeout_seconds: float = setting("HTTP_CONNECT_TIMEOUT_SECONDS", _positive_float, 3.05)
+    http_read_timeout_seconds: float = setting("HTTP_READ_TIMEOUT_SECONDS", _positive_float, 10.0)
+    # Global rate limits, shared by every worker (Redis token buckets), sized to each vendor's plan.
+    # Shopify: cost points per store (bucket size, restored per second; Standard plan 2000 / 100).
+    shopify_bucket_size: float = setting("SHOPIFY_BUCKET_SIZE", _positive_float, 2000.0)
+    shopify_restore_rate: float = setting("SHOPIFY_RESTORE_RATE", _positive_float, 100.0)
+    # Smaregi: requests per second per contract (UNCONFIRMED in APIS.md, so configurable).
+    smaregi_rate_limit_per_second: float = setting("SMAREGI_RATE_LIMIT_PER_SECOND", _positive_float, 10.0)
+    smaregi_scopes: str = setting("SMAREGI_SCOPES", str, "pos.customers:read pos.customers:write")
+    # HubSpot: requests per rolling ten seconds for a private app (100 Free/Starter, 190 Pro/Enterprise).
+    hubspot_rate_limit_per_10s: float = setting("HUBSPOT_RATE_LIMIT_PER_10S", _positive_float, 100.0)
+    smtp_timeout_seconds: float = setting("SMTP_TIMEOUT_SECONDS", _positive_float, 10.0)
+    # The per-email lock around find-or-create: held at most this long (above a step's vendor calls),
+    # waited for at most LOCK_WAIT_SECONDS before the step is re-scheduled.
+    lock_timeout_seconds: float = setting("LOCK_TIMEOUT_SECONDS", _positive_float, 60.0)
+    lock_wait_seconds: float = setting("LOCK_WAIT_SECONDS", _positive_float, 5.0)
+
+    @property
+    def retry_policies(self) -> Mapping[str, RetryPolicy]:
+        """Each pipeline system's retry policy."""
+        return {
+            "shopify": self.retry_policy_shopify,
+            "smaregi": self.retry_policy_smaregi,
+            "hubspot": self.retry_policy_hubspot,
+            "email": self.retry_policy_email,
+        }
 
     @property
     def dev_mode(self) -> bool:

@@ -9,27 +9,26 @@ transient → Celery retry with backoff; permanent or exhausted → dead letter.
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 from typing import Any
 
 from celery import Task
 from celery.exceptions import Ignore
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.orm import Session
 
 from config.settings import RetryPolicy
-from connectors.errors import PermanentError, ThrottledError, TransientError
+from connectors.errors import PermanentError, RateLimited, ThrottledError, TransientError
 from tasks.dead_letters import record_dead_letter
+from tasks.locks import LockBusy, email_lock
 from tasks.models import Registration, SyncStep, utcnow
 from tasks.pipeline import derive_status
-from tasks.retry import retries_exhausted, retry_delay
+from tasks.retry import deferral_delay, retries_exhausted, retry_delay
 from tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-# A running step whose holder has not finished within this long is taken over (above the task's
-# hard time limit, so a live holder is never overtaken).
-CLAIM_LEASE_SECONDS = 600
 # The step whose failure stops the chain: nothing else can be synced without the customer master.
 MASTER_SYSTEM = "shopify"
 
@@ -53,6 +52,8 @@ class StepTask(Task):
 
     abstract = True
     system: str = ""
+    # Steps that find-or-create in their system hold the per-email lock while they do.
+    locks_email: bool = False
     acks_late = True
     reject_on_worker_lost = True
 
@@ -68,10 +69,11 @@ class StepTask(Task):
     def run_step(self, registration_id: str) -> dict[str, Any]:
         """Run the step once for `registration_id`; a finished step returns at once."""
         claimed = self._claim(registration_id)
-        if claimed is not None:
+        if isinstance(claimed, dict):
             return claimed
         try:
-            with self.runtime.database.session() as session:
+            # The lock covers the commit too: the next holder must see what this one recorded.
+            with self._person_lock(claimed), self.runtime.database.session() as session:
                 registration, step = self._load(session, registration_id)
                 self.sync(session, registration, step)
                 if step.state == "running":
@@ -88,13 +90,22 @@ class StepTask(Task):
         """Bring `registration` into this task's system and record the outcome on `step`."""
         raise NotImplementedError
 
+    def _person_lock(self, email: str) -> AbstractContextManager[None]:
+        if not self.locks_email:
+            return nullcontext()
+        settings = self.runtime.settings
+        return email_lock(
+            self.runtime.redis, email, timeout=settings.lock_timeout_seconds, wait=settings.lock_wait_seconds
+        )
+
     def _load(self, session: Session, registration_id: str) -> tuple[Registration, SyncStep]:
         registration = session.get(Registration, registration_id)
         assert registration is not None  # checked by _claim; registrations are never deleted mid-run
         return registration, registration.step(self.system)
 
-    def _claim(self, registration_id: str) -> dict[str, Any] | None:
-        """Count the attempt and mark the step running; a result when there is nothing to do."""
+    def _claim(self, registration_id: str) -> dict[str, Any] | str:
+        """Count the attempt and mark the step running (giving the email to lock on), or a result
+        when there is nothing to do."""
         with self.runtime.database.session() as session:
             registration = session.get(Registration, registration_id)
             if registration is None:
@@ -117,15 +128,16 @@ class StepTask(Task):
             if not worker_lost and not self._take(session, step):
                 raise Ignore()  # lost the compare-and-set to another delivery a moment ago
             registration.status = derive_status(registration.steps)
+            email = registration.email
         if worker_lost:
             return self._dead_letter(
                 registration_id, RuntimeError("attempts exhausted without an outcome"), "worker_lost"
             )
-        return None
+        return email
 
     def _free(self, step: SyncStep) -> bool:
         """Whether this delivery may take the step (the same rule as `_take`, read first)."""
-        lease_expired = utcnow() - timedelta(seconds=CLAIM_LEASE_SECONDS)
+        lease_expired = utcnow() - timedelta(seconds=self.runtime.settings.step_lease_seconds)
         return (
             step.state == "pending"
             or step.celery_task_id == self.request.id
@@ -138,7 +150,7 @@ class StepTask(Task):
         A step is free when pending, when running under this same message (a redelivery after a
         lost worker keeps its task id), or when its holder's lease ran out (a worker died for good).
         """
-        lease_expired = utcnow() - timedelta(seconds=CLAIM_LEASE_SECONDS)
+        lease_expired = utcnow() - timedelta(seconds=self.runtime.settings.step_lease_seconds)
         claimed = session.execute(
             update(SyncStep)
             .where(
@@ -153,6 +165,8 @@ class StepTask(Task):
                 state="running",
                 attempts=SyncStep.attempts + 1,
                 celery_task_id=self.request.id,
+                # The retry budget runs from the first attempt (a replay starts a new one).
+                first_attempt_at=func.coalesce(SyncStep.first_attempt_at, utcnow()),
                 updated_at=utcnow(),
             )
             .execution_options(synchronize_session=False)
@@ -162,21 +176,30 @@ class StepTask(Task):
 
     def _retry_or_dead_letter(self, registration_id: str, error: TransientError) -> dict[str, Any]:
         policy = self.policy()
+        # Our own rate limit or another worker's lock: nothing was tried, so no attempt is used up
+        # (only the time budget still counts).
+        deferred = isinstance(error, RateLimited | LockBusy)
         with self.runtime.database.session() as session:
             registration, step = self._load(session, registration_id)
-            elapsed = (utcnow() - registration.created_at).total_seconds()
-            if retries_exhausted(policy, step.attempts, elapsed):
+            if deferred:
+                step.attempts = max(0, step.attempts - 1)
+            elapsed = (utcnow() - (step.first_attempt_at or registration.created_at)).total_seconds()
+            if retries_exhausted(policy, step.attempts if not deferred else 0, elapsed):
                 attempts = step.attempts
                 exhausted = True
             else:
                 exhausted = False
                 step.state = "pending"
-                step.last_error = public_error(error)
+                if not deferred:
+                    step.last_error = public_error(error)
                 attempts = step.attempts
         if exhausted:
             return self._dead_letter(registration_id, error, "retries_exhausted")
         retry_after = error.retry_after if isinstance(error, ThrottledError) else None
-        countdown = retry_delay(policy, attempts, retry_after=retry_after)
+        if deferred:
+            countdown = deferral_delay(retry_after)
+        else:
+            countdown = retry_delay(policy, attempts, retry_after=retry_after)
         log.info(
             "step %s of %s retries in %.1fs (attempt %d)", self.system, registration_id, countdown, attempts
         )

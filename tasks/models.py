@@ -109,6 +109,8 @@ class SyncStep(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     celery_task_id: Mapped[str | None] = mapped_column(String(64))
+    # When the current run of this step began (the retry budget counts from here); a replay clears it.
+    first_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
     registration: Mapped[Registration] = relationship(back_populates="steps")
@@ -162,6 +164,8 @@ class DeadLetter(Base):
     last_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     status: Mapped[str] = mapped_column(String(16), default="open", index=True)
     notes: Mapped[str | None] = mapped_column(Text)
+    # When ops were told about this dead letter (the batched alert); NULL = not yet.
+    alerted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class ReconciliationRun(Base):

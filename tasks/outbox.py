@@ -16,8 +16,8 @@ from celery.signals import worker_ready
 from sqlalchemy import select
 
 from tasks.database import Database
-from tasks.models import OutboxMessage, Registration, utcnow
-from tasks.pipeline import build_chain, remaining_systems
+from tasks.models import OutboxMessage, Registration, SyncStep, utcnow
+from tasks.pipeline import PIPELINE_TASK, build_chain, remaining_systems
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +70,54 @@ def relay(celery: Celery, database: Database, *, older_than_seconds: float) -> i
     return publish(celery, database, unpublished_ids(database, older_than_seconds=older_than_seconds))
 
 
+def stalled_registration_ids(database: Database, *, older_than_seconds: float) -> list[str]:
+    """Registrations with a step left pending or running, untouched for longer than the threshold.
+
+    A published chain can still be lost after its row was marked published: a Redis restart without
+    persistence, or a worker killed while it held messages that Redis only redelivers after the
+    visibility timeout (hours). The database knows what never finished.
+    """
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    with database.session() as session:
+        rows = session.scalars(
+            select(SyncStep.registration_id)
+            .where(SyncStep.state.in_(("pending", "running")), SyncStep.updated_at <= cutoff)
+            .group_by(SyncStep.registration_id)
+            .limit(RELAY_BATCH)
+        )
+        return list(rows)
+
+
+def resume_stalled(celery: Celery, database: Database, *, older_than_seconds: float) -> int:
+    """Queue the remaining chain of every stalled registration again (steps are idempotent)."""
+    outbox_ids = []
+    for registration_id in stalled_registration_ids(database, older_than_seconds=older_than_seconds):
+        with database.session() as session:
+            message = OutboxMessage(task_name=PIPELINE_TASK, registration_id=registration_id)
+            session.add(message)
+            # Touch the steps so the next sweep waits a full threshold before trying again.
+            for step in session.scalars(
+                select(SyncStep).where(
+                    SyncStep.registration_id == registration_id, SyncStep.state.in_(("pending", "running"))
+                )
+            ):
+                step.updated_at = utcnow()
+            session.flush()
+            outbox_ids.append(message.id)
+    if outbox_ids:
+        log.info("resuming %d stalled registration(s)", len(outbox_ids))
+    return publish(celery, database, outbox_ids)
+
+
 @shared_task(name="membersync.outbox.relay", bind=True, ignore_result=True)
 def relay_task(self) -> int:
-    """Beat-scheduled relay of unpublished outbox rows."""
+    """Beat-scheduled relay of unpublished outbox rows, and of chains that stalled after publishing."""
     runtime = self.app.membersync
-    return relay(self.app, runtime.database, older_than_seconds=runtime.settings.outbox_relay_after_seconds)
+    settings = runtime.settings
+    published = relay(self.app, runtime.database, older_than_seconds=settings.outbox_relay_after_seconds)
+    return published + resume_stalled(
+        self.app, runtime.database, older_than_seconds=settings.stalled_after_seconds
+    )
 
 
 @worker_ready.connect
@@ -86,9 +129,9 @@ def relay_at_worker_start(sender, **_kwargs) -> None:
         return
     try:
         # Not younger rows: the request that wrote them is publishing them right now.
-        count = relay(
-            celery, runtime.database, older_than_seconds=runtime.settings.outbox_relay_after_seconds
-        )
+        settings = runtime.settings
+        count = relay(celery, runtime.database, older_than_seconds=settings.outbox_relay_after_seconds)
+        count += resume_stalled(celery, runtime.database, older_than_seconds=settings.stalled_after_seconds)
     except Exception:
         log.exception("outbox relay at worker start failed")
         return

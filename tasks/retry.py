@@ -26,3 +26,13 @@ def retry_delay(
 def retries_exhausted(policy: RetryPolicy, attempts: int, elapsed_seconds: float) -> bool:
     """True when another attempt would exceed the policy's attempts or time budget."""
     return attempts >= policy.max_attempts or elapsed_seconds >= policy.budget_seconds
+
+
+def deferral_delay(retry_after: float | None, *, rng: random.Random | None = None) -> float:
+    """Seconds to wait when a step was deferred (our own rate limit, another worker's lock).
+
+    The wait the budget asked for, plus up to half again of jitter so deferred steps do not all
+    come back at the same instant; a short default when no wait is known.
+    """
+    base = retry_after if retry_after and retry_after > 0 else 0.5
+    return min(base * (1 + (rng or random).uniform(0, 0.5)), float(LONGEST_COUNTDOWN_SECONDS))

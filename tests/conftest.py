@@ -189,3 +189,84 @@ def real_schema() -> Any:
     # The published file has harmless deprecation inconsistencies that would fail validation.
     schema._validation_errors = []
     return schema
+
+
+class SandboxHandle:
+    """The session's emulators, reset for one test: URLs, the env that points Membersync at them,
+    and the control API (faults, state, mail)."""
+
+    def __init__(self, sandbox: Any) -> None:
+        self.urls: dict[str, str] = sandbox.urls
+        self.mail = sandbox.mail
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment variables that send every connector to this sandbox."""
+        return {
+            "SHOPIFY_ADMIN_URL": self.urls["shopify"],
+            "SMAREGI_API_URL": self.urls["smaregi"],
+            "SMAREGI_ID_URL": self.urls["smaregi"],
+            "HUBSPOT_API_URL": self.urls["hubspot"],
+            "SMTP_HOST": self.mail.host,
+            "SMTP_PORT": str(self.mail.smtp_port),
+            "SMAREGI_RATE_LIMIT_PER_SECOND": str(SANDBOX_SMAREGI_RATE),
+        }
+
+    def reset(self) -> None:
+        import requests
+
+        for name in ("shopify", "smaregi", "hubspot"):
+            requests.post(f"{self.urls[name]}/_sandbox/reset", timeout=5).raise_for_status()
+            requests.post(f"{self.urls[name]}/_sandbox/faults", json={}, timeout=5).raise_for_status()
+        requests.delete(f"{self.urls['mail']}/api/messages", timeout=5).raise_for_status()
+
+    def faults(self, name: str, **faults: float) -> None:
+        """Inject faults into one emulator (CONTRACT.md: error_rate, throttle_rate, ...)."""
+        import requests
+
+        requests.post(f"{self.urls[name]}/_sandbox/faults", json=faults, timeout=5).raise_for_status()
+
+    def state(self, name: str) -> dict[str, Any]:
+        import requests
+
+        response = requests.get(f"{self.urls[name]}/_sandbox/state", timeout=10)
+        response.raise_for_status()
+        document: dict[str, Any] = response.json()
+        return document
+
+    def messages(self) -> list[dict[str, Any]]:
+        import requests
+
+        response = requests.get(f"{self.urls['mail']}/api/messages", timeout=10)
+        response.raise_for_status()
+        body = response.json()
+        messages: list[dict[str, Any]] = body["messages"] if isinstance(body, dict) else body
+        return messages
+
+
+# The emulated Smaregi allows more than the real default of 10/s, so pipeline tests are not slowed
+# to its pace; the connectors' own budget is set to match.
+SANDBOX_SMAREGI_RATE = 40
+
+
+@pytest.fixture(scope="session")
+def running_sandbox() -> Iterator[Any]:
+    """Every emulator and the mail catcher on free ports, for the whole session."""
+    from sandbox.runner import DEFAULT_PORTS, start_sandbox
+
+    sandbox = start_sandbox(
+        ports=dict.fromkeys(DEFAULT_PORTS, 0),
+        env={"SANDBOX_SMAREGI_RATE_PER_SECOND": str(SANDBOX_SMAREGI_RATE)},
+    )
+    try:
+        yield sandbox
+    finally:
+        sandbox.stop()
+
+
+@pytest.fixture
+def sandbox(running_sandbox: Any) -> SandboxHandle:
+    """The session's emulators, emptied and without faults for this test."""
+    handle = SandboxHandle(running_sandbox)
+    handle.reset()
+    return handle

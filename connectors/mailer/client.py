@@ -1,0 +1,297 @@
+"""The welcome email: rendered from templates (Japanese and English) and sent over plain SMTP.
+
+One message per registration, multipart/alternative: a text part and an HTML part that is
+multipart/related with the member-number barcode inline (cid:). Its Message-ID is derived from the
+registration id, so every retry sends the same message and a client that sees it twice shows it
+once. Nothing is fetched when the message is opened: no remote images, no tracking.
+
+Failures, as the pipeline needs them (`connectors.errors`):
+- no connection, timeouts, a dropped connection, 4xx replies → TransientError (retry later);
+- 5xx replies (recipient, sender or message refused, authentication failed), STARTTLS or AUTH not
+  offered, a certificate that does not verify → PermanentError (retrying cannot help).
+Messages name the SMTP reply code and enhanced status only; a server's reply text often quotes the
+addresses, so it is never kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import hashlib
+import re
+import smtplib
+import ssl
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from connectors.errors import ConnectorError, PermanentError, TransientError
+from connectors.mailer.barcode import code128_png
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+
+SYSTEM = "email"
+LOCALES = ("ja", "en")
+# The registration form's default; a locale we have no template for falls back to it.
+DEFAULT_LOCALE = "ja"
+SUBJECTS: Mapping[tuple[str, bool], str] = {
+    # (locale, has a member number)
+    ("ja", True): "会員登録ありがとうございます【会員番号のお知らせ】",
+    ("ja", False): "会員登録ありがとうございます",
+    ("en", True): "Welcome — your membership number",
+    ("en", False): "Welcome — thank you for registering",
+}
+BARCODE_FILENAME = "member-barcode.png"
+_ID_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+_ENHANCED_STATUS = re.compile(rb"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
+
+_templates = Environment(
+    loader=PackageLoader("connectors.mailer", "templates"),
+    # HTML escapes every value (a name is whatever the customer typed); the text part is plain text.
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True, default=False),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+
+@dataclass(frozen=True)
+class WelcomeMessage:
+    """What the welcome email says to one new member."""
+
+    to: str
+    first_name: str
+    last_name: str
+    locale: str  # "ja" | "en"
+    # None when the Smaregi step is dead or skipped: the mail then says the number follows.
+    member_number: str | None
+    message_id: str
+
+
+@dataclass(frozen=True)
+class _InlineBarcode:
+    cid: str
+    png: bytes
+    width: int
+    height: int
+
+
+def sender_domain(mail_from: str) -> str:
+    """The domain of MAIL_FROM's address ("Shop <welcome@shop.example>" → "shop.example")."""
+    _, address = email.utils.parseaddr(mail_from)
+    domain = address.rpartition("@")[2] if "@" in address else ""
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        domain = ""
+    if not _DOMAIN.fullmatch(domain):
+        raise ValueError("MAIL_FROM needs an address with a domain, such as welcome@shop.example")
+    return domain
+
+
+def welcome_message_id(registration_id: str, *, domain: str) -> str:
+    """The welcome email's Message-ID for a registration: the same on every retry."""
+    if not _ID_TEXT.fullmatch(registration_id) or not _DOMAIN.fullmatch(domain):
+        raise ValueError("a Message-ID needs a plain registration id and an ASCII domain")
+    return f"<welcome.{registration_id}@{domain}>"
+
+
+def render_welcome(message: WelcomeMessage, *, mail_from: str) -> EmailMessage:
+    """The welcome email as a MIME message: text and HTML alternatives, the barcode inline."""
+    locale = message.locale if message.locale in LOCALES else DEFAULT_LOCALE
+    member_number = message.member_number or None
+    subject = SUBJECTS[locale, member_number is not None]
+    barcode = None
+    if member_number is not None:
+        image = code128_png(member_number)
+        barcode = _InlineBarcode(
+            cid=_barcode_content_id(message.message_id), png=image.png, width=image.width, height=image.height
+        )
+    display_name, _ = email.utils.parseaddr(mail_from)
+    context: dict[str, Any] = {
+        "locale": locale,
+        "subject": subject,
+        "first_name": message.first_name,
+        "last_name": message.last_name,
+        "member_number": member_number,
+        "barcode": barcode,
+        "sender_name": display_name or sender_domain(mail_from),
+    }
+    text = _templates.get_template(f"welcome.{locale}.txt").render(context)
+    html = _templates.get_template(f"welcome.{locale}.html").render(context)
+
+    mime = EmailMessage()
+    mime["From"] = mail_from
+    mime["To"] = message.to
+    mime["Subject"] = subject
+    mime["Date"] = email.utils.format_datetime(datetime.now(UTC))
+    mime["Message-ID"] = message.message_id
+    # RFC 3834: an automatic message, so out-of-office responders do not answer it.
+    mime["Auto-Submitted"] = "auto-generated"
+    mime.set_content(text)
+    mime.add_alternative(html, subtype="html")
+    if barcode is not None:
+        html_part = mime.get_body(preferencelist=("html",))
+        assert html_part is not None
+        html_part.add_related(
+            barcode.png,
+            maintype="image",
+            subtype="png",
+            cid=f"<{barcode.cid}>",
+            disposition="inline",
+            filename=BARCODE_FILENAME,
+        )
+    return mime
+
+
+def _barcode_content_id(message_id: str) -> str:
+    """The barcode's Content-ID (without brackets): derived from the Message-ID, so a retry renders
+    the same message, and short, so the header is not folded (a folded Content-ID reads back with a
+    leading space in some parsers, Python's among them)."""
+    digest = hashlib.sha256(message_id.encode()).hexdigest()[:16]
+    _, at, domain = message_id.strip("<>").rpartition("@")
+    return f"barcode.{digest}@{domain if at else 'localhost'}"
+
+
+SmtpFactory = Callable[..., smtplib.SMTP]
+
+
+class Mailer:
+    """Sends mail through one SMTP server (STARTTLS and AUTH when configured)."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        username: str | None,
+        password: str,
+        starttls: bool,
+        mail_from: str,
+        timeout: float,
+        smtp_factory: SmtpFactory = smtplib.SMTP,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.username = username
+        self._password = password
+        self.starttls = starttls
+        self.mail_from = mail_from
+        self.timeout = timeout
+        self._smtp_factory = smtp_factory
+        # Checked here so a bad MAIL_FROM fails at start-up, not in the first welcome step.
+        self.domain = sender_domain(mail_from)
+
+    def __repr__(self) -> str:
+        return f"Mailer(host={self.host!r}, port={self.port!r}, starttls={self.starttls!r})"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Mailer:
+        """The mailer the SMTP_* and MAIL_FROM settings describe."""
+        return cls(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.smtp_password.value,
+            starttls=settings.smtp_starttls,
+            mail_from=settings.mail_from,
+            timeout=settings.smtp_timeout_seconds,
+        )
+
+    def welcome_message_id(self, registration_id: str) -> str:
+        """The registration's welcome Message-ID in MAIL_FROM's domain."""
+        return welcome_message_id(registration_id, domain=self.domain)
+
+    def send(self, message: EmailMessage) -> None:
+        """Hand one message to the SMTP server (RFC 5321; STARTTLS RFC 3207; AUTH RFC 4954).
+
+        A timeout while the server answers the message's final dot leaves it unknown whether the
+        message was taken; that is transient, so a retry may deliver it twice (same Message-ID).
+        """
+        try:
+            smtp = self._smtp_factory(self.host, self.port, timeout=self.timeout)
+        except (smtplib.SMTPException, OSError) as error:
+            raise _classify(error) from None
+        accepted = False
+        try:
+            if self.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if self.username:
+                smtp.login(self.username, self._password)
+            # One recipient: it is either accepted or refused (SMTPRecipientsRefused), never partly.
+            smtp.send_message(message)
+            accepted = True
+        except (smtplib.SMTPException, OSError) as error:
+            raise _classify(error) from None
+        finally:
+            # Once the message is accepted nothing may fail the step (a retry would send it again),
+            # so a failing QUIT only closes the socket.
+            if accepted:
+                _quit(smtp)
+            else:
+                _close(smtp)
+
+    def send_welcome(self, message: WelcomeMessage) -> None:
+        """Render the welcome email and send it."""
+        try:
+            rendered = render_welcome(message, mail_from=self.mail_from)
+        except ValueError as error:
+            raise PermanentError(f"welcome email cannot be rendered: {error}", system=SYSTEM) from None
+        self.send(rendered)
+
+
+def _classify(error: smtplib.SMTPException | OSError) -> ConnectorError:
+    """Our error for what smtplib or the socket raised."""
+    name = type(error).__name__
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return _refused_error(error.recipients)
+    if isinstance(error, smtplib.SMTPResponseException):
+        return _reply_error(name, error.smtp_code, error.smtp_error)
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        # smtplib's own words ("Connection unexpectedly closed: timed out"), never the server's.
+        return TransientError(f"{name}: {str(error)[:100]}", system=SYSTEM)
+    if isinstance(error, smtplib.SMTPException):
+        # STARTTLS or AUTH not offered, no usable AUTH mechanism, SMTPUTF8 needed but missing.
+        return PermanentError(f"{name}: the server cannot take this message as configured", system=SYSTEM)
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return PermanentError(f"{name}: the server's certificate does not verify", system=SYSTEM)
+    if isinstance(error, TimeoutError):
+        return TransientError(f"{name}: timed out", system=SYSTEM)
+    # Connection refused or reset, DNS failure, TLS handshake interrupted.
+    return TransientError(f"{name}: {error.strerror or 'connection failed'}", system=SYSTEM)
+
+
+def _refused_error(recipients: Mapping[str, tuple[int, bytes]]) -> ConnectorError:
+    """All recipients refused: permanent if any refusal is permanent (5xx), else transient."""
+    replies = sorted(recipients.values(), key=lambda reply: reply[0], reverse=True)
+    code, reply = replies[0] if replies else (-1, b"")
+    return _reply_error("SMTPRecipientsRefused", code, reply)
+
+
+def _reply_error(name: str, code: int, reply: bytes | str) -> ConnectorError:
+    raw = reply.encode("utf-8", "replace") if isinstance(reply, str) else reply
+    enhanced = _ENHANCED_STATUS.match(raw)
+    detail = f"{name}: SMTP {code}" + (f" {enhanced.group(1).decode()}" if enhanced else "")
+    if 500 <= code < 600:
+        return PermanentError(detail, system=SYSTEM, status=code)
+    # 4xx says "try again later"; anything else (a garbled reply) is no reason to give up.
+    return TransientError(detail, system=SYSTEM, status=code)
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        _close(smtp)
+
+
+def _close(smtp: smtplib.SMTP) -> None:
+    with contextlib.suppress(OSError):
+        smtp.close()

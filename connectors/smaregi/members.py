@@ -1,0 +1,84 @@
+"""Smaregi POS members (会員) as Membersync sees them, and the member numbers we give new ones."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+MEMBER_CODE_DIGITS = 16
+
+# Keyword names of create_member / update_member -> Smaregi's JSON field names (APIS.md, Smaregi).
+FIELD_NAMES: Mapping[str, str] = {
+    "customer_code": "customerCode",
+    "last_name": "lastName",
+    "first_name": "firstName",
+    "mail_address": "mailAddress",
+    "last_kana": "lastKana",
+    "first_kana": "firstKana",
+    "phone_number": "phoneNumber",
+    "post_code": "postCode",
+    "address": "address",
+    "sex": "sex",
+    "birth_date": "birthDate",
+    "mail_receive_flag": "mailReceiveFlag",
+}
+
+
+@dataclass(frozen=True)
+class SmaregiMember:
+    """A POS member: Smaregi's id, the member number on the card, and what we match on."""
+
+    customer_id: str
+    customer_code: str  # the member number (printed on the card / barcode)
+    mail_address: str | None
+    last_name: str | None
+    first_name: str | None
+    point: str | None = None  # as Smaregi returns it, when it does
+
+    @classmethod
+    def from_api(cls, record: Mapping[str, Any]) -> SmaregiMember:
+        """A member from one customer object of the API."""
+
+        def text(name: str) -> str | None:
+            value = record.get(name)
+            return None if value is None else str(value)
+
+        return cls(
+            customer_id=str(record["customerId"]),
+            customer_code=str(record.get("customerCode") or ""),
+            mail_address=text("mailAddress") or None,
+            last_name=text("lastName"),
+            first_name=text("firstName"),
+            point=text("point"),
+        )
+
+
+def member_code(email: str, *, salt: int = 0) -> str:
+    """The customerCode a new member gets: 16 decimal digits derived from the normalised email.
+
+    Deterministic on purpose: when Smaregi stores a member but its answer is lost (timeout), a retry
+    asks for the same code, is told it is taken, and finds our own member by that code instead of
+    creating a second card for the person. `salt` > 0 only when the code is held by somebody else's
+    member (a hash collision, or a number a shop typed in by hand). Digits only, so the number works
+    on a barcode and at a till keypad; 16 of them keep collisions negligible for millions of members
+    and stay within Smaregi's 20-character limit.
+    """
+    if salt < 0:
+        raise ValueError("salt must be zero or positive")
+    digest = hashlib.sha256(f"{email.strip().lower()}\n{salt}".encode()).digest()
+    return str(int.from_bytes(digest[:8], "big") % 10**MEMBER_CODE_DIGITS).zfill(MEMBER_CODE_DIGITS)
+
+
+def member_fields(values: Mapping[str, str | bool | None]) -> dict[str, str]:
+    """The JSON body for create/update: Smaregi's names, every value a string, None left out."""
+    unknown = sorted(set(values) - set(FIELD_NAMES))
+    if unknown:
+        raise TypeError(f"not a Smaregi member field: {', '.join(unknown)}")
+    body: dict[str, str] = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        body[FIELD_NAMES[name]] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+    return body

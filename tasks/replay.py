@@ -1,0 +1,149 @@
+"""Replay of dead letters and backfill of skipped steps: reopen the steps, then publish via the outbox.
+
+Replay re-runs the chain from the first unfinished step (succeeded steps are no-ops). It takes a
+dead-letter id or a registration id, so ops can call it from the CLI, the ops console or Flower's
+`/api/task/async-apply/membersync.replay` with exact arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from celery import Celery, shared_task
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tasks.database import Database
+from tasks.models import SYSTEMS, DeadLetter, OutboxMessage, Registration, SyncStep, utcnow
+from tasks.outbox import publish
+from tasks.pipeline import PIPELINE_TASK, derive_status
+
+BACKFILL_BATCH = 500
+
+
+class NothingToReplay(LookupError):
+    """No such dead letter or registration, or nothing of it is open."""
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What a replay reopened: the registration, its systems and the outbox row that carries it."""
+
+    registration_id: str
+    systems: tuple[str, ...]
+    outbox_id: int
+
+
+def reopen(session: Session, registration: Registration, systems: Iterable[str]) -> OutboxMessage:
+    """Put `systems`' steps back to pending with a fresh budget, and queue the chain in the outbox."""
+    for system in systems:
+        step = registration.step(system)
+        step.state = "pending"
+        step.attempts = 0
+        step.first_attempt_at = None
+        step.celery_task_id = None
+    registration.status = derive_status(registration.steps)
+    message = OutboxMessage(task_name=PIPELINE_TASK, registration_id=registration.id)
+    session.add(message)
+    session.flush()
+    return message
+
+
+def reopen_dead_letters(session: Session, ids: str | int) -> Replayed:
+    """Reopen the dead steps named by a dead-letter id or a registration id (in the caller's transaction)."""
+    letters = _open_letters(session, ids)
+    if not letters:
+        raise NothingToReplay(str(ids))
+    registration = session.get(Registration, letters[0].registration_id)
+    assert registration is not None  # dead letters cascade with their registration
+    systems = tuple(s for s in SYSTEMS if registration.step(s).state == "dead")
+    now = utcnow()
+    for letter in letters:
+        letter.status = "replayed"
+        letter.notes = ((letter.notes or "") + f"\nreplayed {now.isoformat(timespec='seconds')}").strip()
+    message = reopen(session, registration, systems)
+    return Replayed(registration.id, systems, message.id)
+
+
+def _open_letters(session: Session, ids: str | int) -> list[DeadLetter]:
+    text = str(ids).strip()
+    if text.isdigit():
+        letter = session.get(DeadLetter, int(text))
+        if letter is None or letter.status != "open":
+            return []
+        # Every open letter of that registration: one replay runs the whole remaining chain.
+        text = letter.registration_id
+    return list(
+        session.scalars(
+            select(DeadLetter)
+            .where(DeadLetter.registration_id == text, DeadLetter.status == "open")
+            .order_by(DeadLetter.id)
+        )
+    )
+
+
+def replay(celery: Celery, database: Database, ids: str | int) -> Replayed:
+    """Reopen and publish (the outbox relay covers a broker that is down right now)."""
+    with database.session() as session:
+        replayed = reopen_dead_letters(session, ids)
+    publish(celery, database, [replayed.outbox_id])
+    return replayed
+
+
+def open_dead_letter_registrations(database: Database) -> list[str]:
+    """Registrations with at least one open dead letter, oldest first."""
+    with database.session() as session:
+        rows = session.scalars(
+            select(DeadLetter.registration_id)
+            .where(DeadLetter.status == "open")
+            .group_by(DeadLetter.registration_id)
+            .order_by(DeadLetter.registration_id)
+        )
+        return list(rows)
+
+
+def discard(database: Database, dead_letter_id: int, *, note: str | None = None) -> DeadLetter:
+    """Close a dead letter without replaying it (a person decided it needs nothing more)."""
+    with database.session() as session:
+        letter = session.get(DeadLetter, dead_letter_id)
+        if letter is None or letter.status != "open":
+            raise NothingToReplay(str(dead_letter_id))
+        letter.status = "discarded"
+        letter.notes = ((letter.notes or "") + f"\ndiscarded: {note or 'by ops'}").strip()
+        session.flush()
+        session.expunge(letter)
+        return letter
+
+
+def backfill(celery: Celery, database: Database, system: str) -> int:
+    """Reopen every `skipped` step of `system` (after it was switched on) and publish; returns how many."""
+    if system not in SYSTEMS:
+        raise ValueError(f"unknown system {system!r}; expected one of {', '.join(SYSTEMS)}")
+    if not celery.membersync.settings.enabled_systems()[system]:
+        # Its steps would only be skipped again: the switch comes first.
+        raise ValueError(f"{system} is switched off; switch it on before the backfill")
+    total = 0
+    while True:
+        with database.session() as session:
+            registrations = list(
+                session.scalars(
+                    select(Registration)
+                    .join(SyncStep)
+                    .where(SyncStep.system == system, SyncStep.state == "skipped")
+                    .order_by(Registration.created_at)
+                    .limit(BACKFILL_BATCH)
+                )
+            )
+            outbox_ids = [reopen(session, registration, [system]).id for registration in registrations]
+        if not outbox_ids:
+            return total
+        publish(celery, database, outbox_ids)
+        total += len(outbox_ids)
+
+
+@shared_task(name="membersync.replay", bind=True, ignore_result=False)
+def replay_task(self, dead_letter_or_registration_id: str) -> dict[str, object]:
+    """Replay a dead letter (by its id) or every open dead letter of a registration (by its id)."""
+    replayed = replay(self.app, self.app.membersync.database, dead_letter_or_registration_id)
+    return {"registration_id": replayed.registration_id, "systems": list(replayed.systems)}

@@ -1,0 +1,152 @@
+"""HubSpotClient against the sandbox HubSpot emulator over a real socket, built from Settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from config.settings import Secret, Settings
+from connectors.errors import ConflictError, PermanentError, ThrottledError
+from connectors.hubspot import HubSpotClient
+from sandbox import hubspot as hubspot_emulator
+from sandbox.common import ThreadedServer
+
+pytestmark = pytest.mark.integration
+
+EMAIL = "hanako.yamada@example.com"
+
+
+class ObservingLimiter:
+    """Lets every call through; keeps what HubSpot reported and asked for."""
+
+    def __init__(self) -> None:
+        self.observed: list[tuple[float, float | None, float | None]] = []
+        self.pauses: list[float] = []
+
+    def acquire(self, cost: float = 1.0) -> None:
+        return None
+
+    def observe(
+        self, *, available: float, capacity: float | None = None, per_second: float | None = None
+    ) -> None:
+        self.observed.append((available, capacity, per_second))
+
+    def pause(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+
+
+def settings_for(url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "test",
+        "hubspot_api_url": url,
+        "hubspot_access_token": Secret("pat-sandbox"),
+        "http_read_timeout_seconds": 5.0,
+    }
+    return Settings(**{**values, **overrides})
+
+
+@pytest.fixture(scope="module")
+def hubspot_server() -> Iterator[ThreadedServer]:
+    emulator = hubspot_emulator.create_app(hubspot_emulator.HubSpotSettings(search_per_second=1000))
+    with ThreadedServer(emulator, port=0) as server:
+        yield server
+
+
+@pytest.fixture
+def hubspot_url(hubspot_server: ThreadedServer) -> str:
+    requests.post(f"{hubspot_server.url}/_sandbox/reset", timeout=5).raise_for_status()
+    return hubspot_server.url
+
+
+@pytest.fixture
+def limiter() -> ObservingLimiter:
+    return ObservingLimiter()
+
+
+@pytest.fixture
+def hubspot(hubspot_url: str, limiter: ObservingLimiter) -> HubSpotClient:
+    return HubSpotClient.from_settings(settings_for(hubspot_url), limiter=limiter)
+
+
+def test_upsert_twice_is_one_contact(hubspot: HubSpotClient) -> None:
+    first = hubspot.upsert_contact(email=EMAIL, properties={"firstname": "Hanako", "lastname": "Yamada"})
+    second = hubspot.upsert_contact(email=EMAIL, properties={"phone": "+819012345678"})
+
+    assert first.created is True and second.created is False
+    assert first.id == second.id and first.email == EMAIL
+    stored = hubspot.get_contact(first.id)
+    assert stored is not None
+    assert (stored.properties["firstname"], stored.properties["phone"]) == ("Hanako", "+819012345678")
+
+
+def test_create_conflict_names_the_existing_contact(hubspot: HubSpotClient) -> None:
+    existing = hubspot.upsert_contact(email=EMAIL, properties={"firstname": "Hanako"})
+    with pytest.raises(ConflictError) as conflict:
+        hubspot.create_contact({"email": EMAIL.upper(), "firstname": "Hanako"})
+    assert conflict.value.existing_id == existing.id and "@" not in str(conflict.value)
+
+
+def test_create_and_search_by_email(hubspot: HubSpotClient) -> None:
+    created = hubspot.create_contact({"email": EMAIL, "firstname": "Hanako"})
+    hubspot.create_contact({"email": "taro@example.com", "firstname": "Taro"})
+
+    found = hubspot.search_contacts_by_email(EMAIL.upper())
+
+    assert [contact.id for contact in found] == [created.id]
+    assert found[0].properties["firstname"] == "Hanako"
+    assert hubspot.search_contacts_by_email("nobody@example.com") == []
+    assert hubspot.get_contact("999999") is None
+
+
+def test_a_batch_of_many_contacts(hubspot: HubSpotClient) -> None:
+    contacts = [{"email": f"member{i}@example.com", "firstname": f"M{i}"} for i in range(150)]
+    upserted = hubspot.upsert_contacts(contacts)
+    assert len(upserted) == 150 and all(contact.created for contact in upserted)
+    assert len({contact.id for contact in upserted}) == 150
+
+
+def test_an_invalid_input_of_a_batch_is_permanent(hubspot: HubSpotClient) -> None:
+    with pytest.raises(PermanentError) as refused:
+        hubspot.upsert_contacts([{"email": EMAIL}, {"email": "taro@example.com", "nickname": "T"}])
+    message = str(refused.value)
+    assert "VALIDATION_ERROR" in message and "inputs [1]" in message and "@" not in message
+
+
+def test_answers_report_the_rate_limit(hubspot: HubSpotClient, limiter: ObservingLimiter) -> None:
+    hubspot.upsert_contact(email=EMAIL, properties={})
+    hubspot.get_contact("999999")  # an error answer reports it too
+    assert len(limiter.observed) == 2
+    (available, capacity, per_second), _ = limiter.observed
+    assert capacity == 100 and per_second == 10 and 0 <= available < 100
+
+
+def test_the_ten_second_limit_is_throttling(limiter: ObservingLimiter) -> None:
+    emulator = hubspot_emulator.create_app(hubspot_emulator.HubSpotSettings(requests_per_window=3))
+    with ThreadedServer(emulator, port=0) as server:
+        hubspot = HubSpotClient.from_settings(settings_for(server.url), limiter=limiter)
+        with pytest.raises(ThrottledError) as throttled:
+            for _ in range(5):
+                hubspot.get_contact("1")
+    assert throttled.value.status == 429 and throttled.value.retry_after == 1.0
+    assert limiter.pauses == [1.0] and "TEN_SECONDLY_ROLLING" in str(throttled.value)
+    assert limiter.observed[-1][0] == 0
+
+
+def test_a_wrong_token_is_permanent(hubspot_url: str) -> None:
+    hubspot = HubSpotClient.from_settings(settings_for(hubspot_url, hubspot_access_token=Secret("pat-wrong")))
+    with pytest.raises(PermanentError) as refused:
+        hubspot.upsert_contact(email=EMAIL, properties={})
+    assert refused.value.status == 401 and "pat-wrong" not in str(refused.value)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=PermanentError,
+    reason="the sandbox HubSpot emulator has no GET /crm/v3/objects/contacts list route yet",
+)
+def test_iter_contacts_lists_every_contact(hubspot: HubSpotClient) -> None:
+    hubspot.upsert_contacts([{"email": f"member{i}@example.com"} for i in range(3)])
+    assert len(list(hubspot.iter_contacts(page_size=2))) == 3

@@ -1,0 +1,206 @@
+"""SmaregiClient against the sandbox Smaregi emulator over a real socket, built from Settings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import requests
+
+from config.settings import Secret, Settings
+from connectors.errors import PermanentError, ThrottledError, TransientError
+from connectors.http import HttpClient
+from connectors.smaregi import MemberCodeTaken, SmaregiClient, member_code
+from sandbox.common import ThreadedServer
+from sandbox.smaregi import SmaregiSettings, create_app
+
+pytestmark = pytest.mark.integration
+
+EMAIL = "hanako.yamada@example.com"
+
+
+def settings_for(url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "test",
+        "smaregi_api_url": url,
+        "smaregi_id_url": url,  # the emulator serves the token endpoint on the API's host
+        "smaregi_contract_id": "sandbox",
+        "smaregi_client_id": "sandbox-client",
+        "smaregi_client_secret": Secret("sandbox-secret"),
+        "http_read_timeout_seconds": 5.0,
+    }
+    return Settings(**{**values, **overrides})
+
+
+@pytest.fixture(scope="module")
+def smaregi_server() -> Iterator[ThreadedServer]:
+    # A generous rate limit: these tests are about behaviour, the throttling test has its own server.
+    with ThreadedServer(create_app(SmaregiSettings(rate_per_second=1000)), port=0) as server:
+        yield server
+
+
+@pytest.fixture
+def smaregi_url(smaregi_server: ThreadedServer) -> str:
+    requests.post(f"{smaregi_server.url}/_sandbox/reset", timeout=5).raise_for_status()
+    return smaregi_server.url
+
+
+@pytest.fixture
+def smaregi(smaregi_url: str) -> SmaregiClient:
+    return SmaregiClient.from_settings(settings_for(smaregi_url))
+
+
+def request_counts(url: str) -> dict[str, int]:
+    counts: dict[str, int] = requests.get(f"{url}/_sandbox/state", timeout=5).json()["requests"]
+    return counts
+
+
+def test_one_token_serves_many_calls(smaregi: SmaregiClient, smaregi_url: str) -> None:
+    for _ in range(3):
+        assert smaregi.find_members_by_email(EMAIL) == []
+    smaregi.find_member_by_code("0")
+    counts = request_counts(smaregi_url)
+    assert counts["issue_token"] == 1 and counts["list_members"] == 4
+
+
+def test_worker_threads_share_one_token_request(smaregi: SmaregiClient, smaregi_url: str) -> None:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: smaregi.find_member_by_code("0"), range(16)))
+    assert answers == [None] * 16
+    assert request_counts(smaregi_url)["issue_token"] == 1
+
+
+def test_create_then_find_by_email_and_code(smaregi: SmaregiClient) -> None:
+    code = member_code(EMAIL)
+    created = smaregi.create_member(
+        customer_code=code,
+        mail_address=EMAIL,
+        last_kana="ヤマダ",
+        first_kana="ハナコ",
+        phone_number="09012345678",
+        sex="2",
+        birth_date="1990-04-01",
+        mail_receive_flag=True,
+        last_name="山田",
+        first_name="花子",
+    )
+    assert created.customer_code == code and created.mail_address == EMAIL and created.point == "0"
+
+    assert smaregi.find_members_by_email(EMAIL) == [created]
+    assert smaregi.find_member_by_code(code) == created
+    assert smaregi.get_member(created.customer_id) == created
+    assert smaregi.get_member("999999") is None
+    assert smaregi.find_member_by_code(member_code(EMAIL, salt=1)) is None
+
+
+def test_a_taken_code_is_found_again_by_code(smaregi: SmaregiClient) -> None:
+    code = member_code(EMAIL)
+    first = smaregi.create_member(customer_code=code, mail_address=EMAIL, last_name="山田", first_name="花子")
+    with pytest.raises(MemberCodeTaken) as taken:
+        smaregi.create_member(customer_code=code, mail_address=EMAIL, last_name="山田", first_name="花子")
+    assert taken.value.customer_code == code
+    assert smaregi.find_member_by_code(code) == first
+
+
+def test_a_lost_create_answer_is_recovered_through_the_code(smaregi_url: str, smaregi: SmaregiClient) -> None:
+    client = SmaregiClient.from_settings(settings_for(smaregi_url, http_read_timeout_seconds=0.5))
+    client.find_members_by_email(EMAIL)  # the token first: the fault below would hold it too
+    code = member_code(EMAIL)
+    faults = f"{smaregi_url}/_sandbox/faults"
+    requests.post(faults, json={"timeout_after_commit_rate": 1.0}, timeout=5).raise_for_status()
+    try:
+        with pytest.raises(TransientError):
+            client.create_member(customer_code=code, mail_address=EMAIL, last_name="山田", first_name="花子")
+    finally:
+        requests.post(faults, json={}, timeout=5).raise_for_status()  # lets the held answer go
+
+    with pytest.raises(MemberCodeTaken):
+        smaregi.create_member(customer_code=code, mail_address=EMAIL, last_name="山田", first_name="花子")
+    stored = smaregi.find_member_by_code(code)
+    assert stored is not None and stored.mail_address == EMAIL
+    assert len(smaregi.find_members_by_email(EMAIL)) == 1
+
+
+def test_update_and_points(smaregi: SmaregiClient) -> None:
+    member = smaregi.create_member(
+        customer_code=member_code(EMAIL), mail_address=EMAIL, last_name="山田", first_name="花子"
+    )
+
+    updated = smaregi.update_member(member.customer_id, first_name="華子", mail_receive_flag=False)
+    assert updated.first_name == "華子" and updated.customer_code == member.customer_code
+
+    smaregi.set_points(member.customer_id, 100)
+    smaregi.add_points(member.customer_id, -30)
+    stored = smaregi.get_member(member.customer_id)
+    assert stored is not None and stored.point == "70"
+
+
+def test_find_by_email_ignores_other_addresses(smaregi: SmaregiClient) -> None:
+    member = smaregi.create_member(
+        customer_code=member_code(EMAIL), mail_address=EMAIL, last_name="山田", first_name="花子"
+    )
+    other = "taro@example.com"
+    smaregi.create_member(
+        customer_code=member_code(other), mail_address=other, last_name="山田", first_name="花子"
+    )
+    assert smaregi.find_members_by_email(f" {EMAIL} ") == [member]
+    assert smaregi.find_members_by_email("nobody@example.com") == []
+
+
+def test_iter_members_follows_every_page(smaregi: SmaregiClient) -> None:
+    emails = [f"member{i}@example.com" for i in range(5)]
+    for email in emails:
+        smaregi.create_member(
+            customer_code=member_code(email), mail_address=email, last_name="山田", first_name="花子"
+        )
+    assert sorted(member.mail_address or "" for member in smaregi.iter_members(page_size=2)) == emails
+
+
+def test_a_missing_member_or_bad_field_is_permanent(smaregi: SmaregiClient) -> None:
+    with pytest.raises(PermanentError):
+        smaregi.set_points("424242", 1)
+    with pytest.raises(PermanentError) as refused:
+        smaregi.create_member(
+            customer_code=member_code(EMAIL), mail_address=EMAIL, sex="x", last_name="山田", first_name="花子"
+        )
+    assert "sex" in str(refused.value) and "@" not in str(refused.value)
+
+
+def test_an_expired_token_is_replaced_after_one_401() -> None:
+    emulator = create_app(SmaregiSettings(token_expires_in=1, rate_per_second=1000))
+    frozen = time.monotonic()
+    with ThreadedServer(emulator, port=0) as server:
+        client = SmaregiClient(
+            HttpClient(system="smaregi", base_url=server.url),
+            HttpClient(system="smaregi", base_url=server.url),
+            contract_id="sandbox",
+            client_id="sandbox-client",
+            client_secret="sandbox-secret",
+            scopes="pos.customers:read pos.customers:write",
+            clock=lambda: frozen,  # our clock stands still: the token looks fresh after it expired
+        )
+        client.find_members_by_email(EMAIL)
+        time.sleep(1.2)
+        assert client.find_members_by_email(EMAIL) == []
+        counts = request_counts(server.url)
+    assert counts["issue_token"] == 2 and counts["list_members"] == 3  # one refused, one retried
+
+
+def test_wrong_credentials_are_permanent(smaregi_url: str) -> None:
+    client = SmaregiClient.from_settings(settings_for(smaregi_url, smaregi_client_secret=Secret("wrong")))
+    with pytest.raises(PermanentError) as refused:
+        client.find_members_by_email(EMAIL)
+    assert "invalid_client" in str(refused.value) and "wrong" not in str(refused.value)
+
+
+def test_the_rate_limit_answers_429_with_retry_after() -> None:
+    with ThreadedServer(create_app(SmaregiSettings(rate_per_second=3)), port=0) as server:
+        client = SmaregiClient.from_settings(settings_for(server.url))
+        with pytest.raises(ThrottledError) as throttled:
+            for _ in range(10):
+                client.find_member_by_code("0")
+    assert throttled.value.status == 429 and throttled.value.retry_after is not None
+    assert throttled.value.retry_after >= 1

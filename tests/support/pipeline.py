@@ -1,0 +1,198 @@
+"""The pipeline under test: a real worker process, real Redis, a real database, the sandbox over sockets.
+
+`Pipeline` starts `celery -A tasks.celery_app worker` as a subprocess configured only through the
+environment (as the Procfile runs it), submits registrations through the intake, and waits until
+every registration has settled.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from app import create_app
+from tasks.database import Database
+from tasks.factory import create_celery_app
+from tasks.models import DeadLetter, Registration
+
+# Fast retries, short vendor timeouts: faults resolve in seconds, not the production minutes.
+FAST_RETRIES = "attempts=10,base=0.1,cap=1,budget=300"
+WORKER_READY_SECONDS = 60
+SETTLED = frozenset({"synced", "partial", "failed"})
+PROJECT = Path(__file__).resolve().parents[3]
+
+
+class Pipeline:
+    """One test's pipeline: its settings, intake client, worker processes and sandbox."""
+
+    def __init__(self, database: Database, redis_url: str, sandbox: Any, tmp_path: Path) -> None:
+        self.database = database
+        self.sandbox = sandbox
+        self.tmp_path = tmp_path
+        self.env: dict[str, str] = {
+            "MEMBERSYNC_ENV": "test",
+            "DATABASE_URL": database.url,
+            "REDIS_URL": redis_url,
+            "CELERY_BROKER_URL": redis_url,
+            "INTAKE_RATE_LIMIT": "off",
+            "HTTP_READ_TIMEOUT_SECONDS": "1",
+            "LOCK_WAIT_SECONDS": "2",
+            "STEP_LEASE_SECONDS": "20",
+            **{
+                f"RETRY_POLICY_{system}": FAST_RETRIES
+                for system in ("SHOPIFY", "SMAREGI", "HUBSPOT", "EMAIL")
+            },
+            **sandbox.env,
+        }
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self._client: Any = None
+
+    def configure(self, **env: str) -> None:
+        """Change the environment of the intake and of workers started from now on."""
+        self.env.update(env)
+        self._client = None
+
+    @property
+    def settings(self) -> Any:
+        from config.settings import Settings
+
+        return Settings.from_env(environ=self.env)
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = create_app(self.settings, database=self.database).test_client()
+        return self._client
+
+    def celery(self) -> Any:
+        """A Celery app on the same broker and database, for publishing from the test (replay)."""
+        return create_celery_app(self.settings, self.database)
+
+    def start_worker(self, *, concurrency: int = 16) -> subprocess.Popen[bytes]:
+        """Start a worker process and wait until it consumes."""
+        log_path = self.tmp_path / f"worker-{len(self.workers)}.log"
+        log = log_path.open("wb")
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tasks.celery_app",
+                "worker",
+                "--pool",
+                "threads",
+                "--concurrency",
+                str(concurrency),
+                "--queues",
+                "membersync.realtime,membersync.bulk,membersync.maintenance",
+                "--without-mingle",
+                "--without-gossip",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=PROJECT,
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.workers.append(process)
+        deadline = time.monotonic() + WORKER_READY_SECONDS
+        while time.monotonic() < deadline:
+            if b" ready." in log_path.read_bytes():
+                return process
+            if process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"worker did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
+
+    def kill_workers(self, sig: int = signal.SIGKILL) -> None:
+        for process in self.workers:
+            if process.poll() is None:
+                process.send_signal(sig)
+                process.wait(timeout=30)
+
+    def register(self, body: dict[str, Any]) -> str:
+        response = self.client.post("/api/registrations", json=body)
+        assert response.status_code == 202, response.get_json()
+        registration_id: str = response.get_json()["id"]
+        return registration_id
+
+    def statuses(self) -> dict[str, str]:
+        with self.database.session() as session:
+            return {row[0]: row[1] for row in session.execute(select(Registration.id, Registration.status))}
+
+    def wait_settled(self, ids: list[str], timeout: float = 120) -> dict[str, str]:
+        """Wait until every registration is synced, partial or failed; the final statuses."""
+        deadline = time.monotonic() + timeout
+        while True:
+            statuses = self.statuses()
+            if all(statuses.get(i) in SETTLED for i in ids):
+                return {i: statuses[i] for i in ids}
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"not settled after {timeout}s: {Counter(statuses.get(i) for i in ids)}\n"
+                    + self.worker_log_tail()
+                )
+            time.sleep(0.2)
+
+    def open_dead_letters(self) -> list[DeadLetter]:
+        with self.database.session() as session:
+            letters = list(session.scalars(select(DeadLetter).where(DeadLetter.status == "open")))
+            session.expunge_all()
+            return letters
+
+    def worker_log_tail(self, chars: int = 3000) -> str:
+        logs = sorted(self.tmp_path.glob("worker-*.log"))
+        return "\n".join(path.read_text(errors="replace")[-chars:] for path in logs)
+
+    def stop(self) -> None:
+        self.kill_workers(signal.SIGTERM)
+
+
+def person(number: int, **extra: Any) -> dict[str, Any]:
+    """A valid registration body for person `number`."""
+    return {
+        "email": f"member{number}@example.com",
+        "first_name": "Hanako",
+        "last_name": "Yamada",
+        "first_name_kana": "ハナコ",
+        "last_name_kana": "ヤマダ",
+        "phone": f"0901234{number:04d}",
+        "locale": "ja" if number % 2 else "en",
+        **extra,
+    }
+
+
+def _emails(objects: list[dict[str, Any]], read: Any) -> Counter[str]:
+    return Counter((read(obj) or "").lower() for obj in objects if read(obj))
+
+
+def held_by_system(sandbox: Any) -> dict[str, Counter[str]]:
+    """For each system, how many objects hold each email address."""
+    return {
+        "shopify": _emails(sandbox.state("shopify")["customers"], lambda c: c.get("email")),
+        "smaregi": _emails(sandbox.state("smaregi")["customers"], lambda m: m.get("mailAddress")),
+        "hubspot": _emails(
+            sandbox.state("hubspot")["contacts"], lambda c: (c.get("properties") or {}).get("email")
+        ),
+        "email": Counter(
+            address.lower() for message in sandbox.messages() for address in message["recipients"]
+        ),
+    }
+
+
+def assert_exactly_once(sandbox: Any, emails: set[str]) -> None:
+    """Every email is held by exactly one object in every system, and nothing else is."""
+    for system, held in held_by_system(sandbox).items():
+        duplicated = {email: count for email, count in held.items() if count > 1}
+        assert not duplicated, f"{system} holds duplicates: {duplicated}"
+        assert set(held) == emails, f"{system}: missing {emails - set(held)}, extra {set(held) - emails}"

@@ -1,0 +1,640 @@
+"""ShopifyClient against canned Admin GraphQL answers: the exact request sent, and each failure's class."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+import responses
+
+from config.settings import Secret, Settings
+from connectors.errors import (
+    ConflictError,
+    NotFoundError,
+    PermanentError,
+    RateLimited,
+    ThrottledError,
+    TransientError,
+)
+from connectors.http import HttpClient
+from connectors.shopify import EmailTaken, PhoneTaken, ShopifyClient, ShopifyCustomer, documents
+from connectors.shopify.mapping import email_search
+
+BASE_URL = "https://membersync-test.myshopify.com"
+ENDPOINT = f"{BASE_URL}/admin/api/2025-01/graphql.json"
+TOKEN = "shpat_unit_test"
+EMAIL = "hanako.yamada@example.com"
+GID = "gid://shopify/Customer/1001"
+METAFIELD_VARIABLES = {"metafieldNamespace": "membersync", "metafieldKey": "member_number"}
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+class RecordingLimiter:
+    """A RateLimiter that lets everything through and remembers what it was told."""
+
+    def __init__(self) -> None:
+        self.acquired: list[float] = []
+        self.observed: list[dict[str, float | None]] = []
+        self.paused: list[float] = []
+        self.refuse = False
+
+    def acquire(self, cost: float = 1.0) -> None:
+        if self.refuse:
+            raise RateLimited("shopify budget spent", system="shopify", retry_after=2.0)
+        self.acquired.append(cost)
+
+    def observe(
+        self, *, available: float, capacity: float | None = None, per_second: float | None = None
+    ) -> None:
+        self.observed.append({"available": available, "capacity": capacity, "per_second": per_second})
+
+    def pause(self, seconds: float) -> None:
+        self.paused.append(seconds)
+
+
+@pytest.fixture
+def limiter() -> RecordingLimiter:
+    return RecordingLimiter()
+
+
+@pytest.fixture
+def shopify(limiter: RecordingLimiter) -> ShopifyClient:
+    http = HttpClient(
+        system="shopify", base_url=BASE_URL, headers={"X-Shopify-Access-Token": TOKEN}, limiter=limiter
+    )
+    return ShopifyClient(http, api_version="2025-01")
+
+
+@pytest.fixture
+def api() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        yield mock
+
+
+def cost(requested: int = 10, available: int = 1990, *, actual: int | None = 10) -> dict[str, Any]:
+    return {
+        "requestedQueryCost": requested,
+        "actualQueryCost": actual,
+        "throttleStatus": {"maximumAvailable": 2000.0, "currentlyAvailable": available, "restoreRate": 100.0},
+    }
+
+
+def answer(data: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {} if data is None else {"data": data}
+    body.update(extra)
+    body.setdefault("extensions", {"cost": cost()})
+    return body
+
+
+def node(**overrides: Any) -> dict[str, Any]:
+    """A MemberCustomer as Shopify answers it."""
+    return {
+        "id": GID,
+        "email": EMAIL,
+        "firstName": "Hanako",
+        "lastName": "Yamada",
+        "phone": "+819012345678",
+        "locale": "ja",
+        "note": None,
+        "tags": ["membersync"],
+        "state": "DISABLED",
+        "createdAt": "2025-01-15T02:00:00Z",
+        "updatedAt": "2025-01-15T02:00:00Z",
+        "emailMarketingConsent": None,
+        **overrides,
+    }
+
+
+def sent(api: responses.RequestsMock, index: int = 0) -> dict[str, Any]:
+    """The JSON body of a request the client sent, after checking where it went and with which token."""
+    request = api.calls[index].request
+    assert request.method == "POST"
+    assert request.url == ENDPOINT
+    assert request.headers["X-Shopify-Access-Token"] == TOKEN
+    assert request.headers["Content-Type"] == "application/json"
+    return dict(json.loads(request.body or b"{}"))
+
+
+THROTTLED = {"message": "Throttled", "extensions": {"code": "THROTTLED"}}
+
+
+# --- create_customer ---------------------------------------------------------------------------
+
+
+def test_create_sends_every_field_as_customer_input(
+    shopify: ShopifyClient, api: responses.RequestsMock, limiter: RecordingLimiter
+) -> None:
+    api.post(ENDPOINT, json=answer({"customerCreate": {"customer": node(), "userErrors": []}}))
+
+    customer = shopify.create_customer(
+        email=EMAIL,
+        first_name="Hanako",
+        last_name="Yamada",
+        phone="+819012345678",
+        locale="ja",
+        accepts_marketing=True,
+        postal_code="150-0001",
+        address="東京都渋谷区神宮前1-2-3",
+        tags=("membersync", "form"),
+        note="registration 42",
+    )
+
+    body = sent(api)
+    assert body["query"] == documents.CREATE_CUSTOMER
+    customer_input = body["variables"]["input"]
+    consent = customer_input.pop("emailMarketingConsent")
+    assert customer_input == {
+        "email": EMAIL,
+        "firstName": "Hanako",
+        "lastName": "Yamada",
+        "phone": "+819012345678",
+        "locale": "ja",
+        "note": "registration 42",
+        "tags": ["membersync", "form"],
+        "addresses": [{"countryCode": "JP", "address1": "東京都渋谷区神宮前1-2-3", "zip": "150-0001"}],
+    }
+    assert consent["marketingState"] == "SUBSCRIBED"
+    assert consent["marketingOptInLevel"] == "SINGLE_OPT_IN"
+    assert ISO_UTC.match(consent["consentUpdatedAt"])
+    assert customer == ShopifyCustomer(
+        id=GID,
+        email=EMAIL,
+        first_name="Hanako",
+        last_name="Yamada",
+        phone="+819012345678",
+        member_number=None,
+        updated_at="2025-01-15T02:00:00Z",
+    )
+    assert limiter.acquired == [10.0]
+    assert limiter.observed == [{"available": 1990.0, "capacity": 2000.0, "per_second": 100.0}]
+
+
+def test_create_sends_only_what_is_given(shopify: ShopifyClient, api: responses.RequestsMock) -> None:
+    api.post(ENDPOINT, json=answer({"customerCreate": {"customer": node(phone=None), "userErrors": []}}))
+
+    shopify.create_customer(email=EMAIL, first_name="Hanako", last_name="Yamada")
+
+    assert sent(api)["variables"] == {
+        "input": {
+            "email": EMAIL,
+            "firstName": "Hanako",
+            "lastName": "Yamada",
+            "tags": ["membersync"],
+            "emailMarketingConsent": {"marketingState": "NOT_SUBSCRIBED"},
+        }
+    }
+
+
+def test_create_with_a_postal_code_alone_still_sends_a_japanese_address(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
+    api.post(ENDPOINT, json=answer({"customerCreate": {"customer": node(), "userErrors": []}}))
+
+    shopify.create_customer(email=EMAIL, first_name="Hanako", last_name="Yamada", postal_code="150-0001")
+
+    assert sent(api)["variables"]["input"]["addresses"] == [{"countryCode": "JP", "zip": "150-0001"}]
+
+
+def test_email_already_taken_is_email_taken(shopify: ShopifyClient, api: responses.RequestsMock) -> None:
+    user_errors = [{"field": ["email"], "message": "Email has already been taken"}]
+    api.post(ENDPOINT, json=answer({"customerCreate": {"customer": None, "userErrors": user_errors}}))
+
+    with pytest.raises(EmailTaken) as raised:
+        shopify.create_customer(email=EMAIL, first_name="Hanako", last_name="Yamada")
+
+    assert isinstance(raised.value, ConflictError)
+    assert raised.value.reason == "email_taken"
+    assert raised.value.system == "shopify"
+    assert EMAIL not in str(raised.value)
+
+
+def test_email_taken_wins_over_phone_taken(shopify: ShopifyClient, api: responses.RequestsMock) -> None:
+    user_errors = [
+        {"field": ["phone"], "message": "Phone has already been taken"},
+        {"field": ["email"], "message": "Email has already been taken"},
+    ]
+    api.post(ENDPOINT, json=answer({"customerCreate": {"customer": None, "userErrors": user_errors}}))
+
+    with pytest.raises(EmailTaken):
+        shopify.create_customer(email=EMAIL, first_name="Hanako", last_name="Yamada", phone="+819012345678")
+
+
+def test_phone_already_taken_is_a_permanent_error(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
+    user_errors = [{"field": ["phone"], "message": "Phone has already been taken"}]
+    api.post(ENDPOINT, json=answer({"customerCreate": {"customer": None, "userErrors": user_errors}}))
+
+    with pytest.raises(PhoneTaken) as raised:
+        shopify.create_customer(email=EMAIL, first_name="Hanako", last_name="Yamada", phone="+819012345678")
+
+    assert isinstance(raised.value, PermanentError) and not isinstance(raised.value, ConflictError)
+    assert raised.value.reason == "phone_taken"
+    assert "phone" in str(raised.value) and "+819012345678" not in str(raised.value)
+
+
+def test_other_user_errors_name_the_fields_but_no_values(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
+    user_errors = [
+        {"field": ["email"], "message": f"Email {EMAIL} is invalid"},
+        {"field": ["addresses", "0", "zip"], "message": "Zip is invalid for Japan"},
+        {"field": None, "message": "Customer must have a name, phone number or email address"},
+    ]
+    api.post(ENDPOINT, json=answer({"customerCreate": {"customer": None, "userErrors": user_errors}}))
+
+    with pytest.raises(PermanentError) as raised:
+        shopify.create_customer(email=EMAIL, first_name="Hanako", last_name="Yamada")
+
+    assert type(raised.value) is PermanentError
+    assert str(raised.value) == "shopify customerCreate: Shopify refused email, addresses.0.zip, (base)"
+
+
+def test_a_mutation_answer_without_customer_or_user_errors_is_permanent(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
+    api.post(ENDPOINT, json=answer({"customerCreate": {"customer": None, "userErrors": []}}))
+
+    with pytest.raises(PermanentError, match="neither a customer nor userErrors"):
+        shopify.create_customer(email=EMAIL, first_name="Hanako", last_name="Yamada")
+
+
+# --- find_customers_by_email / get_customer ----------------------------------------------------
+
+
+def test_find_by_email_queries_the_quoted_address_and_keeps_exact_matches(
+    shopify: ShopifyClient, api: responses.RequestsMock, limiter: RecordingLimiter
+) -> None:
+    member_number = {"id": "gid://shopify/Metafield/7", "value": "M000123", "type": "single_line_text_field"}
+    nodes = [
+        node(email="Hanako.Yamada@Example.com", memberNumber={**member_number, "compareDigest": "abc"}),
+        node(id="gid://shopify/Customer/1002", email="hanako.yamada@example.co.jp", memberNumber=None),
+        node(id="gid://shopify/Customer/1003", email=None, memberNumber=None),
+    ]
+    api.post(ENDPOINT, json=answer({"customers": {"nodes": nodes}}))
+
+    found = shopify.find_customers_by_email(EMAIL)
+
+    body = sent(api)
+    assert body["query"] == documents.FIND_CUSTOMERS_BY_EMAIL
+    assert body["variables"] == {"query": f'email:"{EMAIL}"', "first": 5, **METAFIELD_VARIABLES}
+    assert [(customer.id, customer.member_number) for customer in found] == [(GID, "M000123")]
+    assert limiter.acquired == [17.0]  # a connection 2 + 5 nodes x (customer, consent, metafield)
+
+
+def test_find_by_email_with_no_hits_is_an_empty_list(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
+    api.post(ENDPOINT, json=answer({"customers": {"nodes": []}}))
+
+    assert shopify.find_customers_by_email(EMAIL) == []
+
+
+def test_search_query_escapes_quotes_and_backslashes() -> None:
+    assert email_search(' "odd\\name"@example.com ') == 'email:"\\"odd\\\\name\\"@example.com"'
+
+
+def test_get_customer_reads_the_member_number(
+    shopify: ShopifyClient, api: responses.RequestsMock, limiter: RecordingLimiter
+) -> None:
+    api.post(ENDPOINT, json=answer({"customer": node(memberNumber={"value": "M000123"})}))
+
+    customer = shopify.get_customer(GID)
+
+    body = sent(api)
+    assert body["query"] == documents.GET_CUSTOMER
+    assert body["variables"] == {"id": GID, **METAFIELD_VARIABLES}
+    assert customer is not None and customer.member_number == "M000123"
+    assert limiter.acquired == [3.0]
+
+
+def test_get_customer_that_does_not_exist_is_none(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
+    api.post(ENDPOINT, json=answer({"customer": None}))
+
+    assert shopify.get_customer("gid://shopify/Customer/999") is None
+
+
+# --- update_customer / set_member_number -------------------------------------------------------
+
+
+def test_update_sends_the_id_and_only_the_given_fields(
+    shopify: ShopifyClient, api: responses.RequestsMock, limiter: RecordingLimiter
+) -> None:
+    api.post(ENDPOINT, json=answer({"customerUpdate": {"customer": node(lastName="Sato"), "userErrors": []}}))
+
+    customer = shopify.update_customer(GID, last_name="Sato", phone=None, accepts_marketing=False)
+
+    body = sent(api)
+    assert body["query"] == documents.UPDATE_CUSTOMER
+    assert body["variables"] == {
+        "input": {
+            "id": GID,
+            "lastName": "Sato",
+            "phone": None,
+            "emailMarketingConsent": {"marketingState": "NOT_SUBSCRIBED"},
+        }
+    }
+    assert customer.last_name == "Sato"
+    assert limiter.acquired == [10.0]
+
+
+def test_update_refuses_unknown_or_no_fields_without_sending(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
+    with pytest.raises(TypeError, match="birthday"):
+        shopify.update_customer(GID, birthday="2000-01-01")  # type: ignore[call-arg]
+    with pytest.raises(ValueError):
+        shopify.update_customer(GID)
+    assert len(api.calls) == 0
+
+
+def test_update_of_a_missing_customer_is_not_found(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
+    user_errors = [{"field": ["id"], "message": "Customer does not exist"}]
+    api.post(ENDPOINT, json=answer({"customerUpdate": {"customer": None, "userErrors": user_errors}}))
+
+    with pytest.raises(NotFoundError):
+        shopify.update_customer("gid://shopify/Customer/999", first_name="Hanako")
+
+
+def test_update_to_a_taken_email_is_email_taken(shopify: ShopifyClient, api: responses.RequestsMock) -> None:
+    user_errors = [{"field": ["email"], "message": "Email has already been taken"}]
+    api.post(ENDPOINT, json=answer({"customerUpdate": {"customer": None, "userErrors": user_errors}}))
+
+    with pytest.raises(EmailTaken):
+        shopify.update_customer(GID, email=EMAIL)
+
+
+def test_set_member_number_writes_one_text_metafield(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
+    metafield = {"id": "gid://shopify/Metafield/7", "namespace": "membersync", "key": "member_number"}
+    api.post(ENDPOINT, json=answer({"metafieldsSet": {"metafields": [metafield], "userErrors": []}}))
+
+    shopify.set_member_number(GID, "M000123")
+
+    body = sent(api)
+    assert body["query"] == documents.SET_METAFIELDS
+    assert body["variables"] == {
+        "metafields": [
+            {
+                "ownerId": GID,
+                "namespace": "membersync",
+                "key": "member_number",
+                "type": "single_line_text_field",
+                "value": "M000123",
+            }
+        ]
+    }
+
+
+def test_set_member_number_user_errors_name_field_and_code(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
+    user_errors = [
+        {
+            "field": ["metafields", "0", "ownerId"],
+            "message": "Owner does not exist.",
+            "code": "INVALID_VALUE",
+            "elementIndex": 0,
+        }
+    ]
+    api.post(ENDPOINT, json=answer({"metafieldsSet": {"metafields": None, "userErrors": user_errors}}))
+
+    with pytest.raises(PermanentError, match=r"metafields\.0\.ownerId \[INVALID_VALUE\]") as raised:
+        shopify.set_member_number(GID, "M000123")
+    assert "M000123" not in str(raised.value)
+
+
+# --- throttling --------------------------------------------------------------------------------
+
+
+def test_throttled_as_http_200_waits_until_the_bucket_holds_the_request(
+    shopify: ShopifyClient, api: responses.RequestsMock, limiter: RecordingLimiter
+) -> None:
+    api.post(ENDPOINT, json=answer(errors=[THROTTLED], extensions={"cost": cost(17, 2, actual=None)}))
+
+    with pytest.raises(ThrottledError) as raised:
+        shopify.find_customers_by_email(EMAIL)
+
+    assert raised.value.retry_after == pytest.approx((17 - 2) / 100.0)
+    assert raised.value.status == 200
+    assert limiter.observed == [{"available": 2.0, "capacity": 2000.0, "per_second": 100.0}]
+
+
+def test_throttled_as_http_429_reads_the_same_body(
+    shopify: ShopifyClient, api: responses.RequestsMock, limiter: RecordingLimiter
+) -> None:
+    api.post(
+        ENDPOINT, status=429, json=answer(errors=[THROTTLED], extensions={"cost": cost(10, 0, actual=None)})
+    )
+
+    with pytest.raises(ThrottledError) as raised:
+        shopify.create_customer(email=EMAIL, first_name="Hanako", last_name="Yamada")
+
+    assert raised.value.retry_after == pytest.approx(0.1)
+    assert raised.value.status == 429
+    assert limiter.observed[0]["available"] == 0.0
+    assert limiter.paused == []
+
+
+def test_a_429_retry_after_header_wins_and_pauses_the_shared_limit(
+    shopify: ShopifyClient, api: responses.RequestsMock, limiter: RecordingLimiter
+) -> None:
+    api.post(
+        ENDPOINT,
+        status=429,
+        headers={"Retry-After": "4"},
+        json=answer(errors=[THROTTLED], extensions={"cost": cost(10, 0, actual=None)}),
+    )
+
+    with pytest.raises(ThrottledError) as raised:
+        shopify.get_customer(GID)
+
+    assert raised.value.retry_after == 4.0
+    assert limiter.paused == [4.0]
+
+
+def test_a_429_without_shopifys_body_is_classified_by_the_http_layer(
+    shopify: ShopifyClient, api: responses.RequestsMock, limiter: RecordingLimiter
+) -> None:
+    api.post(ENDPOINT, status=429, headers={"Retry-After": "2"}, body="Too Many Requests")
+
+    with pytest.raises(ThrottledError) as raised:
+        shopify.get_customer(GID)
+
+    assert raised.value.retry_after == 2.0 and raised.value.status == 429
+    assert limiter.paused == [2.0]
+
+
+def test_throttled_without_a_throttle_status_waits_one_second(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
+    api.post(ENDPOINT, json={"errors": [THROTTLED]})
+
+    with pytest.raises(ThrottledError) as raised:
+        shopify.get_customer(GID)
+
+    assert raised.value.retry_after == 1.0
+
+
+def test_our_own_budget_refuses_before_anything_is_sent(
+    shopify: ShopifyClient, api: responses.RequestsMock, limiter: RecordingLimiter
+) -> None:
+    limiter.refuse = True
+
+    with pytest.raises(RateLimited):
+        shopify.get_customer(GID)
+    assert len(api.calls) == 0
+
+
+# --- other failures ----------------------------------------------------------------------------
+
+
+def test_access_denied_is_permanent(shopify: ShopifyClient, api: responses.RequestsMock) -> None:
+    denied = {
+        "message": "Access denied for customers field. Required access: `read_customers` access scope.",
+        "extensions": {"code": "ACCESS_DENIED"},
+    }
+    api.post(ENDPOINT, json=answer({"customers": None}, errors=[denied]))
+
+    with pytest.raises(PermanentError, match="ACCESS_DENIED"):
+        shopify.find_customers_by_email(EMAIL)
+
+
+def test_graphql_error_messages_lose_the_values_they_quote(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
+    invalid = {
+        "message": f'Variable $input of type CustomerInput! was provided invalid value for email ("{EMAIL}")',
+        "extensions": {"code": "INVALID_VARIABLE"},
+    }
+    api.post(ENDPOINT, json=answer(errors=[invalid]))
+
+    with pytest.raises(PermanentError) as raised:
+        shopify.create_customer(email=EMAIL, first_name="Hanako", last_name="Yamada")
+
+    assert type(raised.value) is PermanentError
+    assert "INVALID_VARIABLE" in str(raised.value) and EMAIL not in str(raised.value)
+
+
+def test_internal_server_error_in_the_body_is_transient(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
+    failure = {"message": "Internal error.", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+    api.post(ENDPOINT, json={"errors": [failure]})
+
+    with pytest.raises(TransientError) as raised:
+        shopify.get_customer(GID)
+    assert not isinstance(raised.value, ThrottledError)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error_class"),
+    [
+        (401, '{"errors":"[API] Invalid API key or access token"}', PermanentError),
+        (403, '{"errors":"Forbidden"}', PermanentError),
+        (400, '{"errors":{"query":"Required parameter missing or invalid"}}', PermanentError),
+        (500, '{"errors":[{"message":"Internal error"}]}', TransientError),
+        (502, "<html>502 Bad Gateway</html>", TransientError),
+        (503, "<html>503 Service Unavailable</html>", TransientError),
+    ],
+)
+def test_http_failures_keep_the_http_layers_classification(
+    shopify: ShopifyClient,
+    api: responses.RequestsMock,
+    status: int,
+    body: str,
+    error_class: type[Exception],
+) -> None:
+    api.post(ENDPOINT, status=status, body=body)
+
+    with pytest.raises(error_class) as raised:
+        shopify.get_customer(GID)
+    assert not isinstance(raised.value, ThrottledError)
+
+
+def test_unknown_api_version_is_permanent_not_a_missing_customer(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
+    api.post(ENDPOINT, status=404, json={"errors": "Not Found"})
+
+    with pytest.raises(PermanentError, match="SHOPIFY_API_VERSION") as raised:
+        shopify.get_customer(GID)
+    assert not isinstance(raised.value, NotFoundError)
+
+
+def test_connection_failure_is_transient(shopify: ShopifyClient, api: responses.RequestsMock) -> None:
+    api.post(ENDPOINT, body=requests.ConnectionError("refused"))
+
+    with pytest.raises(TransientError):
+        shopify.get_customer(GID)
+
+
+@pytest.mark.parametrize("body", ["<html>maintenance</html>", "[]", '{"extensions": {}}'])
+def test_a_200_without_data_is_transient(
+    shopify: ShopifyClient, api: responses.RequestsMock, body: str
+) -> None:
+    api.post(ENDPOINT, body=body, content_type="application/json")
+
+    with pytest.raises(TransientError):
+        shopify.get_customer(GID)
+
+
+# --- from_settings -----------------------------------------------------------------------------
+
+
+def settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "test",
+        "shopify_admin_url": None,
+        "shopify_shop": "membersync-test.myshopify.com",
+        "shopify_access_token": Secret(TOKEN),
+        "shopify_api_version": "2025-01",
+        "http_connect_timeout_seconds": 1.5,
+        "http_read_timeout_seconds": 7.0,
+    }
+    return Settings(**{**values, **overrides})
+
+
+def test_from_settings_calls_the_shop_with_the_token_and_timeouts(api: responses.RequestsMock) -> None:
+    limiter = RecordingLimiter()
+    client = ShopifyClient.from_settings(settings(), limiter=limiter)
+    api.post(ENDPOINT, json=answer({"customer": None}))
+
+    assert client.get_customer(GID) is None
+
+    sent(api)
+    assert client.http.timeouts.connect == 1.5 and client.http.timeouts.read == 7.0
+    assert client.http.limiter is limiter
+
+
+def test_from_settings_prefers_the_admin_url(api: responses.RequestsMock) -> None:
+    client = ShopifyClient.from_settings(settings(shopify_admin_url="http://127.0.0.1:8011"))
+    api.post("http://127.0.0.1:8011/admin/api/2025-01/graphql.json", json=answer({"customer": None}))
+
+    assert client.get_customer(GID) is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"shopify_access_token": Secret("")}, "SHOPIFY_ACCESS_TOKEN"),
+        ({"shopify_shop": ""}, "SHOPIFY_SHOP"),
+    ],
+)
+def test_from_settings_without_credentials_refuses_to_call(
+    api: responses.RequestsMock, overrides: dict[str, Any], named: str
+) -> None:
+    client = ShopifyClient.from_settings(settings(**overrides))
+
+    with pytest.raises(PermanentError, match=named):
+        client.create_customer(email=EMAIL, first_name="Hanako", last_name="Yamada")
+    assert len(api.calls) == 0
