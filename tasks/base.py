@@ -56,6 +56,9 @@ class StepTask(Task):
     locks_email: bool = False
     acks_late = True
     reject_on_worker_lost = True
+    # Celery's own retry count is off (retry(max_retries=None) means "the task's default", 3): the
+    # step's policy in the database decides, counting attempts across redeliveries and replays.
+    max_retries = None
 
     @property
     def runtime(self) -> Runtime:
@@ -203,7 +206,7 @@ class StepTask(Task):
         log.info(
             "step %s of %s retries in %.1fs (attempt %d)", self.system, registration_id, countdown, attempts
         )
-        raise self.retry(countdown=countdown, exc=error, max_retries=None)
+        raise self.retry(countdown=countdown, exc=error)
 
     def _dead_letter(self, registration_id: str, error: BaseException, reason: str) -> dict[str, Any]:
         with self.runtime.database.session() as session:

@@ -187,7 +187,7 @@ class HubSpotClient:
             capacity = float(headers["X-HubSpot-RateLimit-Max"])
             interval_seconds = float(headers["X-HubSpot-RateLimit-Interval-Milliseconds"]) / 1000
         except (KeyError, ValueError):
-            return  # not every answer carries them (search answers may not): nothing to learn
+            return  # an answer without them (a proxy's, a timeout page): nothing to learn
         per_second = capacity / interval_seconds if interval_seconds > 0 else None
         self.http.limiter.observe(available=remaining, capacity=capacity, per_second=per_second)
 
@@ -216,8 +216,10 @@ def _batch_error(errors: list[Any], emails: list[str], offset: int) -> Connector
     categories = sorted({str(entry.get("category")) for entry in errors if isinstance(entry, dict)})
     failed: set[int] = set()
     for entry in errors:
-        ids = (entry.get("context") or {}).get("ids") or [] if isinstance(entry, dict) else []
-        failed.update(offset + emails.index(str(i).lower()) for i in ids if str(i).lower() in emails)
+        context = entry.get("context") if isinstance(entry, dict) else None
+        ids = context.get("ids") or [] if isinstance(context, dict) else []
+        named = [str(email).strip().lower() for email in ids]
+        failed.update(offset + emails.index(email) for email in named if email in emails)
     # Positions in the caller's sequence, not the addresses themselves.
     where = f"inputs {sorted(failed)}" if failed else f"{len(errors)} inputs"
     message = f"hubspot batch upsert: {where} failed: {', '.join(categories)}"

@@ -49,7 +49,7 @@ class TokenSource:
         with self._lock:
             if self._token is not None and self._token != rejected and self._clock() < self._refresh_at:
                 return self._token
-            self._token = None
+            self._token = None  # if the fetch fails, a refused or stale token is not handed out again
             self._token, self._refresh_at = self._fetch()
             return self._token
 

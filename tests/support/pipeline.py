@@ -140,9 +140,27 @@ class Pipeline:
             if time.monotonic() > deadline:
                 raise AssertionError(
                     f"not settled after {timeout}s: {Counter(statuses.get(i) for i in ids)}\n"
+                    + self.describe_unsettled([i for i in ids if statuses.get(i) not in SETTLED])
+                    + "\n"
                     + self.worker_log_tail()
                 )
             time.sleep(0.2)
+
+    def describe_unsettled(self, ids: list[str]) -> str:
+        """Each unsettled registration's steps (state, attempts, last error, task id)."""
+        lines = []
+        with self.database.session() as session:
+            for registration_id in ids[:10]:
+                registration = session.get(Registration, registration_id)
+                assert registration is not None
+                lines.append(
+                    f"{registration_id}: "
+                    + "; ".join(
+                        f"{step.system}={step.state}/{step.attempts} {step.last_error} {step.celery_task_id}"
+                        for step in registration.steps
+                    )
+                )
+        return "\n".join(lines)
 
     def open_dead_letters(self) -> list[DeadLetter]:
         with self.database.session() as session:
