@@ -13,8 +13,9 @@ from datetime import timedelta
 
 from celery import Celery, shared_task
 from celery.signals import worker_ready
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
+from config.settings import Settings
 from tasks.database import Database
 from tasks.models import OutboxMessage, Registration, SyncStep, utcnow
 from tasks.pipeline import PIPELINE_TASK, build_chain, remaining_systems
@@ -70,35 +71,50 @@ def relay(celery: Celery, database: Database, *, older_than_seconds: float) -> i
     return publish(celery, database, unpublished_ids(database, older_than_seconds=older_than_seconds))
 
 
-def stalled_registration_ids(database: Database, *, older_than_seconds: float) -> list[str]:
-    """Registrations with a step left pending or running, untouched for longer than the threshold.
+def stalled_registration_ids(
+    database: Database, *, older_than_seconds: float, lease_seconds: float
+) -> list[str]:
+    """Registrations whose chain was lost: a step pending and untouched for longer than the
+    threshold, or running under a holder whose lease ran out (its worker died).
 
     A published chain can still be lost after its row was marked published: a Redis restart without
     persistence, or a worker killed while it held messages that Redis only redelivers after the
     visibility timeout (hours). The database knows what never finished.
     """
-    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    now = utcnow()
+    stalled = now - timedelta(seconds=older_than_seconds)
+    lease_expired = now - timedelta(seconds=lease_seconds)
     with database.session() as session:
         rows = session.scalars(
             select(SyncStep.registration_id)
-            .where(SyncStep.state.in_(("pending", "running")), SyncStep.updated_at <= cutoff)
+            .where(
+                or_(
+                    and_(SyncStep.state == "pending", SyncStep.updated_at <= stalled),
+                    and_(SyncStep.state == "running", SyncStep.updated_at <= lease_expired),
+                )
+            )
             .group_by(SyncStep.registration_id)
             .limit(RELAY_BATCH)
         )
         return list(rows)
 
 
-def resume_stalled(celery: Celery, database: Database, *, older_than_seconds: float) -> int:
+def resume_stalled(celery: Celery, database: Database, settings: Settings) -> int:
     """Queue the remaining chain of every stalled registration again (steps are idempotent)."""
     outbox_ids = []
-    for registration_id in stalled_registration_ids(database, older_than_seconds=older_than_seconds):
+    for registration_id in stalled_registration_ids(
+        database,
+        older_than_seconds=settings.stalled_after_seconds,
+        lease_seconds=settings.step_lease_seconds,
+    ):
         with database.session() as session:
             message = OutboxMessage(task_name=PIPELINE_TASK, registration_id=registration_id)
             session.add(message)
-            # Touch the steps so the next sweep waits a full threshold before trying again.
+            # Touch the pending steps so the next sweep waits a full threshold before trying again
+            # (a running step's timestamp is its holder's lease: never touched here).
             for step in session.scalars(
                 select(SyncStep).where(
-                    SyncStep.registration_id == registration_id, SyncStep.state.in_(("pending", "running"))
+                    SyncStep.registration_id == registration_id, SyncStep.state == "pending"
                 )
             ):
                 step.updated_at = utcnow()
@@ -115,9 +131,7 @@ def relay_task(self) -> int:
     runtime = self.app.membersync
     settings = runtime.settings
     published = relay(self.app, runtime.database, older_than_seconds=settings.outbox_relay_after_seconds)
-    return published + resume_stalled(
-        self.app, runtime.database, older_than_seconds=settings.stalled_after_seconds
-    )
+    return published + resume_stalled(self.app, runtime.database, settings)
 
 
 @worker_ready.connect
@@ -131,7 +145,7 @@ def relay_at_worker_start(sender, **_kwargs) -> None:
         # Not younger rows: the request that wrote them is publishing them right now.
         settings = runtime.settings
         count = relay(celery, runtime.database, older_than_seconds=settings.outbox_relay_after_seconds)
-        count += resume_stalled(celery, runtime.database, older_than_seconds=settings.stalled_after_seconds)
+        count += resume_stalled(celery, runtime.database, settings)
     except Exception:
         log.exception("outbox relay at worker start failed")
         return

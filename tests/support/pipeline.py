@@ -114,6 +114,22 @@ class Pipeline:
             time.sleep(0.1)
         raise AssertionError(f"worker did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
 
+    def start_beat(self) -> subprocess.Popen[bytes]:
+        """Start celery beat (the relay and the stalled-chain sweep run on its schedule)."""
+        log_path = self.tmp_path / "beat.log"
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "tasks.celery_app", "beat", "--loglevel", "INFO",
+                "--schedule", str(self.tmp_path / "beat-schedule"),
+            ],
+            cwd=PROJECT,
+            env={**os.environ, **self.env},
+            stdout=log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        self.workers.append(process)
+        return process
+
     def kill_workers(self, sig: int = signal.SIGKILL) -> None:
         for process in self.workers:
             if process.poll() is None:
