@@ -130,9 +130,10 @@ WORKER_START_SECONDS = 30
 
 @pytest.fixture
 def worker_factory(
-    make_settings: Callable[..., Settings], database: Database
+    make_settings: Callable[..., Settings], database: Database, sandbox: SandboxHandle, redis_url: str
 ) -> Iterator[Callable[..., Any]]:
-    """Start a real Celery worker (threads pool, in this process) on a given broker URL."""
+    """Start a real Celery worker (threads pool, in this process) on a given broker URL, its
+    connectors pointed at the sandbox."""
     from celery.contrib.testing.worker import start_worker
 
     from tasks.factory import create_celery_app
@@ -140,8 +141,9 @@ def worker_factory(
     started: list[Any] = []
 
     def start(broker_url: str, *, extra_tasks: tuple[type, ...] = (), **env: str) -> Any:
-        redis = {"REDIS_URL": broker_url} if broker_url.startswith("redis") else {}
-        settings = make_settings(CELERY_BROKER_URL=broker_url, **redis, **env)
+        # Locks and rate limits: the broker when it is a Redis, else the session's Redis.
+        redis = {"REDIS_URL": broker_url if broker_url.startswith("redis") else redis_url}
+        settings = make_settings(CELERY_BROKER_URL=broker_url, **redis, **{**sandbox.env, **env})
         celery = create_celery_app(settings, database)
         celery.loader.import_default_modules()
         for task_class in extra_tasks:

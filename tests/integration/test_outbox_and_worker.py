@@ -133,7 +133,7 @@ def test_broker_down_the_registration_is_kept_and_published_when_it_is_back(
 
 
 def test_a_starting_worker_process_relays_what_was_left(
-    tmp_path: Path, database: Database, settings: Settings, clean_redis: str
+    tmp_path: Path, database: Database, settings: Settings, clean_redis: str, sandbox: Any
 ) -> None:
     client = create_app(settings, database=database).test_client()  # broker unreachable
     registration_id = client.post("/api/registrations", json=MINIMAL).get_json()["id"]
@@ -147,6 +147,7 @@ def test_a_starting_worker_process_relays_what_was_left(
         "REDIS_URL": clean_redis,
         "CELERY_BROKER_URL": clean_redis,
         "OUTBOX_RELAY_AFTER_SECONDS": "1",
+        **sandbox.env,
     }
     time.sleep(1.1)  # a leftover is older than the relay threshold; a younger one is still in flight
     command = [sys.executable, "-m", "celery", "-A", "tasks.celery_app", "worker", "-P", "threads", "-c", "2"]
