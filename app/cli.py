@@ -206,12 +206,61 @@ def bench() -> None:
     """Benchmarks; each prints one JSON object on its last line."""
 
 
+def _bench_result(document: dict[str, Any]) -> None:
+    """A benchmark's result: one JSON object on the last line of stdout."""
+    click.echo(json.dumps(document, ensure_ascii=False, separators=(", ", ": ")))
+
+
 @bench.command("pipeline")
-@click.option("--registrations", default=200, show_default=True)
-@click.option("--latency-ms", default=0, show_default=True)
-def bench_pipeline(registrations: int, latency_ms: int) -> None:
-    """End-to-end throughput against the sandbox."""
-    _not_yet("bench pipeline")
+@click.option("--registrations", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--latency-ms", default=0, show_default=True, type=click.IntRange(min=0), help="Added to every vendor call."
+)
+@click.option(
+    "--pool",
+    type=click.Choice(["threads", "prefork", "gevent", "eventlet", "solo"]),
+    default="threads",
+    show_default=True,
+    help="The worker's pool.",
+)
+@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--timeout",
+    "timeout_seconds",
+    default=300.0,
+    show_default=True,
+    help="Seconds to wait for every registration to sync; what has not synced by then is lost.",
+)
+@click.option(
+    "--baseline-registrations",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Registrations run sequentially in-process for the baseline [default: min(N, 10)].",
+)
+def bench_pipeline(
+    registrations: int,
+    latency_ms: int,
+    pool: str,
+    concurrency: int,
+    timeout_seconds: float,
+    baseline_registrations: int | None,
+) -> None:
+    """End-to-end throughput against the sandbox: intake, broker, one real worker, the four steps."""
+    from benchmarks.pipeline import BenchError, PipelineOptions, run_pipeline_bench
+
+    options = PipelineOptions(
+        registrations=registrations,
+        latency_ms=latency_ms,
+        pool=pool,
+        concurrency=concurrency,
+        timeout_seconds=timeout_seconds,
+        baseline_registrations=baseline_registrations,
+    )
+    try:
+        result = run_pipeline_bench(options)
+    except (BenchError, ConfigError) as error:
+        raise click.ClickException(str(error)) from None
+    _bench_result(result)
 
 
 @bench.command("intake")
@@ -222,9 +271,29 @@ def bench_intake(seconds: int) -> None:
 
 
 @bench.command("ratelimit")
-def bench_ratelimit() -> None:
-    """How close the global rate limiter gets to a vendor's limit."""
-    _not_yet("bench ratelimit")
+@click.option("--seconds", default=25.0, show_default=True, help="How long the callers run.")
+@click.option(
+    "--limit-per-10s",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="The emulated HubSpot limit (and ours).",
+)
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(min=1), help="Callers per process.")
+@click.option("--processes", default=2, show_default=True, type=click.IntRange(min=1))
+def bench_ratelimit(seconds: float, limit_per_10s: int, threads: int, processes: int) -> None:
+    """How close the global rate limiter gets to a vendor's limit (HubSpot's rolling 10 s window)."""
+    from benchmarks.pipeline import BenchError
+    from benchmarks.ratelimit import RateLimitOptions, run_ratelimit_bench
+
+    options = RateLimitOptions(
+        seconds=seconds, limit_per_10s=limit_per_10s, threads=threads, processes=processes
+    )
+    try:
+        result = run_ratelimit_bench(options)
+    except (BenchError, ConfigError) as error:
+        raise click.ClickException(str(error)) from None
+    _bench_result(result)
 
 
 @bench.command("reconcile")

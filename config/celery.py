@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kombu import Exchange, Queue
+
 from config.settings import Settings
 
 # Queues: realtime registrations never wait behind reconciliation traffic.
@@ -15,6 +17,50 @@ MAINTENANCE_QUEUE = "membersync.maintenance"
 # ever schedule (longer waits are re-scheduled in steps), or Redis redelivers a still-waiting task.
 VISIBILITY_TIMEOUT_SECONDS = 2 * 3600
 LONGEST_COUNTDOWN_SECONDS = 3600
+
+# RabbitMQ only: every queue is a quorum queue (replicated, durable) whose rejected and
+# over-delivered messages go to the dead-letter exchange, where `membersync.dead` keeps them.
+EXCHANGE = "membersync"
+DEAD_LETTER_EXCHANGE = "membersync.dead"
+DEAD_LETTER_QUEUE = "membersync.dead"
+# A message redelivered this often (it keeps killing workers) is dead-lettered by RabbitMQ itself.
+DELIVERY_LIMIT = 20
+
+
+def dead_letter_queue() -> Queue:
+    """Where RabbitMQ puts messages our queues dead-letter (kept for inspection, never consumed)."""
+    return Queue(
+        DEAD_LETTER_QUEUE,
+        Exchange(DEAD_LETTER_EXCHANGE, type="fanout"),
+        routing_key="#",
+        queue_arguments={"x-queue-type": "quorum"},
+    )
+
+
+def _rabbitmq_topology() -> dict[str, Any]:
+    """Quorum queues on a topic exchange (native delayed delivery needs one) with a dead-letter exchange."""
+    exchange = Exchange(EXCHANGE, type="topic")
+    arguments = {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+        "x-delivery-limit": DELIVERY_LIMIT,
+    }
+    return {
+        "task_queues": [
+            Queue(name, exchange, routing_key=name, queue_arguments=arguments)
+            for name in (REALTIME_QUEUE, BULK_QUEUE, MAINTENANCE_QUEUE)
+        ],
+        "task_default_exchange": EXCHANGE,
+        "task_default_exchange_type": "topic",
+        "task_default_routing_key": REALTIME_QUEUE,
+        "task_default_queue_type": "quorum",
+        "worker_detect_quorum_queues": True,
+    }
+
+
+def is_rabbitmq(broker_url: str) -> bool:
+    """Whether `broker_url` is an AMQP broker (RabbitMQ)."""
+    return broker_url.startswith(("amqp://", "amqps://", "pyamqp://"))
 
 
 def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, Any]:
@@ -30,9 +76,14 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, A
             "socket_connect_timeout": 3,
             "socket_timeout": 10,
         }
+    if is_rabbitmq(settings.broker_url):
+        # Publisher confirms: the intake marks an outbox row published only once RabbitMQ has it.
+        transport_options = {"confirm_publish": True}
     if fail_fast:
         transport_options.update({"max_retries": 1, "interval_start": 0, "interval_step": 0.2})
+    topology = _rabbitmq_topology() if is_rabbitmq(settings.broker_url) else {}
     return {
+        **topology,
         "broker_url": settings.broker_url,
         "broker_transport_options": transport_options,
         "broker_connection_timeout": 3,

@@ -1,4 +1,4 @@
-"""HubSpot CRM v3 contacts emulator (default port 8013): create, read, update, batch upsert, search.
+"""HubSpot CRM v3 contacts emulator (default port 8013): create, read, list, update, batch upsert, search.
 
 `create_app(HubSpotSettings(...))` builds the Flask app; serve it with `sandbox.common.ThreadedServer`.
 Errors use HubSpot's body `{"status": "error", "message", "correlationId", "category", ...}`; every API
@@ -16,11 +16,19 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from sandbox.common import DuplicateKeyError, Record, RecordStore, RollingWindowLimiter, install_controls
+from sandbox.common import (
+    DuplicateKeyError,
+    Record,
+    RecordStore,
+    RollingWindowLimiter,
+    answer_at_once,
+    install_controls,
+)
 
 CONTACTS = "/crm/v3/objects/contacts"
 DEFAULT_PROPERTIES = ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname")
@@ -52,8 +60,11 @@ STANDARD_PROPERTIES = frozenset(
 )
 SEARCH_OPERATORS = frozenset({"EQ", "NEQ", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY"})
 MAX_SEARCH_LIMIT = 200
+DEFAULT_LIST_LIMIT = 10
+MAX_LIST_LIMIT = 100
 MAX_BATCH_INPUTS = 100
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_DIGITS = re.compile(r"[0-9]{1,18}")  # ids and limits; int() of thousands of digits raises
 
 
 @dataclass
@@ -158,6 +169,24 @@ class ContactBook:
         if id_property == "email":
             return self.store.find("email", contact_id.lower())
         return self.store.get(contact_id)
+
+    def page(self, first_id: int, limit: int) -> tuple[list[Record], int | None]:
+        """Up to `limit` contacts from id `first_id` on, by id ascending, and the id the next page starts at.
+
+        Reads O(limit) records however many the book holds: store ids run 1..len(store) without gaps (the
+        store never deletes, and an insert refused by a unique index takes no id), so a page is read by id
+        and contacts created meanwhile only ever come after every id already handed out.
+        """
+        found: list[Record] = []
+        with self.store.lock:  # a contact being created is seen with its computed properties or not at all
+            last = len(self.store)
+            next_id = max(first_id, 1)
+            while len(found) < limit and next_id <= last:
+                contact = self.store.get(str(next_id))
+                next_id += 1
+                if contact is not None:
+                    found.append(contact)
+        return found, (next_id if next_id <= last else None)
 
 
 def _property_error(name: str, error: str, message: str) -> dict[str, Any]:
@@ -341,6 +370,25 @@ def create_app(settings: HubSpotSettings | None = None) -> Flask:
         response.status_code = 201
         return response
 
+    @app.get(CONTACTS)
+    def list_contacts() -> Response:
+        """List contacts by id ascending; `limit`, `after` (the next id), `properties`, `archived`."""
+        answer_at_once()  # a read: a timeout-after-commit fault has nothing to commit
+        query = _list_query()
+        if isinstance(query, str):
+            return hubspot_error(400, "VALIDATION_ERROR", query)
+        first_id, limit, archived = query
+        # No route archives a contact, so the archived listing is always empty.
+        page, next_id = ([], None) if archived else book.page(first_id, limit)
+        properties = _requested_properties()
+        answer: dict[str, Any] = {"results": [shown(contact, properties) for contact in page]}
+        if next_id is not None:
+            after = str(next_id)
+            kept = [(name, value) for name, value in request.args.items(multi=True) if name != "after"]
+            link = f"{request.base_url}?{urlencode([*kept, ('after', after)])}"
+            answer["paging"] = {"next": {"after": after, "link": link}}
+        return jsonify(answer)
+
     @app.get(f"{CONTACTS}/<contact_id>")
     def read_contact(contact_id: str) -> Response:
         """Read a contact by id, or by email with idProperty=email."""
@@ -426,6 +474,20 @@ def _upsert_one(book: ContactBook, item: Any) -> dict[str, Any]:
 
 def _batch_error(category: str, message: str, email: str | None) -> dict[str, Any]:
     return {"status": "error", "category": category, "message": message, "context": {"ids": [email]}}
+
+
+def _list_query() -> tuple[int, int, bool] | str:
+    """(first id, limit, archived) of a list request, or why its query is invalid."""
+    limit = request.args.get("limit", str(DEFAULT_LIST_LIMIT))
+    if not _DIGITS.fullmatch(limit) or not 0 < int(limit) <= MAX_LIST_LIMIT:
+        return f"limit must be an integer from 1 to {MAX_LIST_LIMIT}"
+    after = request.args.get("after", "1")
+    if not _DIGITS.fullmatch(after):
+        return "after must be a paging cursor from a previous response"
+    archived = request.args.get("archived", "false").lower()
+    if archived not in ("true", "false"):
+        return "archived must be true or false"
+    return int(after), int(limit), archived == "true"
 
 
 def _requested_properties() -> list[str] | None:

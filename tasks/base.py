@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Task
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, Reject
 from sqlalchemy import and_, func, or_, update
 from sqlalchemy.orm import Session
 
@@ -225,6 +225,11 @@ class StepTask(Task):
             registration.status = derive_status(registration.steps)
         log.warning("step %s of %s dead-lettered: %s", self.system, registration_id, reason)
         if self.system == MASTER_SYSTEM:
-            raise StepDeadLettered(f"{self.system} step of {registration_id} dead-lettered: {reason}")
+            # Rejected without requeue: the chain stops here, Flower shows it, and on RabbitMQ the
+            # message itself lands in the dead-letter exchange beside our own dead_letters row.
+            raise Reject(
+                StepDeadLettered(f"{self.system} step of {registration_id} dead-lettered: {reason}"),
+                requeue=False,
+            )
         # Not the master: the chain goes on (the customer still gets the welcome email).
         return {"registration_id": registration_id, "state": "dead", "reason": reason}

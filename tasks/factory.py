@@ -10,7 +10,7 @@ from config.settings import Settings, load_settings
 from tasks.database import Database
 from tasks.runtime import Runtime
 
-TASK_MODULES = ["tasks.steps", "tasks.outbox", "tasks.replay", "tasks.alerts"]
+TASK_MODULES = ["tasks.steps", "tasks.outbox", "tasks.replay", "tasks.alerts", "tasks.brokers"]
 
 
 def create_celery_app(

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from app.embedded import redis_answers, start_embedded_redis
 from config.settings import Settings
 from tasks.database import Database
+from tests.support.services import BROKERS as BROKERS
 
 # Shopify's published Admin schema, read where shared/ sits beside the checkout; never copied in.
 SHOPIFY_SCHEMA_PATH = (
@@ -272,3 +273,29 @@ def sandbox(running_sandbox: Any) -> SandboxHandle:
     handle = SandboxHandle(running_sandbox)
     handle.reset()
     return handle
+
+
+@pytest.fixture
+def rabbitmq_url() -> str:
+    """The machine's RabbitMQ (TEST_RABBITMQ_URL) with our queues deleted first: a leftover queue
+    declared with other arguments (a classic one from an older run) would refuse a quorum declare."""
+    url = os.environ.get("TEST_RABBITMQ_URL")
+    if not url:
+        pytest.skip("TEST_RABBITMQ_URL is not set")
+    from kombu import Connection
+
+    from config.celery import BULK_QUEUE, DEAD_LETTER_QUEUE, MAINTENANCE_QUEUE, REALTIME_QUEUE
+
+    with Connection(url, connect_timeout=5) as connection:
+        for name in (REALTIME_QUEUE, BULK_QUEUE, MAINTENANCE_QUEUE, DEAD_LETTER_QUEUE):
+            connection.default_channel.queue_delete(name)
+    return url
+
+
+@pytest.fixture
+def broker_url(request: pytest.FixtureRequest, clean_redis: str) -> str:
+    """The broker of a test: Redis unless parametrized (indirect) with "rabbitmq"."""
+    if getattr(request, "param", "redis") == "rabbitmq":
+        url: str = request.getfixturevalue("rabbitmq_url")
+        return url
+    return clean_redis

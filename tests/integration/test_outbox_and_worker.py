@@ -180,11 +180,13 @@ def test_no_registration_is_lost_under_a_burst(
     assert wait_until(lambda: all(all(steps_run(database, i).values()) for i in ids), timeout=60)
 
 
-@pytest.mark.skipif(not os.environ.get("TEST_RABBITMQ_URL"), reason="TEST_RABBITMQ_URL is not set")
 def test_rabbitmq_is_a_working_alternative_broker(
-    worker_factory: Callable[..., Any], database: Database, make_settings: Callable[..., Settings]
+    worker_factory: Callable[..., Any],
+    database: Database,
+    make_settings: Callable[..., Settings],
+    rabbitmq_url: str,
 ) -> None:
-    broker = os.environ["TEST_RABBITMQ_URL"]
+    broker = rabbitmq_url
     worker_factory(broker)
     settings = make_settings(CELERY_BROKER_URL=broker)
     client = create_app(settings, database=database).test_client()

@@ -33,7 +33,15 @@ PROJECT = Path(__file__).resolve().parents[3]
 class Pipeline:
     """One test's pipeline: its settings, intake client, worker processes and sandbox."""
 
-    def __init__(self, database: Database, redis_url: str, sandbox: Any, tmp_path: Path) -> None:
+    def __init__(
+        self,
+        database: Database,
+        redis_url: str,
+        sandbox: Any,
+        tmp_path: Path,
+        *,
+        broker_url: str | None = None,
+    ) -> None:
         self.database = database
         self.sandbox = sandbox
         self.tmp_path = tmp_path
@@ -41,7 +49,7 @@ class Pipeline:
             "MEMBERSYNC_ENV": "test",
             "DATABASE_URL": database.url,
             "REDIS_URL": redis_url,
-            "CELERY_BROKER_URL": redis_url,
+            "CELERY_BROKER_URL": broker_url or redis_url,
             "INTAKE_RATE_LIMIT": "off",
             "HTTP_READ_TIMEOUT_SECONDS": "1",
             "LOCK_WAIT_SECONDS": "2",
@@ -119,8 +127,16 @@ class Pipeline:
         log_path = self.tmp_path / "beat.log"
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "tasks.celery_app", "beat", "--loglevel", "INFO",
-                "--schedule", str(self.tmp_path / "beat-schedule"),
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tasks.celery_app",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(self.tmp_path / "beat-schedule"),
             ],
             cwd=PROJECT,
             env={**os.environ, **self.env},

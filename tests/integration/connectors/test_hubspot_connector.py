@@ -142,11 +142,11 @@ def test_a_wrong_token_is_permanent(hubspot_url: str) -> None:
     assert refused.value.status == 401 and "pat-wrong" not in str(refused.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=PermanentError,
-    reason="the sandbox HubSpot emulator has no GET /crm/v3/objects/contacts list route yet",
-)
 def test_iter_contacts_lists_every_contact(hubspot: HubSpotClient) -> None:
-    hubspot.upsert_contacts([{"email": f"member{i}@example.com"} for i in range(3)])
-    assert len(list(hubspot.iter_contacts(page_size=2))) == 3
+    upserted = hubspot.upsert_contacts(
+        [{"email": f"member{i}@example.com", "firstname": f"M{i}"} for i in range(3)]
+    )
+    listed = list(hubspot.iter_contacts(page_size=2))
+    assert [contact.id for contact in listed] == [contact.id for contact in upserted]
+    assert [contact.email for contact in listed] == [f"member{i}@example.com" for i in range(3)]
+    assert [contact.properties["firstname"] for contact in listed] == ["M0", "M1", "M2"]

@@ -9,6 +9,7 @@ import pytest
 
 from tasks.replay import open_dead_letter_registrations, replay
 from tests.support.pipeline import Pipeline, assert_exactly_once, person
+from tests.support.services import BROKERS
 
 VENDORS = ("shopify", "smaregi", "hubspot")
 FAULT_KINDS = {
@@ -46,5 +47,6 @@ def test_each_fault_kind_ends_synced_without_duplicates(pipeline: Pipeline, sand
     run_with_faults(pipeline, sandbox, FAULT_KINDS[kind], count=20)
 
 
+@pytest.mark.parametrize("broker_url", BROKERS, indirect=True)
 def test_fifty_registrations_under_every_fault_at_once(pipeline: Pipeline, sandbox: Any) -> None:
     run_with_faults(pipeline, sandbox, FAULT_KINDS["all_together"], count=50)

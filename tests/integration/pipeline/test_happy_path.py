@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from tasks.models import Identity
 from tests.support.pipeline import Pipeline, assert_exactly_once, person
+from tests.support.services import BROKERS
 
 
+@pytest.mark.parametrize("broker_url", BROKERS, indirect=True)
 def test_fifty_registrations_are_synced_everywhere_once(pipeline: Pipeline, sandbox: Any) -> None:
     pipeline.start_worker()
     ids = [pipeline.register(person(number)) for number in range(50)]

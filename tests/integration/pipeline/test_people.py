@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from app.cli import main as cli
 from tasks.models import DeadLetter, Identity, Registration
-from tasks.pipeline import accept_registration
 from tasks.outbox import publish
+from tasks.pipeline import accept_registration
 from tests.support.pipeline import Pipeline, assert_exactly_once, held_by_system, person
 
 
@@ -90,7 +90,12 @@ def test_a_refused_field_is_dead_lettered_at_once_and_the_chain_goes_on(
     with pipeline.database.session() as session:
         acceptance = accept_registration(
             session,
-            {"email": "kana@example.com", "first_name": "花子", "last_name": "山田", "last_name_kana": "やまだ"},
+            {
+                "email": "kana@example.com",
+                "first_name": "花子",
+                "last_name": "山田",
+                "last_name_kana": "やまだ",
+            },
             settings=pipeline.settings,
         )
         registration_id, outbox_id = acceptance.registration.id, acceptance.outbox_id
@@ -118,9 +123,9 @@ def test_a_disabled_system_is_skipped_and_backfill_completes_it(
     ids = [pipeline.register(person(number)) for number in range(3)]
     assert set(pipeline.wait_settled(ids).values()) == {"synced"}
     assert sandbox.state("hubspot")["contacts"] == []
-    assert {pipeline.client.get(f"/api/registrations/{i}").get_json()["steps"]["hubspot"]["state"] for i in ids} == {
-        "skipped"
-    }
+    assert {
+        pipeline.client.get(f"/api/registrations/{i}").get_json()["steps"]["hubspot"]["state"] for i in ids
+    } == {"skipped"}
 
     # HubSpot is switched on: a new worker, and the backfill from the command line.
     pipeline.kill_workers()
@@ -134,7 +139,9 @@ def test_a_disabled_system_is_skipped_and_backfill_completes_it(
 
     assert set(pipeline.wait_settled(ids).values()) == {"synced"}
     assert_exactly_once(sandbox, {f"member{number}@example.com" for number in range(3)})
-    states = {pipeline.client.get(f"/api/registrations/{i}").get_json()["steps"]["hubspot"]["state"] for i in ids}
+    states = {
+        pipeline.client.get(f"/api/registrations/{i}").get_json()["steps"]["hubspot"]["state"] for i in ids
+    }
     assert states == {"succeeded"}
 
 

@@ -1,7 +1,8 @@
-"""The HubSpot emulator over real sockets: contacts, batch upsert, search, errors, limits, faults."""
+"""The HubSpot emulator over real sockets: contacts, list, batch upsert, search, errors, limits, faults."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from sandbox.hubspot import HubSpotSettings, create_app
+from sandbox.hubspot import ContactBook, HubSpotSettings, create_app
 
 AUTH = {"Authorization": "Bearer pat-sandbox"}
 
@@ -31,6 +32,25 @@ class HubSpot:
 
     def search(self, **body: Any) -> requests.Response:
         return self.call("POST", "/search", json=body)
+
+    def upsert_many(self, count: int, start: int = 0) -> None:
+        for first in range(start, start + count, 100):
+            inputs = [
+                {"id": f"m{n}@example.jp", "idProperty": "email", "properties": {"firstname": f"M{n}"}}
+                for n in range(first, min(first + 100, start + count))
+            ]
+            self.call("POST", "/batch/upsert", json={"inputs": inputs}).raise_for_status()
+
+    def list_all(self, **params: Any) -> list[dict[str, Any]]:
+        """Every page of GET /crm/v3/objects/contacts, following paging.next.after."""
+        pages: list[dict[str, Any]] = []
+        while True:
+            response = self.call("GET", params=params)
+            assert response.status_code == 200, response.text
+            pages.append(response.json())
+            if "paging" not in pages[-1]:
+                return pages
+            params = {**params, "after": pages[-1]["paging"]["next"]["after"]}
 
 
 def start_hubspot(serve, **overrides: Any) -> HubSpot:
@@ -217,3 +237,117 @@ def test_reset_empties_contacts(hubspot):
     state = requests.get(f"{hubspot.url}/_sandbox/state").json()
     assert state["contacts"] == [] and state["requests"] == {}
     assert hubspot.create().status_code == 201
+
+
+def test_list_pages_through_every_contact_once(hubspot):
+    hubspot.upsert_many(250)
+    pages = hubspot.list_all(limit=100)
+    assert [len(page["results"]) for page in pages] == [100, 100, 50]
+    ids = [contact["id"] for page in pages for contact in page["results"]]
+    assert ids == [str(n) for n in range(1, 251)]
+    emails = {contact["properties"]["email"] for page in pages for contact in page["results"]}
+    assert emails == {f"m{n}@example.jp" for n in range(250)}
+    first = pages[0]["results"][0]
+    assert set(first) == {"id", "properties", "createdAt", "updatedAt", "archived"}
+    assert first["archived"] is False and first["properties"]["hs_object_id"] == "1"
+    assert set(first["properties"]) == {
+        "createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname",
+    }  # fmt: skip
+    cursor = pages[0]["paging"]["next"]
+    assert cursor["after"] == "101"
+    assert cursor["link"].startswith(f"{hubspot.url}/crm/v3/objects/contacts?")
+    assert requests.get(cursor["link"], headers=AUTH, timeout=5).json() == pages[1]
+
+
+def test_list_defaults_to_ten_and_ends_without_paging(hubspot):
+    assert hubspot.call("GET").json() == {"results": []}
+    hubspot.upsert_many(20)
+    first = hubspot.call("GET").json()
+    assert len(first["results"]) == 10 and first["paging"]["next"]["after"] == "11"
+    last = hubspot.call("GET", params={"after": "11"}).json()
+    assert len(last["results"]) == 10 and "paging" not in last  # exactly a full last page
+    assert hubspot.call("GET", params={"after": "500"}).json() == {"results": []}
+    assert hubspot.call("GET", params={"archived": "true"}).json() == {"results": []}
+
+
+def test_list_selects_properties_comma_separated_or_repeated(hubspot):
+    hubspot.create(lastname="Yamada", phone="+81 90")
+    always = {"createdate", "hs_object_id", "lastmodifieddate"}
+    for params in ({"properties": "email,phone"}, {"properties": ["email", "phone"]}):
+        (contact,) = hubspot.call("GET", params=params).json()["results"]
+        assert set(contact["properties"]) == {"email", "phone", *always}
+        assert contact["properties"]["phone"] == "+81 90"
+    (contact,) = hubspot.call("GET", params={"properties": "nickname"}).json()["results"]
+    assert contact["properties"]["nickname"] is None
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"limit": "101"}, {"limit": "0"}, {"limit": "-1"}, {"limit": "ten"}, {"limit": "9" * 5000},
+     {"after": "abc"}, {"after": "9" * 5000}, {"archived": "maybe"}],
+)  # fmt: skip
+def test_list_refuses_bad_queries(hubspot, params):
+    assert_error(hubspot.call("GET", params=params), 400, "VALIDATION_ERROR")
+
+
+def test_list_needs_auth_and_counts_against_the_window(serve):
+    hubspot = start_hubspot(serve, requests_per_window=3)
+    url = f"{hubspot.url}/crm/v3/objects/contacts"
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        assert_error(requests.get(url, headers=headers, timeout=5), 401, "INVALID_AUTHENTICATION")
+    responses = [hubspot.call("GET") for _ in range(4)]
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
+    assert [r.headers["X-HubSpot-RateLimit-Remaining"] for r in responses] == ["2", "1", "0", "0"]
+    assert responses[3].json()["policyName"] == "TEN_SECONDLY_ROLLING"
+    counted = requests.get(f"{hubspot.url}/_sandbox/state", timeout=5).json()["requests"]
+    assert counted["list_contacts"] == 6
+
+
+def test_list_takes_injected_faults(hubspot):
+    faults = f"{hubspot.url}/_sandbox/faults"
+    requests.post(faults, json={"error_rate": 1}, timeout=5)
+    assert_error(hubspot.call("GET"), 502, "INTERNAL_ERROR")
+    requests.post(faults, json={"throttle_rate": 1}, timeout=5)
+    assert hubspot.call("GET").json()["policyName"] == "TEN_SECONDLY_ROLLING"
+    requests.post(faults, json={"timeout_after_commit_rate": 1}, timeout=5)
+    assert hubspot.call("GET", timeout=2).status_code == 200  # a read has no write to lose
+
+
+def test_list_is_stable_under_concurrent_inserts(hubspot):
+    hubspot.upsert_many(250)
+    done = threading.Event()
+
+    def insert_more() -> None:
+        for first in range(250, 550, 50):
+            hubspot.upsert_many(50, start=first)
+        done.set()
+
+    writer = threading.Thread(target=insert_more)
+    writer.start()
+    ids = [int(c["id"]) for page in hubspot.list_all(limit=7) for c in page["results"]]
+    writer.join()
+    assert done.is_set()
+    assert ids == sorted(set(ids)) and ids[:250] == list(range(1, 251))  # nobody twice, nobody skipped
+    assert ids == list(range(1, len(ids) + 1))
+
+
+def test_list_reads_one_page_of_100k_contacts(monkeypatch):
+    book = ContactBook(HubSpotSettings())
+    for number in range(100_000):
+        book.store.insert({"properties": {"email": f"m{number}@example.jp"}, "archived": False})
+    reads: list[str] = []
+    get = book.store.get
+
+    def counted_get(record_id: str) -> Any:
+        reads.append(record_id)
+        return get(record_id)
+
+    monkeypatch.setattr(book.store, "get", counted_get)
+    monkeypatch.setattr(book.store, "all", None)  # listing must never scan
+    monkeypatch.setattr(book.store, "page", None)
+    page, next_id = book.page(99_901, 100)
+    assert [c["id"] for c in page] == [str(n) for n in range(99_901, 100_001)] and next_id is None
+    assert len(reads) == 100
+    reads.clear()
+    page, next_id = book.page(50_000, 100)
+    assert len(page) == 100 and next_id == 50_100 and len(reads) == 100

@@ -1,0 +1,604 @@
+"""`membersync bench pipeline`: registrations per second end to end, on this machine, for real.
+
+What runs: the sandbox emulators and the SMTP catcher in this process on free ports, each vendor
+emulator answering after `latency_ms` (`POST /_sandbox/faults {"latency_ms": L}`) and with rate limits
+far above what is measured (ours raised to match: the vendors' limits are not what this measures);
+the database of DATABASE_URL, else a temporary SQLite file; the Redis of REDIS_URL when it answers,
+else an embedded valkey-server; ONE `celery -A tasks.celery_app worker` subprocess with the pool and
+concurrency asked for, configured only by environment variables (as the Procfile runs it). N
+registrations are posted through the Flask intake (`app.create_app`, its test client, in this
+process) as fast as it accepts them, and the database is polled until every one has settled.
+
+What is reported (the last stdout line, one JSON object; progress goes to stderr):
+
+- `per_second`: N / (the moment the last registration became `synced` - the `created_at` of the
+  first). Intake, broker, worker, database and the four steps all count.
+- `p50_s`, `p99_s`: per registration, `registrations.updated_at` of the row once its status is
+  `synced` (the commit that made it synced: nothing writes the row after that) minus its
+  `created_at` (the intake's commit). Nearest-rank percentiles over the synced registrations.
+- `lost`: registrations not `synced` within `--timeout` seconds (a `partial` or `failed` one counts:
+  it did not sync; `statuses` and `dead_letters` say what became of them).
+- `duplicated`: email addresses held by more than one object in any sandbox system (Shopify and
+  Smaregi customers, HubSpot contacts, recipients of the caught welcome mails). `missing` counts the
+  synced registrations whose address some system does not hold.
+- `baseline_per_second`: what the same code achieves sequentially, one registration at a time, in
+  one thread and with no broker: registrations are written exactly as the intake writes them and the
+  four step tasks are run one after the other in this process (`Task.apply`, the worker's own code),
+  against the same sandbox, latency, database and Redis. It is measured over the first
+  `--baseline-registrations` (default min(N, 10)) of its own registrations before the worker starts.
+  With L > 0 it is close to 1 / (vendor calls per registration x L): that figure is reported as
+  `theoretical_sequential_per_second`, with the calls counted by the emulators during the baseline
+  as `vendor_calls_per_registration` (HTTP calls that pay the latency; the SMTP send does not).
+- `ratio` = per_second / baseline_per_second: what the worker's concurrency buys over one thread.
+
+Everything started here is stopped again (worker, sandbox, embedded Redis, temporary directory),
+also on Ctrl-C or SIGTERM. Point DATABASE_URL and REDIS_URL at throw-away services only: the bench
+writes registrations into that database and publishes on that broker's queues.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import requests
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+QUEUES = "membersync.realtime,membersync.bulk,membersync.maintenance"
+POOLS = ("threads", "prefork", "gevent", "eventlet", "solo")
+VENDORS = ("shopify", "smaregi", "hubspot")
+SETTLED = frozenset({"synced", "partial", "failed"})
+PROJECT = Path(__file__).resolve().parents[1]
+WORKER_READY_SECONDS = 60
+WORKER_STOP_SECONDS = 20
+
+# Far above anything measured, in the emulators and in our own buckets alike.
+HIGH_SANDBOX_LIMITS = {
+    "SANDBOX_SHOPIFY_BUCKET": "1000000",
+    "SANDBOX_SHOPIFY_RESTORE_RATE": "100000",
+    "SANDBOX_SMAREGI_RATE_PER_SECOND": "100000",
+    "SANDBOX_HUBSPOT_RATE_PER_10S": "1000000",
+    "SANDBOX_HUBSPOT_SEARCH_PER_SECOND": "100000",
+}
+HIGH_OWN_LIMITS = {
+    "SHOPIFY_BUCKET_SIZE": "1000000",
+    "SHOPIFY_RESTORE_RATE": "100000",
+    "SMAREGI_RATE_LIMIT_PER_SECOND": "100000",
+    "HUBSPOT_RATE_LIMIT_PER_10S": "1000000",
+}
+
+Say = Callable[[str], None]
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run (a service did not start, the worker died)."""
+
+
+def say(message: str) -> None:
+    """Progress for a person: stderr, so stdout's last line stays the JSON result."""
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    registrations: int = 200
+    latency_ms: int = 0
+    pool: str = "threads"
+    concurrency: int = 16
+    timeout_seconds: float = 300.0
+    baseline_registrations: int | None = None  # None: min(registrations, 10)
+    poll_seconds: float = 0.05
+
+    def check(self) -> None:
+        if self.registrations < 1:
+            raise ValueError("--registrations must be at least 1")
+        if self.latency_ms < 0:
+            raise ValueError("--latency-ms must not be negative")
+        if self.pool not in POOLS:
+            raise ValueError(f"--pool must be one of {', '.join(POOLS)}")
+        if self.concurrency < 1:
+            raise ValueError("--concurrency must be at least 1")
+
+    @property
+    def baseline_count(self) -> int:
+        wanted = self.baseline_registrations
+        return max(0, min(self.registrations, 10) if wanted is None else wanted)
+
+
+# --- services ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM behaves like Ctrl-C, so every `finally` below still cleans up."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (an embedding caller): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def temporary_directory() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="membersync-bench-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def bench_redis(tmp: Path, environ: Mapping[str, str], log: Say = say) -> Iterator[str]:
+    """REDIS_URL when it answers, else an embedded valkey-server for the run."""
+    from app.embedded import redis_answers, start_embedded_redis
+
+    configured = environ.get("REDIS_URL")
+    if configured and redis_answers(configured):
+        log(f"redis: {configured}")
+        yield configured
+        return
+    if configured:
+        log(f"redis: REDIS_URL={configured} does not answer; starting an embedded valkey-server")
+    server = start_embedded_redis(tmp / "valkey")
+    try:
+        url = f"{server.connection_url}/0"
+        log(f"redis: embedded valkey-server at {url}")
+        yield url
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def bench_sandbox(env: Mapping[str, str], latency_ms: int = 0) -> Iterator[Any]:
+    """Every emulator and the mail catcher on free ports, with `latency_ms` on each vendor."""
+    from sandbox.runner import DEFAULT_PORTS, start_sandbox
+
+    sandbox = start_sandbox(ports=dict.fromkeys(DEFAULT_PORTS, 0), env=env)
+    try:
+        set_latency(sandbox.urls, latency_ms)
+        yield sandbox
+    finally:
+        sandbox.stop()
+
+
+def set_latency(urls: Mapping[str, str], latency_ms: int) -> None:
+    for name in VENDORS:
+        post = requests.post(f"{urls[name]}/_sandbox/faults", json={"latency_ms": latency_ms}, timeout=10)
+        post.raise_for_status()
+
+
+def reset_sandbox(urls: Mapping[str, str], latency_ms: int) -> None:
+    """Empty every store and counter, then put the latency back (a reset clears faults)."""
+    for name in VENDORS:
+        requests.post(f"{urls[name]}/_sandbox/reset", timeout=10).raise_for_status()
+    requests.delete(f"{urls['mail']}/api/messages", timeout=10).raise_for_status()
+    set_latency(urls, latency_ms)
+
+
+def sandbox_env(sandbox: Any) -> dict[str, str]:
+    """The variables that send every connector to this sandbox (as tests/conftest.py sets them)."""
+    assert sandbox.mail is not None
+    return {
+        "SHOPIFY_ADMIN_URL": sandbox.urls["shopify"],
+        "SMAREGI_API_URL": sandbox.urls["smaregi"],
+        "SMAREGI_ID_URL": sandbox.urls["smaregi"],
+        "HUBSPOT_API_URL": sandbox.urls["hubspot"],
+        "SMTP_HOST": sandbox.mail.host,
+        "SMTP_PORT": str(sandbox.mail.smtp_port),
+    }
+
+
+class Worker:
+    """One `celery worker` subprocess in a process group of its own, stopped with everything in it."""
+
+    def __init__(self, argv: list[str], env: Mapping[str, str], log_path: Path) -> None:
+        self.argv = argv
+        self.env = dict(env)
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, log: Say = say) -> None:
+        with self.log_path.open("wb") as output:
+            # A session of its own: a terminal's Ctrl-C reaches the bench, which stops the worker.
+            self.process = subprocess.Popen(
+                self.argv,
+                cwd=PROJECT,
+                env=self.env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + WORKER_READY_SECONDS
+        while time.monotonic() < deadline:
+            if b" ready." in self.log_path.read_bytes():
+                log(f"worker ready (pid {self.process.pid})")
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise BenchError(f"the worker did not start:\n{self.log_tail()}")
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """Warm shutdown (SIGTERM), then SIGKILL for the whole group if it takes too long."""
+        process = self.process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(WORKER_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)  # pool children left behind, if any
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(5)
+
+
+def worker_argv(pool: str, concurrency: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "tasks.celery_app",
+        "worker",
+        "--pool",
+        pool,
+        "--concurrency",
+        str(concurrency),
+        "--queues",
+        QUEUES,
+        "--without-mingle",
+        "--without-gossip",
+        "--loglevel",  # INFO as in the Procfile (and " ready." is an INFO line)
+        "INFO",
+    ]
+
+
+# --- registrations ---------------------------------------------------------------------------------
+
+
+# Shopify refuses a phone number another customer holds: each kind of registration has its own range.
+PHONE_OFFSETS = {"": 0, "base": 8_000_000, "warm": 9_000_000}
+
+
+def body(run_id: str, tag: str, number: int) -> dict[str, Any]:
+    """A valid registration of a person unique to this run (a reused database must not know them)."""
+    phone = (PHONE_OFFSETS[tag] + number) % 10_000_000
+    return {
+        "email": f"bench-{run_id}-{tag}{number}@example.com",
+        "first_name": "Hanako",
+        "last_name": "Yamada",
+        "first_name_kana": "ハナコ",
+        "last_name_kana": "ヤマダ",
+        "phone": f"0901{phone:07d}",
+        "locale": "ja" if number % 2 else "en",
+    }
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def _counted_calls(state: Mapping[str, Any]) -> int:
+    """HTTP requests an emulator answered, by its per-endpoint counters: not the dotted sub-counters
+    (`fault.*`, Shopify's `graphql.<operation>` counts the same requests again), and not Smaregi's
+    token calls (one per process, not per registration)."""
+    counts = state.get("requests") or {}
+    return sum(count for name, count in counts.items() if "." not in name and "token" not in name)
+
+
+def vendor_calls(urls: Mapping[str, str]) -> int:
+    total = 0
+    for name in VENDORS:
+        response = requests.get(f"{urls[name]}/_sandbox/state", timeout=30)
+        response.raise_for_status()
+        total += _counted_calls(response.json())
+    return total
+
+
+@dataclass(frozen=True)
+class Baseline:
+    registrations: int
+    seconds: float
+    vendor_calls: int
+    synced: int
+
+    @property
+    def per_second(self) -> float | None:
+        return self.registrations / self.seconds if self.registrations and self.seconds > 0 else None
+
+    @property
+    def calls_per_registration(self) -> float | None:
+        return self.vendor_calls / self.registrations if self.registrations else None
+
+
+def measure_baseline(
+    settings: Any, database: Any, urls: Mapping[str, str], count: int, run_id: str, log: Say = say
+) -> Baseline:
+    """`count` registrations, each written as the intake writes it and then taken through the four
+    steps one after the other in this thread (the worker's task code via `Task.apply`, no broker)."""
+    from app.schemas import load_registration
+    from tasks.factory import create_celery_app
+    from tasks.models import SYSTEMS, OutboxMessage, Registration, utcnow
+    from tasks.pipeline import STEP_TASKS, accept_registration
+
+    if count <= 0:
+        return Baseline(0, 0.0, 0, 0)
+    celery = create_celery_app(settings, database)
+    steps = [celery.tasks[STEP_TASKS[system]] for system in SYSTEMS]
+
+    def one(tag: str, number: int) -> str:
+        with database.session() as session:
+            acceptance = accept_registration(
+                session, load_registration(body(run_id, tag, number)), settings=settings, source="api"
+            )
+            outbox = session.get(OutboxMessage, acceptance.outbox_id)
+            assert outbox is not None
+            outbox.published_at = utcnow()  # run here, never by the worker's outbox relay
+            registration_id = acceptance.registration.id
+        for step in steps:
+            step.apply(args=(registration_id,))
+        return registration_id
+
+    one("warm", 0)  # outside the clock: connections, the Smaregi token, first imports
+    calls_before = vendor_calls(urls)
+    started = time.perf_counter()
+    ids = [one("base", number) for number in range(count)]
+    seconds = time.perf_counter() - started
+    calls = vendor_calls(urls) - calls_before
+    with database.session() as session:
+        synced = session.scalar(
+            select(func.count()).where(Registration.id.in_(ids), Registration.status == "synced")
+        )
+    baseline = Baseline(count, seconds, calls, int(synced or 0))
+    log(
+        f"baseline: {count} registrations one at a time in {seconds:.2f}s "
+        f"({baseline.per_second or 0:.2f}/s, {baseline.calls_per_registration or 0:.1f} vendor calls each, "
+        f"{baseline.synced} synced)"
+    )
+    return baseline
+
+
+def held_by_system(urls: Mapping[str, str]) -> dict[str, Counter[str]]:
+    """For each system, how many objects hold each email address."""
+
+    def state(name: str) -> dict[str, Any]:
+        response = requests.get(f"{urls[name]}/_sandbox/state", timeout=60)
+        response.raise_for_status()
+        document: dict[str, Any] = response.json()
+        return document
+
+    def emails(objects: list[dict[str, Any]], read: Callable[[dict[str, Any]], Any]) -> Counter[str]:
+        return Counter(str(read(obj)).lower() for obj in objects if read(obj))
+
+    inbox = requests.get(f"{urls['mail']}/api/messages", timeout=60)
+    inbox.raise_for_status()
+    listed = inbox.json()
+    messages = listed["messages"] if isinstance(listed, dict) else listed
+    return {
+        "shopify": emails(state("shopify")["customers"], lambda c: c.get("email")),
+        "smaregi": emails(state("smaregi")["customers"], lambda m: m.get("mailAddress")),
+        "hubspot": emails(state("hubspot")["contacts"], lambda c: (c.get("properties") or {}).get("email")),
+        "email": Counter(address.lower() for message in messages for address in message["recipients"]),
+    }
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+
+def run_pipeline_bench(
+    options: PipelineOptions, environ: Mapping[str, str] | None = None, log: Say = say
+) -> dict[str, Any]:
+    """Run the benchmark and return its result document (see the module docstring)."""
+    options.check()
+    environ = dict(os.environ if environ is None else environ)
+    with stop_on_sigterm(), contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(temporary_directory())
+        redis_url = stack.enter_context(bench_redis(tmp, environ, log))
+        database_url = environ.get("DATABASE_URL") or f"sqlite:///{tmp / 'bench.db'}"
+        sandbox = stack.enter_context(bench_sandbox(HIGH_SANDBOX_LIMITS, options.latency_ms))
+        log(f"sandbox: {', '.join(f'{k} {v}' for k, v in sandbox.urls.items())}")
+        env = {
+            **environ,
+            "MEMBERSYNC_ENV": "test",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "CELERY_BROKER_URL": environ.get("CELERY_BROKER_URL") or redis_url,
+            "INTAKE_RATE_LIMIT": "off",
+            **HIGH_OWN_LIMITS,
+            **sandbox_env(sandbox),
+        }
+        # Each step holds a database session during its vendor call: a pool smaller than the
+        # worker's concurrency would make the threads queue for connections, not for vendors.
+        env.setdefault("DATABASE_POOL_SIZE", str(max(20, options.concurrency)))
+        env.pop("SENTRY_DSN", None)
+
+        from app import create_app
+        from config.settings import Settings
+        from tasks.database import Database
+
+        settings = Settings.from_env(environ=env)
+        database = Database.from_settings(settings)
+        stack.callback(database.dispose)
+        log(f"database: {make_url(database_url).render_as_string(hide_password=True)}")
+        database.upgrade()
+
+        run_id = uuid.uuid4().hex[:8]
+        reset_sandbox(sandbox.urls, options.latency_ms)
+        baseline = measure_baseline(settings, database, sandbox.urls, options.baseline_count, run_id, log)
+        reset_sandbox(sandbox.urls, options.latency_ms)
+
+        worker = Worker(worker_argv(options.pool, options.concurrency), env, tmp / "worker.log")
+        stack.callback(worker.stop)
+        log(f"worker: --pool {options.pool} --concurrency {options.concurrency}")
+        worker.start(log)
+
+        client = create_app(settings, database=database).test_client()
+        measured = _post_and_wait(options, client, database, worker, run_id, log)
+        held = held_by_system(sandbox.urls)
+        return _result(options, measured, held, baseline, database_url, log)
+    raise AssertionError("unreachable")  # ExitStack could swallow an exception, as far as mypy knows
+
+
+@dataclass
+class Measured:
+    ids: list[str]
+    emails: dict[str, str]
+    created: dict[str, datetime]
+    synced_at: dict[str, datetime]
+    statuses: dict[str, str]
+    dead_letters: int
+    post_seconds: float
+
+
+def _post_and_wait(
+    options: PipelineOptions, client: Any, database: Any, worker: Worker, run_id: str, log: Say
+) -> Measured:
+    from tasks.models import DeadLetter, Registration
+
+    ids: list[str] = []
+    emails: dict[str, str] = {}
+    started = time.monotonic()
+    for number in range(options.registrations):
+        document = body(run_id, "", number)
+        response = client.post("/api/registrations", json=document)
+        if response.status_code != 202:
+            raise BenchError(f"the intake answered {response.status_code}: {response.get_data(as_text=True)}")
+        registration_id = response.get_json()["id"]
+        ids.append(registration_id)
+        emails[registration_id] = document["email"]
+    post_seconds = time.monotonic() - started
+    log(f"posted {len(ids)} registrations in {post_seconds:.2f}s; waiting for them to settle")
+
+    wanted = set(ids)
+    created: dict[str, datetime] = {}
+    synced_at: dict[str, datetime] = {}
+    statuses: dict[str, str] = {}
+    deadline = time.monotonic() + options.timeout_seconds
+    next_report = time.monotonic() + 5
+    while True:
+        with database.session() as session:
+            rows = session.execute(
+                select(Registration.id, Registration.status, Registration.created_at, Registration.updated_at)
+                .where(Registration.id.in_(wanted))
+            ).all()
+        for registration_id, status, created_at, updated_at in rows:
+            created[registration_id] = created_at
+            statuses[registration_id] = status
+            if status == "synced" and registration_id not in synced_at:
+                synced_at[registration_id] = updated_at
+        settled = sum(1 for status in statuses.values() if status in SETTLED)
+        if settled == len(ids):
+            break
+        now = time.monotonic()
+        if now > deadline:
+            log(f"timeout after {options.timeout_seconds:.0f}s: {Counter(statuses.values())}")
+            break
+        if not worker.alive():
+            raise BenchError(f"the worker died:\n{worker.log_tail()}")
+        if now >= next_report:
+            log(f"{len(synced_at)}/{len(ids)} synced, {settled} settled")
+            next_report = now + 5
+        time.sleep(options.poll_seconds)
+    with database.session() as session:
+        dead_letters = session.scalar(
+            select(func.count()).select_from(DeadLetter).where(DeadLetter.registration_id.in_(wanted))
+        )
+    return Measured(ids, emails, created, synced_at, statuses, int(dead_letters or 0), post_seconds)
+
+
+def _result(
+    options: PipelineOptions,
+    measured: Measured,
+    held: dict[str, Counter[str]],
+    baseline: Baseline,
+    database_url: str,
+    log: Say,
+) -> dict[str, Any]:
+    latencies = [
+        (measured.synced_at[i] - measured.created[i]).total_seconds() for i in measured.synced_at
+    ]
+    per_second: float | None = None
+    if measured.synced_at and len(measured.synced_at) == len(measured.ids):
+        span = (max(measured.synced_at.values()) - min(measured.created.values())).total_seconds()
+        per_second = len(measured.ids) / span if span > 0 else None
+    duplicated = {email for counts in held.values() for email, count in counts.items() if count > 1}
+    missing = sum(
+        1
+        for i in measured.synced_at
+        if any(measured.emails[i].lower() not in counts for counts in held.values())
+    )
+    baseline_per_second = baseline.per_second
+    calls = baseline.calls_per_registration
+    theoretical = 1 / (calls * options.latency_ms / 1000) if calls and options.latency_ms else None
+    result: dict[str, Any] = {
+        "benchmark": "pipeline",
+        "registrations": options.registrations,
+        "latency_ms": options.latency_ms,
+        "per_second": _round(per_second),
+        "p50_s": _round(percentile(latencies, 0.5), 3),
+        "p99_s": _round(percentile(latencies, 0.99), 3),
+        "lost": len(measured.ids) - len(measured.synced_at),
+        "duplicated": len(duplicated),
+        "baseline_per_second": _round(baseline_per_second),
+        "ratio": _round(per_second / baseline_per_second if per_second and baseline_per_second else None),
+        "pool": options.pool,
+        "concurrency": options.concurrency,
+        "database": make_url(database_url).get_backend_name(),
+        "missing": missing,
+        "statuses": dict(Counter(measured.statuses.values())),
+        "dead_letters": measured.dead_letters,
+        "intake_seconds": _round(measured.post_seconds, 3),
+        "baseline_registrations": baseline.registrations,
+        "vendor_calls_per_registration": _round(calls, 2),
+        "theoretical_sequential_per_second": _round(theoretical),
+    }
+    log(
+        f"{result['per_second']}/s (baseline {result['baseline_per_second']}/s, ratio {result['ratio']}), "
+        f"p50 {result['p50_s']}s p99 {result['p99_s']}s, lost {result['lost']}, "
+        f"duplicated {result['duplicated']}"
+    )
+    return result
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
