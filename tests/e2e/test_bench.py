@@ -1,0 +1,75 @@
+"""`membersync bench pipeline` and `bench ratelimit` as a person runs them: a subprocess whose last
+stdout line is the CONTRACT.md JSON object."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+MEMBERSYNC = str(Path(sys.executable).parent / "membersync")
+PIPELINE_KEYS = {
+    "benchmark",
+    "registrations",
+    "latency_ms",
+    "per_second",
+    "p50_s",
+    "p99_s",
+    "lost",
+    "duplicated",
+    "baseline_per_second",
+    "ratio",
+}
+RATELIMIT_KEYS = {
+    "benchmark",
+    "achieved_per_second",
+    "sustained_limit_per_second",
+    "utilisation",
+    "throttled_responses",
+    "calls",
+}
+
+
+def bench(*args: str, timeout: float) -> dict[str, Any]:
+    """Run `membersync bench ARGS` on its own services (embedded Redis, temporary SQLite)."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in {"REDIS_URL", "DATABASE_URL", "CELERY_BROKER_URL"}
+    }
+    completed = subprocess.run(
+        [MEMBERSYNC, "bench", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_bench_pipeline_syncs_every_registration_once() -> None:
+    result = bench("pipeline", "--registrations", "5", "--latency-ms", "0", timeout=120)
+    assert PIPELINE_KEYS <= set(result)
+    assert result["benchmark"] == "pipeline"
+    assert result["registrations"] == 5
+    assert result["latency_ms"] == 0
+    assert result["lost"] == 0
+    assert result["duplicated"] == 0
+    assert result["missing"] == 0
+    assert result["per_second"] > 0
+    assert result["baseline_per_second"] > 0
+    assert 0 < result["p50_s"] <= result["p99_s"]
+    assert result["ratio"] > 0
+
+
+def test_bench_ratelimit_stays_within_the_vendor_limit() -> None:
+    # Longer than HubSpot's ten-second window, so the window fills and an overrun would show as 429s.
+    result = bench("ratelimit", "--seconds", "12", timeout=120)
+    assert RATELIMIT_KEYS <= set(result)
+    assert result["benchmark"] == "ratelimit"
+    assert result["throttled_responses"] == 0
+    assert result["errors"] == 0
+    assert result["calls"] > 0
+    assert result["peak_in_any_window"] <= result["limit_per_10s"]
+    assert 0 < result["utilisation"] <= 1

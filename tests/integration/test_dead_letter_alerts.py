@@ -1,0 +1,62 @@
+"""New dead letters reach ops as one digest email per run, with ids and reasons and no personal data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from config.settings import Settings
+from connectors.errors import PermanentError
+from tasks.alerts import alert_new_dead_letters
+from tasks.database import Database
+from tasks.dead_letters import record_dead_letter
+from tasks.models import SYSTEMS, Registration, SyncStep
+
+
+def dead_letter(database: Database, email: str, system: str) -> str:
+    with database.session() as session:
+        registration = Registration(request_fingerprint="f", email=email, first_name="花子", last_name="山田")
+        registration.steps = [SyncStep(system=name) for name in SYSTEMS]
+        session.add(registration)
+        session.flush()
+        record_dead_letter(
+            session,
+            registration_id=registration.id,
+            system=system,
+            task_name=f"membersync.{system}",
+            error=PermanentError("smaregi POST /sandbox/pos/customers: HTTP 400: Bad Request"),
+            reason="permanent",
+            attempts=1,
+        )
+        return registration.id
+
+
+def test_one_digest_per_run_and_nothing_twice(
+    database: Database, make_settings: Callable[..., Settings], sandbox: Any
+) -> None:
+    settings = make_settings(OPS_ALERT_EMAIL="ops@shop.example", **sandbox.env)
+    first = dead_letter(database, "hanako@example.com", "smaregi")
+    second = dead_letter(database, "taro@example.com", "hubspot")
+
+    assert alert_new_dead_letters(settings, database) == 2
+    assert alert_new_dead_letters(settings, database) == 0  # already told
+
+    (message,) = sandbox.messages()
+    assert message["recipients"] == ["ops@shop.example"]
+    assert "2 new dead letter" in message["subject"]
+    text = message["text"] or ""
+    assert first in text and second in text and "smaregi" in text and "hubspot" in text
+    assert "example.com" not in text and "花子" not in text  # ids and reasons only
+
+    third = dead_letter(database, "jiro@example.com", "email")
+    assert alert_new_dead_letters(settings, database) == 1
+    newest = sandbox.messages()[0]
+    assert third in (newest["text"] or "") and first not in (newest["text"] or "")
+
+
+def test_without_an_alert_address_the_letters_are_still_marked(
+    database: Database, make_settings: Callable[..., Settings], sandbox: Any
+) -> None:
+    dead_letter(database, "hanako@example.com", "smaregi")
+    assert alert_new_dead_letters(make_settings(**sandbox.env), database) == 1
+    assert sandbox.messages() == []
