@@ -214,7 +214,11 @@ def _bench_result(document: dict[str, Any]) -> None:
 @bench.command("pipeline")
 @click.option("--registrations", default=200, show_default=True, type=click.IntRange(min=1))
 @click.option(
-    "--latency-ms", default=0, show_default=True, type=click.IntRange(min=0), help="Added to every vendor call."
+    "--latency-ms",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Added to every vendor call.",
 )
 @click.option(
     "--pool",
@@ -279,7 +283,9 @@ def bench_intake(seconds: int) -> None:
     type=click.IntRange(min=2),
     help="The emulated HubSpot limit (and ours).",
 )
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(min=1), help="Callers per process.")
+@click.option(
+    "--threads", default=8, show_default=True, type=click.IntRange(min=1), help="Callers per process."
+)
 @click.option("--processes", default=2, show_default=True, type=click.IntRange(min=1))
 def bench_ratelimit(seconds: float, limit_per_10s: int, threads: int, processes: int) -> None:
     """How close the global rate limiter gets to a vendor's limit (HubSpot's rolling 10 s window)."""

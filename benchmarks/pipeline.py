@@ -258,10 +258,8 @@ class Worker:
             return
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(WORKER_STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                pass
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)  # pool children left behind, if any
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -518,8 +516,9 @@ def _post_and_wait(
     while True:
         with database.session() as session:
             rows = session.execute(
-                select(Registration.id, Registration.status, Registration.created_at, Registration.updated_at)
-                .where(Registration.id.in_(wanted))
+                select(
+                    Registration.id, Registration.status, Registration.created_at, Registration.updated_at
+                ).where(Registration.id.in_(wanted))
             ).all()
         for registration_id, status, created_at, updated_at in rows:
             created[registration_id] = created_at
@@ -554,9 +553,7 @@ def _result(
     database_url: str,
     log: Say,
 ) -> dict[str, Any]:
-    latencies = [
-        (measured.synced_at[i] - measured.created[i]).total_seconds() for i in measured.synced_at
-    ]
+    latencies = [(measured.synced_at[i] - measured.created[i]).total_seconds() for i in measured.synced_at]
     per_second: float | None = None
     if measured.synced_at and len(measured.synced_at) == len(measured.ids):
         span = (max(measured.synced_at.values()) - min(measured.created.values())).total_seconds()

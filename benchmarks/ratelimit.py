@@ -80,7 +80,9 @@ class Tally:
         self.errors += other.errors
 
 
-def _caller(hubspot: Any, name: str, end: float, tally: Tally, done: list[float], lock: threading.Lock) -> None:
+def _caller(
+    hubspot: Any, name: str, end: float, tally: Tally, done: list[float], lock: threading.Lock
+) -> None:
     """Upsert contacts until `end` (monotonic), counting calls, waits, 429s and errors."""
     from connectors.errors import ConnectorError, RateLimited, ThrottledError
 
@@ -141,7 +143,9 @@ def _callers_process(
     done: list[float] = []
     lock = threading.Lock()
     workers = [
-        threading.Thread(target=_caller, args=(hubspot, f"rl{index}x{n}", end, tally, done, lock), daemon=True)
+        threading.Thread(
+            target=_caller, args=(hubspot, f"rl{index}x{n}", end, tally, done, lock), daemon=True
+        )
         for n in range(threads)
     ]
     for worker in workers:

@@ -240,6 +240,14 @@ def rolling_window_bucket(
 def limiters_from_settings(settings: Settings, redis: redis.Redis) -> dict[str, RedisTokenBucket]:
     """The shared budget of each external system, sized from the settings."""
     hubspot_capacity, hubspot_per_second = rolling_window_bucket(settings.hubspot_rate_limit_per_10s, 10.0)
+    # Smaregi counts per second (UNCONFIRMED): the same rolling-window sizing with a short slack, so
+    # we never cause a 429 ourselves (a bucket of N refilling at N/s would allow 2N in one second).
+    smaregi_rate = settings.smaregi_rate_limit_per_second
+    smaregi_capacity, smaregi_per_second = (
+        rolling_window_bucket(smaregi_rate, 1.0, slack_seconds=0.2)
+        if smaregi_rate >= 2
+        else (1.0, smaregi_rate)
+    )
     return {
         # Shopify's own limit is a leaky bucket of cost points: ours is the same bucket.
         "shopify": RedisTokenBucket(
@@ -251,8 +259,8 @@ def limiters_from_settings(settings: Settings, redis: redis.Redis) -> dict[str, 
         "smaregi": RedisTokenBucket(
             redis,
             name="smaregi",
-            capacity=max(1.0, settings.smaregi_rate_limit_per_second),
-            per_second=settings.smaregi_rate_limit_per_second,
+            capacity=smaregi_capacity,
+            per_second=smaregi_per_second,
         ),
         # HubSpot counts requests in a rolling 10 s window: see `rolling_window_bucket` for why the
         # bucket is not simply N deep refilling at N/10 per second.

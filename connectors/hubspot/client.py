@@ -20,6 +20,7 @@ from config.settings import Settings
 from connectors.errors import ConflictError, ConnectorError, PermanentError, ThrottledError, TransientError
 from connectors.http import HttpClient, Timeouts
 from connectors.ratelimit import RateLimiter
+from connectors.tokenbucket import rolling_window_bucket
 
 CONTACTS = "/crm/v3/objects/contacts"
 MAX_BATCH_INPUTS = 100
@@ -188,8 +189,13 @@ class HubSpotClient:
             interval_seconds = float(headers["X-HubSpot-RateLimit-Interval-Milliseconds"]) / 1000
         except (KeyError, ValueError):
             return  # an answer without them (a proxy's, a timeout page): nothing to learn
-        per_second = capacity / interval_seconds if interval_seconds > 0 else None
-        self.http.limiter.observe(available=remaining, capacity=capacity, per_second=per_second)
+        if interval_seconds <= 0 or capacity < 2:
+            self.http.limiter.observe(available=remaining)
+            return
+        # The plan's real size, as a bucket that never exceeds it in any rolling window (a bucket
+        # of Max refilling at Max/interval would allow twice Max per window).
+        bucket, per_second = rolling_window_bucket(capacity, interval_seconds)
+        self.http.limiter.observe(available=remaining, capacity=bucket, per_second=per_second)
 
     def _error(self, response: requests.Response, where: str) -> ConnectorError:
         """The error for a failed answer; its message holds HubSpot's category, not its wording."""

@@ -50,7 +50,7 @@ def bench(*args: str, timeout: float) -> dict[str, Any]:
 
 def test_bench_pipeline_syncs_every_registration_once() -> None:
     result = bench("pipeline", "--registrations", "5", "--latency-ms", "0", timeout=120)
-    assert PIPELINE_KEYS <= set(result)
+    assert set(result) >= PIPELINE_KEYS
     assert result["benchmark"] == "pipeline"
     assert result["registrations"] == 5
     assert result["latency_ms"] == 0
@@ -66,7 +66,7 @@ def test_bench_pipeline_syncs_every_registration_once() -> None:
 def test_bench_ratelimit_stays_within_the_vendor_limit() -> None:
     # Longer than HubSpot's ten-second window, so the window fills and an overrun would show as 429s.
     result = bench("ratelimit", "--seconds", "12", timeout=120)
-    assert RATELIMIT_KEYS <= set(result)
+    assert set(result) >= RATELIMIT_KEYS
     assert result["benchmark"] == "ratelimit"
     assert result["throttled_responses"] == 0
     assert result["errors"] == 0

@@ -228,6 +228,13 @@ def test_limiters_from_settings_never_exceed_the_vendor_limits(redis_client: red
     assert limiters["hubspot"].key == "membersync:ratelimit:hubspot"
 
 
+def test_smaregi_per_second_budget_never_exceeds_its_limit_in_any_second(redis_client: redis.Redis) -> None:
+    env = {"MEMBERSYNC_ENV": "test", "SMAREGI_RATE_LIMIT_PER_SECOND": "10"}
+    smaregi = limiters_from_settings(Settings.from_env(environ=env), redis_client)["smaregi"].state()
+    assert smaregi["capacity"] + smaregi["per_second"] * 1.2 == pytest.approx(10)
+    assert smaregi["per_second"] >= 7  # most of the plan is still usable
+
+
 def test_rolling_window_sizing() -> None:
     capacity, per_second = rolling_window_bucket(100, 10)
     assert capacity == 10
