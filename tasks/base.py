@@ -9,6 +9,7 @@ transient → Celery retry with backoff; permanent or exhausted → dead letter.
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from celery.exceptions import Ignore, Reject
 from sqlalchemy import and_, func, or_, update
 from sqlalchemy.orm import Session
 
+from config.celery import is_rabbitmq
 from config.settings import RetryPolicy
 from connectors.errors import PermanentError, RateLimited, ThrottledError, TransientError
 from tasks.dead_letters import record_dead_letter
@@ -203,6 +205,10 @@ class StepTask(Task):
             countdown = deferral_delay(retry_after)
         else:
             countdown = retry_delay(policy, attempts, retry_after=retry_after)
+        if is_rabbitmq(self.app.conf.broker_url or ""):
+            # Native delayed delivery (quorum queues) counts whole seconds and refuses less than one
+            # (celery turns 0.4 s into 0 and kombu raises).
+            countdown = float(max(1, math.ceil(countdown)))
         log.info(
             "step %s of %s retries in %.1fs (attempt %d)", self.system, registration_id, countdown, attempts
         )

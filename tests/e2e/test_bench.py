@@ -57,6 +57,7 @@ def test_bench_pipeline_syncs_every_registration_once() -> None:
     assert result["lost"] == 0
     assert result["duplicated"] == 0
     assert result["missing"] == 0
+    assert result["intake_errors"] == 0
     assert result["per_second"] > 0
     assert result["baseline_per_second"] > 0
     assert 0 < result["p50_s"] <= result["p99_s"]

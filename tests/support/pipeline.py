@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -28,6 +29,14 @@ FAST_RETRIES = "attempts=10,base=0.1,cap=1,budget=300"
 WORKER_READY_SECONDS = 60
 SETTLED = frozenset({"synced", "partial", "failed"})
 PROJECT = Path(__file__).resolve().parents[3]
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when the test process dies (a timed-out run leaves no worker behind)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class Pipeline:
@@ -62,6 +71,7 @@ class Pipeline:
         }
         self.workers: list[subprocess.Popen[bytes]] = []
         self._client: Any = None
+        self._client_lock = threading.Lock()
 
     def configure(self, **env: str) -> None:
         """Change the environment of the intake and of workers started from now on."""
@@ -76,9 +86,11 @@ class Pipeline:
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            self._client = create_app(self.settings, database=self.database).test_client()
-        return self._client
+        # One app for all threads (an app is built once per process in production too).
+        with self._client_lock:
+            if self._client is None:
+                self._client = create_app(self.settings, database=self.database).test_client()
+            return self._client
 
     def celery(self) -> Any:
         """A Celery app on the same broker and database, for publishing from the test (replay)."""
@@ -111,6 +123,7 @@ class Pipeline:
             env={**os.environ, **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
         self.workers.append(process)
         deadline = time.monotonic() + WORKER_READY_SECONDS
@@ -142,6 +155,7 @@ class Pipeline:
             env={**os.environ, **self.env},
             stdout=log_path.open("wb"),
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
         self.workers.append(process)
         return process

@@ -14,7 +14,7 @@ from tests.support.services import BROKERS
 VENDORS = ("shopify", "smaregi", "hubspot")
 FAULT_KINDS = {
     "errors": {"error_rate": 0.3},
-    "throttling": {"throttle_rate": 0.3},
+    "throttling": {"throttle_rate": 0.15},
     "timeouts_after_commit": {"timeout_after_commit_rate": 0.2},
     "all_together": {"error_rate": 0.1, "throttle_rate": 0.05, "timeout_after_commit_rate": 0.03},
 }

@@ -23,7 +23,13 @@ def succeeded_steps(pipeline: Pipeline) -> int:
 def test_a_killed_worker_loses_and_duplicates_nothing(pipeline: Pipeline, sandbox: Any) -> None:
     # Short lease and sweep so the test need not wait the production quarter of an hour; the
     # beat runs the relay and the stalled-chain sweep every two seconds.
-    pipeline.configure(STEP_LEASE_SECONDS="6", STALLED_AFTER_SECONDS="4", OUTBOX_RELAY_INTERVAL_SECONDS="2")
+    # The killed worker's per-email locks expire after LOCK_TIMEOUT_SECONDS.
+    pipeline.configure(
+        STEP_LEASE_SECONDS="6",
+        STALLED_AFTER_SECONDS="4",
+        OUTBOX_RELAY_INTERVAL_SECONDS="2",
+        LOCK_TIMEOUT_SECONDS="5",
+    )
     for vendor in ("shopify", "smaregi", "hubspot"):
         sandbox.faults(vendor, latency_ms=150)  # slow vendors: the kill lands mid-flight
     worker = pipeline.start_worker(concurrency=8)
