@@ -23,6 +23,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from connectors.errors import PermanentError, RateLimited
+from connectors.ratelimit import may_borrow, note_granted
 
 if TYPE_CHECKING:
     import redis
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 DEFAULT_KEY_PREFIX = "membersync:ratelimit:"
 
 # KEYS[1] the bucket hash. ARGV: op, configured capacity, configured per_second, then per op:
-#   acquire cost | observe available, capacity or "", per_second or "" | pause seconds | state
+#   acquire cost, max debt | observe available, capacity or "", per_second or "" | pause seconds | state
 # Replies are strings (Redis would truncate Lua numbers to integers):
 #   acquire {"1", tokens left} | {"0", seconds to wait} | {"-1", capacity} (cost can never fit)
 #   state   {tokens, capacity, per_second, seconds still paused}; observe and pause {"1"}
@@ -70,9 +71,13 @@ if op == 'acquire' then
   if cost > capacity then
     return {'-1', fmt(capacity)}
   end
+  local max_debt = tonumber(ARGV[5]) or 0
   local wait = 0
   if blocked_until > now then wait = blocked_until - now end
-  if tokens < cost then wait = math.max(wait, (cost - tokens) / per_second) end
+  -- A step already under way may borrow down to -max_debt (see connectors.ratelimit.one_step).
+  if tokens < cost and tokens - cost < -max_debt then
+    wait = math.max(wait, (cost - tokens) / per_second)
+  end
   if wait > 0 then
     return {'0', fmt(wait)}
   end
@@ -164,9 +169,11 @@ class RedisTokenBucket:
         cost = float(cost)
         if not (math.isfinite(cost) and cost >= 0):
             raise ValueError(f"cost must be a non-negative number, not {cost!r}")
-        status, value = self._run("acquire", repr(cost))
+        max_debt = self.capacity if may_borrow() else 0.0
+        status, value = self._run("acquire", repr(cost), repr(max_debt))
         granted = int(status)
         if granted == 1:
+            note_granted()
             return
         if granted == 0:
             raise RateLimited(f"{self.name} budget spent", system=self.name, retry_after=float(value))
@@ -224,16 +231,18 @@ def rolling_window_bucket(
     on our own. Hence capacity + per_second * (window + slack) <= limit, where `slack_seconds` covers
     requests that we counted over a longer span reaching the vendor over a shorter one (network and
     queueing jitter). Within that bound the sustained rate is (limit - capacity) / (window + slack),
-    so the burst is kept small: a tenth of the limit (one second's worth), at least one request.
-    HubSpot 100/10 s gives a burst of 10 and 90/11 ≈ 8.2 per second: at most 100 in any 11 s and about
-    82 per 10 s sustained, where capacity limit/2 would have allowed only 50.
+    so the burst is kept small: a tenth of the limit (one second's worth), at least one request. A step
+    under way may borrow one more capacity's worth (`connectors.ratelimit.one_step`), so the bound is
+    2 x capacity + per_second x (window + slack) <= limit.
+    HubSpot 100/10 s gives a burst of 10 and 80/11 ≈ 7.3 per second: at most 100 in any 11 s and about
+    73 per 10 s sustained.
     """
     limit = _positive(limit, "limit")
     window_seconds = _positive(window_seconds, "window_seconds")
-    if limit < 2:
-        raise ValueError("a token bucket cannot keep a rolling limit below 2 requests per window")
-    capacity = min(max(1.0, limit / 10), limit / 2)
-    per_second = (limit - capacity) / (window_seconds + max(slack_seconds, 0.0))
+    if limit < 4:
+        raise ValueError("a token bucket cannot keep a rolling limit below 4 requests per window")
+    capacity = min(max(1.0, limit / 10), limit / 4)
+    per_second = (limit - 2 * capacity) / (window_seconds + max(slack_seconds, 0.0))
     return capacity, per_second
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from config.celery import is_rabbitmq
 from config.settings import RetryPolicy
 from connectors.errors import PermanentError, RateLimited, ThrottledError, TransientError
+from connectors.ratelimit import one_step
 from tasks.dead_letters import record_dead_letter
 from tasks.locks import LockBusy, email_lock
 from tasks.models import Registration, SyncStep, utcnow
@@ -78,7 +79,7 @@ class StepTask(Task):
             return claimed
         try:
             # The lock covers the commit too: the next holder must see what this one recorded.
-            with self._person_lock(claimed), self.runtime.database.session() as session:
+            with one_step(), self._person_lock(claimed), self.runtime.database.session() as session:
                 registration, step = self._load(session, registration_id)
                 self.sync(session, registration, step)
                 if step.state == "running":

@@ -189,7 +189,7 @@ class HubSpotClient:
             interval_seconds = float(headers["X-HubSpot-RateLimit-Interval-Milliseconds"]) / 1000
         except (KeyError, ValueError):
             return  # an answer without them (a proxy's, a timeout page): nothing to learn
-        if interval_seconds <= 0 or capacity < 2:
+        if interval_seconds <= 0 or capacity < 4:
             self.http.limiter.observe(available=remaining)
             return
         # The plan's real size, as a bucket that never exceeds it in any rolling window (a bucket

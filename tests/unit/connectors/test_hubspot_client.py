@@ -228,7 +228,7 @@ def test_every_answer_corrects_the_shared_limit(
     hubspot.get_contact("103")
 
     # A plan of 100 per 10 s becomes a bucket that never exceeds 100 in any rolling window.
-    bucket = {"capacity": 10.0, "per_second": pytest.approx(90 / 11)}
+    bucket = {"capacity": 10.0, "per_second": pytest.approx(80 / 11)}
     assert limiter.observed == [{"available": 42.0, **bucket}, {"available": 41.0, **bucket}]
 
 
