@@ -241,6 +241,13 @@ def _bench_result(document: dict[str, Any]) -> None:
     default=None,
     help="Registrations run sequentially in-process for the baseline [default: min(N, 10)].",
 )
+@click.option(
+    "--intake-threads",
+    default=8,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Clients posting the registrations at once.",
+)
 def bench_pipeline(
     registrations: int,
     latency_ms: int,
@@ -248,6 +255,7 @@ def bench_pipeline(
     concurrency: int,
     timeout_seconds: float,
     baseline_registrations: int | None,
+    intake_threads: int,
 ) -> None:
     """End-to-end throughput against the sandbox: intake, broker, one real worker, the four steps."""
     from benchmarks.pipeline import BenchError, PipelineOptions, run_pipeline_bench
@@ -259,6 +267,7 @@ def bench_pipeline(
         concurrency=concurrency,
         timeout_seconds=timeout_seconds,
         baseline_registrations=baseline_registrations,
+        intake_threads=intake_threads,
     )
     try:
         result = run_pipeline_bench(options)

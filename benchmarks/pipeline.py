@@ -6,8 +6,9 @@ far above what is measured (ours raised to match: the vendors' limits are not wh
 the database of DATABASE_URL, else a temporary SQLite file; the Redis of REDIS_URL when it answers,
 else an embedded valkey-server; ONE `celery -A tasks.celery_app worker` subprocess with the pool and
 concurrency asked for, configured only by environment variables (as the Procfile runs it). N
-registrations are posted through the Flask intake (`app.create_app`, its test client, in this
-process) as fast as it accepts them, and the database is polled until every one has settled.
+registrations are posted through the Flask intake (`app.create_app`, one test client per thread of
+`--intake-threads`, in this process) as fast as it accepts them, while the worker already works, and
+the database is polled until every one has settled.
 
 What is reported (the last stdout line, one JSON object; progress goes to stderr):
 
@@ -26,12 +27,17 @@ What is reported (the last stdout line, one JSON object; progress goes to stderr
 - `baseline_per_second`: what the same code achieves sequentially, one registration at a time, in
   one thread and with no broker: registrations are written exactly as the intake writes them and the
   four step tasks are run one after the other in this process (`Task.apply`, the worker's own code),
-  against the same sandbox, latency, database and Redis. It is measured over the first
-  `--baseline-registrations` (default min(N, 10)) of its own registrations before the worker starts.
+  against the same sandbox, latency, database and Redis. It is measured over
+  `--baseline-registrations` (default min(N, 10)) registrations of its own, after one untimed
+  warm-up, before the worker starts.
   With L > 0 it is close to 1 / (vendor calls per registration x L): that figure is reported as
   `theoretical_sequential_per_second`, with the calls counted by the emulators during the baseline
   as `vendor_calls_per_registration` (HTTP calls that pay the latency; the SMTP send does not).
 - `ratio` = per_second / baseline_per_second: what the worker's concurrency buys over one thread.
+- also `worker_cpu_ms_per_registration` (the worker's process group) and
+  `bench_cpu_ms_per_registration` (this process: emulators, intake, polling), CPU time spent while
+  posting and settling, divided by N: when their sum times `per_second` nears the machine's cores,
+  the run was CPU-bound, whatever the pool.
 
 Everything started here is stopped again (worker, sandbox, embedded Redis, temporary directory),
 also on Ctrl-C or SIGTERM. Point DATABASE_URL and REDIS_URL at throw-away services only: the bench
@@ -48,10 +54,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -105,6 +113,7 @@ class PipelineOptions:
     concurrency: int = 16
     timeout_seconds: float = 300.0
     baseline_registrations: int | None = None  # None: min(registrations, 10)
+    intake_threads: int = 8
     poll_seconds: float = 0.05
 
     def check(self) -> None:
@@ -116,6 +125,8 @@ class PipelineOptions:
             raise ValueError(f"--pool must be one of {', '.join(POOLS)}")
         if self.concurrency < 1:
             raise ValueError("--concurrency must be at least 1")
+        if self.intake_threads < 1:
+            raise ValueError("--intake-threads must be at least 1")
 
     @property
     def baseline_count(self) -> int:
@@ -244,6 +255,24 @@ class Worker:
             time.sleep(0.1)
         raise BenchError(f"the worker did not start:\n{self.log_tail()}")
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) of every live process in the worker's process group (Linux
+        /proc; None elsewhere), so a prefork pool's children count too."""
+        if self.process is None:
+            return None
+        try:
+            ticks = os.sysconf("SC_CLK_TCK")
+            total = 0
+            for stat in Path("/proc").glob("[0-9]*/stat"):
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    # Fields after the command name (which may hold spaces): state is [0], pgrp [2].
+                    fields = stat.read_text().rpartition(")")[2].split()
+                    if int(fields[2]) == self.process.pid:
+                        total += int(fields[11]) + int(fields[12])
+            return total / ticks
+        except (OSError, ValueError):
+            return None
+
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
@@ -266,6 +295,41 @@ class Worker:
             os.killpg(process.pid, signal.SIGKILL)  # pool children left behind, if any
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(5)
+
+
+def queue_depths(broker_url: str) -> dict[str, int]:
+    """Messages waiting in each of our queues on the broker (a queue that does not exist holds 0)."""
+    from kombu import Connection
+    from kombu.exceptions import ChannelError, OperationalError
+
+    depths: dict[str, int] = {}
+    with Connection(broker_url, connect_timeout=5) as connection:
+        for name in QUEUES.split(","):
+            channel = connection.channel()
+            try:
+                depths[name] = int(channel.queue_declare(name, passive=True).message_count)
+            except (ChannelError, OperationalError):
+                depths[name] = 0  # RabbitMQ answers a passive declare of a missing queue with 404
+            finally:
+                with contextlib.suppress(Exception):
+                    channel.close()
+    return depths
+
+
+def purge_queues(broker_url: str) -> None:
+    """Drop what is left in our queues after a run (an interrupted run leaves its burst there, and
+    the next run's worker would take it). They were empty when the run began, so it is ours."""
+    from kombu import Connection
+
+    with contextlib.suppress(Exception), Connection(broker_url, connect_timeout=5) as connection:
+        for name in QUEUES.split(","):
+            channel = connection.channel()
+            try:
+                with contextlib.suppress(Exception):
+                    channel.queue_purge(name)
+            finally:
+                with contextlib.suppress(Exception):
+                    channel.close()
 
 
 def worker_argv(pool: str, concurrency: int) -> list[str]:
@@ -467,13 +531,22 @@ def run_pipeline_bench(
         baseline = measure_baseline(settings, database, sandbox.urls, options.baseline_count, run_id, log)
         reset_sandbox(sandbox.urls, options.latency_ms)
 
+        broker_url = settings.broker_url
+        waiting = {name: count for name, count in queue_depths(broker_url).items() if count}
+        if waiting:
+            raise BenchError(
+                f"messages are already waiting on the broker ({waiting}): the bench's worker would take "
+                "them. Point REDIS_URL (or CELERY_BROKER_URL) at an empty database, or purge them with "
+                f"`celery -A tasks.celery_app purge -f -Q {QUEUES}`."
+            )
+        stack.callback(purge_queues, broker_url)  # runs after the worker has stopped (LIFO)
         worker = Worker(worker_argv(options.pool, options.concurrency), env, tmp / "worker.log")
         stack.callback(worker.stop)
         log(f"worker: --pool {options.pool} --concurrency {options.concurrency}")
         worker.start(log)
 
-        client = create_app(settings, database=database).test_client()
-        measured = _post_and_wait(options, client, database, worker, run_id, log)
+        app = create_app(settings, database=database)
+        measured = _post_and_wait(options, app, database, worker, run_id, log)
         if measured.refused or len(measured.synced_at) < len(measured.ids):
             log(f"the worker's log ends:\n{worker.log_tail()}")
         held = held_by_system(sandbox.urls)
@@ -491,29 +564,46 @@ class Measured:
     dead_letters: int
     post_seconds: float
     refused: int
+    worker_cpu_seconds: float | None  # the worker's process group, while posting and settling
+    bench_cpu_seconds: float  # this process (sandbox emulators, intake, polling), likewise
 
 
 def _post_and_wait(
-    options: PipelineOptions, client: Any, database: Any, worker: Worker, run_id: str, log: Say
+    options: PipelineOptions, app: Any, database: Any, worker: Worker, run_id: str, log: Say
 ) -> Measured:
     from tasks.models import DeadLetter, Registration
+
+    local = threading.local()
+
+    def post(number: int) -> tuple[str, int, str]:
+        """(email, HTTP status, registration id or the error body) of one registration."""
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = app.test_client()
+        document = body(run_id, "", number)
+        response = client.post("/api/registrations", json=document)
+        if response.status_code == 202:
+            return document["email"], 202, str(response.get_json()["id"])
+        return document["email"], response.status_code, response.get_data(as_text=True)[:300]
 
     ids: list[str] = []
     emails: dict[str, str] = {}
     refused: Counter[int] = Counter()
+    cpu_before = worker.cpu_seconds(), time.process_time()
     started = time.monotonic()
-    for number in range(options.registrations):
-        document = body(run_id, "", number)
-        response = client.post("/api/registrations", json=document)
-        if response.status_code != 202:
-            # Not accepted, so not lost: the client was told. Counted and reported (`intake_errors`).
-            if not refused:
-                log(f"the intake answered {response.status_code}: {response.get_data(as_text=True)[:300]}")
-            refused[response.status_code] += 1
-            continue
-        registration_id = response.get_json()["id"]
-        ids.append(registration_id)
-        emails[registration_id] = document["email"]
+    executor = ThreadPoolExecutor(options.intake_threads, thread_name_prefix="bench-intake")
+    try:
+        for email, status, answer in executor.map(post, range(options.registrations)):
+            if status != 202:
+                # Not accepted, so not lost: the client was told. Counted and reported (`intake_errors`).
+                if not refused:
+                    log(f"the intake answered {status}: {answer}")
+                refused[status] += 1
+                continue
+            ids.append(answer)
+            emails[answer] = email
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
     post_seconds = time.monotonic() - started
     log(
         f"posted {len(ids)} registrations in {post_seconds:.2f}s"
@@ -554,12 +644,22 @@ def _post_and_wait(
             log(f"{len(synced_at)}/{len(ids)} synced, {settled} settled")
             next_report = now + 5
         time.sleep(options.poll_seconds)
+    worker_cpu, bench_cpu = worker.cpu_seconds(), time.process_time()
     with database.session() as session:
         dead_letters = session.scalar(
             select(func.count()).select_from(DeadLetter).where(DeadLetter.registration_id.in_(wanted))
         )
     return Measured(
-        ids, emails, created, synced_at, statuses, int(dead_letters or 0), post_seconds, sum(refused.values())
+        ids,
+        emails,
+        created,
+        synced_at,
+        statuses,
+        int(dead_letters or 0),
+        post_seconds,
+        sum(refused.values()),
+        None if worker_cpu is None or cpu_before[0] is None else worker_cpu - cpu_before[0],
+        bench_cpu - cpu_before[1],
     )
 
 
@@ -604,6 +704,9 @@ def _result(
         "dead_letters": measured.dead_letters,
         "intake_errors": measured.refused,
         "intake_seconds": _round(measured.post_seconds, 3),
+        "intake_threads": options.intake_threads,
+        "worker_cpu_ms_per_registration": _per_registration_ms(measured.worker_cpu_seconds, measured),
+        "bench_cpu_ms_per_registration": _per_registration_ms(measured.bench_cpu_seconds, measured),
         "baseline_registrations": baseline.registrations,
         "vendor_calls_per_registration": _round(calls, 2),
         "theoretical_sequential_per_second": _round(theoretical),
@@ -618,3 +721,7 @@ def _result(
 
 def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
+
+
+def _per_registration_ms(seconds: float | None, measured: Measured) -> float | None:
+    return None if seconds is None or not measured.ids else round(1000 * seconds / len(measured.ids), 1)

@@ -180,16 +180,5 @@ def test_no_registration_is_lost_under_a_burst(
     assert wait_until(lambda: all(all(steps_run(database, i).values()) for i in ids), timeout=60)
 
 
-def test_rabbitmq_is_a_working_alternative_broker(
-    worker_factory: Callable[..., Any],
-    database: Database,
-    make_settings: Callable[..., Settings],
-    rabbitmq_url: str,
-) -> None:
-    broker = rabbitmq_url
-    worker_factory(broker)
-    settings = make_settings(CELERY_BROKER_URL=broker)
-    client = create_app(settings, database=database).test_client()
-    registration_id = client.post("/api/registrations", json=MINIMAL).get_json()["id"]
-    assert outbox_row(database, registration_id).published_at is not None
-    assert wait_until(lambda: all(steps_run(database, registration_id).values()))
+# RabbitMQ as the broker: tests/integration/pipeline runs the whole pipeline on it (a worker process,
+# quorum queues, native delayed delivery for retries).

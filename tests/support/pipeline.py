@@ -164,7 +164,11 @@ class Pipeline:
         for process in self.workers:
             if process.poll() is None:
                 process.send_signal(sig)
-                process.wait(timeout=30)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()  # a warm shutdown that hangs must not hold the suite
+                    process.wait(timeout=15)
 
     def register(self, body: dict[str, Any]) -> str:
         response = self.client.post("/api/registrations", json=body)
