@@ -49,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -213,16 +214,9 @@ def reset_sandbox(urls: Mapping[str, str], latency_ms: int) -> None:
 
 
 def sandbox_env(sandbox: Any) -> dict[str, str]:
-    """The variables that send every connector to this sandbox (as tests/conftest.py sets them)."""
-    assert sandbox.mail is not None
-    return {
-        "SHOPIFY_ADMIN_URL": sandbox.urls["shopify"],
-        "SMAREGI_API_URL": sandbox.urls["smaregi"],
-        "SMAREGI_ID_URL": sandbox.urls["smaregi"],
-        "HUBSPOT_API_URL": sandbox.urls["hubspot"],
-        "SMTP_HOST": sandbox.mail.host,
-        "SMTP_PORT": str(sandbox.mail.smtp_port),
-    }
+    """The variables that send every connector to this sandbox."""
+    env: dict[str, str] = sandbox.connector_env()
+    return env
 
 
 class Worker:
@@ -281,6 +275,19 @@ class Worker:
             return self.log_path.read_text(errors="replace")[-chars:]
         except OSError:
             return ""
+
+    def log_problems(self, limit: int = 40) -> str:
+        """The worker log's WARNING and ERROR lines and exception summaries (the first `limit`)."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        wanted = [
+            line[:500]
+            for line in lines
+            if "WARNING/" in line or "ERROR/" in line or re.match(r"^[\w.]+(Error|Exception): ", line)
+        ]
+        return "\n".join(wanted[:limit]) or "(none)"
 
     def stop(self) -> None:
         """Warm shutdown (SIGTERM), then SIGKILL for the whole group if it takes too long."""
@@ -548,7 +555,7 @@ def run_pipeline_bench(
         app = create_app(settings, database=database)
         measured = _post_and_wait(options, app, database, worker, run_id, log)
         if measured.refused or len(measured.synced_at) < len(measured.ids):
-            log(f"the worker's log ends:\n{worker.log_tail()}")
+            log(f"the worker's warnings and errors:\n{worker.log_problems()}")
         held = held_by_system(sandbox.urls)
         return _result(options, measured, held, baseline, database_url, log)
     raise AssertionError("unreachable")  # ExitStack could swallow an exception, as far as mypy knows

@@ -58,6 +58,22 @@ class Sandbox:
             urls["mail"] = self.mail.url
         return urls
 
+    def connector_env(self) -> dict[str, str]:
+        """The environment variables that point Membersync's connectors at these emulators.
+
+        Only names and URLs: the sandbox still imports nothing of the project it stands in for.
+        """
+        urls = self.urls
+        env = {
+            "SHOPIFY_ADMIN_URL": urls.get("shopify", ""),
+            "SMAREGI_API_URL": urls.get("smaregi", ""),
+            "SMAREGI_ID_URL": urls.get("smaregi", ""),
+            "HUBSPOT_API_URL": urls.get("hubspot", ""),
+        }
+        if self.mail is not None:
+            env.update({"SMTP_HOST": self.mail.host, "SMTP_PORT": str(self.mail.smtp_port)})
+        return {name: value for name, value in env.items() if value}
+
     def stop(self) -> None:
         """Stop every server; no port stays open."""
         for server in self.servers.values():

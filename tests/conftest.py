@@ -199,6 +199,7 @@ class SandboxHandle:
     and the control API (faults, state, mail)."""
 
     def __init__(self, sandbox: Any) -> None:
+        self._sandbox = sandbox
         self.urls: dict[str, str] = sandbox.urls
         self.mail = sandbox.mail
 
@@ -206,12 +207,7 @@ class SandboxHandle:
     def env(self) -> dict[str, str]:
         """Environment variables that send every connector to this sandbox."""
         return {
-            "SHOPIFY_ADMIN_URL": self.urls["shopify"],
-            "SMAREGI_API_URL": self.urls["smaregi"],
-            "SMAREGI_ID_URL": self.urls["smaregi"],
-            "HUBSPOT_API_URL": self.urls["hubspot"],
-            "SMTP_HOST": self.mail.host,
-            "SMTP_PORT": str(self.mail.smtp_port),
+            **self._sandbox.connector_env(),
             "SMAREGI_RATE_LIMIT_PER_SECOND": str(SANDBOX_SMAREGI_RATE),
         }
 
