@@ -15,8 +15,8 @@ a call. The last stdout line is one JSON object:
 - `calls`: requests the emulator accepted (2xx) during the run;
 - `achieved_per_second`: calls / seconds;
 - `sustained_limit_per_second`: the vendor's limit per ten seconds / 10;
-- `utilisation`: achieved / sustained limit (the bucket keeps a second of slack for jitter, so
-  about 0.8-0.9 is the design's ceiling, see `rolling_window_bucket`);
+- `utilisation`: achieved / sustained limit (below 1 by design: the bucket keeps slack for jitter
+  and for steps under way, see `rolling_window_bucket`; about 0.76 at 100 per 10 s);
 - `throttled_responses`: 429s the emulator answered; 0 when our limiter works;
 - and `waits` (refusals by our bucket), `errors` (anything else), `peak_in_any_window` (most calls
   that completed within any ten seconds), the bucket's configured sizes, threads and processes.
