@@ -1,4 +1,4 @@
-"""The Flask intake: registration API and form, health, OpenAPI; built by `create_app`."""
+"""The Flask web app: registration API and form, health, OpenAPI; built by `create_app`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from typing import Any
 from celery import Celery
 from flask import Flask
 
+from app import api, errors, form, health, limits, openapi
+from app.services import Services
 from config.observability import init_sentry, install_log_redaction
-from config.settings import Settings, load_settings
-from tasks.database import Database
+from config.settings import ConfigError, Settings, load_settings
+from registrations.database import Database
+from tasks.factory import create_celery_app
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +26,6 @@ def create_app(
     test_config: dict[str, Any] | None = None,
 ) -> Flask:
     """Build the web application; tests pass their own settings, database and Celery app."""
-    from app import api, errors, form, health, limits, openapi
-    from tasks.factory import create_celery_app
-
     settings = settings or load_settings()
     init_sentry(settings)
     install_log_redaction()
@@ -65,24 +65,5 @@ def _dev_secret_key(settings: Settings) -> str:
     # Sessions (CSRF tokens) need a key; outside dev mode a random one per process would break CSRF
     # across gunicorn workers, so production must set SECRET_KEY.
     if not settings.dev_mode:
-        from config.settings import ConfigError
-
         raise ConfigError("SECRET_KEY must be set outside dev mode (it signs the form's CSRF token)")
     return "membersync-dev-only-secret"
-
-
-class Services:
-    """What the request handlers use: settings, database and the Celery app to publish on."""
-
-    def __init__(self, settings: Settings, database: Database, celery: Celery) -> None:
-        self.settings = settings
-        self.database = database
-        self.celery = celery
-
-
-def services() -> Services:
-    """The services of the current Flask app."""
-    from flask import current_app
-
-    found: Services = current_app.extensions["membersync"]
-    return found

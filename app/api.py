@@ -1,4 +1,4 @@
-"""`POST /api/registrations` and `GET /api/registrations/<id>` exactly as CONTRACT.md says."""
+"""`POST /api/registrations` and `GET /api/registrations/<id>` as the README's HTTP API section promises."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import uuid
 from flask import Blueprint, Response, jsonify, request, url_for
 from marshmallow import ValidationError
 
-from app import services
 from app.errors import error_response
 from app.intake import IdempotencyConflict, submit
 from app.limits import public_intake
-from app.status import status_document
-from tasks.models import Registration
+from app.services import services
+from registrations.models import Registration
+from registrations.status import status_document
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
 

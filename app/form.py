@@ -20,7 +20,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from app import csrf, services
+from app import csrf
 from app.i18n import (
     GENDER_CHOICES,
     HINTS,
@@ -34,6 +34,7 @@ from app.i18n import (
 from app.intake import IdempotencyConflict, submit
 from app.limits import public_intake
 from app.schemas import ADDRESS_MAX, EMAIL_MAX, NAME_MAX, OLDEST_BIRTH_DATE, load_registration
+from app.services import services
 
 log = logging.getLogger(__name__)
 

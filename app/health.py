@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 
-from app import services
+from app.services import services
 
 blueprint = Blueprint("health", __name__)
 

@@ -11,10 +11,16 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from app import services
 from app.schemas import load_registration
-from tasks.outbox import publish
-from tasks.pipeline import Acceptance, IdempotencyConflict, accept_registration, fingerprint
+from app.services import services
+from registrations.intake import (
+    Acceptance,
+    IdempotencyConflict,
+    accept_registration,
+    find_by_idempotency_key,
+    fingerprint,
+)
+from registrations.outbox import publish
 
 __all__ = ["IdempotencyConflict", "submit"]
 
@@ -35,8 +41,6 @@ def submit(payload: Any, *, idempotency_key: str | None = None, source: str = "a
         if idempotency_key is None:
             raise
         with found.database.session() as session:
-            from tasks.pipeline import find_by_idempotency_key
-
             existing = find_by_idempotency_key(session, idempotency_key)
             if existing is None:
                 raise
@@ -45,7 +49,7 @@ def submit(payload: Any, *, idempotency_key: str | None = None, source: str = "a
             acceptance = Acceptance(existing, created=False, outbox_id=None)
     if acceptance.outbox_id is not None:
         try:
-            publish(found.celery, found.database, [acceptance.outbox_id])
+            publish(found.publisher, found.database, [acceptance.outbox_id])
         except Exception:
             # The registration is committed: answering 500 now would make the client retry and
             # register twice. The outbox relay publishes it.

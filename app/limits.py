@@ -8,6 +8,7 @@ from flask import Flask
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
+from app.services import services
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -25,14 +26,10 @@ limiter = Limiter(
 
 def intake_limit() -> str:
     """The configured intake limit (INTAKE_RATE_LIMIT), read per request."""
-    from app import services
-
     return services().settings.intake_rate_limit or "1000000/second"
 
 
 def intake_limit_off() -> bool:
-    from app import services
-
     return services().settings.intake_rate_limit is None
 
 

@@ -168,7 +168,7 @@ def temporary_directory() -> Iterator[Path]:
 @contextlib.contextmanager
 def bench_redis(tmp: Path, environ: Mapping[str, str], log: Say = say) -> Iterator[str]:
     """REDIS_URL when it answers, else an embedded valkey-server for the run."""
-    from app.embedded import redis_answers, start_embedded_redis
+    from sandbox.valkey import redis_answers, start_embedded_redis
 
     configured = environ.get("REDIS_URL")
     if configured and redis_answers(configured):
@@ -428,14 +428,15 @@ def measure_baseline(
     """`count` registrations, each written as the intake writes it and then taken through the four
     steps one after the other in this thread (the worker's task code via `Task.apply`, no broker)."""
     from app.schemas import load_registration
+    from config.systems import SYSTEMS
+    from registrations.intake import accept_registration
+    from registrations.models import OutboxMessage, Registration, utcnow
     from tasks.factory import create_celery_app
-    from tasks.models import SYSTEMS, OutboxMessage, Registration, utcnow
-    from tasks.pipeline import STEP_TASKS, accept_registration
 
     if count <= 0:
         return Baseline(0, 0.0, 0, 0)
     celery = create_celery_app(settings, database)
-    steps = [celery.tasks[STEP_TASKS[system]] for system in SYSTEMS]
+    steps = [celery.tasks[system.task_name] for system in SYSTEMS]
 
     def one(tag: str, number: int) -> str:
         with database.session() as session:
@@ -525,7 +526,7 @@ def run_pipeline_bench(
 
         from app import create_app
         from config.settings import Settings
-        from tasks.database import Database
+        from registrations.database import Database
 
         settings = Settings.from_env(environ=env)
         database = Database.from_settings(settings)
@@ -578,7 +579,7 @@ class Measured:
 def _post_and_wait(
     options: PipelineOptions, app: Any, database: Any, worker: Worker, run_id: str, log: Say
 ) -> Measured:
-    from tasks.models import DeadLetter, Registration
+    from registrations.models import DeadLetter, Registration
 
     local = threading.local()
 

@@ -1,4 +1,6 @@
-"""Celery settings derived from `Settings`: reliable delivery first (see shared/docs/CELERY.md)."""
+"""Celery settings derived from `Settings` and the system registry: reliable delivery first.
+
+Each default below answers a known Celery/Redis trap; docs/reliability.md lists them."""
 
 from __future__ import annotations
 
@@ -7,9 +9,9 @@ from typing import Any
 from kombu import Exchange, Queue
 
 from config.settings import Settings
+from config.systems import REALTIME_QUEUE, SYSTEMS
 
 # Queues: realtime registrations never wait behind reconciliation traffic.
-REALTIME_QUEUE = "membersync.realtime"
 BULK_QUEUE = "membersync.bulk"
 MAINTENANCE_QUEUE = "membersync.maintenance"
 
@@ -104,6 +106,7 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, A
         "task_send_sent_event": True,
         "task_default_queue": REALTIME_QUEUE,
         "task_routes": {
+            **{system.task_name: {"queue": system.queue} for system in SYSTEMS},
             "membersync.reconcile": {"queue": BULK_QUEUE},
             "membersync.outbox.relay": {"queue": MAINTENANCE_QUEUE},
             "membersync.alerts.dead_letters": {"queue": MAINTENANCE_QUEUE},

@@ -90,22 +90,3 @@ def install_log_redaction() -> None:
     """
     if logging.getLogRecordFactory() is not _redacted_record:
         logging.setLogRecordFactory(_redacted_record)
-
-
-class RedactingFilter(logging.Filter):
-    """Redacts email addresses from every log record that passes through a handler."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        redact_record(record)
-        return True
-
-
-def configure_logging(level: str = "INFO") -> None:
-    """One-line logs on stderr with addresses redacted."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    install_log_redaction()

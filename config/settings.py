@@ -1,7 +1,7 @@
 """Every setting of Membersync, read from the environment in one place.
 
 Each field names its environment variable, a coercer and a default. The defaults make the embedded
-mode work on a laptop (SQLite under ./var/, the sandbox emulators on their CONTRACT.md ports, the
+mode work on a laptop (SQLite under ./var/, the sandbox emulators on their documented ports, the
 sandbox credentials); production sets the real values. An invalid value stops start-up with a
 `ConfigError` that names the variable and never echoes a secret.
 """
@@ -14,7 +14,12 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
+
+from config.systems import SYSTEMS, RetryPolicy
+
+__all__ = ["PRODUCTION_DEFAULTS", "ConfigError", "RetryPolicy", "Secret", "Settings", "load_settings"]
 
 
 class ConfigError(ValueError):
@@ -31,16 +36,6 @@ class Secret(str):
     def value(self) -> str:
         """The plain secret, for the one place that sends it."""
         return str.__str__(self)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How one system's failures are retried before they become dead letters."""
-
-    max_attempts: int
-    base_seconds: float
-    cap_seconds: float
-    budget_seconds: float
 
 
 def _bool(raw: str) -> bool:
@@ -155,6 +150,18 @@ def _retry_policy(raw: str) -> RetryPolicy:
     )
 
 
+def _retry_policies(env: Mapping[str, str]) -> Mapping[str, RetryPolicy]:
+    """Each registered system's policy: its RETRY_POLICY_<NAME> variable, else the registry default."""
+    policies: dict[str, RetryPolicy] = {}
+    for system in SYSTEMS:
+        raw = env.get(system.retry_variable)
+        try:
+            policies[system.name] = system.default_retry if raw is None else _retry_policy(raw)
+        except ValueError as error:
+            raise ConfigError(f"{system.retry_variable}={raw!r} is invalid: {error}") from None
+    return MappingProxyType(policies)
+
+
 def setting(env: str, coerce: Callable[[str], Any], default: Any, *, secret: bool = False) -> Any:
     """Declare a field read from `env`, coerced by `coerce`, with `default` when unset."""
     return field(default=default, metadata={"env": env, "coerce": coerce, "secret": secret})
@@ -240,19 +247,11 @@ class Settings:
         "DEAD_LETTER_ALERT_INTERVAL_SECONDS", _positive_int, 300
     )
 
-    # Per-system retry policies: RETRY_POLICY_<SYSTEM>="attempts=N,base=S,cap=S,budget=S".
-    # Shopify is the master: it retries longest, the registration is nothing without it.
-    retry_policy_shopify: RetryPolicy = setting(
-        "RETRY_POLICY_SHOPIFY", _retry_policy, RetryPolicy(12, 2, 600, 3 * 3600)
-    )
-    retry_policy_smaregi: RetryPolicy = setting(
-        "RETRY_POLICY_SMAREGI", _retry_policy, RetryPolicy(10, 2, 600, 2 * 3600)
-    )
-    retry_policy_hubspot: RetryPolicy = setting(
-        "RETRY_POLICY_HUBSPOT", _retry_policy, RetryPolicy(8, 5, 600, 2 * 3600)
-    )
-    retry_policy_email: RetryPolicy = setting(
-        "RETRY_POLICY_EMAIL", _retry_policy, RetryPolicy(8, 5, 600, 2 * 3600)
+    # Per-system retry policies, RETRY_POLICY_<SYSTEM>="attempts=N,base=S,cap=S,budget=S"; the
+    # systems and their defaults come from the registry (config.systems), read in `from_env`.
+    retry_policies: Mapping[str, RetryPolicy] = field(
+        default_factory=lambda: MappingProxyType({system.name: system.default_retry for system in SYSTEMS}),
+        hash=False,
     )
 
     # Every vendor call: seconds to connect and to wait for an answer.
@@ -262,7 +261,7 @@ class Settings:
     # Shopify: cost points per store (bucket size, restored per second; Standard plan 2000 / 100).
     shopify_bucket_size: float = setting("SHOPIFY_BUCKET_SIZE", _positive_float, 2000.0)
     shopify_restore_rate: float = setting("SHOPIFY_RESTORE_RATE", _positive_float, 100.0)
-    # Smaregi: requests per second per contract (UNCONFIRMED in APIS.md, so configurable).
+    # Smaregi: requests per second per contract (no official figure: configurable).
     smaregi_rate_limit_per_second: float = setting("SMAREGI_RATE_LIMIT_PER_SECOND", _positive_float, 10.0)
     smaregi_scopes: str = setting("SMAREGI_SCOPES", str, "pos.customers:read pos.customers:write")
     # HubSpot: requests per rolling ten seconds for a private app (100 Free/Starter, 190 Pro/Enterprise).
@@ -272,16 +271,6 @@ class Settings:
     # waited for at most LOCK_WAIT_SECONDS before the step is re-scheduled.
     lock_timeout_seconds: float = setting("LOCK_TIMEOUT_SECONDS", _positive_float, 60.0)
     lock_wait_seconds: float = setting("LOCK_WAIT_SECONDS", _positive_float, 5.0)
-
-    @property
-    def retry_policies(self) -> Mapping[str, RetryPolicy]:
-        """Each pipeline system's retry policy."""
-        return {
-            "shopify": self.retry_policy_shopify,
-            "smaregi": self.retry_policy_smaregi,
-            "hubspot": self.retry_policy_hubspot,
-            "email": self.retry_policy_email,
-        }
 
     @property
     def dev_mode(self) -> bool:
@@ -307,10 +296,7 @@ class Settings:
     def enabled_systems(self) -> dict[str, bool]:
         """Which pipeline steps run; a disabled one is recorded as skipped."""
         return {
-            "shopify": True,
-            "smaregi": self.sync_smaregi_enabled,
-            "hubspot": self.sync_hubspot_enabled,
-            "email": self.sync_welcome_email_enabled,
+            system.name: system.switch is None or bool(getattr(self, system.switch)) for system in SYSTEMS
         }
 
     @classmethod
@@ -327,6 +313,7 @@ class Settings:
             except (ValueError, TypeError) as error:
                 shown = "(hidden)" if spec.metadata["secret"] else repr(env[name])
                 raise ConfigError(f"{name}={shown} is invalid: {error}") from None
+        values["retry_policies"] = _retry_policies(env)
         values.update(overrides)
         if values.get("environment", "production") not in {"development", "test"}:
             values = {**PRODUCTION_DEFAULTS, **values}
@@ -361,6 +348,8 @@ class Settings:
                 continue
             value = getattr(self, spec.name)
             shown[name] = ("***" if value else "") if spec.metadata["secret"] else value
+        for system in SYSTEMS:
+            shown[system.retry_variable] = self.retry_policies[system.name]
         return shown
 
 

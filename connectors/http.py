@@ -1,13 +1,14 @@
-"""The one seam where requests leave Membersync for a vendor.
+"""The one seam where requests leave Membersync for a vendor, and the one place answers are classified.
 
 A pooled session, connect/read timeouts on every call, our user agent, a request id per call, the
-shared rate limit taken before sending, and one translation of failures into the error hierarchy of
-`connectors.errors`. Connectors build payloads and read answers; they never classify a status code
-themselves.
+shared rate limit taken before sending, a refusal when credentials are missing, and the vendor's
+`AnswerPolicy` deciding what every answer means. Connectors build payloads and read successful
+answers (`json_body`); they never classify a status code themselves.
 """
 
 from __future__ import annotations
 
+import copy
 import email.utils
 import logging
 import time
@@ -15,7 +16,7 @@ import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, overload
 from urllib.parse import urlsplit
 
 import requests
@@ -34,8 +35,15 @@ from connectors.ratelimit import RateLimiter, Unlimited
 log = logging.getLogger(__name__)
 
 USER_AGENT = "Membersync/0.1 (+https://github.com/membersync)"
-# Statuses a vendor uses for "try again later" besides 5xx.
-TRANSIENT_STATUSES = frozenset({408, 425})
+# What each status means when a vendor says nothing more specific; other 5xx are transient, other 4xx
+# permanent. 408 and 425 are "try again later" besides 5xx.
+STATUS_ERRORS: Mapping[int, type[ConnectorError]] = {
+    404: NotFoundError,
+    408: TransientError,
+    409: ConflictError,
+    425: TransientError,
+    429: ThrottledError,
+}
 # How much of a vendor's error body is kept in an error message (for ops, scrubbed in dead letters).
 DETAIL_LIMIT = 300
 
@@ -46,6 +54,17 @@ class Timeouts:
 
     connect: float = 3.05
     read: float = 10.0
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request as a policy sees it. `path` has no host and no query: a query may hold an email."""
+
+    system: str
+    method: str
+    path: str
+    cost: float = 1.0
+    json: Any = None  # the JSON body we sent: some answers only make sense against it
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -66,21 +85,117 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def _detail(response: requests.Response) -> str:
-    """The vendor's own short explanation (problem-details `detail`, HubSpot `message`, ...)."""
+def json_object(response: requests.Response) -> dict[str, Any]:
+    """The answer's JSON object, or {} when it is none: how a failed answer is read, never trusted."""
     try:
         body = response.json()
     except ValueError:
-        return response.text[:DETAIL_LIMIT]
-    if isinstance(body, Mapping):
-        for key in ("detail", "message", "title", "errors"):
-            if body.get(key):
-                return str(body[key])[:DETAIL_LIMIT]
-    return str(body)[:DETAIL_LIMIT]
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+@overload
+def json_body(
+    response: requests.Response, where: str, *, array: Literal[False] = False, required: Collection[str] = ()
+) -> dict[str, Any]: ...
+@overload
+def json_body(response: requests.Response, where: str, *, array: Literal[True]) -> list[dict[str, Any]]: ...
+def json_body(
+    response: requests.Response, where: str, *, array: bool = False, required: Collection[str] = ()
+) -> dict[str, Any] | list[dict[str, Any]]:
+    """A successful answer's JSON: a non-empty object holding `required`, or an `array` of objects.
+
+    Anything else under a success status comes from a proxy, a maintenance page or a half answer, not
+    from the vendor's API: TransientError, worth another try. `where` names the call, system first.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if array and isinstance(body, list) and all(isinstance(item, dict) for item in body):
+        return body
+    if not array and isinstance(body, dict) and body:
+        missing = [key for key in required if key not in body]
+        if not missing:
+            return body
+        problem = f"has no {missing[0]}"
+    else:
+        problem = f"is not a JSON {'array of objects' if array else 'object'}"
+    system = where.split(" ", 1)[0]
+    raise TransientError(f"{where}: the answer {problem}", system=system, status=response.status_code)
+
+
+def credentials_refusal(vendor: str, settings: Mapping[str, str | None]) -> str | None:
+    """Why a client must not call `vendor`: the settings (by variable name) left empty; None if all set."""
+    missing = [name for name, value in settings.items() if not value]
+    if not missing:
+        return None
+    names = missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} and {missing[-1]}"
+    return f"{names} {'is' if len(missing) == 1 else 'are'} not set; refusing to call {vendor}"
+
+
+class AnswerPolicy:
+    """How one vendor answers: which statuses succeed, what a failure means, where it says to slow down.
+
+    This default reads plain HTTP (Retry-After, a problem-details or `message` body); vendors subclass
+    it in their own package and override the hooks their API needs.
+    """
+
+    # Statuses a call accepts unless it names its own.
+    success: Collection[int] = (200, 201, 204)
+    statuses: Mapping[int, type[ConnectorError]] = STATUS_ERRORS
+
+    def where(self, call: Call) -> str:
+        """The call as error messages and logs name it."""
+        return f"{call.system} {call.method} {call.path}"
+
+    def error_class(self, status: int) -> type[ConnectorError]:
+        """The error a failed status means."""
+        if status in self.statuses:
+            return self.statuses[status]
+        return TransientError if status >= 500 else PermanentError
+
+    def observe(self, response: requests.Response, limiter: RateLimiter) -> None:
+        """Correct the shared limit from what every answer reports (successes and failures alike)."""
+        return None
+
+    def retry_after(self, response: requests.Response) -> float | None:
+        """The vendor's own wait before the next call, from a throttled answer."""
+        return parse_retry_after(response.headers.get("Retry-After"))
+
+    def detail(self, response: requests.Response) -> str:
+        """The vendor's short explanation of a failure, for the error message."""
+        try:
+            body = response.json()
+        except ValueError:
+            return response.text[:DETAIL_LIMIT]
+        if isinstance(body, Mapping):
+            for key in ("detail", "message", "title", "errors"):
+                if body.get(key):
+                    return str(body[key])[:DETAIL_LIMIT]
+        return str(body)[:DETAIL_LIMIT]
+
+    def error(self, response: requests.Response, call: Call, limiter: RateLimiter) -> ConnectorError:
+        """The error a failed answer means; a throttled one with Retry-After pauses the shared limit."""
+        status = response.status_code
+        error = self.error_class(status)(
+            f"{self.where(call)}: HTTP {status}: {self.detail(response)}", system=call.system, status=status
+        )
+        if isinstance(error, ThrottledError):
+            error.retry_after = self.retry_after(response)
+            if error.retry_after:
+                limiter.pause(error.retry_after)
+        return error
+
+    def body_error(
+        self, response: requests.Response, call: Call, limiter: RateLimiter
+    ) -> ConnectorError | None:
+        """The failure an answer with a success status still carries (GraphQL's errors), or None."""
+        return None
 
 
 class HttpClient:
-    """Requests to one vendor's base URL, with its rate limit and our error classification."""
+    """Requests to one vendor's base URL, with its rate limit and its answer policy."""
 
     def __init__(
         self,
@@ -92,11 +207,16 @@ class HttpClient:
         limiter: RateLimiter | None = None,
         pool_size: int = 32,
         session: requests.Session | None = None,
+        policy: AnswerPolicy | None = None,
+        refusal: str | None = None,
     ) -> None:
         self.system = system
         self.base_url = base_url.rstrip("/")
         self.timeouts = timeouts or Timeouts()
         self.limiter: RateLimiter = limiter or Unlimited()
+        self.policy = policy or AnswerPolicy()
+        # Set when a credential is missing (`credentials_refusal`): every call fails before sending.
+        self.refusal = refusal
         self.session = session or requests.Session()
         if session is None:
             # One connection per worker thread in flight; no urllib3 retries: retrying is the
@@ -105,6 +225,20 @@ class HttpClient:
             self.session.mount("http://", adapter)
             self.session.mount("https://", adapter)
         self.session.headers.update({"User-Agent": USER_AGENT, **(headers or {})})
+
+    def using(self, policy_type: type[AnswerPolicy], *, refusal: str | None = None) -> HttpClient:
+        """This client answering through a `policy_type` (and refusing with `refusal` when given).
+
+        Itself when nothing changes, else a copy sharing the session, limiter and timeouts: a vendor
+        client handed a plain HttpClient still classifies its vendor's answers its vendor's way.
+        """
+        keeps_policy = isinstance(self.policy, policy_type)
+        if keeps_policy and (refusal is None or refusal == self.refusal):
+            return self
+        changed = copy.copy(self)
+        changed.policy = self.policy if keeps_policy else policy_type()
+        changed.refusal = refusal or self.refusal
+        return changed
 
     def url(self, path: str) -> str:
         """`path` under the base URL; an absolute URL (a Link header's next page) is kept."""
@@ -115,20 +249,23 @@ class HttpClient:
         method: str,
         path: str,
         *,
-        ok: Collection[int] = (200, 201, 204),
+        ok: Collection[int] | None = None,
         cost: float = 1.0,
         **kwargs: Any,
     ) -> requests.Response:
         """Send one request after taking `cost` from the rate limit; an answer outside `ok` raises.
 
-        `kwargs` go to requests (json, data, params, headers, auth). Raises TransientError for
-        timeouts, connection failures and 5xx; ThrottledError for 429; ConflictError (409),
-        NotFoundError (404) or PermanentError for the other 4xx.
+        `ok` defaults to the policy's success statuses; `kwargs` go to requests (json, data, params,
+        headers, auth). Raises TransientError for timeouts and connection failures, and whatever the
+        policy says a failed answer means (Throttled, Transient, Permanent, Conflict, NotFound, ...).
         """
+        call = Call(self.system, method, urlsplit(self.url(path)).path, cost, kwargs.get("json"))
+        where = self.policy.where(call)
+        if self.refusal:
+            raise PermanentError(f"{where}: {self.refusal}", system=self.system)
         self.limiter.acquire(cost)
         request_id = str(uuid.uuid4())
         headers = {"X-Request-Id": request_id, **kwargs.pop("headers", {})}
-        where = f"{self.system} {method} {urlsplit(self.url(path)).path}"  # no query: it may hold an email
         started = time.monotonic()
         try:
             response = self.session.request(
@@ -149,23 +286,10 @@ class HttpClient:
             (time.monotonic() - started) * 1000,
             request_id,
         )
-        if response.status_code in ok:
-            return response
-        raise self.classify(response, where)
-
-    def classify(self, response: requests.Response, where: str) -> ConnectorError:
-        """The error a non-success answer means for the pipeline."""
-        status = response.status_code
-        message = f"{where}: HTTP {status}: {_detail(response)}"
-        if status == 429:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if retry_after:
-                self.limiter.pause(retry_after)
-            return ThrottledError(message, system=self.system, status=status, retry_after=retry_after)
-        if status >= 500 or status in TRANSIENT_STATUSES:
-            return TransientError(message, system=self.system, status=status)
-        if status == 404:
-            return NotFoundError(message, system=self.system, status=status)
-        if status == 409:
-            return ConflictError(message, system=self.system, status=status)
-        return PermanentError(message, system=self.system, status=status)
+        self.policy.observe(response, self.limiter)
+        if response.status_code not in (self.policy.success if ok is None else ok):
+            raise self.policy.error(response, call, self.limiter)
+        failure = self.policy.body_error(response, call, self.limiter)
+        if failure is not None:
+            raise failure
+        return response

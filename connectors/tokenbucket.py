@@ -22,6 +22,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from config.systems import SYSTEMS, Budget
 from connectors.errors import PermanentError, RateLimited
 from connectors.ratelimit import may_borrow, note_granted
 
@@ -246,34 +247,31 @@ def rolling_window_bucket(
     return capacity, per_second
 
 
-def limiters_from_settings(settings: Settings, redis: redis.Redis) -> dict[str, RedisTokenBucket]:
-    """The shared budget of each external system, sized from the settings."""
-    hubspot_capacity, hubspot_per_second = rolling_window_bucket(settings.hubspot_rate_limit_per_10s, 10.0)
-    # Smaregi counts per second (UNCONFIRMED): the same rolling-window sizing with a short slack, so
-    # we never cause a 429 ourselves (a bucket of N refilling at N/s would allow 2N in one second).
-    smaregi_rate = settings.smaregi_rate_limit_per_second
-    smaregi_capacity, smaregi_per_second = (
-        rolling_window_bucket(smaregi_rate, 1.0, slack_seconds=0.2)
-        if smaregi_rate >= 2
-        else (1.0, smaregi_rate)
-    )
-    return {
+def bucket_size(budget: Budget, settings: Settings) -> tuple[float, float]:
+    """(capacity, per_second) of a system's bucket, from its registry budget and the settings."""
+    limit = float(getattr(settings, budget.limit_setting))
+    if budget.kind == "cost_bucket":
         # Shopify's own limit is a leaky bucket of cost points: ours is the same bucket.
-        "shopify": RedisTokenBucket(
-            redis,
-            name="shopify",
-            capacity=settings.shopify_bucket_size,
-            per_second=settings.shopify_restore_rate,
-        ),
-        "smaregi": RedisTokenBucket(
-            redis,
-            name="smaregi",
-            capacity=smaregi_capacity,
-            per_second=smaregi_per_second,
-        ),
-        # HubSpot counts requests in a rolling 10 s window: see `rolling_window_bucket` for why the
-        # bucket is not simply N deep refilling at N/10 per second.
-        "hubspot": RedisTokenBucket(
-            redis, name="hubspot", capacity=hubspot_capacity, per_second=hubspot_per_second
-        ),
-    }
+        assert budget.rate_setting is not None
+        return limit, float(getattr(settings, budget.rate_setting))
+    if budget.kind == "rolling_window":
+        # A vendor counting requests in a rolling window: see `rolling_window_bucket` for why the
+        # bucket is not simply N deep refilling at N per window. Below 4 per window a bucket cannot
+        # keep the bound, so it is one deep at the plain rate.
+        if limit < 4:
+            return 1.0, limit / budget.window_seconds
+        return rolling_window_bucket(limit, budget.window_seconds, slack_seconds=budget.slack_seconds)
+    raise ValueError(f"unknown budget kind {budget.kind!r}")
+
+
+def limiters_from_settings(settings: Settings, redis: redis.Redis) -> dict[str, RedisTokenBucket]:
+    """The shared budget of each registered system that has one, sized from the settings."""
+    limiters: dict[str, RedisTokenBucket] = {}
+    for system in SYSTEMS:
+        if system.budget is None:
+            continue
+        capacity, per_second = bucket_size(system.budget, settings)
+        limiters[system.name] = RedisTokenBucket(
+            redis, name=system.name, capacity=capacity, per_second=per_second
+        )
+    return limiters

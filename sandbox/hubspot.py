@@ -86,7 +86,7 @@ class HubSpotSettings:
             }
         )
     )
-    # 100 per ten seconds is the Free/Starter private-app figure, UNCONFIRMED (APIS.md).
+    # 100 per ten seconds is the Free/Starter private-app figure, from a secondary source.
     requests_per_window: int = 100
     window_ms: int = 10_000
     daily_limit: int = 250_000

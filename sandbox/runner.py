@@ -1,6 +1,6 @@
 """Start every emulator and the mail catcher in-process: `start_sandbox()`, or `main()` to run until a signal.
 
-Ports default to CONTRACT.md and are overridden by SANDBOX_SHOPIFY_PORT, SANDBOX_SMAREGI_PORT,
+Ports default to the README's sandbox table and are overridden by SANDBOX_SHOPIFY_PORT, SANDBOX_SMAREGI_PORT,
 SANDBOX_HUBSPOT_PORT, SANDBOX_SMTP_PORT and SANDBOX_MAIL_HTTP_PORT (or by `ports=`). Rate limits come
 from SANDBOX_SHOPIFY_BUCKET, SANDBOX_SHOPIFY_RESTORE_RATE, SANDBOX_SMAREGI_RATE_PER_SECOND,
 SANDBOX_SMAREGI_TOKEN_EXPIRES_IN, SANDBOX_HUBSPOT_RATE_PER_10S and SANDBOX_HUBSPOT_SEARCH_PER_SECOND.
@@ -120,7 +120,7 @@ def _hubspot_app(env: Mapping[str, str]) -> Flask:
 
 
 def resolve_ports(ports: Mapping[str, int] | None, env: Mapping[str, str]) -> dict[str, int]:
-    """Ports by name: explicit `ports` first, then the SANDBOX_*_PORT variables, then CONTRACT.md."""
+    """Ports by name: explicit `ports` first, then SANDBOX_*_PORT, then the documented defaults."""
     resolved = {name: _setting(env, PORT_VARIABLES[name], int, port) for name, port in DEFAULT_PORTS.items()}
     return {**resolved, **(ports or {})}
 

@@ -7,10 +7,10 @@ from celery import Celery
 from config.celery import celery_config
 from config.observability import init_sentry, install_log_redaction
 from config.settings import Settings, load_settings
-from tasks.database import Database
+from registrations.database import Database
 from tasks.runtime import Runtime
 
-TASK_MODULES = ["tasks.steps", "tasks.outbox", "tasks.replay", "tasks.alerts", "tasks.brokers"]
+TASK_MODULES = ["tasks.steps", "tasks.maintenance", "tasks.signals"]
 
 
 def create_celery_app(
@@ -25,9 +25,3 @@ def create_celery_app(
     celery.membersync = Runtime(settings=settings, database=database or Database.from_settings(settings))
     celery.autodiscover_tasks(lambda: TASK_MODULES, related_name=None, force=True)
     return celery
-
-
-def runtime_of(celery: Celery) -> Runtime:
-    """The runtime attached to `celery` by create_celery_app."""
-    runtime: Runtime = celery.membersync
-    return runtime

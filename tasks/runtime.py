@@ -1,4 +1,6 @@
-"""What a task needs at run time (settings, database, Redis, connectors), built once per process."""
+"""What a task needs at run time (settings, database, Redis, connectors), built once per process.
+
+Tests hand a Runtime its connectors (in-process fakes) and a Redis of their choosing."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from typing import TYPE_CHECKING
 import redis
 
 from config.settings import Settings
-from tasks.database import Database
+from registrations.database import Database
+from registrations.locks import PersonLocks, RedisPersonLocks
 
 if TYPE_CHECKING:
     from connectors.registry import Connectors
@@ -23,6 +26,7 @@ class Runtime:
     database: Database
     _redis: redis.Redis | None = None
     _connectors: Connectors | None = None
+    _locks: PersonLocks | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -34,17 +38,24 @@ class Runtime:
             return self._redis
 
     @property
+    def locks(self) -> PersonLocks:
+        """The per-person locks around find-or-create (Redis, shared by every worker)."""
+        if self._locks is None:
+            settings = self.settings
+            self._locks = RedisPersonLocks(
+                self.redis, timeout=settings.lock_timeout_seconds, wait=settings.lock_wait_seconds
+            )
+        return self._locks
+
+    @property
     def connectors(self) -> Connectors:
         """The vendor clients, sharing the global rate limits in Redis."""
         from connectors.registry import Connectors
 
+        if self._connectors is not None:
+            return self._connectors
         client = self.redis
         with self._lock:
             if self._connectors is None:
                 self._connectors = Connectors.from_settings(self.settings, client)
             return self._connectors
-
-    def use_connectors(self, connectors: Connectors) -> None:
-        """Replace the vendor clients (tests that stand a fake behind the same interface)."""
-        with self._lock:
-            self._connectors = connectors

@@ -14,9 +14,9 @@ from celery.contrib.testing.worker import TestWorkController
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from app.embedded import redis_answers, start_embedded_redis
 from config.settings import Settings
-from tasks.database import Database
+from registrations.database import Database
+from sandbox.valkey import redis_answers, start_embedded_redis
 from tests.support.services import BROKERS as BROKERS
 
 # Shopify's published Admin schema, read where shared/ sits beside the checkout; never copied in.
@@ -220,7 +220,7 @@ class SandboxHandle:
         requests.delete(f"{self.urls['mail']}/api/messages", timeout=5).raise_for_status()
 
     def faults(self, name: str, **faults: float) -> None:
-        """Inject faults into one emulator (CONTRACT.md: error_rate, throttle_rate, ...)."""
+        """Inject faults into one emulator (error_rate, throttle_rate, ...)."""
         import requests
 
         requests.post(f"{self.urls[name]}/_sandbox/faults", json=faults, timeout=5).raise_for_status()

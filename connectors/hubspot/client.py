@@ -1,44 +1,28 @@
 """HubSpot CRM v3 contacts: the marketing mirror of our members, keyed by email.
 
-Vendor reference: https://developers.hubspot.com/docs/api/crm/contacts (objects, batch upsert),
-https://developers.hubspot.com/docs/api/crm/search and, for the limits and their headers,
-https://developers.hubspot.com/docs/api/usage-details. Messages of the errors raised here carry
-categories, ids and positions only: HubSpot's own wording may quote an email address.
+Vendor reference: https://developers.hubspot.com/docs/api/crm/contacts (objects, batch upsert) and
+https://developers.hubspot.com/docs/api/crm/search. What HubSpot's answers mean, its rate-limit
+headers included, is read in `connectors.hubspot.answers`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit
-
-import requests
+from urllib.parse import quote
 
 from config.settings import Settings
-from connectors.errors import ConflictError, ConnectorError, PermanentError, ThrottledError, TransientError
-from connectors.http import HttpClient, Timeouts
+from connectors.errors import TransientError
+from connectors.http import HttpClient, Timeouts, credentials_refusal, json_body
+from connectors.hubspot.answers import SYSTEM, HubSpotPolicy, batch_error
 from connectors.ratelimit import RateLimiter
-from connectors.tokenbucket import rolling_window_bucket
 
 CONTACTS = "/crm/v3/objects/contacts"
 MAX_BATCH_INPUTS = 100
 MAX_LIST_LIMIT = 100
 MAX_SEARCH_LIMIT = 200
 DEFAULT_PROPERTIES = ("email", "firstname", "lastname", "phone")
-# Every status comes back to us; `_send` decides what is a success (see HttpClient.request).
-ANY_STATUS = range(100, 600)
-# Waits when a 429 names its policy but gives no Retry-After. The daily cap resets at midnight in the
-# portal's time zone, which we do not know: an hour, and the step's retry budget absorbs the rest.
-POLICY_WAIT_SECONDS = {"TEN_SECONDLY_ROLLING": 1.0, "SECONDLY": 1.0, "DAILY": 3600.0}
-# Policies that stop every HubSpot call, not just searches (SECONDLY is the search endpoint's own limit).
-SHARED_POLICIES = frozenset({"TEN_SECONDLY_ROLLING", "DAILY"})
-# Batch error categories worth retrying; any other category of a failed input is permanent.
-TRANSIENT_CATEGORIES = frozenset(
-    {"RATE_LIMITS", "INTERNAL_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT", "LOCKED"}
-)
-_EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)")
 
 
 @dataclass(frozen=True)
@@ -66,7 +50,7 @@ class HubSpotClient:
     """Contacts of one HubSpot portal, through a private app's access token."""
 
     def __init__(self, http: HttpClient) -> None:
-        self.http = http
+        self.http = http.using(HubSpotPolicy)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, limiter: RateLimiter | None = None) -> HubSpotClient:
@@ -74,11 +58,13 @@ class HubSpotClient:
         token = settings.hubspot_access_token.value
         return cls(
             HttpClient(
-                system="hubspot",
+                system=SYSTEM,
                 base_url=settings.hubspot_api_url,
                 timeouts=Timeouts(settings.http_connect_timeout_seconds, settings.http_read_timeout_seconds),
                 headers={"Authorization": f"Bearer {token}"} if token else {},
                 limiter=limiter,
+                policy=HubSpotPolicy(),
+                refusal=credentials_refusal("HubSpot", {"HUBSPOT_ACCESS_TOKEN": token}),
             )
         )
 
@@ -96,12 +82,12 @@ class HubSpotClient:
                 {"id": contact["email"].strip(), "idProperty": "email", "properties": dict(contact)}
                 for contact in batch
             ]
-            response = self._send(
+            response = self.http.request(
                 "POST", f"{CONTACTS}/batch/upsert", ok=(200, 201, 207), json={"inputs": inputs}
             )
-            answer = _json_object(response)
+            answer = json_body(response, f"{SYSTEM} batch upsert")
             if answer.get("errors"):
-                raise _batch_error(answer["errors"], emails[start : start + MAX_BATCH_INPUTS], start)
+                raise batch_error(answer["errors"], emails[start : start + MAX_BATCH_INPUTS], start)
             upserted.extend(HubSpotContact.from_api(record) for record in answer.get("results") or [])
         return upserted
 
@@ -110,26 +96,28 @@ class HubSpotClient:
         results = self.upsert_contacts([{**properties, "email": email}])
         if len(results) != 1:
             raise TransientError(
-                f"hubspot batch upsert answered {len(results)} results for 1", system="hubspot"
+                f"{SYSTEM} batch upsert answered {len(results)} results for 1", system=SYSTEM
             )
         return results[0]
 
     def create_contact(self, properties: Mapping[str, str]) -> HubSpotContact:
         """Create a contact; ConflictError.existing_id names a holder (docs/api/crm/contacts: create)."""
-        response = self._send("POST", CONTACTS, ok=(200, 201), json={"properties": dict(properties)})
-        return HubSpotContact.from_api(_json_object(response))
+        response = self.http.request("POST", CONTACTS, ok=(200, 201), json={"properties": dict(properties)})
+        return HubSpotContact.from_api(json_body(response, f"{SYSTEM} create"))
 
     def get_contact(
         self, contact_id: str, *, properties: Sequence[str] = DEFAULT_PROPERTIES
     ) -> HubSpotContact | None:
         """One contact by id, or None (docs/api/crm/contacts: GET /crm/v3/objects/contacts/{id})."""
-        response = self._send(
+        response = self.http.request(
             "GET",
             f"{CONTACTS}/{quote(contact_id, safe='')}",
             ok=(200, 404),
             params={"properties": ",".join(properties)},
         )
-        return None if response.status_code == 404 else HubSpotContact.from_api(_json_object(response))
+        if response.status_code == 404:
+            return None
+        return HubSpotContact.from_api(json_body(response, f"{SYSTEM} get"))
 
     def search_contacts_by_email(
         self, email: str, *, properties: Sequence[str] = DEFAULT_PROPERTIES
@@ -145,7 +133,7 @@ class HubSpotClient:
             }
             if after is not None:
                 body["after"] = after
-            answer = _json_object(self._send("POST", f"{CONTACTS}/search", json=body))
+            answer = json_body(self.http.request("POST", f"{CONTACTS}/search", json=body), f"{SYSTEM} search")
             found.extend(HubSpotContact.from_api(record) for record in answer.get("results") or [])
             after = _next_after(answer)
             if after is None:
@@ -162,94 +150,13 @@ class HubSpotClient:
         after: str | None = None
         while True:
             query = {**params, "after": after} if after is not None else params
-            answer = _json_object(self._send("GET", CONTACTS, params=query))
+            answer = json_body(self.http.request("GET", CONTACTS, params=query), f"{SYSTEM} list")
             yield from (HubSpotContact.from_api(record) for record in answer.get("results") or [])
             after = _next_after(answer)
             if after is None:
                 return
 
-    def _send(
-        self, method: str, path: str, *, ok: Sequence[int] = (200, 201, 204), **kwargs: Any
-    ) -> requests.Response:
-        """One API request; paces the shared limit by HubSpot's headers and raises our errors."""
-        if not self.http.session.headers.get("Authorization"):
-            raise PermanentError("HubSpot has no access token: set HUBSPOT_ACCESS_TOKEN", system="hubspot")
-        response = self.http.request(method, path, ok=ANY_STATUS, **kwargs)
-        self._observe(response)
-        if response.status_code in ok:
-            return response
-        raise self._error(response, f"hubspot {method} {urlsplit(self.http.url(path)).path}")
-
-    def _observe(self, response: requests.Response) -> None:
-        """Correct the shared bucket from X-HubSpot-RateLimit-* (on every answer, errors included)."""
-        headers = response.headers
-        try:
-            remaining = float(headers["X-HubSpot-RateLimit-Remaining"])
-            capacity = float(headers["X-HubSpot-RateLimit-Max"])
-            interval_seconds = float(headers["X-HubSpot-RateLimit-Interval-Milliseconds"]) / 1000
-        except (KeyError, ValueError):
-            return  # an answer without them (a proxy's, a timeout page): nothing to learn
-        if interval_seconds <= 0 or capacity < 4:
-            self.http.limiter.observe(available=remaining)
-            return
-        # The plan's real size, as a bucket that never exceeds it in any rolling window (a bucket
-        # of Max refilling at Max/interval would allow twice Max per window).
-        bucket, per_second = rolling_window_bucket(capacity, interval_seconds)
-        self.http.limiter.observe(available=remaining, capacity=bucket, per_second=per_second)
-
-    def _error(self, response: requests.Response, where: str) -> ConnectorError:
-        """The error for a failed answer; its message holds HubSpot's category, not its wording."""
-        body = _json_or_empty(response)
-        error = self.http.classify(response, where)  # also pauses the rate limit on 429 + Retry-After
-        policy = str(body.get("policyName") or "")
-        detail = " ".join(str(body[key]) for key in ("category", "subCategory") if body.get(key))
-        if isinstance(error, ThrottledError):
-            detail = policy or detail
-            if error.retry_after is None:
-                error.retry_after = POLICY_WAIT_SECONDS.get(policy, 1.0)
-                if policy in SHARED_POLICIES:
-                    self.http.limiter.pause(error.retry_after)
-        if isinstance(error, ConflictError):
-            found = _EXISTING_ID.search(str(body.get("message", "")))
-            error.existing_id = found.group(1) if found else None
-            detail = f"{detail} (existing id {error.existing_id})" if found else detail
-        error.args = (f"{where}: HTTP {response.status_code}: {detail or 'no error category'}",)
-        return error
-
-
-def _batch_error(errors: list[Any], emails: list[str], offset: int) -> ConnectorError:
-    """One error for the failed inputs of a batch: permanent if any of them is, else transient."""
-    categories = sorted({str(entry.get("category")) for entry in errors if isinstance(entry, dict)})
-    failed: set[int] = set()
-    for entry in errors:
-        context = entry.get("context") if isinstance(entry, dict) else None
-        ids = context.get("ids") or [] if isinstance(context, dict) else []
-        named = [str(email).strip().lower() for email in ids]
-        failed.update(offset + emails.index(email) for email in named if email in emails)
-    # Positions in the caller's sequence, not the addresses themselves.
-    where = f"inputs {sorted(failed)}" if failed else f"{len(errors)} inputs"
-    message = f"hubspot batch upsert: {where} failed: {', '.join(categories)}"
-    if all(category in TRANSIENT_CATEGORIES for category in categories):
-        return TransientError(message, system="hubspot", status=207)
-    return PermanentError(message, system="hubspot", status=207)
-
 
 def _next_after(answer: Mapping[str, Any]) -> str | None:
     after = ((answer.get("paging") or {}).get("next") or {}).get("after")
     return str(after) if after else None
-
-
-def _json_or_empty(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _json_object(response: requests.Response) -> dict[str, Any]:
-    body = _json_or_empty(response)
-    if not body:
-        # A 2xx that is not HubSpot's JSON comes from a proxy or an outage page: try again later.
-        raise TransientError("hubspot: an answer is not a JSON object", system="hubspot")
-    return body

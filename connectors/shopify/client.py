@@ -1,9 +1,8 @@
-"""Shopify Admin GraphQL client: one method per customer operation, one place answers are read.
+"""Shopify Admin GraphQL client: one method per customer operation.
 
-Requests leave through `connectors.http.HttpClient` (rate limit first, status classification after).
-GraphQL adds failures HTTP 200 cannot show, all read in `_execute`: top-level `errors` (THROTTLED,
-INTERNAL_SERVER_ERROR, anything else) and every answer's `extensions.cost.throttleStatus`, which
-corrects the shared cost bucket. Mutations' `userErrors` are read per operation.
+Requests leave through `connectors.http.HttpClient` (rate limit first, classification after), whose
+`ShopifyPolicy` (`connectors.shopify.answers`) reads every failure GraphQL adds to HTTP: top-level
+`errors`, a missing `data`, mutations' `userErrors`, and the cost bucket every answer reports.
 
 Cost estimates follow Shopify's calculated query cost (an object 1, a scalar 0, a connection 2 plus
 `first` times its node, a mutation 10): https://shopify.dev/docs/api/usage/limits
@@ -15,26 +14,22 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Unpack, cast
 
 from config.settings import Settings
-from connectors.errors import ConflictError, NotFoundError, PermanentError, TransientError
-from connectors.http import HttpClient, Timeouts, parse_retry_after
+from connectors.errors import PermanentError
+from connectors.http import HttpClient, Timeouts, credentials_refusal, json_object
 from connectors.ratelimit import RateLimiter
 from connectors.shopify import documents
+from connectors.shopify.answers import SYSTEM, EmailTaken, PhoneTaken, ShopifyPolicy
 from connectors.shopify.mapping import (
     MEMBER_NUMBER_TYPE,
-    SYSTEM,
     CustomerFields,
     ShopifyCustomer,
-    bucket_report,
     customer_from_node,
     customer_input,
     email_search,
-    error_codes,
-    graphql_error,
-    json_object,
     same_email,
-    user_error_fields,
-    user_error_kind,
 )
+
+__all__ = ["EmailTaken", "PhoneTaken", "ShopifyClient"]  # the errors are read in answers, raised from here
 
 MUTATION_COST = 10.0
 # A MemberCustomer with its member-number metafield: the customer, its consent and the metafield.
@@ -43,38 +38,14 @@ CUSTOMER_COST = 3.0
 FIND_FIRST = 5
 FIND_COST = 2 + FIND_FIRST * CUSTOMER_COST
 
-_OPERATION_NAMES = {document: name for name, document in documents.ALL_DOCUMENTS.items()}
-
-
-class EmailTaken(ConflictError):
-    """Another Shopify customer already has this email: find it by email and adopt it."""
-
-    reason = "email_taken"
-
-
-class PhoneTaken(PermanentError):
-    """Another Shopify customer already has this phone number; Shopify requires phones to be unique."""
-
-    reason = "phone_taken"
-
-
-# What each kind of userError raises (any other userError: PermanentError naming the fields).
-_USER_ERRORS: dict[str, tuple[type[PermanentError], str]] = {
-    "email_taken": (EmailTaken, "the email is already used by another Shopify customer"),
-    "phone_taken": (PhoneTaken, "the phone is already used by another customer (phones must be unique)"),
-    "not_found": (NotFoundError, "no such customer"),
-}
-
 
 class ShopifyClient:
     """The Admin GraphQL API of one shop; `http` already carries the base URL and the token header."""
 
     def __init__(self, http: HttpClient, *, api_version: str) -> None:
-        self.http = http
+        self.http = http.using(ShopifyPolicy)
         self.api_version = api_version
         self.path = f"/admin/api/{api_version}/graphql.json"
-        # Set by from_settings when a setting is missing: every call is refused without sending.
-        self._refusal: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, limiter: RateLimiter | None = None) -> ShopifyClient:
@@ -91,12 +62,12 @@ class ShopifyClient:
             ),
             headers={"X-Shopify-Access-Token": token} if token else {},
             limiter=limiter,
+            policy=ShopifyPolicy(),
+            refusal=credentials_refusal(
+                "Shopify", {"SHOPIFY_ACCESS_TOKEN": token, "SHOPIFY_SHOP (or SHOPIFY_ADMIN_URL)": base_url}
+            ),
         )
-        client = cls(http, api_version=settings.shopify_api_version)
-        if not token or not base_url:
-            missing = "SHOPIFY_ACCESS_TOKEN" if not token else "SHOPIFY_SHOP (or SHOPIFY_ADMIN_URL)"
-            client._refusal = f"{missing} is not set; refusing to call Shopify"
-        return client
+        return cls(http, api_version=settings.shopify_api_version)
 
     def create_customer(
         self,
@@ -188,63 +159,21 @@ class ShopifyClient:
             "type": MEMBER_NUMBER_TYPE,
             "value": member_number,
         }
-        variables = {"metafields": [metafield]}
-        data = self._execute(documents.SET_METAFIELDS, variables, cost_estimate=MUTATION_COST)
-        user_errors = (data.get("metafieldsSet") or {}).get("userErrors") or []
-        if user_errors:
-            self._raise_user_errors("shopify metafieldsSet", user_errors)
-
-    def _mutated_customer(self, data: Mapping[str, Any], root: str) -> ShopifyCustomer:
-        payload = data.get(root) or {}
-        where = f"shopify {root}"
-        if payload.get("userErrors"):
-            self._raise_user_errors(where, payload["userErrors"])
-        if not isinstance(payload.get("customer"), Mapping):
-            raise PermanentError(f"{where}: answer has neither a customer nor userErrors", system=SYSTEM)
-        return customer_from_node(payload["customer"])
+        self._execute(documents.SET_METAFIELDS, {"metafields": [metafield]}, cost_estimate=MUTATION_COST)
 
     @staticmethod
-    def _raise_user_errors(where: str, user_errors: Sequence[Mapping[str, Any]]) -> None:
-        kind = user_error_kind(user_errors)
-        refused = (PermanentError, f"Shopify refused {user_error_fields(user_errors)}")
-        error_class, what = _USER_ERRORS.get(kind or "", refused)
-        raise error_class(f"{where}: {what}", system=SYSTEM)
+    def _mutated_customer(data: Mapping[str, Any], root: str) -> ShopifyCustomer:
+        payload = data.get(root) or {}
+        if not isinstance(payload.get("customer"), Mapping):
+            # ShopifyPolicy already raised for userErrors.
+            message = f"{SYSTEM} {root}: answer has neither a customer nor userErrors"
+            raise PermanentError(message, system=SYSTEM)
+        return customer_from_node(payload["customer"])
 
     def _execute(
         self, document: str, variables: Mapping[str, Any], *, cost_estimate: float
     ) -> dict[str, Any]:
-        """POST one document; the `data` of a clean answer, else the error the failure means.
-
-        https://shopify.dev/docs/api/admin-graphql#status-and-error-codes and
-        https://shopify.dev/docs/api/usage/limits. THROTTLED may come as HTTP 200 or 429.
-        """
-        where = f"{SYSTEM} {_OPERATION_NAMES.get(document, 'graphql')}"
-        if self._refusal:
-            raise PermanentError(f"{where}: {self._refusal}", system=SYSTEM)
+        """POST one document; the `data` of a clean answer (ShopifyPolicy raises for any other)."""
         body = {"query": document, "variables": dict(variables)}
-        try:
-            # A 429 is read here, not classified by HttpClient: its body may carry the throttle status.
-            response = self.http.request("POST", self.path, json=body, cost=cost_estimate, ok=(200, 429))
-        except NotFoundError as error:
-            # The endpoint itself is missing (unknown shop or API version), not a customer.
-            message = f"{error} (check SHOPIFY_SHOP and SHOPIFY_API_VERSION)"
-            raise PermanentError(message, system=SYSTEM, status=error.status) from None
-        answer = json_object(response)
-        report = bucket_report((answer.get("extensions") or {}).get("cost"))
-        if report is not None:
-            self.http.limiter.observe(
-                available=report.available, capacity=report.capacity, per_second=report.per_second
-            )
-        status, retry_after = response.status_code, None
-        if status == 429:
-            if "THROTTLED" not in error_codes(answer.get("errors")):
-                raise self.http.classify(response, f"{SYSTEM} POST {self.path}")
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if retry_after:
-                self.http.limiter.pause(retry_after)
-        if answer.get("errors"):
-            raise graphql_error(where, answer, cost_estimate, status=status, retry_after=retry_after)
-        if not isinstance(answer.get("data"), dict):
-            # 200 without JSON or data: an edge proxy's page or a half answer; worth another try.
-            raise TransientError(f"{where}: the answer has no data", system=SYSTEM, status=status)
-        return dict(answer["data"])
+        response = self.http.request("POST", self.path, json=body, cost=cost_estimate)
+        return dict(json_object(response)["data"])

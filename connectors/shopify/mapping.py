@@ -1,29 +1,19 @@
-"""Between our keyword arguments and Shopify's Admin GraphQL shapes: inputs out, answers in.
+"""Between our keyword arguments and Shopify's Admin GraphQL shapes: inputs out, customers in.
 
-Pure functions, no I/O: the client in `connectors.shopify.client` sends what these build and raises
-what these read. Nothing here puts a personal value into text meant for logs or errors.
+Pure functions, no I/O: the client in `connectors.shopify.client` sends what these build; what an
+answer's failures mean is read in `connectors.shopify.answers`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
-import requests
-
-from connectors.errors import ConnectorError, PermanentError, ThrottledError, TransientError
-
-SYSTEM = "shopify"
-# Wait after THROTTLED when the answer does not say enough to compute it.
-DEFAULT_THROTTLE_SECONDS = 1.0
 # Addresses we send are Japanese; the form has no country field.
 ADDRESS_COUNTRY_CODE = "JP"
 MEMBER_NUMBER_TYPE = "single_line_text_field"
-# Quoted text in GraphQL error messages may echo variable values (an email); it is cut out.
-_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
 
 
 @dataclass(frozen=True)
@@ -127,120 +117,3 @@ def email_search(email: str) -> str:
 def same_email(left: str | None, right: str) -> bool:
     """Shopify compares addresses without regard to case (its search is fuzzier still)."""
     return left is not None and left.strip().lower() == right.strip().lower()
-
-
-def user_error_fields(user_errors: Sequence[Mapping[str, Any]]) -> str:
-    """The fields (and codes) named by userErrors, never their messages' values: safe for logs."""
-    described = []
-    for user_error in user_errors:
-        field = ".".join(str(part) for part in user_error.get("field") or []) or "(base)"
-        code = user_error.get("code")
-        described.append(f"{field} [{code}]" if code else field)
-    return ", ".join(described)
-
-
-def user_error_kind(user_errors: Sequence[Mapping[str, Any]]) -> str | None:
-    """What userErrors mean: "email_taken", "phone_taken", "not_found" or None (anything else)."""
-
-    def says(field: str, words: str) -> bool:
-        return any(
-            (error.get("field") or [None])[-1] == field and words in str(error.get("message", "")).lower()
-            for error in user_errors
-        )
-
-    if says("email", "taken"):
-        return "email_taken"
-    if says("phone", "taken"):
-        return "phone_taken"
-    if says("id", "not exist"):
-        return "not_found"
-    return None
-
-
-def error_codes(errors: Any) -> set[str]:
-    """The `extensions.code` of each top-level GraphQL error."""
-    if not isinstance(errors, list):
-        return set()
-    return {
-        str(error["extensions"]["code"])
-        for error in errors
-        if isinstance(error, Mapping)
-        and isinstance(error.get("extensions"), Mapping)
-        and error["extensions"].get("code")
-    }
-
-
-def json_object(response: requests.Response) -> dict[str, Any]:
-    """The answer's JSON object, or {} when it is not one."""
-    try:
-        answer = response.json()
-    except ValueError:
-        return {}
-    return answer if isinstance(answer, dict) else {}
-
-
-def graphql_error(
-    where: str, answer: Mapping[str, Any], cost_estimate: float, *, status: int, retry_after: float | None
-) -> ConnectorError:
-    """The error an answer's top-level `errors` mean: THROTTLED waits, INTERNAL_SERVER_ERROR retries."""
-    errors = answer.get("errors")
-    codes = error_codes(errors)
-    if "THROTTLED" in codes:
-        cost = (answer.get("extensions") or {}).get("cost")
-        wait = retry_after or throttle_wait(cost, requested_fallback=cost_estimate)
-        message = f"{where}: THROTTLED, retry in {wait:.2f}s"
-        return ThrottledError(message, system=SYSTEM, status=status, retry_after=wait)
-    kind = TransientError if "INTERNAL_SERVER_ERROR" in codes else PermanentError
-    return kind(f"{where}: {describe_errors(errors)}", system=SYSTEM, status=status)
-
-
-def describe_errors(errors: Any) -> str:
-    """Codes and messages of top-level GraphQL errors, quoted values cut out, short enough to log."""
-    if not isinstance(errors, list):
-        return _QUOTED.sub('"..."', str(errors))[:300]
-    messages = "; ".join(
-        str(error.get("message", "")) if isinstance(error, Mapping) else str(error) for error in errors
-    )
-    codes = ", ".join(sorted(error_codes(errors))) or "no code"
-    return f"GraphQL errors ({codes}): " + _QUOTED.sub('"..."', messages)[:300]
-
-
-@dataclass(frozen=True)
-class BucketReport:
-    """Shopify's `extensions.cost.throttleStatus`: points left, bucket size, points restored per second."""
-
-    available: float
-    capacity: float | None
-    per_second: float | None
-
-
-def bucket_report(cost: Any) -> BucketReport | None:
-    """The throttle status in an answer's `extensions.cost`; None when absent."""
-    status = cost.get("throttleStatus") if isinstance(cost, Mapping) else None
-    if not isinstance(status, Mapping) or _number(status.get("currentlyAvailable")) is None:
-        return None
-    return BucketReport(
-        available=float(status["currentlyAvailable"]),
-        capacity=_number(status.get("maximumAvailable")),
-        per_second=_number(status.get("restoreRate")),
-    )
-
-
-def throttle_wait(
-    cost: Any, *, requested_fallback: float, default: float = DEFAULT_THROTTLE_SECONDS
-) -> float:
-    """Seconds until the bucket holds the points asked for: (requested - available) / restore rate.
-
-    Per https://shopify.dev/docs/api/usage/limits#graphql-admin-api-rate-limits; `default` when the
-    answer does not say enough to compute it.
-    """
-    report = bucket_report(cost)
-    if report is None or not report.per_second:
-        return default
-    requested = _number(cost.get("requestedQueryCost")) or requested_fallback
-    missing = requested - report.available
-    return missing / report.per_second if missing > 0 else default
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -1,4 +1,4 @@
-"""Reading Smaregi's answers: member lists, one member, and problem-details errors."""
+"""Reading Smaregi's answers: problem-details errors (RFC 7807) and the taken customerCode."""
 
 from __future__ import annotations
 
@@ -7,25 +7,23 @@ from typing import Any
 
 import requests
 
-from connectors.errors import TransientError
+from connectors.errors import ConflictError, ConnectorError
+from connectors.http import AnswerPolicy, Call, json_object
+from connectors.ratelimit import RateLimiter
 
-# How Smaregi says a customerCode is taken is UNCONFIRMED (APIS.md only gives the problem-details
-# shape): the emulator answers 400 with invalid-params [{name: customerCode, reason: "... is already
-# used"}]; English and Japanese wordings are both accepted. Kept here, in one place.
+SYSTEM = "smaregi"
+# How Smaregi says a customerCode is taken is UNCONFIRMED (its reference only gives the problem-details
+# shape of errors): the emulator answers 400 with invalid-params [{name: customerCode, reason: "... is
+# already used"}]; English and Japanese wordings are both accepted. Kept here, in one place.
 _CODE_TAKEN = re.compile(r"already|duplicat|unique|taken|既に|重複|使用済|使用されて", re.IGNORECASE)
 
 
-def _json(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
+class MemberCodeTaken(ConflictError):
+    """Smaregi already has a member with this customerCode: look it up by code before anything else."""
 
-
-def problem(response: requests.Response) -> dict[str, Any]:
-    """The problem-details body of an error answer (`type`, `title`, `detail`, `status`, ...), or {}."""
-    body = _json(response)
-    return body if isinstance(body, dict) else {}
+    def __init__(self, message: str, *, customer_code: str, status: int | None = None) -> None:
+        super().__init__(message, system=SYSTEM, status=status)
+        self.customer_code = customer_code
 
 
 def invalid_params(problem: dict[str, Any]) -> list[dict[str, Any]]:
@@ -57,18 +55,19 @@ def code_taken(status: int, problem: dict[str, Any]) -> bool:
     return "customerCode" in detail and _CODE_TAKEN.search(detail) is not None
 
 
-def member_records(response: requests.Response) -> list[dict[str, Any]]:
-    """The customer objects of a list answer (a JSON array)."""
-    body = _json(response)
-    if not isinstance(body, list) or not all(isinstance(record, dict) for record in body):
-        # A 200 that is not our JSON comes from a proxy or a maintenance page: try again later.
-        raise TransientError("smaregi: a member list answer is not a JSON array", system="smaregi")
-    return body
+class SmaregiPolicy(AnswerPolicy):
+    """The POS API: problem-details errors, and MemberCodeTaken when a customerCode we sent is in use."""
 
+    def detail(self, response: requests.Response) -> str:
+        return summary(json_object(response))
 
-def member_record(response: requests.Response) -> dict[str, Any]:
-    """The customer object of a single-member answer."""
-    body = _json(response)
-    if not isinstance(body, dict) or "customerId" not in body:
-        raise TransientError("smaregi: a member answer has no customerId", system="smaregi")
-    return body
+    def error(self, response: requests.Response, call: Call, limiter: RateLimiter) -> ConnectorError:
+        sent = call.json if isinstance(call.json, dict) else {}
+        code = sent.get("customerCode")
+        if code and code_taken(response.status_code, json_object(response)):
+            return MemberCodeTaken(
+                f"{self.where(call)}: customerCode {code} is already used",
+                customer_code=str(code),
+                status=response.status_code,
+            )
+        return super().error(response, call, limiter)

@@ -1,8 +1,8 @@
 """Smaregi Platform API: POS members (会員) of one contract, behind a cached client-credentials token.
 
 Vendor reference: https://developers.smaregi.dev/apidoc/ (POS API, customers = 会員); method docstrings
-name the operation of that reference they follow. Wire facts marked UNCONFIRMED in APIS.md are noted
-where they are used.
+name the operation of that reference they follow. Wire facts that reference leaves open are marked
+UNCONFIRMED where they are used. What Smaregi's answers mean is read in `connectors.smaregi.answers`.
 """
 
 from __future__ import annotations
@@ -11,31 +11,24 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 
 from config.settings import Settings
-from connectors.errors import ConflictError, ConnectorError
-from connectors.http import HttpClient, Timeouts
+from connectors.http import HttpClient, Timeouts, credentials_refusal, json_body
 from connectors.ratelimit import RateLimiter
-from connectors.smaregi.answers import code_taken, member_record, member_records, problem, summary
+from connectors.smaregi.answers import SYSTEM, MemberCodeTaken, SmaregiPolicy
 from connectors.smaregi.members import SmaregiMember, member_fields
-from connectors.smaregi.tokens import TokenSource
+from connectors.smaregi.tokens import TokenPolicy, TokenSource
 
 log = logging.getLogger(__name__)
 
+__all__ = ["MemberCodeTaken", "SmaregiClient"]  # MemberCodeTaken is read in answers, raised from here
+
 MAX_PAGE_SIZE = 1000
-# Every status comes back to us; `_call` decides what is a success (see HttpClient.request).
-ANY_STATUS = range(100, 600)
-
-
-class MemberCodeTaken(ConflictError):
-    """Smaregi already has a member with this customerCode: look it up by code before anything else."""
-
-    def __init__(self, message: str, *, customer_code: str, status: int | None = None) -> None:
-        super().__init__(message, system="smaregi", status=status)
-        self.customer_code = customer_code
+# What error messages call a list answer.
+LIST = f"{SYSTEM} member list"
 
 
 class SmaregiClient:
@@ -52,10 +45,18 @@ class SmaregiClient:
         scopes: str,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.api = api
+        refusal = credentials_refusal(
+            "Smaregi",
+            {
+                "SMAREGI_CONTRACT_ID": contract_id,
+                "SMAREGI_CLIENT_ID": client_id,
+                "SMAREGI_CLIENT_SECRET": client_secret,
+            },
+        )
+        self.api = api.using(SmaregiPolicy, refusal=refusal)
         self.contract_id = contract_id
         self.tokens = TokenSource(
-            identity,
+            identity.using(TokenPolicy, refusal=refusal),
             contract_id=contract_id,
             client_id=client_id,
             client_secret=client_secret,
@@ -70,9 +71,15 @@ class SmaregiClient:
         return cls(
             # The rate limit counts API calls per contract; the token endpoint is not one of them.
             HttpClient(
-                system="smaregi", base_url=settings.smaregi_api_url, timeouts=timeouts, limiter=limiter
+                system=SYSTEM,
+                base_url=settings.smaregi_api_url,
+                timeouts=timeouts,
+                limiter=limiter,
+                policy=SmaregiPolicy(),
             ),
-            HttpClient(system="smaregi", base_url=settings.smaregi_id_url, timeouts=timeouts),
+            HttpClient(
+                system=SYSTEM, base_url=settings.smaregi_id_url, timeouts=timeouts, policy=TokenPolicy()
+            ),
             contract_id=settings.smaregi_contract_id,
             client_id=settings.smaregi_client_id,
             client_secret=settings.smaregi_client_secret.value,
@@ -83,19 +90,19 @@ class SmaregiClient:
         """Members with exactly this mail address, any case (apidoc POS: GET /pos/customers)."""
         wanted = email.strip().lower()
         found = self._members({"mail_address": email.strip(), "limit": MAX_PAGE_SIZE})
-        # The filter is UNCONFIRMED (APIS.md) and may match partially: keep exact matches only.
+        # Whether mail_address filters exactly is UNCONFIRMED; it may match partially: keep exact matches.
         return [member for member in found if (member.mail_address or "").strip().lower() == wanted]
 
     def find_member_by_code(self, customer_code: str) -> SmaregiMember | None:
         """The member with this customerCode, or None (apidoc POS: GET /pos/customers?customer_code=)."""
         response = self._call("GET", self._path("/pos/customers"), params={"customer_code": customer_code})
-        matches = [SmaregiMember.from_api(record) for record in member_records(response)]
+        matches = [SmaregiMember.from_api(record) for record in json_body(response, LIST, array=True)]
         return next((member for member in matches if member.customer_code == customer_code), None)
 
     def get_member(self, customer_id: str) -> SmaregiMember | None:
         """One member by customerId, or None (apidoc POS: GET /pos/customers/{customerId})."""
         response = self._call("GET", self._member_path(customer_id), ok=(200, 404))
-        return None if response.status_code == 404 else SmaregiMember.from_api(member_record(response))
+        return None if response.status_code == 404 else _member(response)
 
     def create_member(
         self,
@@ -130,17 +137,11 @@ class SmaregiClient:
                 "mail_receive_flag": mail_receive_flag,
             }
         )
-        response = self._call("POST", self._path("/pos/customers"), json=body, customer_code=customer_code)
-        return SmaregiMember.from_api(member_record(response))
+        return _member(self._call("POST", self._path("/pos/customers"), json=body))
 
     def update_member(self, customer_id: str, **fields: str | bool | None) -> SmaregiMember:
         """Change fields named as in create_member (apidoc POS: PATCH /pos/customers/{customerId})."""
-        body = member_fields(fields)
-        code = fields.get("customer_code")
-        response = self._call(
-            "PATCH", self._member_path(customer_id), json=body, customer_code=str(code) if code else None
-        )
-        return SmaregiMember.from_api(member_record(response))
+        return _member(self._call("PATCH", self._member_path(customer_id), json=member_fields(fields)))
 
     def set_points(self, customer_id: str, point: int) -> None:
         """Set the point balance to `point` (apidoc POS: PATCH /pos/customers/{customerId}/point)."""
@@ -162,10 +163,10 @@ class SmaregiClient:
         query: dict[str, Any] | None = {**params, "page": page}
         while True:
             response = self._call("GET", url, params=query)
-            records = member_records(response)
+            records = json_body(response, LIST, array=True)
             yield from (SmaregiMember.from_api(record) for record in records)
             next_url = response.links.get("next", {}).get("url")
-            # The Link header is UNCONFIRMED (APIS.md). Our bearer token goes with the next request:
+            # Whether Smaregi sends a Link header is UNCONFIRMED. Our bearer token goes with the next request:
             # a link to anywhere but our own API is ignored, and pages are counted instead.
             if next_url and next_url.startswith(f"{self.api.base_url}/"):
                 url, query, linked = next_url, None, True
@@ -178,45 +179,27 @@ class SmaregiClient:
             query = {**params, "page": page}
 
     def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        ok: tuple[int, ...] = (200, 201, 204),
-        customer_code: str | None = None,
-        **kwargs: Any,
+        self, method: str, path: str, *, ok: tuple[int, ...] | None = None, **kwargs: Any
     ) -> requests.Response:
         """One API request with the bearer token; a 401 gets a fresh token and one more try."""
         token = self.tokens.token()
-        response = self._send(method, path, token, **kwargs)
-        if response.status_code == 401:
+        accepted = ok or self.api.policy.success
+        response = self._send(method, path, token, ok=(*accepted, 401), **kwargs)
+        if response.status_code == 401 and 401 not in accepted:
             # Revoked or expired early (e.g. new credentials): a new token, and this request once more.
-            response = self._send(method, path, self.tokens.token(rejected=token), **kwargs)
-        if response.status_code in ok:
-            return response
-        # As HttpClient names a call: no host, no query (a query may hold an email).
-        raise self._error(response, f"smaregi {method} {urlsplit(self.api.url(path)).path}", customer_code)
+            response = self._send(method, path, self.tokens.token(rejected=token), ok=accepted, **kwargs)
+        return response
 
     def _send(self, method: str, path: str, token: str, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {token}"}
-        return self.api.request(method, path, ok=ANY_STATUS, headers=headers, **kwargs)
-
-    def _error(self, response: requests.Response, where: str, customer_code: str | None) -> ConnectorError:
-        """The error for a failed answer, its message built from problem-details names only."""
-        body = problem(response)
-        if customer_code is not None and code_taken(response.status_code, body):
-            return MemberCodeTaken(
-                f"{where}: customerCode {customer_code} is already used",
-                customer_code=customer_code,
-                status=response.status_code,
-            )
-        error = self.api.classify(response, where)  # also pauses the rate limit on 429 + Retry-After
-        # HttpClient's message quotes the vendor's detail, which may echo a mail address: replaced.
-        error.args = (f"{where}: HTTP {response.status_code}: {summary(body)}",)
-        return error
+        return self.api.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
 
     def _path(self, suffix: str) -> str:
         return f"/{quote(self.contract_id, safe='')}{suffix}"
 
     def _member_path(self, customer_id: str) -> str:
         return self._path(f"/pos/customers/{quote(customer_id, safe='')}")
+
+
+def _member(response: requests.Response) -> SmaregiMember:
+    """The customer object of a single-member answer."""
+    return SmaregiMember.from_api(json_body(response, f"{SYSTEM} member", required=("customerId",)))

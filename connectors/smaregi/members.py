@@ -9,7 +9,7 @@ from typing import Any
 
 MEMBER_CODE_DIGITS = 16
 
-# Keyword names of create_member / update_member -> Smaregi's JSON field names (APIS.md, Smaregi).
+# Keyword names of create_member / update_member -> the customer object's JSON field names.
 FIELD_NAMES: Mapping[str, str] = {
     "customer_code": "customerCode",
     "last_name": "lastName",

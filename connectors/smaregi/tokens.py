@@ -9,8 +9,9 @@ from urllib.parse import quote
 
 import requests
 
-from connectors.errors import PermanentError, TransientError
-from connectors.http import HttpClient
+from connectors.errors import ConnectorError, PermanentError, TransientError
+from connectors.http import AnswerPolicy, Call, HttpClient, json_body, json_object
+from connectors.ratelimit import RateLimiter
 
 # A token is replaced this long before Smaregi says it expires (or 10% of its lifetime if shorter), so a
 # request never leaves with a token that dies on the way.
@@ -18,6 +19,25 @@ REFRESH_MARGIN_SECONDS = 60.0
 # Used when the token answer omits expires_in (Smaregi documents one hour).
 DEFAULT_LIFETIME_SECONDS = 3600.0
 CREDENTIAL_VARIABLES = "SMAREGI_CONTRACT_ID, SMAREGI_CLIENT_ID and SMAREGI_CLIENT_SECRET"
+
+
+class TokenPolicy(AnswerPolicy):
+    """The identity server: only a 200 carries a token; a refusal is a verdict on our credentials."""
+
+    success = (200,)
+
+    def error(self, response: requests.Response, call: Call, limiter: RateLimiter) -> ConnectorError:
+        error = super().error(response, call, limiter)
+        if isinstance(error, TransientError):
+            return error
+        # The OAuth error code (`invalid_client`, ...), never its description.
+        code = json_object(response).get("error") or "(no OAuth error)"
+        return PermanentError(
+            f"{self.where(call)}: HTTP {response.status_code} {code}: the identity server refused us; "
+            f"check {CREDENTIAL_VARIABLES} and SMAREGI_SCOPES",
+            system=call.system,
+            status=response.status_code,
+        )
 
 
 class TokenSource:
@@ -55,45 +75,19 @@ class TokenSource:
 
     def _fetch(self) -> tuple[str, float]:
         """Client-credentials grant (https://developers.smaregi.dev/apidoc/common/): (token, refresh time)."""
-        if not (self.contract_id and self._client_id and self._client_secret):
-            raise PermanentError(
-                f"Smaregi credentials are not configured: set {CREDENTIAL_VARIABLES}", system="smaregi"
-            )
         path = f"/app/{quote(self.contract_id, safe='')}/token"
         started = self._clock()
         response = self.identity.request(
             "POST",
             path,
-            ok=range(100, 600),  # failures are classified below, with the OAuth error code
             auth=(self._client_id, self._client_secret),
             data={"grant_type": "client_credentials", "scope": self.scopes},
         )
         where = f"smaregi POST {path}"
-        if response.status_code != 200:
-            error = self.identity.classify(response, where)
-            if isinstance(error, TransientError):
-                raise error
-            raise PermanentError(
-                f"{where}: HTTP {response.status_code} {_oauth_error(response)}: the identity server "
-                f"refused us; check {CREDENTIAL_VARIABLES} and SMAREGI_SCOPES",
-                system="smaregi",
-                status=response.status_code,
-            )
+        # A 200 without a token is a proxy or maintenance page rather than a verdict on us.
+        answer = json_body(response, where, required=("access_token",))
         try:
-            answer = response.json()
-            token = str(answer["access_token"])
             lifetime = float(answer.get("expires_in") or DEFAULT_LIFETIME_SECONDS)
-        except (ValueError, KeyError, TypeError, AttributeError):
-            # A 200 without a token is a proxy or maintenance page rather than a verdict on us.
-            raise TransientError(f"{where}: answer without an access token", system="smaregi") from None
-        return token, started + lifetime - min(REFRESH_MARGIN_SECONDS, lifetime / 10)
-
-
-def _oauth_error(response: requests.Response) -> str:
-    """The OAuth error code of a refused token request (`invalid_client`, ...), never its description."""
-    try:
-        body = response.json()
-    except ValueError:
-        return "(no OAuth error)"
-    code = body.get("error") if isinstance(body, dict) else None
-    return str(code) if code else "(no OAuth error)"
+        except (ValueError, TypeError):
+            raise TransientError(f"{where}: the answer has no usable expires_in", system="smaregi") from None
+        return str(answer["access_token"]), started + lifetime - min(REFRESH_MARGIN_SECONDS, lifetime / 10)

@@ -31,7 +31,7 @@ class SmaregiSettings:
     client_id: str = "sandbox-client"
     client_secret: str = "sandbox-secret"
     token_expires_in: int = 3600
-    # Smaregi's real numbers are UNCONFIRMED (APIS.md): requests per second per contract.
+    # Smaregi's real numbers are unconfirmed (no official figure): requests per second per contract.
     rate_per_second: int = 10
 
 
@@ -149,7 +149,7 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
         response = jsonify(window[:limit])
         if len(window) > limit:
             next_query = urlencode({**request.args.to_dict(), "limit": limit, "page": page + 1})
-            # The Link header is UNCONFIRMED for Smaregi (APIS.md); emitted as written there.
+            # The Link header is undocumented for Smaregi; emitted for the clients that follow it.
             response.headers["Link"] = f'<{request.base_url}?{next_query}>; rel="next"'
         return response
 

@@ -32,7 +32,7 @@ class FieldRule:
     expectation: str = ""
 
 
-# From APIS.md: required fields, customerCode ≤20 printable ASCII, names ≤85, phoneNumber ≤20, the sex
+# Smaregi's rules: required fields, customerCode ≤20 printable ASCII, names ≤85, phoneNumber ≤20, the sex
 # and mailReceiveFlag codes, birthDate format. The other limits are UNCONFIRMED: generous guesses.
 MEMBER_FIELDS: Mapping[str, FieldRule] = {
     "customerCode": FieldRule(

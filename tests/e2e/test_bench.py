@@ -1,5 +1,5 @@
 """`membersync bench pipeline` and `bench ratelimit` as a person runs them: a subprocess whose last
-stdout line is the CONTRACT.md JSON object."""
+stdout line is the documented JSON object."""
 
 from __future__ import annotations
 

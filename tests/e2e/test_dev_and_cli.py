@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from app import devserver
-from app.cli import main
-from app.embedded import redis_answers
+from cli.main import main
+from sandbox.valkey import redis_answers
 
 CONTRACT_COMMANDS = ("dev", "sandbox", "status", "dlq", "reconcile", "db", "bench")
 
@@ -64,8 +64,8 @@ def test_db_upgrade_then_status_and_dlq(tmp_path: Path, monkeypatch: pytest.Monk
     assert upgraded.exit_code == 0, upgraded.output
     assert (tmp_path / "cli.db").exists()
 
-    from tasks.database import Database
-    from tasks.models import DeadLetter, Registration, SyncStep
+    from registrations.database import Database
+    from registrations.models import DeadLetter, Registration, SyncStep
 
     with Database(f"sqlite:///{tmp_path / 'cli.db'}").session() as session:
         registration = Registration(

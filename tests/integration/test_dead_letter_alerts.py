@@ -7,10 +7,10 @@ from typing import Any
 
 from config.settings import Settings
 from connectors.errors import PermanentError
-from tasks.alerts import alert_new_dead_letters
-from tasks.database import Database
-from tasks.dead_letters import record_dead_letter
-from tasks.models import SYSTEMS, Registration, SyncStep
+from registrations.alerts import alert_new_dead_letters
+from registrations.database import Database
+from registrations.dead_letters import record_dead_letter
+from registrations.models import SYSTEMS, Registration, SyncStep
 
 
 def dead_letter(database: Database, email: str, system: str) -> str:

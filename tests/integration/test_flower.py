@@ -1,4 +1,4 @@
-"""`python -m app.flower` (the Procfile's flower line) for real: it starts on a real Redis broker,
+"""`python -m cli.flower` (the Procfile's flower line) for real: it starts on a real Redis broker,
 answers its health check, keeps its API behind basic auth, and saves its state when stopped."""
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def flower(tmp_path: Path, redis_url: str) -> Iterator[tuple[str, subprocess.Pop
     env = _environment(tmp_path, redis_url, port, OPS_USERNAME=USERNAME, OPS_PASSWORD=PASSWORD)
     log = (tmp_path / "flower.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.flower"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "cli.flower"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -120,7 +120,7 @@ def test_flower_serves_its_health_check_and_guards_its_api(
 def test_flower_refuses_to_start_in_production_without_credentials(tmp_path: Path, redis_url: str) -> None:
     env = _environment(tmp_path, redis_url, _free_port())
     result = subprocess.run(
-        [sys.executable, "-m", "app.flower"],
+        [sys.executable, "-m", "cli.flower"],
         env=env,
         cwd=tmp_path,
         capture_output=True,

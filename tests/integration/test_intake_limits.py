@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from app import create_app
 from config.settings import Settings
-from tasks.database import Database
-from tasks.models import Registration
+from registrations.database import Database
+from registrations.models import Registration
 
 MINIMAL = {"email": "hanako@example.com", "first_name": "Hanako", "last_name": "Yamada"}
 

@@ -6,8 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from tasks.database import Database
-from tasks.models import Base
+from registrations.database import Database
+from registrations.models import Base
 
 
 def test_head_matches_the_models(database: Database) -> None:

@@ -1,4 +1,4 @@
-"""POST/GET /api/registrations as CONTRACT.md says: validation, idempotency, nothing half-written."""
+"""POST/GET /api/registrations as the README says: validation, idempotency, nothing half-written."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from tasks.database import Database
-from tasks.models import OutboxMessage, Registration, SyncStep
+from registrations.database import Database
+from registrations.models import OutboxMessage, Registration, SyncStep
 
 MINIMAL = {"email": "hanako@example.com", "first_name": "Hanako", "last_name": "Yamada"}
 FULL = {

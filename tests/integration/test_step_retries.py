@@ -5,56 +5,80 @@ Real Redis and a real worker; the steps here are test steps whose "vendor" fails
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from celery import chain
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from config.settings import RetryPolicy
+from config.systems import SYSTEM_NAMES
 from connectors.errors import AmbiguousMatch, PermanentError, ThrottledError, TransientError
+from registrations.database import Database
+from registrations.models import DeadLetter, Registration, SyncStep
+from registrations.steps import Outcome, Step, Work
+from registrations.sync import StepLedger
 from tasks.base import StepTask
-from tasks.database import Database
-from tasks.models import SYSTEMS, DeadLetter, Registration, SyncStep
 
+SYSTEMS = SYSTEM_NAMES
 FAST = RetryPolicy(max_attempts=3, base_seconds=0.05, cap_seconds=0.2, budget_seconds=60)
 
 
-class ScriptedStep(StepTask):
-    """A step whose vendor answers from `script` (exceptions to raise, then success)."""
+class ScriptedCall(Step):
+    """A domain step whose vendor answers from `script` (exceptions to raise, then success)."""
 
-    abstract = True
     script: ClassVar[list[Exception]] = []
     calls: ClassVar[int] = 0
 
-    def policy(self) -> RetryPolicy:
-        return FAST
-
-    def sync(self, session: Session, registration: Registration, step: SyncStep) -> None:
+    def call(self, work: Work, connectors: Any) -> Outcome:
         type(self).calls += 1
         if type(self).script:
             raise type(self).script.pop(0)
-        step.external_id = f"ext-{registration.id[:8]}"
+        return Outcome(f"ext-{work.registration_id[:8]}")
+
+
+class ScriptedStep(StepTask):
+    """The real StepTask around a scripted call, with a fast retry policy."""
+
+    abstract = True
+
+    @property
+    def ledger(self) -> StepLedger:
+        settings = self.runtime.settings
+        fast = dataclasses.replace(settings, retry_policies={name: FAST for name in SYSTEMS})
+        return StepLedger(self.runtime.database, fast, self.system)
 
     def run(self, registration_id: str) -> dict[str, Any]:
         return self.run_step(registration_id)
 
 
+class HubspotCall(ScriptedCall):
+    system = "hubspot"
+
+
+class ShopifyCall(ScriptedCall):
+    system = "shopify"
+
+
+class SmaregiCall(ScriptedCall):
+    system = "smaregi"
+
+
 class HubspotStep(ScriptedStep):
     name = "tests.hubspot_step"
-    system = "hubspot"
+    step_class = HubspotCall
 
 
 class ShopifyStep(ScriptedStep):
     name = "tests.shopify_step"
-    system = "shopify"
+    step_class = ShopifyCall
 
 
 class SmaregiStep(ScriptedStep):
     name = "tests.smaregi_step"
-    system = "smaregi"
+    step_class = SmaregiCall
 
 
 def new_registration(database: Database, **step_state: Any) -> str:
@@ -100,9 +124,10 @@ def wait_for_state(database: Database, registration_id: str, system: str, states
 def start(
     worker_factory: Callable[..., Any], redis_url: str, *scripts: tuple[type[ScriptedStep], list[Exception]]
 ) -> Any:
-    for step_class, script in scripts:
-        step_class.script = list(script)
-        step_class.calls = 0
+    for task_class, script in scripts:
+        call_class: Any = task_class.step_class
+        call_class.script = list(script)
+        call_class.calls = 0
     return worker_factory(redis_url, extra_tasks=(HubspotStep, ShopifyStep, SmaregiStep))
 
 
@@ -118,7 +143,7 @@ def test_transient_errors_are_retried_until_success(
     celery.signature(HubspotStep.name, args=(registration_id,)).apply_async()
     step = wait_for_state(database, registration_id, "hubspot", {"succeeded", "dead"})
     assert step.state == "succeeded"
-    assert step.attempts == 3 and HubspotStep.calls == 3
+    assert step.attempts == 3 and HubspotCall.calls == 3
     assert step.external_id == f"ext-{registration_id[:8]}" and step.last_error is None
     assert dead_letters(database) == []
 
@@ -135,7 +160,7 @@ def test_retries_run_out_into_a_dead_letter_and_the_chain_goes_on(
         celery.signature(SmaregiStep.name, args=(registration_id,), immutable=True),
     ).apply_async()
     step = wait_for_state(database, registration_id, "hubspot", {"dead"})
-    assert step.attempts == FAST.max_attempts == HubspotStep.calls
+    assert step.attempts == FAST.max_attempts == HubspotCall.calls
     [letter] = dead_letters(database)
     assert (letter.system, letter.status, letter.error_class) == ("hubspot", "open", "TransientError")
     assert letter.message.startswith("retries_exhausted") and letter.args == {
@@ -157,10 +182,10 @@ def test_a_permanent_error_on_the_master_fails_the_registration_and_stops_the_ch
         celery.signature(SmaregiStep.name, args=(registration_id,), immutable=True),
     ).apply_async()
     step = wait_for_state(database, registration_id, "shopify", {"dead"})
-    assert step.attempts == 1 and ShopifyStep.calls == 1
+    assert step.attempts == 1 and ShopifyCall.calls == 1
     assert status_of(database, registration_id) == "failed"
     time.sleep(0.5)
-    assert SmaregiStep.calls == 0 and step_of(database, registration_id, "smaregi").state == "pending"
+    assert SmaregiCall.calls == 0 and step_of(database, registration_id, "smaregi").state == "pending"
     [letter] = dead_letters(database)
     assert letter.message.startswith("permanent")
 
@@ -189,7 +214,7 @@ def test_a_message_that_keeps_killing_workers_runs_out_of_attempts(
     )
     celery.signature(HubspotStep.name, args=(registration_id,)).apply_async(task_id="poison-message")
     wait_for_state(database, registration_id, "hubspot", {"dead"})
-    assert HubspotStep.calls == 0
+    assert HubspotCall.calls == 0
     [letter] = dead_letters(database)
     assert letter.message.startswith("worker_lost")
 
@@ -203,7 +228,7 @@ def test_a_finished_step_is_a_no_op_on_redelivery(
         celery.signature(HubspotStep.name, args=(registration_id,)).apply_async()
     wait_for_state(database, registration_id, "hubspot", {"succeeded"})
     time.sleep(0.5)
-    assert HubspotStep.calls == 1 and step_of(database, registration_id, "hubspot").attempts == 1
+    assert HubspotCall.calls == 1 and step_of(database, registration_id, "hubspot").attempts == 1
 
 
 def test_a_step_held_by_another_delivery_is_not_run_twice(
@@ -217,7 +242,7 @@ def test_a_step_held_by_another_delivery_is_not_run_twice(
         celery.signature(SmaregiStep.name, args=(registration_id,), immutable=True),
     ).apply_async()
     time.sleep(1.0)
-    assert HubspotStep.calls == 0 and SmaregiStep.calls == 0  # stopped: the holder's chain goes on
+    assert HubspotCall.calls == 0 and SmaregiCall.calls == 0  # stopped: the holder's chain goes on
     step = step_of(database, registration_id, "hubspot")
     assert (step.state, step.attempts, step.celery_task_id) == ("running", 1, "other-message")
 
@@ -232,7 +257,7 @@ def test_a_live_holder_on_its_last_attempt_is_not_dead_lettered_by_a_duplicate(
     celery.signature(HubspotStep.name, args=(registration_id,)).apply_async()
     time.sleep(1.0)
     assert step_of(database, registration_id, "hubspot").state == "running"
-    assert dead_letters(database) == [] and HubspotStep.calls == 0
+    assert dead_letters(database) == [] and HubspotCall.calls == 0
 
 
 def test_vendor_text_never_reaches_the_public_status(

@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy import select
 
 from app import create_app
-from tasks.database import Database
+from registrations.database import Database
+from registrations.models import DeadLetter, Registration
 from tasks.factory import create_celery_app
-from tasks.models import DeadLetter, Registration
 
 # Fast retries, short vendor timeouts: faults resolve in seconds, not the production minutes.
 FAST_RETRIES = "attempts=10,base=0.1,cap=1,budget=300"

@@ -1,4 +1,4 @@
-"""Reliable delivery defaults (CELERY.md): every trap has its answer in the configuration."""
+"""Reliable delivery defaults (docs/reliability.md): every trap has its answer in the configuration."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from config.celery import (
     celery_config,
 )
 from config.settings import Settings
+from config.systems import SYSTEMS
 from tasks.factory import create_celery_app
-from tasks.pipeline import STEP_TASKS
 
 
 def test_reliable_defaults() -> None:
@@ -43,8 +43,9 @@ def test_only_the_publisher_fails_fast() -> None:
 def test_contract_task_names_are_registered() -> None:
     celery = create_celery_app(Settings.from_env(environ={"DATABASE_URL": "sqlite:///:memory:"}))
     celery.loader.import_default_modules()
-    assert set(STEP_TASKS.values()) | {"membersync.outbox.relay"} <= set(celery.tasks)
-    assert list(STEP_TASKS.values()) == [
+    names = [system.task_name for system in SYSTEMS]
+    assert set(names) | {"membersync.outbox.relay", "membersync.replay"} <= set(celery.tasks)
+    assert names == [
         "membersync.shopify.create_customer",
         "membersync.smaregi.upsert_member",
         "membersync.hubspot.upsert_contact",

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from config.observability import RedactingFilter, scrub_event, scrub_text
+from config.observability import redact_record, scrub_event, scrub_text
 
 
 def test_addresses_are_redacted_from_text() -> None:
@@ -47,7 +47,7 @@ def test_log_records_are_redacted(caplog: pytest.LogCaptureFixture) -> None:
     record = logger.makeRecord(
         "membersync.test", logging.INFO, __file__, 1, "member %s", ("a@b.example",), None
     )
-    assert RedactingFilter().filter(record)
+    redact_record(record)
     assert record.getMessage() == "member [redacted]"
 
 

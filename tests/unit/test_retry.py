@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from config.celery import LONGEST_COUNTDOWN_SECONDS, VISIBILITY_TIMEOUT_SECONDS
 from config.settings import RetryPolicy, Settings
-from tasks.retry import retries_exhausted, retry_delay
+from registrations.retry import retries_exhausted, retry_delay
 
 policies = st.builds(
     RetryPolicy,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tasks.database import Database
+from registrations.database import Database
 from tests.support.pipeline import Pipeline
 
 

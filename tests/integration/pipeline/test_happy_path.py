@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tasks.models import Identity
+from registrations.models import Identity
 from tests.support.pipeline import Pipeline, assert_exactly_once, person
 from tests.support.services import BROKERS
 

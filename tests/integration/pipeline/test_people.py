@@ -10,10 +10,11 @@ import requests
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from app.cli import main as cli
-from tasks.models import DeadLetter, Identity, Registration
-from tasks.outbox import publish
-from tasks.pipeline import accept_registration
+from cli.main import main as cli
+from registrations.intake import accept_registration
+from registrations.models import DeadLetter, Identity, Registration
+from registrations.outbox import publish
+from tasks.chains import chain_publisher
 from tests.support.pipeline import Pipeline, assert_exactly_once, held_by_system, person
 
 
@@ -100,7 +101,7 @@ def test_a_refused_field_is_dead_lettered_at_once_and_the_chain_goes_on(
         )
         registration_id, outbox_id = acceptance.registration.id, acceptance.outbox_id
     assert outbox_id is not None
-    publish(pipeline.celery(), pipeline.database, [outbox_id])
+    publish(chain_publisher(pipeline.celery()), pipeline.database, [outbox_id])
 
     assert pipeline.wait_settled([registration_id]) == {registration_id: "partial"}
     document = pipeline.client.get(f"/api/registrations/{registration_id}").get_json()

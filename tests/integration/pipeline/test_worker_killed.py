@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from tasks.models import SyncStep
+from registrations.models import SyncStep
 from tests.support.pipeline import Pipeline, held_by_system, person
 
 COUNT = 30

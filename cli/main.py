@@ -1,4 +1,4 @@
-"""The `membersync` command line (CONTRACT.md): dev, sandbox, status, dlq, reconcile, db, bench."""
+"""The `membersync` command line: dev, sandbox, status, dlq, backfill, reconcile, db, bench."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import click
 from sqlalchemy import select
 
 from config.settings import ConfigError, Settings, load_settings
-from tasks.database import Database
-from tasks.models import DeadLetter, Registration
+from config.systems import SYSTEMS
+from registrations.database import Database
+from registrations.models import DeadLetter, Registration
 
 
 def _settings() -> Settings:
@@ -44,7 +45,7 @@ def main() -> None:
 @main.command()
 def dev() -> None:
     """Run everything locally: sandbox, embedded Redis, SQLite, web, worker, beat, Flower."""
-    from app.devserver import run_dev
+    from cli.devserver import run_dev
 
     try:
         status = run_dev()
@@ -65,7 +66,7 @@ def sandbox() -> None:
 @click.argument("registration_id")
 def status(registration_id: str) -> None:
     """One registration's status as JSON (no personal data)."""
-    from app.status import status_document
+    from registrations.status import status_document
 
     with _database().session() as session:
         registration = session.get(Registration, registration_id)
@@ -149,7 +150,8 @@ def _celery() -> Any:
 @click.option("--all", "replay_all", is_flag=True, help="Replay every open dead letter.")
 def dlq_replay(dead_letter_id: str | None, replay_all: bool) -> None:
     """Re-run the chain from the failed step (ID: a dead-letter id or a registration id)."""
-    from tasks.replay import NothingToReplay, open_dead_letter_registrations, replay
+    from registrations.replay import NothingToReplay, open_dead_letter_registrations, replay
+    from tasks.chains import chain_publisher
 
     if replay_all == (dead_letter_id is not None):
         raise click.UsageError("give either a DEAD_LETTER_ID or --all")
@@ -159,7 +161,7 @@ def dlq_replay(dead_letter_id: str | None, replay_all: bool) -> None:
     replayed = []
     for target in targets:
         try:
-            outcome = replay(celery, database, target)
+            outcome = replay(chain_publisher(celery), database, target)
         except NothingToReplay:
             raise click.ClickException(f"no open dead letter for {target}") from None
         replayed.append({"registration_id": outcome.registration_id, "systems": list(outcome.systems)})
@@ -171,7 +173,7 @@ def dlq_replay(dead_letter_id: str | None, replay_all: bool) -> None:
 @click.option("--note", default=None, help="Why it needs nothing more (kept on the dead letter).")
 def dlq_discard(dead_letter_id: int, note: str | None) -> None:
     """Close a dead letter without replaying it."""
-    from tasks.replay import NothingToReplay, discard
+    from registrations.replay import NothingToReplay, discard
 
     try:
         letter = discard(_database(), dead_letter_id, note=note)
@@ -181,14 +183,16 @@ def dlq_discard(dead_letter_id: int, note: str | None) -> None:
 
 
 @main.command()
-@click.argument("system", type=click.Choice(["smaregi", "hubspot", "email"]))
+@click.argument("system", type=click.Choice([s.name for s in SYSTEMS if not s.master]))
 def backfill(system: str) -> None:
     """Complete the SYSTEM steps that were skipped while it was switched off."""
-    from tasks.replay import backfill as run_backfill
+    from registrations.replay import backfill as run_backfill
+    from tasks.chains import chain_publisher
 
     celery = _celery()
+    runtime = celery.membersync
     try:
-        count = run_backfill(celery, celery.membersync.database, system)
+        count = run_backfill(chain_publisher(celery), runtime.database, runtime.settings, system)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
     _print({"system": system, "reopened": count})

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.models import Registration
+from registrations.steps.base import Registrant
 
-# Smaregi's sex codes (APIS.md): "0" unknown, "1" male, "2" female.
+# Smaregi's sex codes: "0" unknown, "1" male, "2" female.
 SMAREGI_SEX = {"male": "1", "female": "2", "unspecified": "0"}
 
 
-def shopify_customer(registration: Registration) -> dict[str, Any]:
+def shopify_customer(registration: Registrant) -> dict[str, Any]:
     """Keyword arguments of ShopifyClient.create_customer."""
     return {
         "email": registration.email,
@@ -28,7 +28,7 @@ def shopify_customer(registration: Registration) -> dict[str, Any]:
     }
 
 
-def smaregi_member(registration: Registration) -> dict[str, Any]:
+def smaregi_member(registration: Registrant) -> dict[str, Any]:
     """Keyword arguments of SmaregiClient.create_member (without the customer code)."""
     return {
         "last_name": registration.last_name,
@@ -45,7 +45,7 @@ def smaregi_member(registration: Registration) -> dict[str, Any]:
     }
 
 
-def hubspot_properties(registration: Registration) -> dict[str, str]:
+def hubspot_properties(registration: Registrant) -> dict[str, str]:
     """HubSpot contact properties (standard ones only: a portal needs no custom property set up)."""
     properties = {
         "email": registration.email,

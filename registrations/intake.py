@@ -1,35 +1,22 @@
-"""The registration pipeline: accepting a registration and building its chain from database state.
+"""Accepting a registration: the registration, its steps and an outbox row, in the caller's transaction.
 
-State lives in the database, not in the chain (a chain cannot be retried as a whole, and its tail can
-be lost after a retry): the chain is rebuilt from the first unfinished step whenever it is published,
-relayed or replayed, and a finished step is a no-op.
+The caller commits, and only then publishes (`registrations.outbox.publish`): an accepted
+registration is durable before anyone is told so, and a broker that is down loses nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from celery import Celery
-from celery.canvas import Signature, chain
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from tasks.models import SYSTEMS, OutboxMessage, Registration, SyncStep
-
-# The CONTRACT.md task name of each system's step, in pipeline order.
-STEP_TASKS: dict[str, str] = {
-    "shopify": "membersync.shopify.create_customer",
-    "smaregi": "membersync.smaregi.upsert_member",
-    "hubspot": "membersync.hubspot.upsert_contact",
-    "email": "membersync.mail.send_welcome",
-}
-PIPELINE_TASK = "membersync.pipeline.start"
-FINISHED_STATES = frozenset({"succeeded", "skipped", "dead"})
+from registrations.models import SYSTEMS, OutboxMessage, Registration, SyncStep
 
 
 class IdempotencyConflict(Exception):
@@ -52,6 +39,7 @@ def fingerprint(fields: Mapping[str, Any]) -> str:
 
 
 def find_by_idempotency_key(session: Session, key: str) -> Registration | None:
+    """The registration first accepted under `key`, if any."""
     return session.scalar(select(Registration).where(Registration.idempotency_key == key))
 
 
@@ -84,36 +72,7 @@ def accept_registration(
     ]
     session.add(registration)
     session.flush()
-    outbox = OutboxMessage(task_name=PIPELINE_TASK, registration_id=registration.id)
+    outbox = OutboxMessage(registration_id=registration.id)
     session.add(outbox)
     session.flush()
     return Acceptance(registration, created=True, outbox_id=outbox.id)
-
-
-def remaining_systems(steps: Iterable[SyncStep]) -> list[str]:
-    """The systems whose step is still to run, in pipeline order."""
-    state = {step.system: step.state for step in steps}
-    return [system for system in SYSTEMS if state.get(system, "pending") not in FINISHED_STATES]
-
-
-def build_chain(celery: Celery, registration_id: str, systems: Iterable[str]) -> Signature | None:
-    """The chain of step tasks for `systems`, ids only, each immutable (no result passing)."""
-    signatures = [
-        celery.signature(STEP_TASKS[system], args=(registration_id,), immutable=True) for system in systems
-    ]
-    if not signatures:
-        return None
-    return chain(*signatures) if len(signatures) > 1 else signatures[0]
-
-
-def derive_status(steps: Iterable[SyncStep]) -> str:
-    """The registration status implied by its steps (see DESIGN.md, The pipeline)."""
-    state = {step.system: step.state for step in steps}
-    if state.get("shopify") == "dead":
-        return "failed"
-    values = set(state.values())
-    if values <= {"succeeded", "skipped"}:
-        return "synced"
-    if values & {"pending", "running"}:
-        return "accepted" if values <= {"pending", "skipped"} else "syncing"
-    return "partial"

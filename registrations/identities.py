@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tasks.models import Identity
+from registrations.models import Identity
 
 
 def identity_for(session: Session, email: str) -> Identity:

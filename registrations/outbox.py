@@ -3,29 +3,37 @@
 The registration and its outbox row commit together; only then is the chain sent to the broker. If
 the broker is down the request still succeeds and the relay (beat schedule and worker start)
 publishes the row later, so an accepted registration never depends on the broker being up.
+
+This module knows no broker: it is handed a `Publisher` (the tasks layer's, which builds the Celery
+chain), so the domain stays free of Celery.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from typing import Protocol
 
-from celery import Celery, shared_task
-from celery.signals import worker_ready
 from sqlalchemy import and_, or_, select
 
 from config.settings import Settings
-from tasks.database import Database
-from tasks.models import OutboxMessage, Registration, SyncStep, utcnow
-from tasks.pipeline import PIPELINE_TASK, build_chain, remaining_systems
+from registrations.database import Database
+from registrations.models import OutboxMessage, Registration, SyncStep, utcnow
+from registrations.status import remaining_systems
 
 log = logging.getLogger(__name__)
 
 RELAY_BATCH = 500
 
 
-def publish(celery: Celery, database: Database, outbox_ids: Iterable[int]) -> int:
+class Publisher(Protocol):
+    """Sends the chain of `systems`' steps for one registration to the broker (ids only)."""
+
+    def __call__(self, registration_id: str, systems: Sequence[str]) -> None: ...
+
+
+def publish(publisher: Publisher, database: Database, outbox_ids: Iterable[int]) -> int:
     """Publish the given outbox rows; returns how many went out. Failures stay for the relay."""
     published = 0
     for outbox_id in outbox_ids:
@@ -36,12 +44,11 @@ def publish(celery: Celery, database: Database, outbox_ids: Iterable[int]) -> in
             registration = session.get(Registration, message.registration_id)
             if registration is None:
                 continue
-            signature = build_chain(celery, registration.id, remaining_systems(registration.steps))
+            systems = remaining_systems(registration.steps)
             try:
-                if signature is not None:
-                    # retry=False: a down broker must not hold the request; the relay retries.
-                    signature.apply_async(retry=False)
-            except Exception as error:  # kombu raises many kinds; every one means "not published"
+                if systems:
+                    publisher(registration.id, systems)
+            except Exception as error:  # brokers raise many kinds; every one means "not published"
                 message.publish_attempts += 1
                 message.last_error = f"{type(error).__name__}: {error}"[:500]
                 log.warning("outbox %s not published yet: %s", outbox_id, type(error).__name__)
@@ -66,9 +73,9 @@ def unpublished_ids(database: Database, *, older_than_seconds: float) -> list[in
         return list(rows)
 
 
-def relay(celery: Celery, database: Database, *, older_than_seconds: float) -> int:
+def relay(publisher: Publisher, database: Database, *, older_than_seconds: float) -> int:
     """Re-publish what stayed unpublished; returns how many went out."""
-    return publish(celery, database, unpublished_ids(database, older_than_seconds=older_than_seconds))
+    return publish(publisher, database, unpublished_ids(database, older_than_seconds=older_than_seconds))
 
 
 def stalled_registration_ids(
@@ -99,7 +106,7 @@ def stalled_registration_ids(
         return list(rows)
 
 
-def resume_stalled(celery: Celery, database: Database, settings: Settings) -> int:
+def resume_stalled(publisher: Publisher, database: Database, settings: Settings) -> int:
     """Queue the remaining chain of every stalled registration again (steps are idempotent)."""
     outbox_ids = []
     for registration_id in stalled_registration_ids(
@@ -108,7 +115,7 @@ def resume_stalled(celery: Celery, database: Database, settings: Settings) -> in
         lease_seconds=settings.step_lease_seconds,
     ):
         with database.session() as session:
-            message = OutboxMessage(task_name=PIPELINE_TASK, registration_id=registration_id)
+            message = OutboxMessage(registration_id=registration_id)
             session.add(message)
             # Touch the pending steps so the next sweep waits a full threshold before trying again
             # (a running step's timestamp is its holder's lease: never touched here).
@@ -122,32 +129,4 @@ def resume_stalled(celery: Celery, database: Database, settings: Settings) -> in
             outbox_ids.append(message.id)
     if outbox_ids:
         log.info("resuming %d stalled registration(s)", len(outbox_ids))
-    return publish(celery, database, outbox_ids)
-
-
-@shared_task(name="membersync.outbox.relay", bind=True, ignore_result=True)
-def relay_task(self) -> int:
-    """Beat-scheduled relay of unpublished outbox rows, and of chains that stalled after publishing."""
-    runtime = self.app.membersync
-    settings = runtime.settings
-    published = relay(self.app, runtime.database, older_than_seconds=settings.outbox_relay_after_seconds)
-    return published + resume_stalled(self.app, runtime.database, settings)
-
-
-@worker_ready.connect
-def relay_at_worker_start(sender, **_kwargs) -> None:
-    """A starting worker publishes what was left over (as old as the relay's threshold)."""
-    celery = sender.app
-    runtime = getattr(celery, "membersync", None)
-    if runtime is None:
-        return
-    try:
-        # Not younger rows: the request that wrote them is publishing them right now.
-        settings = runtime.settings
-        count = relay(celery, runtime.database, older_than_seconds=settings.outbox_relay_after_seconds)
-        count += resume_stalled(celery, runtime.database, settings)
-    except Exception:
-        log.exception("outbox relay at worker start failed")
-        return
-    if count:
-        log.info("outbox relay at worker start published %d", count)
+    return publish(publisher, database, outbox_ids)

@@ -11,12 +11,11 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 
 import sentry_sdk
-from celery import shared_task
 from sqlalchemy import select
 
 from config.settings import Settings
-from tasks.database import Database
-from tasks.models import DeadLetter, utcnow
+from registrations.database import Database
+from registrations.models import DeadLetter, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +70,3 @@ def alert_new_dead_letters(settings: Settings, database: Database) -> int:
         for letter in letters:
             letter.alerted_at = now
         return len(letters)
-
-
-@shared_task(name="membersync.alerts.dead_letters", bind=True, ignore_result=True)
-def alert_task(self) -> int:
-    """Beat-scheduled digest of new dead letters."""
-    runtime = self.app.membersync
-    return alert_new_dead_letters(runtime.settings, runtime.database)

@@ -1,17 +1,17 @@
-"""Alembic environment: runs migrations against the URL set in code by tasks.database."""
+"""Alembic environment: runs migrations against the URL set in code by registrations.database."""
 
 from alembic import context
 from sqlalchemy import pool
 
-from tasks.database import make_engine
-from tasks.models import Base
+from registrations.database import make_engine
+from registrations.models import Base
 
 config = context.config
 
 
 def run_migrations() -> None:
     url = config.get_main_option("sqlalchemy.url")
-    assert url, "sqlalchemy.url is set by tasks.database.alembic_config"
+    assert url, "sqlalchemy.url is set by registrations.database.alembic_config"
     connectable = make_engine(url, poolclass=pool.NullPool)
     with connectable.connect() as connection:
         context.configure(

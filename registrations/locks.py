@@ -8,8 +8,10 @@ The key is a hash of the email, so Redis never holds the address itself.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
+from typing import Protocol
 
 import redis
 
@@ -41,4 +43,44 @@ def email_lock(client: redis.Redis, email: str, *, timeout: float, wait: float) 
     finally:
         # Held longer than `timeout` and taken over: the work is done and idempotent anyway.
         with suppress(redis.exceptions.LockError):
+            lock.release()
+
+
+class PersonLocks(Protocol):
+    """Per-person mutual exclusion across every worker of the deployment."""
+
+    def hold(self, email: str) -> AbstractContextManager[None]:
+        """Hold `email`'s lock for the block; LockBusy when it cannot be had in time."""
+        ...
+
+
+class RedisPersonLocks:
+    """The production locks: one Redis lock per (hashed) email, shared by all workers."""
+
+    def __init__(self, client: redis.Redis, *, timeout: float, wait: float) -> None:
+        self.client = client
+        self.timeout = timeout
+        self.wait = wait
+
+    def hold(self, email: str) -> AbstractContextManager[None]:
+        return email_lock(self.client, email, timeout=self.timeout, wait=self.wait)
+
+
+class LocalPersonLocks:
+    """Locks within one process (unit tests, one-off scripts): the same contract without Redis."""
+
+    def __init__(self, *, wait: float = 5.0) -> None:
+        self.wait = wait
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    @contextmanager
+    def hold(self, email: str) -> Iterator[None]:
+        with self._guard:
+            lock = self._locks.setdefault(email_lock_key(email), threading.Lock())
+        if not lock.acquire(timeout=self.wait):
+            raise LockBusy("another worker is syncing this person")
+        try:
+            yield
+        finally:
             lock.release()

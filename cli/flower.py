@@ -1,4 +1,4 @@
-"""`python -m app.flower`: Flower for our Celery app, behind basic auth, with persistent state.
+"""`python -m cli.flower`: Flower for our Celery app, behind basic auth, with persistent state.
 
 Flower reads every `FLOWER_*` variable that names one of its own options (FLOWER_ADDRESS, say);
 the options below are passed on its command line, which wins over those, so auth cannot be

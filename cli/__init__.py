@@ -1,0 +1,1 @@
+"""The `membersync` command and the dev supervisor."""

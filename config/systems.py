@@ -1,0 +1,123 @@
+"""The system registry: one declaration per external system a registration reaches.
+
+Everything that differs between systems is said here once, and the rest is derived: the pipeline
+order (the order of `SYSTEMS`), the Celery task names and routes, the retry policy defaults and
+`RETRY_POLICY_<NAME>` variables, the on/off switch of each step, and the shared rate-limit budget.
+The connector and the step are named as `module:attribute` references, because `config` is the
+bottom layer: connectors and steps import it, never the other way round. `docs/architecture.md`
+has the checklist for adding a system.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The queue realtime registration work runs on (reconciliation has its own, so it never delays it).
+REALTIME_QUEUE = "membersync.realtime"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How one system's failures are retried before they become dead letters."""
+
+    max_attempts: int
+    base_seconds: float
+    cap_seconds: float
+    budget_seconds: float
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How a system's shared rate limit is counted, and which settings size it.
+
+    `kind` is "cost_bucket" (a leaky bucket of cost points: capacity and restore rate) or
+    "rolling_window" (at most `limit` requests in any `window_seconds`).
+    """
+
+    kind: str
+    limit_setting: str
+    window_seconds: float = 1.0
+    rate_setting: str | None = None  # cost_bucket: the restore rate per second
+    slack_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class System:
+    """One external system of the pipeline."""
+
+    name: str
+    task_name: str
+    step: str  # "module:Class" of the step's domain logic (registrations.steps)
+    connector: str  # "module:Class" of the real client, built with `from_settings(settings, limiter=)`
+    default_retry: RetryPolicy
+    # The Settings attribute that switches the step on; None: always on (the master).
+    switch: str | None = None
+    # The master's failure stops the chain: nothing else can be synced without the customer master.
+    master: bool = False
+    budget: Budget | None = None
+    queue: str = REALTIME_QUEUE
+
+    @property
+    def retry_variable(self) -> str:
+        """The environment variable that overrides this system's retry policy."""
+        return f"RETRY_POLICY_{self.name.upper()}"
+
+
+SYSTEMS: tuple[System, ...] = (
+    System(
+        name="shopify",
+        task_name="membersync.shopify.create_customer",
+        step="registrations.steps.shopify:ShopifyCustomerStep",
+        connector="connectors.shopify:ShopifyClient",
+        # The master retries longest: the registration is nothing without it.
+        default_retry=RetryPolicy(12, 2, 600, 3 * 3600),
+        master=True,
+        budget=Budget(
+            "cost_bucket", limit_setting="shopify_bucket_size", rate_setting="shopify_restore_rate"
+        ),
+    ),
+    System(
+        name="smaregi",
+        task_name="membersync.smaregi.upsert_member",
+        step="registrations.steps.smaregi:SmaregiMemberStep",
+        connector="connectors.smaregi:SmaregiClient",
+        default_retry=RetryPolicy(10, 2, 600, 2 * 3600),
+        switch="sync_smaregi_enabled",
+        # Counted per second per contract; a short slack keeps us from causing a 429 ourselves.
+        budget=Budget(
+            "rolling_window",
+            limit_setting="smaregi_rate_limit_per_second",
+            window_seconds=1.0,
+            slack_seconds=0.2,
+        ),
+    ),
+    System(
+        name="hubspot",
+        task_name="membersync.hubspot.upsert_contact",
+        step="registrations.steps.hubspot:HubSpotContactStep",
+        connector="connectors.hubspot:HubSpotClient",
+        default_retry=RetryPolicy(8, 5, 600, 2 * 3600),
+        switch="sync_hubspot_enabled",
+        budget=Budget("rolling_window", limit_setting="hubspot_rate_limit_per_10s", window_seconds=10.0),
+    ),
+    System(
+        name="email",
+        task_name="membersync.mail.send_welcome",
+        step="registrations.steps.email:WelcomeEmailStep",
+        connector="connectors.mailer:Mailer",
+        default_retry=RetryPolicy(8, 5, 600, 2 * 3600),
+        switch="sync_welcome_email_enabled",
+    ),
+)
+
+SYSTEM_NAMES: tuple[str, ...] = tuple(system.name for system in SYSTEMS)
+BY_NAME: dict[str, System] = {system.name: system for system in SYSTEMS}
+MASTER: System = next(system for system in SYSTEMS if system.master)
+
+
+def system(name: str) -> System:
+    """The declaration of `name`; KeyError names the known systems."""
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown system {name!r}; expected one of {', '.join(SYSTEM_NAMES)}") from None

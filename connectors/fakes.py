@@ -1,0 +1,247 @@
+"""In-process stand-ins for the four systems, so a pipeline step is tested without a network.
+
+Each fake satisfies its Protocol in `connectors.interfaces` and keeps the vendor rules the pipeline
+relies on: Shopify's unique email (any case) and phone, Smaregi's unique customerCode, HubSpot's
+upsert by email. For failure tests every call can be made to fail:
+
+    fake.fail_next("create_customer", TransientError("down"))  # raised before anything changes
+    fake.lose_next_answer("create_customer")  # the write happens, then TransientError: a lost answer
+
+and `fake.calls` logs every call as (method, arguments), failed ones included. Worker threads share
+a fake, so every call runs under its lock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import itertools
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from connectors.errors import PermanentError, TransientError
+from connectors.hubspot.client import HubSpotContact
+from connectors.mailer.client import WelcomeMessage
+from connectors.shopify.answers import EmailTaken, PhoneTaken
+from connectors.shopify.mapping import ShopifyCustomer, same_email
+from connectors.smaregi.answers import MemberCodeTaken
+from connectors.smaregi.members import SmaregiMember
+
+P = ParamSpec("P")
+T = TypeVar("T")
+F = TypeVar("F", bound="FakeSystem")
+
+
+def vendor_call(method: Callable[Concatenate[F, P], T]) -> Callable[Concatenate[F, P], T]:
+    """A fake's API method: logged, and subject to the failures queued for it."""
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    def call(fake: F, *args: P.args, **kwargs: P.kwargs) -> T:
+        bound = signature.bind(fake, *args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(list(bound.arguments.items())[1:])  # without the fake itself
+        return fake._run(method.__name__, arguments, lambda: method(fake, *args, **kwargs))
+
+    call.vendor_call = True  # type: ignore[attr-defined]
+    return call
+
+
+class FakeSystem:
+    """What every fake shares: the call log, queued failures, lost answers and one lock."""
+
+    system = "fake"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self._failures: dict[str, deque[Exception]] = {}
+        self._lost: dict[str, int] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.RLock()
+
+    def fail_next(self, method: str, *errors: Exception) -> None:
+        """The next calls of `method` raise `errors`, one each in order, before changing anything."""
+        with self._lock:
+            self._failures.setdefault(self._method(method), deque()).extend(errors)
+
+    def lose_next_answer(self, method: str, times: int = 1) -> None:
+        """The next `times` calls of `method` take effect, then raise TransientError (a timed-out answer)."""
+        with self._lock:
+            name = self._method(method)
+            self._lost[name] = self._lost.get(name, 0) + times
+
+    def count(self, method: str) -> int:
+        """How many times `method` was called, failed calls included."""
+        with self._lock:
+            return sum(1 for name, _ in self.calls if name == self._method(method))
+
+    def _method(self, name: str) -> str:
+        if not getattr(getattr(type(self), name, None), "vendor_call", False):
+            raise ValueError(f"{type(self).__name__} has no API method {name!r}")
+        return name
+
+    def _next_id(self) -> int:
+        return next(self._ids)
+
+    def _run(self, method: str, arguments: dict[str, Any], effect: Callable[[], T]) -> T:
+        with self._lock:
+            self.calls.append((method, arguments))
+            queued = self._failures.get(method)
+            if queued:
+                raise queued.popleft()
+            result = effect()
+            if self._lost.get(method):
+                self._lost[method] -= 1
+                raise TransientError(
+                    f"{self.system} {method}: timed out (the write was applied)", system=self.system
+                )
+            return result
+
+
+class FakeShopify(FakeSystem):
+    """Shopify customers: unique email (any case) and phone, the member-number metafield."""
+
+    system = "shopify"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.customers: dict[str, ShopifyCustomer] = {}
+
+    @vendor_call
+    def create_customer(
+        self,
+        *,
+        email: str,
+        first_name: str,
+        last_name: str,
+        phone: str | None = None,
+        locale: str | None = None,
+        accepts_marketing: bool = False,
+        postal_code: str | None = None,
+        address: str | None = None,
+    ) -> ShopifyCustomer:
+        """A new customer; EmailTaken or PhoneTaken, as Shopify's userErrors say, when one is in use."""
+        if any(same_email(customer.email, email) for customer in self.customers.values()):
+            raise EmailTaken(
+                "shopify customerCreate: the email is already used by another Shopify customer",
+                system=self.system,
+            )
+        if phone and any(customer.phone == phone.strip() for customer in self.customers.values()):
+            raise PhoneTaken(
+                "shopify customerCreate: the phone is already used by another customer", system=self.system
+            )
+        customer = ShopifyCustomer(
+            id=f"gid://shopify/Customer/{self._next_id()}",
+            email=email.strip(),
+            first_name=first_name,
+            last_name=last_name,
+            phone=phone.strip() if phone else None,
+        )
+        self.customers[customer.id] = customer
+        return customer
+
+    @vendor_call
+    def find_customers_by_email(self, email: str) -> list[ShopifyCustomer]:
+        """Customers whose email is exactly `email`, any case."""
+        return [customer for customer in self.customers.values() if same_email(customer.email, email)]
+
+    @vendor_call
+    def set_member_number(self, customer_id: str, member_number: str) -> None:
+        """Store the member number on the customer; an unknown customer is refused, as metafieldsSet does."""
+        customer = self.customers.get(customer_id)
+        if customer is None:
+            raise PermanentError(
+                "shopify metafieldsSet: Shopify refused metafields.0.ownerId", system=self.system
+            )
+        self.customers[customer_id] = dataclasses.replace(customer, member_number=member_number)
+
+
+class FakeSmaregi(FakeSystem):
+    """Smaregi POS members: unique customerCode, customerIds "1", "2", ... in order of creation."""
+
+    system = "smaregi"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.members: dict[str, SmaregiMember] = {}
+
+    @vendor_call
+    def find_members_by_email(self, email: str) -> list[SmaregiMember]:
+        """Members whose mail address is `email`, any case."""
+        wanted = email.strip().lower()
+        return [member for member in self.members.values() if (member.mail_address or "").lower() == wanted]
+
+    @vendor_call
+    def find_member_by_code(self, customer_code: str) -> SmaregiMember | None:
+        """The member holding `customer_code`, or None."""
+        return next(
+            (member for member in self.members.values() if member.customer_code == customer_code), None
+        )
+
+    @vendor_call
+    def create_member(
+        self,
+        *,
+        customer_code: str,
+        last_name: str,
+        first_name: str,
+        mail_address: str,
+        last_kana: str | None = None,
+        first_kana: str | None = None,
+        phone_number: str | None = None,
+        post_code: str | None = None,
+        address: str | None = None,
+        sex: str | None = None,
+        birth_date: str | None = None,
+        mail_receive_flag: bool | None = None,
+    ) -> SmaregiMember:
+        """A new member with point "0"; MemberCodeTaken when the code is in use."""
+        if any(member.customer_code == customer_code for member in self.members.values()):
+            raise MemberCodeTaken(
+                f"smaregi POST /pos/customers: customerCode {customer_code} is already used",
+                customer_code=customer_code,
+                status=400,
+            )
+        member = SmaregiMember(str(self._next_id()), customer_code, mail_address, last_name, first_name, "0")
+        self.members[member.customer_id] = member
+        return member
+
+
+class FakeHubSpot(FakeSystem):
+    """HubSpot contacts: one per email (stored in lower case, as HubSpot does), ids "1", "2", ..."""
+
+    system = "hubspot"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.contacts: dict[str, HubSpotContact] = {}
+
+    @vendor_call
+    def upsert_contact(self, *, email: str, properties: Mapping[str, str]) -> HubSpotContact:
+        """Create the contact keyed by `email`, or merge `properties` into the one that has it."""
+        key = email.strip().lower()
+        if not key:
+            raise ValueError("every contact to upsert needs an email property")
+        known = next((contact for contact in self.contacts.values() if contact.email == key), None)
+        merged = {**(known.properties if known else {}), **properties, "email": key}
+        contact_id = known.id if known else str(self._next_id())
+        self.contacts[contact_id] = HubSpotContact(contact_id, key, merged)
+        return HubSpotContact(contact_id, key, dict(merged), created=known is None)
+
+
+class FakeMailer(FakeSystem):
+    """The welcome email: every message sent is kept in `sent`; nothing is deduplicated here."""
+
+    system = "email"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[WelcomeMessage] = []
+
+    @vendor_call
+    def send_welcome(self, message: WelcomeMessage) -> None:
+        """Record `message` as sent (a second send of the same Message-ID is a second email)."""
+        self.sent.append(message)

@@ -1,0 +1,93 @@
+"""Reading HubSpot's answers: its rate-limit headers, its error bodies and partial batch failures.
+
+Messages of the errors raised here carry categories, ids and positions only: HubSpot's own wording
+may quote an email address. Limits and their headers: https://developers.hubspot.com/docs/api/usage-details
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import requests
+
+from connectors.errors import ConflictError, ConnectorError, PermanentError, ThrottledError, TransientError
+from connectors.http import AnswerPolicy, Call, json_object
+from connectors.ratelimit import RateLimiter
+from connectors.tokenbucket import rolling_window_bucket
+
+SYSTEM = "hubspot"
+# Waits when a 429 names its policy but gives no Retry-After. The daily cap resets at midnight in the
+# portal's time zone, which we do not know: an hour, and the step's retry budget absorbs the rest.
+POLICY_WAIT_SECONDS = {"TEN_SECONDLY_ROLLING": 1.0, "SECONDLY": 1.0, "DAILY": 3600.0}
+# Policies that stop every HubSpot call, not just searches (SECONDLY is the search endpoint's own limit).
+SHARED_POLICIES = frozenset({"TEN_SECONDLY_ROLLING", "DAILY"})
+# Batch error categories worth retrying; any other category of a failed input is permanent.
+TRANSIENT_CATEGORIES = frozenset(
+    {"RATE_LIMITS", "INTERNAL_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT", "LOCKED"}
+)
+_EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)")
+
+
+class HubSpotPolicy(AnswerPolicy):
+    """X-HubSpot-RateLimit-* on every answer; errors named by `category`, 429s by `policyName`."""
+
+    def observe(self, response: requests.Response, limiter: RateLimiter) -> None:
+        """Correct the shared bucket from X-HubSpot-RateLimit-* (errors carry them too)."""
+        headers = response.headers
+        try:
+            remaining = float(headers["X-HubSpot-RateLimit-Remaining"])
+            capacity = float(headers["X-HubSpot-RateLimit-Max"])
+            interval_seconds = float(headers["X-HubSpot-RateLimit-Interval-Milliseconds"]) / 1000
+        except (KeyError, ValueError):
+            return  # an answer without them (a proxy's, a timeout page): nothing to learn
+        if interval_seconds <= 0 or capacity < 4:
+            limiter.observe(available=remaining)
+            return
+        # The plan's real size, as a bucket that never exceeds it in any rolling window (a bucket
+        # of Max refilling at Max/interval would allow twice Max per window).
+        bucket, per_second = rolling_window_bucket(capacity, interval_seconds)
+        limiter.observe(available=remaining, capacity=bucket, per_second=per_second)
+
+    def detail(self, response: requests.Response) -> str:
+        """`category` and `subCategory`, never `message` (it may quote an email address)."""
+        body = json_object(response)
+        detail = " ".join(str(body[key]) for key in ("category", "subCategory") if body.get(key))
+        return detail or "no error category"
+
+    def error(self, response: requests.Response, call: Call, limiter: RateLimiter) -> ConnectorError:
+        """A 429 waits as long as its policy needs; a 409 names the contact that already exists."""
+        error = super().error(response, call, limiter)
+        body = json_object(response)
+        where = f"{self.where(call)}: HTTP {response.status_code}"
+        if isinstance(error, ThrottledError):
+            policy = str(body.get("policyName") or "")
+            if error.retry_after is None:
+                error.retry_after = POLICY_WAIT_SECONDS.get(policy, 1.0)
+                if policy in SHARED_POLICIES:
+                    limiter.pause(error.retry_after)
+            if policy:
+                error.args = (f"{where}: {policy}",)
+        if isinstance(error, ConflictError):
+            found = _EXISTING_ID.search(str(body.get("message", "")))
+            error.existing_id = found.group(1) if found else None
+            if found:
+                error.args = (f"{where}: {self.detail(response)} (existing id {error.existing_id})",)
+        return error
+
+
+def batch_error(errors: list[Any], emails: list[str], offset: int) -> ConnectorError:
+    """One error for the failed inputs of a batch (HTTP 207): permanent if any is, else transient."""
+    categories = sorted({str(entry.get("category")) for entry in errors if isinstance(entry, dict)})
+    failed: set[int] = set()
+    for entry in errors:
+        context = entry.get("context") if isinstance(entry, dict) else None
+        ids = context.get("ids") or [] if isinstance(context, dict) else []
+        named = [str(email).strip().lower() for email in ids]
+        failed.update(offset + emails.index(email) for email in named if email in emails)
+    # Positions in the caller's sequence, not the addresses themselves.
+    where = f"inputs {sorted(failed)}" if failed else f"{len(errors)} inputs"
+    message = f"{SYSTEM} batch upsert: {where} failed: {', '.join(categories)}"
+    if all(category in TRANSIENT_CATEGORIES for category in categories):
+        return TransientError(message, system=SYSTEM, status=207)
+    return PermanentError(message, system=SYSTEM, status=207)

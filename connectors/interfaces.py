@@ -1,0 +1,91 @@
+"""What the pipeline needs of each system, as typed interfaces.
+
+The real clients (`ShopifyClient`, `SmaregiClient`, `HubSpotClient`, `Mailer`) and the in-process
+fakes in `connectors.fakes` both satisfy these, so a step is written against the interface and a
+unit test runs it without a network. Only the calls the pipeline makes are here; reconciliation and
+ops tools use the concrete clients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from connectors.hubspot.client import HubSpotContact
+from connectors.mailer.client import WelcomeMessage
+from connectors.shopify.mapping import ShopifyCustomer
+from connectors.smaregi.members import SmaregiMember
+
+
+class ShopifyApi(Protocol):
+    """The customer master: create, find by email, mirror the member number."""
+
+    def create_customer(
+        self,
+        *,
+        email: str,
+        first_name: str,
+        last_name: str,
+        phone: str | None = None,
+        locale: str | None = None,
+        accepts_marketing: bool = False,
+        postal_code: str | None = None,
+        address: str | None = None,
+    ) -> ShopifyCustomer:
+        """Create a customer; EmailTaken when the email is in use, PhoneTaken for the phone."""
+        ...
+
+    def find_customers_by_email(self, email: str) -> list[ShopifyCustomer]:
+        """Customers whose email is exactly `email` (any case)."""
+        ...
+
+    def set_member_number(self, customer_id: str, member_number: str) -> None:
+        """Write the member number onto the customer (metafield membersync.member_number)."""
+        ...
+
+
+class SmaregiApi(Protocol):
+    """POS members: find, create with our code, look a code up."""
+
+    def find_members_by_email(self, email: str) -> list[SmaregiMember]:
+        """Members whose mail address is `email`."""
+        ...
+
+    def find_member_by_code(self, customer_code: str) -> SmaregiMember | None:
+        """The member holding `customer_code`, or None."""
+        ...
+
+    def create_member(
+        self,
+        *,
+        customer_code: str,
+        last_name: str,
+        first_name: str,
+        mail_address: str,
+        last_kana: str | None = None,
+        first_kana: str | None = None,
+        phone_number: str | None = None,
+        post_code: str | None = None,
+        address: str | None = None,
+        sex: str | None = None,
+        birth_date: str | None = None,
+        mail_receive_flag: bool | None = None,
+    ) -> SmaregiMember:
+        """Create a member; MemberCodeTaken when the code is in use."""
+        ...
+
+
+class HubSpotApi(Protocol):
+    """The CRM mirror: one upsert by email."""
+
+    def upsert_contact(self, *, email: str, properties: Mapping[str, str]) -> HubSpotContact:
+        """Create or update the contact keyed by `email`."""
+        ...
+
+
+class MailSender(Protocol):
+    """The welcome email."""
+
+    def send_welcome(self, message: WelcomeMessage) -> None:
+        """Send `message` (its Message-ID is deterministic per registration)."""
+        ...

@@ -1,0 +1,54 @@
+"""A registration's status: derived from its steps, and shown without personal data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from config.systems import MASTER
+from registrations.models import SYSTEMS, Registration, SyncStep
+
+FINISHED_STATES = frozenset({"succeeded", "skipped", "dead"})
+
+
+def remaining_systems(steps: Iterable[SyncStep]) -> list[str]:
+    """The systems whose step is still to run, in pipeline order."""
+    state = {step.system: step.state for step in steps}
+    return [system for system in SYSTEMS if state.get(system, "pending") not in FINISHED_STATES]
+
+
+def derive_status(steps: Iterable[SyncStep]) -> str:
+    """The registration status its steps imply.
+
+    failed: the master (Shopify) is dead-lettered, so nothing else can follow; synced: every step
+    succeeded or was skipped; accepted: nothing has started; syncing: something is under way;
+    partial: finished, with a non-master step dead-lettered.
+    """
+    state = {step.system: step.state for step in steps}
+    if state.get(MASTER.name) == "dead":
+        return "failed"
+    values = set(state.values())
+    if values <= {"succeeded", "skipped"}:
+        return "synced"
+    if values & {"pending", "running"}:
+        return "accepted" if values <= {"pending", "skipped"} else "syncing"
+    return "partial"
+
+
+def status_document(registration: Registration) -> dict[str, Any]:
+    """The body of `GET /api/registrations/<id>` and `membersync status ID`."""
+    return {
+        "id": registration.id,
+        "status": registration.status,
+        "created_at": registration.created_at.isoformat(),
+        "steps": {
+            step.system: {
+                "state": step.state,
+                "external_id": step.external_id,
+                "attempts": step.attempts,
+                "last_error": step.last_error,
+                "updated_at": step.updated_at.isoformat() if step.updated_at else None,
+            }
+            for step in registration.steps
+        },
+    }

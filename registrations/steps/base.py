@@ -1,0 +1,85 @@
+"""What a step is given and what it returns: plain values, detached from the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import date
+from typing import TYPE_CHECKING, ClassVar
+
+from config.settings import Settings
+
+if TYPE_CHECKING:
+    from connectors.registry import Connectors
+    from registrations.models import Identity, Registration
+
+
+@dataclass(frozen=True)
+class Registrant:
+    """The registration's profile fields, as submitted and normalised."""
+
+    email: str
+    first_name: str
+    last_name: str
+    first_name_kana: str | None = None
+    last_name_kana: str | None = None
+    phone: str | None = None
+    birth_date: date | None = None
+    postal_code: str | None = None
+    address: str | None = None
+    gender: str | None = None
+    accepts_marketing: bool = False
+    locale: str = "ja"
+
+    @classmethod
+    def of(cls, registration: Registration) -> Registrant:
+        """A detached copy of `registration`'s profile."""
+        return cls(**{spec.name: getattr(registration, spec.name) for spec in fields(cls)})
+
+
+@dataclass(frozen=True)
+class Known:
+    """What earlier steps recorded about this person (the identities row)."""
+
+    shopify_customer_id: str | None = None
+    smaregi_customer_id: str | None = None
+    smaregi_customer_code: str | None = None
+    hubspot_contact_id: str | None = None
+
+    @classmethod
+    def of(cls, identity: Identity | None) -> Known:
+        if identity is None:
+            return cls()
+        return cls(**{spec.name: getattr(identity, spec.name) for spec in fields(cls)})
+
+
+@dataclass(frozen=True)
+class Work:
+    """Everything one run of a step needs."""
+
+    registration_id: str
+    registrant: Registrant
+    known: Known
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the vendor answered: the step's external id and what it taught us about the person
+    (identity columns to set)."""
+
+    external_id: str
+    learned: dict[str, str] = field(default_factory=dict)
+
+
+class Step:
+    """One system's step; subclasses set `system` and implement `call`."""
+
+    system: ClassVar[str] = ""
+    # Steps that find-or-create in their system hold the per-email lock while they call and record.
+    locks_email: ClassVar[bool] = False
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def call(self, work: Work, connectors: Connectors) -> Outcome:
+        """Bring the registrant into this system; raise a `connectors.errors` error on failure."""
+        raise NotImplementedError

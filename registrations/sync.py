@@ -1,0 +1,237 @@
+"""A step's bookkeeping in short transactions, so no transaction is open while a vendor is called.
+
+    claim    count the attempt and mark the step running (compare-and-set), or say why not
+    read     the registrant and what is known of the person, detached from the session
+    (call)   the vendor, with no database session or connection held
+    record   the outcome, guarded by the claim: only the delivery that holds the step writes it
+
+and, when the call failed, `retry_or_exhaust` and `dead_letter`. SQLite has one writer at a time and
+PostgreSQL a bounded pool: holding either across a vendor call made the intake wait behind a slow
+vendor, so every method here opens its own short transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, update
+from sqlalchemy.orm import Session
+
+from config.settings import RetryPolicy, Settings
+from registrations.database import Database
+from registrations.dead_letters import record_dead_letter
+from registrations.identities import find_identity, identity_for
+from registrations.models import Registration, SyncStep, utcnow
+from registrations.retry import retries_exhausted
+from registrations.status import derive_status
+from registrations.steps.base import Known, Outcome, Registrant, Work
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """This delivery holds the step; `email` is whom to lock for."""
+
+    email: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    """Nothing to run: the step is finished, skipped, missing, or held by another delivery."""
+
+    state: str
+
+
+@dataclass(frozen=True)
+class WorkerLost:
+    """The step sat running with its attempts used up: earlier deliveries died mid-step."""
+
+    attempts: int
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    """What became of a failed attempt: retried (after `attempts` attempts) or exhausted."""
+
+    exhausted: bool
+    attempts: int
+
+
+def public_error(error: BaseException) -> str:
+    """What a step shows on the public status API: the kind of failure, never vendor text.
+
+    Vendor messages can echo what we sent (an address in a validation message, a query string in a
+    URL); the full, scrubbed text is kept in the dead letter for ops.
+    """
+    status = getattr(error, "status", None)
+    return f"{type(error).__name__}" + (f" (HTTP {status})" if status else "")
+
+
+class StepLedger:
+    """The database side of one system's step."""
+
+    def __init__(self, database: Database, settings: Settings, system: str) -> None:
+        self.database = database
+        self.settings = settings
+        self.system = system
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return self.settings.retry_policies[self.system]
+
+    def claim(self, registration_id: str, delivery_id: str) -> Claimed | Finished | WorkerLost:
+        """Take the step for this delivery (counting the attempt), or say why there is nothing to do."""
+        with self.database.session() as session:
+            registration = session.get(Registration, registration_id)
+            if registration is None:
+                return Finished("missing")
+            step = registration.step(self.system)
+            if step.state in {"succeeded", "skipped", "dead"}:
+                return Finished(step.state)
+            if not self.settings.enabled_systems()[self.system]:
+                step.state = "skipped"
+                registration.status = derive_status(registration.steps)
+                return Finished("skipped")
+            if not self._free(step, delivery_id):
+                # Another delivery holds this step right now (a duplicate publish): its chain goes
+                # on from here, so this one stops rather than running later steps too early.
+                return Finished("held")
+            # A step left running with its attempts used up means every earlier attempt ended with
+            # no bookkeeping: a worker died mid-step. A message that keeps killing workers must
+            # still run out of attempts.
+            if step.state == "running" and step.attempts >= self.policy.max_attempts:
+                return WorkerLost(step.attempts)
+            if not self._take(session, step, delivery_id):
+                return Finished("held")  # lost the compare-and-set to another delivery a moment ago
+            registration.status = derive_status(registration.steps)
+            return Claimed(registration.email)
+
+    def read(self, registration_id: str) -> Work:
+        """The registrant and what is known of them (read under the person's lock, if the step locks)."""
+        with self.database.session() as session:
+            registration = session.get(Registration, registration_id)
+            assert registration is not None  # claimed a moment ago; registrations are never deleted mid-run
+            return Work(
+                registration_id=registration_id,
+                registrant=Registrant.of(registration),
+                known=Known.of(find_identity(session, registration.email)),
+            )
+
+    def record(self, registration_id: str, delivery_id: str, outcome: Outcome) -> bool:
+        """Mark the step succeeded with the outcome; False when this delivery no longer holds it.
+
+        The identity row is written here, after the vendor answered, in the same transaction as the
+        step: a crash in between leaves a running step whose retry finds the same object again.
+        """
+        with self.database.session() as session:
+            held = session.execute(
+                update(SyncStep)
+                .where(
+                    SyncStep.registration_id == registration_id,
+                    SyncStep.system == self.system,
+                    SyncStep.state == "running",
+                    SyncStep.celery_task_id == delivery_id,
+                )
+                .values(
+                    state="succeeded", external_id=outcome.external_id, last_error=None, updated_at=utcnow()
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if not held.rowcount:  # type: ignore[attr-defined]
+                return False  # nothing was written: another delivery took the step over
+            registration = session.get(Registration, registration_id)
+            assert registration is not None
+            if outcome.learned:
+                identity = identity_for(session, registration.email)
+                for column, value in outcome.learned.items():
+                    setattr(identity, column, value)
+            session.refresh(registration, ["steps"])
+            registration.status = derive_status(registration.steps)
+            return True
+
+    def retry_or_exhaust(
+        self, registration_id: str, error: BaseException, *, deferred: bool
+    ) -> RetryDecision:
+        """Put the step back to pending for a retry, or say the policy is used up.
+
+        A deferred step (our own rate limit, another worker's lock) tried nothing, so it gives its
+        attempt back; only the time budget counts for it.
+        """
+        with self.database.session() as session:
+            registration, step = self._load(session, registration_id)
+            if deferred:
+                step.attempts = max(0, step.attempts - 1)
+            elapsed = (utcnow() - (step.first_attempt_at or registration.created_at)).total_seconds()
+            if retries_exhausted(self.policy, 0 if deferred else step.attempts, elapsed):
+                return RetryDecision(exhausted=True, attempts=step.attempts)
+            step.state = "pending"
+            if not deferred:
+                step.last_error = public_error(error)
+            return RetryDecision(exhausted=False, attempts=step.attempts)
+
+    def dead_letter(self, registration_id: str, error: BaseException, reason: str, task_name: str) -> int:
+        """Mark the step dead and open (or refresh) its dead letter; returns the dead letter's id."""
+        with self.database.session() as session:
+            registration, step = self._load(session, registration_id)
+            step.state = "dead"
+            step.last_error = f"{reason}: {public_error(error)}"
+            letter = record_dead_letter(
+                session,
+                registration_id=registration_id,
+                system=self.system,
+                task_name=task_name,
+                error=error,
+                reason=reason,
+                attempts=step.attempts,
+            )
+            registration.status = derive_status(registration.steps)
+            session.flush()
+            return letter.id
+
+    def _load(self, session: Session, registration_id: str) -> tuple[Registration, SyncStep]:
+        registration = session.get(Registration, registration_id)
+        assert registration is not None  # registrations are never deleted mid-run
+        return registration, registration.step(self.system)
+
+    def _lease_expired(self) -> datetime:
+        """Before this, a running step's holder is taken to be dead (its lease ran out)."""
+        return utcnow() - timedelta(seconds=self.settings.step_lease_seconds)
+
+    def _free(self, step: SyncStep, delivery_id: str) -> bool:
+        """Whether this delivery may take the step (the same rule as `_take`, read first)."""
+        lease_expired = self._lease_expired()
+        return (
+            step.state == "pending"
+            or step.celery_task_id == delivery_id
+            or (step.updated_at is not None and step.updated_at < lease_expired)
+        )
+
+    def _take(self, session: Session, step: SyncStep, delivery_id: str) -> bool:
+        """Compare-and-set claim, so two deliveries never run one step at once.
+
+        A step is free when pending, when running under this same message (a redelivery after a
+        lost worker keeps its task id), or when its holder's lease ran out (a worker died for good).
+        """
+        lease_expired = self._lease_expired()
+        claimed = session.execute(
+            update(SyncStep)
+            .where(
+                SyncStep.id == step.id,
+                or_(
+                    SyncStep.state == "pending",
+                    and_(SyncStep.state == "running", SyncStep.celery_task_id == delivery_id),
+                    and_(SyncStep.state == "running", SyncStep.updated_at < lease_expired),
+                ),
+            )
+            .values(
+                state="running",
+                attempts=SyncStep.attempts + 1,
+                celery_task_id=delivery_id,
+                # The retry budget runs from the first attempt (a replay starts a new one).
+                first_attempt_at=func.coalesce(SyncStep.first_attempt_at, utcnow()),
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        session.refresh(step)
+        return bool(claimed.rowcount)  # type: ignore[attr-defined]

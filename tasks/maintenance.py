@@ -1,0 +1,39 @@
+"""Tasks besides the steps: the outbox relay and dead-letter digest on beat, and replay for ops.
+
+Each is a thin call into the domain with the tasks layer's publisher.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from registrations.alerts import alert_new_dead_letters
+from registrations.outbox import relay, resume_stalled
+from registrations.replay import replay
+from tasks.chains import chain_publisher
+
+
+@shared_task(name="membersync.outbox.relay", bind=True, ignore_result=True)
+def relay_task(self: Any) -> int:
+    """Beat-scheduled relay of unpublished outbox rows, and of chains that stalled after publishing."""
+    runtime = self.app.membersync
+    settings = runtime.settings
+    publisher = chain_publisher(self.app)
+    published = relay(publisher, runtime.database, older_than_seconds=settings.outbox_relay_after_seconds)
+    return published + resume_stalled(publisher, runtime.database, settings)
+
+
+@shared_task(name="membersync.alerts.dead_letters", bind=True, ignore_result=True)
+def alert_task(self: Any) -> int:
+    """Beat-scheduled digest of new dead letters."""
+    runtime = self.app.membersync
+    return alert_new_dead_letters(runtime.settings, runtime.database)
+
+
+@shared_task(name="membersync.replay", bind=True, ignore_result=False)
+def replay_task(self: Any, dead_letter_or_registration_id: str) -> dict[str, object]:
+    """Replay a dead letter (by its id) or every open dead letter of a registration (by its id)."""
+    replayed = replay(chain_publisher(self.app), self.app.membersync.database, dead_letter_or_registration_id)
+    return {"registration_id": replayed.registration_id, "systems": list(replayed.systems)}

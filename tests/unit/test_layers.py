@@ -1,0 +1,52 @@
+"""The packages keep the import direction of docs/architecture.md: app, cli, tasks → registrations →
+connectors → config; sandbox stands alone; benchmarks never import the web app."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+OURS = {"app", "cli", "tasks", "registrations", "connectors", "config", "sandbox", "benchmarks"}
+FORBIDDEN = {
+    "config": OURS - {"config"},
+    "connectors": {"app", "cli", "tasks", "registrations", "sandbox", "benchmarks", "sqlalchemy", "celery"},
+    "registrations": {"app", "cli", "tasks", "sandbox", "benchmarks", "celery", "kombu", "flask"},
+    "tasks": {"app", "cli", "benchmarks", "flask"},
+    "app": {"cli", "benchmarks"},
+    "sandbox": OURS - {"sandbox"},
+    "benchmarks": {"app"},
+}
+
+
+def imported_packages(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.partition(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.partition(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_package_imports_only_downwards(package: str) -> None:
+    wrong = {
+        str(path.relative_to(ROOT)): sorted(imported_packages(path) & FORBIDDEN[package])
+        for path in (ROOT / package).rglob("*.py")
+    }
+    assert {name: found for name, found in wrong.items() if found} == {}
+
+
+def test_no_comment_cites_a_document_outside_the_repository() -> None:
+    outside = ("shared/docs", "DESIGN.md", "CONTRACT.md", "APIS.md", "CELERY.md", "STYLE.md")
+    citing = [
+        str(path.relative_to(ROOT))
+        for package in sorted(OURS)
+        for path in (ROOT / package).rglob("*.py")
+        if any(name in path.read_text() for name in outside)
+    ]
+    assert citing == []

@@ -1,0 +1,287 @@
+"""StepTask, the domain steps and replay, run in-process: SQLite, fakes, Celery eager, no services.
+
+Celery's eager mode runs a retry at once (no countdown), so a transient failure is followed by the
+next attempt within the same call; the attempt counting and dead-lettering are the real ones.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from config.settings import Settings
+from config.systems import SYSTEMS
+from connectors.errors import PermanentError, RateLimited, TransientError
+from connectors.fakes import FakeHubSpot, FakeMailer, FakeShopify, FakeSmaregi
+from connectors.registry import Connectors
+from registrations.database import Database
+from registrations.intake import accept_registration
+from registrations.locks import LocalPersonLocks
+from registrations.models import Base, DeadLetter, Identity, Registration
+from registrations.replay import replay
+from registrations.sync import StepLedger
+from tasks.factory import create_celery_app
+
+PERSON = {"email": "hanako@example.com", "first_name": "花子", "last_name": "山田", "locale": "ja"}
+
+
+class World:
+    """A Celery app in eager mode over a SQLite file, with fakes behind every connector."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.settings = Settings.from_env(
+            environ={
+                "MEMBERSYNC_ENV": "test",
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'unit.db'}",
+                "CELERY_BROKER_URL": "memory://",
+            }
+        )
+        self.database = Database(self.settings.database_url)
+        Base.metadata.create_all(self.database.engine)
+        self.celery = create_celery_app(self.settings, self.database)
+        self.celery.conf.task_always_eager = True
+        self.celery.loader.import_default_modules()
+        self.shopify, self.smaregi = FakeShopify(), FakeSmaregi()
+        self.hubspot, self.mailer = FakeHubSpot(), FakeMailer()
+        runtime = self.celery.membersync
+        runtime._connectors = Connectors(
+            {"shopify": self.shopify, "smaregi": self.smaregi, "hubspot": self.hubspot, "email": self.mailer}
+        )
+        runtime._locks = LocalPersonLocks(wait=1.0)
+
+    def accept(self, **fields: Any) -> str:
+        with self.database.session() as session:
+            return accept_registration(session, {**PERSON, **fields}, settings=self.settings).registration.id
+
+    def run(self, system: str, registration_id: str, *, task_id: str | None = None) -> Any:
+        task = self.celery.tasks[next(s.task_name for s in SYSTEMS if s.name == system)]
+        return task.apply(args=(registration_id,), task_id=task_id)
+
+    def run_all(self, registration_id: str) -> None:
+        for system in SYSTEMS:
+            self.run(system.name, registration_id)
+
+    def registration(self, registration_id: str) -> Registration:
+        with self.database.session() as session:
+            found = session.get(Registration, registration_id)
+            assert found is not None
+            found.steps  # noqa: B018 - load before the session closes
+            return found
+
+    def dead_letters(self) -> list[DeadLetter]:
+        with self.database.session() as session:
+            return list(session.scalars(select(DeadLetter)))
+
+
+@pytest.fixture()
+def world(tmp_path: Path) -> Iterator[World]:
+    made = World(tmp_path)
+    yield made
+    made.database.dispose()
+
+
+def test_a_registration_reaches_every_system_once(world: World) -> None:
+    registration_id = world.accept()
+    world.run_all(registration_id)
+    registration = world.registration(registration_id)
+    assert registration.status == "synced"
+    assert {step.system: step.state for step in registration.steps} == dict.fromkeys(
+        ("shopify", "smaregi", "hubspot", "email"), "succeeded"
+    )
+    with world.database.session() as session:
+        identity = session.scalar(select(Identity))
+        assert identity is not None and identity.email == PERSON["email"]
+        assert identity.shopify_customer_id == registration.step("shopify").external_id
+        code = identity.smaregi_customer_code
+    assert code and [message.member_number for message in world.mailer.sent] == [code]
+    # Smaregi owns the number; Shopify shows it.
+    assert world.shopify.customers[identity.shopify_customer_id].member_number == code
+
+
+def test_a_redelivered_step_is_a_no_op(world: World) -> None:
+    registration_id = world.accept()
+    world.run_all(registration_id)
+    world.run_all(registration_id)
+    assert len(world.shopify.customers) == 1 and len(world.smaregi.members) == 1
+    assert len(world.mailer.sent) == 1
+
+
+def test_a_lost_create_answer_adopts_the_customer_instead_of_making_a_second(world: World) -> None:
+    world.shopify.lose_next_answer("create_customer")
+    registration_id = world.accept()
+    world.run("shopify", registration_id)
+    step = world.registration(registration_id).step("shopify")
+    assert step.state == "succeeded" and step.attempts == 2
+    assert len(world.shopify.customers) == 1
+    assert step.external_id == next(iter(world.shopify.customers))
+
+
+def test_a_lost_smaregi_create_is_found_again_by_its_code(world: World) -> None:
+    world.smaregi.lose_next_answer("create_member")
+    registration_id = world.accept()
+    world.run_all(registration_id)
+    assert len(world.smaregi.members) == 1
+    assert world.registration(registration_id).status == "synced"
+
+
+def test_two_registrations_of_one_person_share_every_object(world: World) -> None:
+    first, second = world.accept(), world.accept(first_name="Hanako")
+    world.run_all(first)
+    world.run_all(second)
+    assert len(world.shopify.customers) == len(world.smaregi.members) == len(world.hubspot.contacts) == 1
+    assert world.registration(second).step("smaregi").external_id == (
+        world.registration(first).step("smaregi").external_id
+    )
+
+
+def test_a_permanent_failure_dead_letters_that_step_and_the_chain_goes_on(world: World) -> None:
+    world.hubspot.fail_next("upsert_contact", PermanentError("HTTP 400: bad property", system="hubspot"))
+    registration_id = world.accept()
+    world.run_all(registration_id)
+    registration = world.registration(registration_id)
+    assert registration.step("hubspot").state == "dead"
+    assert registration.step("email").state == "succeeded"
+    assert registration.status == "partial"
+    [letter] = world.dead_letters()
+    assert (letter.system, letter.status, letter.attempts) == ("hubspot", "open", 1)
+
+
+def test_the_master_dead_letters_as_a_rejection_and_the_registration_fails(world: World) -> None:
+    world.shopify.fail_next("create_customer", PermanentError("HTTP 401", system="shopify"))
+    registration_id = world.accept()
+    result = world.run("shopify", registration_id)
+    assert result.state == "REJECTED"
+    assert world.registration(registration_id).status == "failed"
+    assert [letter.system for letter in world.dead_letters()] == ["shopify"]
+
+
+def test_transient_failures_retry_until_the_policy_runs_out(world: World) -> None:
+    policy = world.settings.retry_policies["hubspot"]
+    for _ in range(policy.max_attempts):
+        world.hubspot.fail_next("upsert_contact", TransientError("HTTP 503", system="hubspot", status=503))
+    registration_id = world.accept()
+    world.run("hubspot", registration_id)
+    step = world.registration(registration_id).step("hubspot")
+    assert step.state == "dead" and step.attempts == policy.max_attempts
+    assert step.last_error == "retries_exhausted: TransientError (HTTP 503)"
+    assert world.hubspot.contacts == {}
+
+
+def test_one_transient_failure_is_retried_to_success(world: World) -> None:
+    world.hubspot.fail_next("upsert_contact", TransientError("timed out", system="hubspot"))
+    registration_id = world.accept()
+    world.run("hubspot", registration_id)
+    step = world.registration(registration_id).step("hubspot")
+    assert (step.state, step.attempts, step.last_error) == ("succeeded", 2, None)
+
+
+def test_our_own_rate_limit_defers_without_using_an_attempt(world: World) -> None:
+    for _ in range(20):  # more deferrals than the policy has attempts
+        world.hubspot.fail_next("upsert_contact", RateLimited("budget", system="hubspot", retry_after=0.01))
+    registration_id = world.accept()
+    world.run("hubspot", registration_id)
+    step = world.registration(registration_id).step("hubspot")
+    assert (step.state, step.attempts) == ("succeeded", 1)
+
+
+def test_a_database_outage_while_recording_is_retried_like_a_vendor_outage(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_record = StepLedger.record
+    failures = iter([OperationalError("UPDATE", {}, Exception("database is locked"))])
+
+    def flaky_record(self: StepLedger, *args: Any, **kwargs: Any) -> bool:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return real_record(self, *args, **kwargs)
+
+    monkeypatch.setattr(StepLedger, "record", flaky_record)
+    registration_id = world.accept()
+    world.run("shopify", registration_id)
+    step = world.registration(registration_id).step("shopify")
+    assert (step.state, step.attempts) == ("succeeded", 2)
+    assert len(world.shopify.customers) == 1  # the second attempt adopted what the first created
+
+
+def test_a_step_that_keeps_killing_workers_is_dead_lettered(world: World) -> None:
+    registration_id = world.accept()
+    with world.database.session() as session:
+        step = session.get(Registration, registration_id).step("smaregi")  # type: ignore[union-attr]
+        step.state, step.attempts, step.celery_task_id = "running", 10, "the-dead-worker"
+    world.run("smaregi", registration_id, task_id="the-dead-worker")  # a redelivery keeps its id
+    [letter] = world.dead_letters()
+    assert letter.system == "smaregi" and "worker_lost" in letter.message
+    assert world.smaregi.members == {}
+
+
+def test_a_step_held_by_another_live_delivery_is_left_to_it(world: World) -> None:
+    registration_id = world.accept()
+    with world.database.session() as session:
+        step = session.get(Registration, registration_id).step("hubspot")  # type: ignore[union-attr]
+        step.state, step.attempts, step.celery_task_id = "running", 1, "another-delivery"
+    result = world.run("hubspot", registration_id)
+    assert result.state == "IGNORED"
+    assert world.hubspot.calls == []
+
+
+def test_a_disabled_system_is_skipped(world: World, tmp_path: Path) -> None:
+    registration_id = world.accept()
+    world.celery.membersync.settings = Settings.from_env(
+        environ={
+            "MEMBERSYNC_ENV": "test",
+            "DATABASE_URL": world.settings.database_url,
+            "SYNC_HUBSPOT_ENABLED": "false",
+        }
+    )
+    world.run("hubspot", registration_id)
+    assert world.registration(registration_id).step("hubspot").state == "skipped"
+    assert world.hubspot.calls == []
+
+
+def test_replay_reopens_the_dead_step_and_publishes_the_rest_of_the_chain(world: World) -> None:
+    world.smaregi.fail_next("create_member", PermanentError("HTTP 403: plan", system="smaregi"))
+    registration_id = world.accept()
+    world.run_all(registration_id)
+    [letter] = world.dead_letters()
+    published: list[tuple[str, list[str]]] = []
+    replayed = replay(lambda rid, systems: published.append((rid, list(systems))), world.database, letter.id)
+    assert replayed.systems == ("smaregi",)
+    assert published == [(registration_id, ["smaregi"])]
+    step = world.registration(registration_id).step("smaregi")
+    assert (step.state, step.attempts) == ("pending", 0)
+    world.run("smaregi", registration_id)
+    assert world.registration(registration_id).status == "synced"
+    assert [letter.status for letter in world.dead_letters()] == ["replayed"]
+
+
+def test_no_database_transaction_is_held_during_a_vendor_call(world: World) -> None:
+    """While a step waits on its vendor, the intake writes to the same SQLite file at once."""
+    inside, release = threading.Event(), threading.Event()
+    real_create = world.shopify.create_customer
+
+    def slow_create(**fields: Any) -> Any:
+        inside.set()
+        release.wait(10)
+        return real_create(**fields)
+
+    world.shopify.create_customer = slow_create  # type: ignore[method-assign]
+    registration_id = world.accept()
+    worker = threading.Thread(target=world.run, args=("shopify", registration_id))
+    worker.start()
+    try:
+        assert inside.wait(5)
+        started = time.monotonic()
+        world.accept(email="taro@example.com")
+        assert time.monotonic() - started < 1.0  # SQLite's writer lock is free
+    finally:
+        release.set()
+        worker.join(10)
+    assert world.registration(registration_id).step("shopify").state == "succeeded"
