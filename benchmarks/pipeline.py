@@ -5,10 +5,10 @@ emulator answering after `latency_ms` (`POST /_sandbox/faults {"latency_ms": L}`
 far above what is measured (ours raised to match: the vendors' limits are not what this measures);
 the database of DATABASE_URL, else a temporary SQLite file; the Redis of REDIS_URL when it answers,
 else an embedded valkey-server; ONE `celery -A tasks.celery_app worker` subprocess with the pool and
-concurrency asked for, configured only by environment variables (as the Procfile runs it). N
-registrations are posted through the Flask intake (`app.create_app`, one test client per thread of
-`--intake-threads`, in this process) as fast as it accepts them, while the worker already works, and
-the database is polled until every one has settled.
+concurrency asked for, and ONE gunicorn web process serving `app.wsgi` on a free port, both configured
+only by environment variables (as the Procfile runs them). N registrations are posted over HTTP to
+that intake (`--intake-threads` client threads, one keep-alive session each) as fast as it accepts
+them, while the worker already works, and the database is polled until every one has settled.
 
 What is reported (the last stdout line, one JSON object; progress goes to stderr):
 
@@ -52,6 +52,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -220,12 +221,16 @@ def sandbox_env(sandbox: Any) -> dict[str, str]:
 
 
 class Worker:
-    """One `celery worker` subprocess in a process group of its own, stopped with everything in it."""
+    """One subprocess (a `celery worker`, or the gunicorn intake) in a process group of its own,
+    stopped with everything in it; ready once `ready_marker` appears in its log."""
 
-    def __init__(self, argv: list[str], env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(
+        self, argv: list[str], env: Mapping[str, str], log_path: Path, *, ready_marker: bytes = b" ready."
+    ) -> None:
         self.argv = argv
         self.env = dict(env)
         self.log_path = log_path
+        self.ready_marker = ready_marker
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, log: Say = say) -> None:
@@ -241,13 +246,13 @@ class Worker:
             )
         deadline = time.monotonic() + WORKER_READY_SECONDS
         while time.monotonic() < deadline:
-            if b" ready." in self.log_path.read_bytes():
-                log(f"worker ready (pid {self.process.pid})")
+            if self.ready_marker in self.log_path.read_bytes():
+                log(f"{' '.join(self.argv[2:4])} ready (pid {self.process.pid})")
                 return
             if self.process.poll() is not None:
                 break
             time.sleep(0.1)
-        raise BenchError(f"the worker did not start:\n{self.log_tail()}")
+        raise BenchError(f"{' '.join(self.argv[:3])} did not start:\n{self.log_tail()}")
 
     def cpu_seconds(self) -> float | None:
         """CPU time (user + system) of every live process in the worker's process group (Linux
@@ -360,11 +365,54 @@ def worker_argv(pool: str, concurrency: int) -> list[str]:
     ]
 
 
+def web_argv(port: int, workers: int = 2, threads: int = 8) -> list[str]:
+    """The Procfile's web process on `port` (the intake over real HTTP, as production serves it)."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "app.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--log-level",
+        "info",
+    ]
+
+
+def wait_for_health(web_url: str, web: Worker, seconds: float = 30) -> None:
+    """Until the intake answers /healthz (gunicorn binds before its workers have built the app)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"{web_url}/healthz", timeout=2).status_code == 200:
+                return
+        if not web.alive():
+            break
+        time.sleep(0.2)
+    raise BenchError(f"the intake did not answer /healthz:\n{web.log_tail()}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 # --- registrations ---------------------------------------------------------------------------------
 
 
 # Shopify refuses a phone number another customer holds: each kind of registration has its own range.
 PHONE_OFFSETS = {"": 0, "base": 8_000_000, "warm": 9_000_000}
+
+
+def normalised(document: Mapping[str, Any]) -> dict[str, Any]:
+    """`body` as the intake stores it (the phone in E.164), for the baseline that writes rows itself."""
+    return {**document, "phone": "+81" + str(document["phone"])[1:]}
 
 
 def body(run_id: str, tag: str, number: int) -> dict[str, Any]:
@@ -427,7 +475,6 @@ def measure_baseline(
 ) -> Baseline:
     """`count` registrations, each written as the intake writes it and then taken through the four
     steps one after the other in this thread (the worker's task code via `Task.apply`, no broker)."""
-    from app.schemas import load_registration
     from config.systems import SYSTEMS
     from registrations.intake import accept_registration
     from registrations.models import OutboxMessage, Registration, utcnow
@@ -441,7 +488,7 @@ def measure_baseline(
     def one(tag: str, number: int) -> str:
         with database.session() as session:
             acceptance = accept_registration(
-                session, load_registration(body(run_id, tag, number)), settings=settings, source="api"
+                session, normalised(body(run_id, tag, number)), settings=settings, source="api"
             )
             outbox = session.get(OutboxMessage, acceptance.outbox_id)
             assert outbox is not None
@@ -524,7 +571,6 @@ def run_pipeline_bench(
         env.setdefault("DATABASE_POOL_SIZE", str(max(20, options.concurrency)))
         env.pop("SENTRY_DSN", None)
 
-        from app import create_app
         from config.settings import Settings
         from registrations.database import Database
 
@@ -553,8 +599,12 @@ def run_pipeline_bench(
         log(f"worker: --pool {options.pool} --concurrency {options.concurrency}")
         worker.start(log)
 
-        app = create_app(settings, database=database)
-        measured = _post_and_wait(options, app, database, worker, run_id, log)
+        port = free_port()
+        web = Worker(web_argv(port), env, tmp / "web.log", ready_marker=b"Booting worker")
+        stack.callback(web.stop)
+        web.start(log)
+        wait_for_health(f"http://127.0.0.1:{port}", web)
+        measured = _post_and_wait(options, f"http://127.0.0.1:{port}", database, worker, run_id, log)
         if measured.refused or len(measured.synced_at) < len(measured.ids):
             log(f"the worker's warnings and errors:\n{worker.log_problems()}")
         held = held_by_system(sandbox.urls)
@@ -577,7 +627,7 @@ class Measured:
 
 
 def _post_and_wait(
-    options: PipelineOptions, app: Any, database: Any, worker: Worker, run_id: str, log: Say
+    options: PipelineOptions, web_url: str, database: Any, worker: Worker, run_id: str, log: Say
 ) -> Measured:
     from registrations.models import DeadLetter, Registration
 
@@ -587,12 +637,12 @@ def _post_and_wait(
         """(email, HTTP status, registration id or the error body) of one registration."""
         client = getattr(local, "client", None)
         if client is None:
-            client = local.client = app.test_client()
+            client = local.client = requests.Session()
         document = body(run_id, "", number)
-        response = client.post("/api/registrations", json=document)
+        response = client.post(f"{web_url}/api/registrations", json=document, timeout=60)
         if response.status_code == 202:
-            return document["email"], 202, str(response.get_json()["id"])
-        return document["email"], response.status_code, response.get_data(as_text=True)[:300]
+            return document["email"], 202, str(response.json()["id"])
+        return document["email"], response.status_code, response.text[:300]
 
     ids: list[str] = []
     emails: dict[str, str] = {}
