@@ -566,8 +566,8 @@ def run_pipeline_bench(
             **HIGH_OWN_LIMITS,
             **sandbox_env(sandbox),
         }
-        # Each step holds a database session during its vendor call: a pool smaller than the
-        # worker's concurrency would make the threads queue for connections, not for vendors.
+        # A step holds a connection only for its short claim and record transactions; a pool as large
+        # as the worker's concurrency keeps the measurement about vendors, not connection waits.
         env.setdefault("DATABASE_POOL_SIZE", str(max(20, options.concurrency)))
         env.pop("SENTRY_DSN", None)
 

@@ -177,8 +177,8 @@ class Settings:
 
     environment: str = setting("MEMBERSYNC_ENV", str, "production")
     database_url: str = setting("DATABASE_URL", _url, "")
-    # Each worker thread holds a connection while it waits on a vendor: size the pool to the
-    # worker concurrency (ignored for SQLite).
+    # Connections per process (ignored for SQLite). A step holds one only for its short claim and
+    # record transactions, never during a vendor call, so the pool can be smaller than the threads.
     database_pool_size: int = setting("DATABASE_POOL_SIZE", _positive_int, 20)
     database_max_overflow: int = setting("DATABASE_MAX_OVERFLOW", _non_negative_int, 10)
     redis_url: str | None = setting("REDIS_URL", _optional_url, None)
