@@ -247,7 +247,7 @@ class Worker:
         deadline = time.monotonic() + WORKER_READY_SECONDS
         while time.monotonic() < deadline:
             if self.ready_marker in self.log_path.read_bytes():
-                log(f"{' '.join(self.argv[2:4])} ready (pid {self.process.pid})")
+                log(f"{self.argv[2]} ready (pid {self.process.pid})")
                 return
             if self.process.poll() is not None:
                 break

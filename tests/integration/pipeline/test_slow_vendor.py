@@ -66,7 +66,6 @@ def test_posts_answer_within_a_second_while_steps_wait_on_a_slow_vendor(
             assert response.status_code == 202, response.get_json()
         # The six were still in their Shopify call the whole time.
         assert _shopify_states(database, waiting).count("running") >= 1
-        print(f"POST seconds while six wait on Shopify: max {max(seconds):.3f}, all {[round(s, 3) for s in seconds]}")
         assert max(seconds) < 1.0, seconds
 
         statuses = pipeline.wait_settled(waiting, timeout=120)
