@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from app import devserver
+from cli import devserver
 from cli.main import main
 from sandbox.valkey import redis_answers
 
