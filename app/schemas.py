@@ -178,6 +178,8 @@ class StepStatusSchema(Schema):
     external_id = fields.String(allow_none=True)
     attempts = fields.Integer(required=True)
     last_error = fields.String(allow_none=True)
+    # Why a success took another path (e.g. created without a phone another customer holds).
+    note = fields.String(allow_none=True)
 
 
 class RegistrationStatusSchema(Schema):

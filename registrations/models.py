@@ -82,6 +82,9 @@ class Registration(Base):
     status: Mapped[str] = mapped_column(String(16), default="accepted", index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    # When the member number reached the registrant by mail (in the welcome, or in a follow-up once
+    # Smaregi gave it): NULL means they still wait for it.
+    member_number_mailed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     steps: Mapped[list[SyncStep]] = relationship(
         back_populates="registration", cascade="all, delete-orphan", order_by="SyncStep.id"
@@ -110,6 +113,9 @@ class SyncStep(Base):
     external_id: Mapped[str | None] = mapped_column(String(255))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Why the step succeeded differently from the plain path (e.g. created without a phone another
+    # customer holds): for ops, never personal data.
+    note: Mapped[str | None] = mapped_column(Text)
     celery_task_id: Mapped[str | None] = mapped_column(String(64))
     # When the current run of this step began (the retry budget counts from here); a replay clears it.
     first_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -131,6 +137,34 @@ class Identity(Base):
     hubspot_contact_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class DirectoryMember(Base):
+    """One Smaregi member as far as matching needs it: the member directory.
+
+    Smaregi documents no search by e-mail, so we keep our own index of what it told us (full and
+    incremental pulls, its webhook, our own writes) and look people up here. No names, no phones.
+    """
+
+    __tablename__ = "smaregi_directory"
+
+    customer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_code: Mapped[str] = mapped_column(String(20), index=True)
+    email: Mapped[str | None] = mapped_column(String(254), index=True)  # normalised (lower case)
+    upd_date_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class SyncCursor(Base):
+    """How far a pull from a vendor has got (the directory's incremental pull, reconciliation)."""
+
+    __tablename__ = "sync_cursors"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The vendor's own time of the newest change seen; the next pull starts a little before it.
+    watermark: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    refreshed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    full_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class OutboxMessage(Base):

@@ -47,6 +47,7 @@ def status_document(registration: Registration) -> dict[str, Any]:
                 "external_id": step.external_id,
                 "attempts": step.attempts,
                 "last_error": step.last_error,
+                "note": step.note,
                 "updated_at": step.updated_at.isoformat() if step.updated_at else None,
             }
             for step in registration.steps

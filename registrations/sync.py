@@ -133,7 +133,11 @@ class StepLedger:
                     SyncStep.celery_task_id == delivery_id,
                 )
                 .values(
-                    state="succeeded", external_id=outcome.external_id, last_error=None, updated_at=utcnow()
+                    state="succeeded",
+                    external_id=outcome.external_id,
+                    note=outcome.note,
+                    last_error=None,
+                    updated_at=utcnow(),
                 )
                 .execution_options(synchronize_session=False)
             )

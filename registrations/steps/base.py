@@ -68,6 +68,8 @@ class Outcome:
 
     external_id: str
     learned: dict[str, str] = field(default_factory=dict)
+    # Why this success differs from the plain path, for ops (no personal data): kept on the step.
+    note: str | None = None
 
 
 class Step:
