@@ -227,6 +227,10 @@ class Settings:
     trusted_proxy_count: int = setting("TRUSTED_PROXY_COUNT", _non_negative_int, 0)
     max_request_bytes: int = setting("MAX_REQUEST_BYTES", _positive_int, 16 * 1024)
     secret_key: Secret = setting("SECRET_KEY", _secret, Secret(""), secret=True)
+    # The key of the member-number HMAC (falls back to SECRET_KEY). Changing it changes only the
+    # numbers of members created afterwards: existing members keep theirs (they are looked up, not
+    # recomputed). Required outside dev mode.
+    member_code_key: Secret = setting("MEMBER_CODE_KEY", _secret, Secret(""), secret=True)
     sentry_dsn: Secret = setting("SENTRY_DSN", _secret, Secret(""), secret=True)
     shopify_webhook_secret: Secret = setting("SHOPIFY_WEBHOOK_SECRET", _secret, Secret(""), secret=True)
     smaregi_webhook_token: Secret = setting("SMAREGI_WEBHOOK_TOKEN", _secret, Secret(""), secret=True)
@@ -327,6 +331,18 @@ class Settings:
         """Refuse values that are wrong together."""
         if self.environment not in {"production", "development", "test"}:
             raise ConfigError("MEMBERSYNC_ENV must be production, development or test")
+
+    @property
+    def member_code_secret(self) -> bytes:
+        """The member-number HMAC key: MEMBER_CODE_KEY, else SECRET_KEY; a fixed one in dev mode only."""
+        key = self.member_code_key.value or self.secret_key.value
+        if key:
+            return key.encode()
+        if self.dev_mode:
+            return b"membersync-dev-only-member-code-key"
+        raise ConfigError(
+            "MEMBER_CODE_KEY (or SECRET_KEY) must be set outside dev mode: it keys the member numbers"
+        )
 
     def ops_credentials(self) -> tuple[str, str]:
         """The ops console / Flower login; dev mode falls back to ops/ops, production refuses."""

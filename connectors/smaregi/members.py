@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -55,19 +56,22 @@ class SmaregiMember:
         )
 
 
-def member_code(email: str, *, salt: int = 0) -> str:
-    """The customerCode a new member gets: 16 decimal digits derived from the normalised email.
+def member_code(email: str, *, key: bytes, salt: int = 0) -> str:
+    """The customerCode a new member gets: 16 decimal digits, HMAC-SHA256 of the normalised email.
 
     Deterministic on purpose: when Smaregi stores a member but its answer is lost (timeout), a retry
-    asks for the same code, is told it is taken, and finds our own member by that code instead of
-    creating a second card for the person. `salt` > 0 only when the code is held by somebody else's
-    member (a hash collision, or a number a shop typed in by hand). Digits only, so the number works
-    on a barcode and at a till keypad; 16 of them keep collisions negligible for millions of members
-    and stay within Smaregi's 20-character limit.
+    asks for the same code and finds our own member by it instead of creating a second card. Keyed,
+    so that knowing someone's address is not enough to compute their card number (and spend their
+    points at a till). `salt` > 0 only when the code is held by somebody else's member (a collision,
+    or a number a shop typed in by hand). Digits only, so the number works on a barcode and a till
+    keypad; 16 of them keep collisions negligible for millions of members and fit Smaregi's 20.
     """
     if salt < 0:
         raise ValueError("salt must be zero or positive")
-    digest = hashlib.sha256(f"{email.strip().lower()}\n{salt}".encode()).digest()
+    if not key:
+        raise ValueError("a member code needs a key (MEMBER_CODE_KEY)")
+    message = f"{email.strip().lower()}\n{salt}".encode()
+    digest = hmac.new(key, message, hashlib.sha256).digest()
     return str(int.from_bytes(digest[:8], "big") % 10**MEMBER_CODE_DIGITS).zfill(MEMBER_CODE_DIGITS)
 
 

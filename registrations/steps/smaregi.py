@@ -28,7 +28,7 @@ class SmaregiMemberStep(Step):
         known = work.known
         if known.smaregi_customer_id is not None:
             return Outcome(known.smaregi_customer_id)
-        member = link_or_create(connectors.smaregi, work.registrant)
+        member = link_or_create(connectors.smaregi, work.registrant, key=self.settings.member_code_secret)
         if known.shopify_customer_id is not None:
             # Smaregi owns the number; Shopify shows it (metafield membersync.member_number).
             connectors.shopify.set_member_number(known.shopify_customer_id, member.customer_code)
@@ -38,7 +38,7 @@ class SmaregiMemberStep(Step):
         )
 
 
-def link_or_create(smaregi: SmaregiApi, registrant: Registrant) -> SmaregiMember:
+def link_or_create(smaregi: SmaregiApi, registrant: Registrant, *, key: bytes) -> SmaregiMember:
     """The member holding `registrant`'s email (a walk-in keeps their number), else a new one."""
     members = smaregi.find_members_by_email(registrant.email)
     if len(members) > 1:
@@ -48,7 +48,7 @@ def link_or_create(smaregi: SmaregiApi, registrant: Registrant) -> SmaregiMember
         return members[0]
     fields = profiles.smaregi_member(registrant)
     for salt in range(MEMBER_CODE_SALTS):
-        code = member_code(registrant.email, salt=salt)
+        code = member_code(registrant.email, key=key, salt=salt)
         try:
             return smaregi.create_member(customer_code=code, **fields)
         except MemberCodeTaken:

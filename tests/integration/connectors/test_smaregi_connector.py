@@ -20,6 +20,7 @@ from sandbox.smaregi import SmaregiSettings, create_app
 pytestmark = pytest.mark.integration
 
 EMAIL = "hanako.yamada@example.com"
+KEY = b"test-member-code-key"
 
 
 def settings_for(url: str, **overrides: Any) -> Settings:
@@ -74,7 +75,7 @@ def test_worker_threads_share_one_token_request(smaregi: SmaregiClient, smaregi_
 
 
 def test_create_then_find_by_email_and_code(smaregi: SmaregiClient) -> None:
-    code = member_code(EMAIL)
+    code = member_code(EMAIL, key=KEY)
     created = smaregi.create_member(
         customer_code=code,
         mail_address=EMAIL,
@@ -93,11 +94,11 @@ def test_create_then_find_by_email_and_code(smaregi: SmaregiClient) -> None:
     assert smaregi.find_member_by_code(code) == created
     assert smaregi.get_member(created.customer_id) == created
     assert smaregi.get_member("999999") is None
-    assert smaregi.find_member_by_code(member_code(EMAIL, salt=1)) is None
+    assert smaregi.find_member_by_code(member_code(EMAIL, key=KEY, salt=1)) is None
 
 
 def test_a_taken_code_is_found_again_by_code(smaregi: SmaregiClient) -> None:
-    code = member_code(EMAIL)
+    code = member_code(EMAIL, key=KEY)
     first = smaregi.create_member(customer_code=code, mail_address=EMAIL, last_name="山田", first_name="花子")
     with pytest.raises(MemberCodeTaken) as taken:
         smaregi.create_member(customer_code=code, mail_address=EMAIL, last_name="山田", first_name="花子")
@@ -108,7 +109,7 @@ def test_a_taken_code_is_found_again_by_code(smaregi: SmaregiClient) -> None:
 def test_a_lost_create_answer_is_recovered_through_the_code(smaregi_url: str, smaregi: SmaregiClient) -> None:
     client = SmaregiClient.from_settings(settings_for(smaregi_url, http_read_timeout_seconds=0.5))
     client.find_members_by_email(EMAIL)  # the token first: the fault below would hold it too
-    code = member_code(EMAIL)
+    code = member_code(EMAIL, key=KEY)
     faults = f"{smaregi_url}/_sandbox/faults"
     requests.post(faults, json={"timeout_after_commit_rate": 1.0}, timeout=5).raise_for_status()
     try:
@@ -126,7 +127,7 @@ def test_a_lost_create_answer_is_recovered_through_the_code(smaregi_url: str, sm
 
 def test_update_and_points(smaregi: SmaregiClient) -> None:
     member = smaregi.create_member(
-        customer_code=member_code(EMAIL), mail_address=EMAIL, last_name="山田", first_name="花子"
+        customer_code=member_code(EMAIL, key=KEY), mail_address=EMAIL, last_name="山田", first_name="花子"
     )
 
     updated = smaregi.update_member(member.customer_id, first_name="華子", mail_receive_flag=False)
@@ -140,7 +141,7 @@ def test_update_and_points(smaregi: SmaregiClient) -> None:
 
 def test_find_by_email_ignores_other_addresses(smaregi: SmaregiClient) -> None:
     member = smaregi.create_member(
-        customer_code=member_code(EMAIL), mail_address=EMAIL, last_name="山田", first_name="花子"
+        customer_code=member_code(EMAIL, key=KEY), mail_address=EMAIL, last_name="山田", first_name="花子"
     )
     other = "taro@example.com"
     smaregi.create_member(
@@ -164,7 +165,11 @@ def test_a_missing_member_or_bad_field_is_permanent(smaregi: SmaregiClient) -> N
         smaregi.set_points("424242", 1)
     with pytest.raises(PermanentError) as refused:
         smaregi.create_member(
-            customer_code=member_code(EMAIL), mail_address=EMAIL, sex="x", last_name="山田", first_name="花子"
+            customer_code=member_code(EMAIL, key=KEY),
+            mail_address=EMAIL,
+            sex="x",
+            last_name="山田",
+            first_name="花子",
         )
     assert "sex" in str(refused.value) and "@" not in str(refused.value)
 

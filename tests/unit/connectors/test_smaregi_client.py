@@ -30,6 +30,7 @@ TOKEN_URL = f"{ID}/app/{CONTRACT}/token"
 CUSTOMERS = f"{API}/{CONTRACT}/pos/customers"
 SCOPES = "pos.customers:read pos.customers:write"
 EMAIL = "hanako@example.com"
+KEY = b"test-member-code-key"
 
 
 class RecordingLimiter:
@@ -520,13 +521,26 @@ def test_a_malformed_success_is_transient(mocked: responses.RequestsMock, smareg
 # --- member codes -------------------------------------------------------------------------------------
 
 
-def test_member_code_is_sixteen_digits_from_the_normalised_email() -> None:
-    code = member_code(EMAIL)
+def test_member_code_is_sixteen_digits_keyed_from_the_normalised_email() -> None:
+    code = member_code(EMAIL, key=KEY)
     assert len(code) == 16 and code.isdigit()
-    assert member_code("  Hanako@Example.COM ") == code
+    assert member_code("  Hanako@Example.COM ", key=KEY) == code
     # Pinned: a changed derivation would make a lost create undetectable across a deploy.
-    assert code == "4346996870082686"
-    assert member_code(EMAIL, salt=1) not in {code, member_code(EMAIL, salt=2)}
-    assert member_code("taro@example.com") != code
+    assert code == "3940031686299186"
+    assert member_code(EMAIL, key=KEY, salt=1) not in {code, member_code(EMAIL, key=KEY, salt=2)}
+    assert member_code("taro@example.com", key=KEY) != code
     with pytest.raises(ValueError):
-        member_code(EMAIL, salt=-1)
+        member_code(EMAIL, key=KEY, salt=-1)
+    with pytest.raises(ValueError):
+        member_code(EMAIL, key=b"")
+
+
+def test_member_code_cannot_be_computed_from_the_email_alone() -> None:
+    import hashlib
+
+    ours = member_code(EMAIL, key=KEY)
+    # What anyone could compute knowing only the address (the unkeyed derivation of earlier releases).
+    for salt in range(3):
+        unkeyed = hashlib.sha256(f"{EMAIL}\n{salt}".encode()).digest()
+        assert str(int.from_bytes(unkeyed[:8], "big") % 10**16).zfill(16) != ours
+    assert member_code(EMAIL, key=b"another-key") != ours
