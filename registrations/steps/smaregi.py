@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from config.settings import ConfigError
 from connectors.errors import AmbiguousMatch, PermanentError
 from connectors.interfaces import SmaregiApi
 from connectors.smaregi import MemberCodeTaken, SmaregiMember, member_code
@@ -28,7 +29,12 @@ class SmaregiMemberStep(Step):
         known = work.known
         if known.smaregi_customer_id is not None:
             return Outcome(known.smaregi_customer_id)
-        member = link_or_create(connectors.smaregi, work.registrant, key=self.settings.member_code_secret)
+        try:
+            key = self.settings.member_code_secret
+        except ConfigError as error:
+            # An ops problem, not a retry loop: the dead letter says which setting is missing.
+            raise PermanentError(str(error), system=self.system) from None
+        member = link_or_create(connectors.smaregi, work.registrant, key=key)
         if known.shopify_customer_id is not None:
             # Smaregi owns the number; Shopify shows it (metafield membersync.member_number).
             connectors.shopify.set_member_number(known.shopify_customer_id, member.customer_code)
