@@ -130,3 +130,19 @@ def resume_stalled(publisher: Publisher, database: Database, settings: Settings)
     if outbox_ids:
         log.info("resuming %d stalled registration(s)", len(outbox_ids))
     return publish(publisher, database, outbox_ids)
+
+
+def queue_remaining(database: Database, registration_id: str) -> int | None:
+    """An outbox row for the registration's unfinished steps (None when nothing is left to run).
+
+    A failed step ends its Celery chain; this carries the rest of the pipeline on past it, durably:
+    published right away by the caller, or by the relay if the broker is down.
+    """
+    with database.session() as session:
+        registration = session.get(Registration, registration_id)
+        if registration is None or not remaining_systems(registration.steps):
+            return None
+        message = OutboxMessage(registration_id=registration_id)
+        session.add(message)
+        session.flush()
+        return message.id

@@ -25,6 +25,9 @@ BACKFILL_BATCH = 500
 class NothingToReplay(LookupError):
     """No such dead letter or registration, or nothing of it is open."""
 
+    def __str__(self) -> str:
+        return f"nothing open to replay for {self.args[0] if self.args else '?'}"
+
 
 @dataclass(frozen=True)
 class Replayed:

@@ -15,14 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from config.settings import RetryPolicy, Settings
 from registrations.database import Database
 from registrations.dead_letters import record_dead_letter
 from registrations.identities import find_identity, identity_for
-from registrations.models import Registration, SyncStep, utcnow
+from registrations.models import DeadLetter, Registration, SyncStep, utcnow
 from registrations.retry import retries_exhausted
 from registrations.status import derive_status
 from registrations.steps.base import Known, Outcome, Registrant, Work
@@ -191,6 +191,18 @@ class StepLedger:
             registration.status = derive_status(registration.steps)
             session.flush()
             return letter.id
+
+    def open_dead_letter_id(self, registration_id: str) -> int | None:
+        """The id of this step's open dead letter, if any."""
+        with self.database.session() as session:
+            letter_id: int | None = session.scalar(
+                select(DeadLetter.id).where(
+                    DeadLetter.registration_id == registration_id,
+                    DeadLetter.system == self.system,
+                    DeadLetter.status == "open",
+                )
+            )
+            return letter_id
 
     def _load(self, session: Session, registration_id: str) -> tuple[Registration, SyncStep]:
         registration = session.get(Registration, registration_id)

@@ -15,17 +15,20 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar, NoReturn
 
 from celery import Task
-from celery.exceptions import Ignore, Reject
+from celery.exceptions import Ignore
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from config.celery import is_rabbitmq
 from config.systems import system as system_named
 from connectors.errors import PermanentError, RateLimited, ThrottledError, TransientError
 from connectors.ratelimit import one_step
+from registrations.hints import dead_letter_summary
 from registrations.locks import LockBusy
+from registrations.outbox import publish, queue_remaining
 from registrations.retry import deferral_delay, retry_delay
 from registrations.steps.base import Step
 from registrations.sync import Claimed, Finished, StepLedger, WorkerLost
+from tasks.chains import chain_publisher
 from tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -36,7 +39,8 @@ TRANSIENT_DATABASE_ERRORS = (OperationalError, InterfaceError)
 
 
 class StepDeadLettered(Exception):
-    """The master step was dead-lettered: the chain stops here (visible as a failure in Flower)."""
+    """The step is dead-lettered: this delivery ends as a FAILURE (Flower's failed view lists it),
+    whose message names the dead letter, the reason and how to re-run it."""
 
 
 class DatabaseUnavailable(TransientError):
@@ -53,6 +57,8 @@ class StepTask(Task):
     # Celery's own retry count is off (retry(max_retries=None) means "the task's default", 3): the
     # step's policy in the database decides, counting attempts across redeliveries and replays.
     max_retries = None
+    # An expected ending, logged without a traceback (the message says everything ops need).
+    throws = (StepDeadLettered,)
 
     @property
     def system(self) -> str:
@@ -76,6 +82,8 @@ class StepTask(Task):
             if isinstance(claimed, Finished):
                 if claimed.state == "held":
                     raise Ignore()  # another delivery holds the step and carries the chain on
+                if claimed.state == "dead":
+                    self._already_dead(registration_id)
                 return {"registration_id": registration_id, "state": claimed.state}
             if isinstance(claimed, WorkerLost):
                 error = RuntimeError("attempts exhausted without an outcome")
@@ -147,21 +155,42 @@ class StepTask(Task):
             return float(max(1, math.ceil(countdown)))
         return countdown
 
-    def _dead_letter(self, registration_id: str, error: BaseException, reason: str) -> dict[str, Any]:
+    def _dead_letter(self, registration_id: str, error: BaseException, reason: str) -> NoReturn:
+        """Record the dead letter and end this delivery as a FAILURE that says how to re-run it.
+
+        A failure ends the Celery chain, so for a step other than the master the rest of the
+        pipeline is queued here (the customer still gets the welcome email); the master's failure
+        stops the registration: nothing can be synced without the customer master.
+        """
         try:
-            self.ledger.dead_letter(registration_id, error, reason, self.name)
+            letter_id = self.ledger.dead_letter(registration_id, error, reason, self.name)
         except TRANSIENT_DATABASE_ERRORS as db_error:
             self._retry_without_database(registration_id, _database_error(db_error))
-        log.warning("step %s of %s dead-lettered: %s", self.system, registration_id, reason)
-        if system_named(self.system).master:
-            # Rejected without requeue: the chain stops here, Flower shows it, and on RabbitMQ the
-            # message itself lands in the dead-letter exchange beside our own dead_letters row.
-            raise Reject(
-                StepDeadLettered(f"{self.system} step of {registration_id} dead-lettered: {reason}"),
-                requeue=False,
+        log.warning("step %s of %s dead-lettered as #%s: %s", self.system, registration_id, letter_id, reason)
+        if not system_named(self.system).master:
+            self._carry_on(registration_id)
+        raise StepDeadLettered(dead_letter_summary(self.system, registration_id, letter_id, reason))
+
+    def _carry_on(self, registration_id: str) -> None:
+        """Queue the registration's remaining steps past this failed one (the relay covers a failed publish)."""
+        database = self.runtime.database
+        try:
+            outbox_id = queue_remaining(database, registration_id)
+            if outbox_id is not None:
+                publish(chain_publisher(self.app), database, [outbox_id])
+        except TRANSIENT_DATABASE_ERRORS:
+            # The stalled sweep finds the pending steps and queues them.
+            log.warning("could not queue the rest of %s; the stalled sweep will", registration_id)
+
+    def _already_dead(self, registration_id: str) -> NoReturn:
+        """Applying a step that is dead-lettered does nothing: say so, and how to re-run it."""
+        letter_id = self.ledger.open_dead_letter_id(registration_id)
+        if letter_id is None:
+            raise StepDeadLettered(
+                f"{self.system} step of registration {registration_id} is dead and its dead letter is "
+                f"closed; replay the registration with `membersync dlq replay {registration_id}`"
             )
-        # Not the master: the chain goes on (the customer still gets the welcome email).
-        return {"registration_id": registration_id, "state": "dead", "reason": reason}
+        raise StepDeadLettered(dead_letter_summary(self.system, registration_id, letter_id, "already dead"))
 
 
 def _database_error(error: DBAPIError) -> DatabaseUnavailable:

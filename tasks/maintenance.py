@@ -11,7 +11,7 @@ from celery import shared_task
 
 from registrations.alerts import alert_new_dead_letters
 from registrations.outbox import relay, resume_stalled
-from registrations.replay import replay
+from registrations.replay import NothingToReplay, replay
 from tasks.chains import chain_publisher
 
 
@@ -32,8 +32,11 @@ def alert_task(self: Any) -> int:
     return alert_new_dead_letters(runtime.settings, runtime.database)
 
 
-@shared_task(name="membersync.replay", bind=True, ignore_result=False)
+@shared_task(name="membersync.replay", bind=True, ignore_result=False, throws=(NothingToReplay,))
 def replay_task(self: Any, dead_letter_or_registration_id: str) -> dict[str, object]:
-    """Replay a dead letter (by its id) or every open dead letter of a registration (by its id)."""
+    """Replay a dead letter (by its id) or every open dead letter of a registration (by its id).
+
+    Nothing open to replay is an ordinary answer, not a crash: a short FAILURE with no traceback.
+    """
     replayed = replay(chain_publisher(self.app), self.app.membersync.database, dead_letter_or_registration_id)
     return {"registration_id": replayed.registration_id, "systems": list(replayed.systems)}

@@ -17,7 +17,7 @@ from config.settings import RetryPolicy
 from config.systems import SYSTEM_NAMES
 from connectors.errors import AmbiguousMatch, PermanentError, ThrottledError, TransientError
 from registrations.database import Database
-from registrations.models import DeadLetter, Registration, SyncStep
+from registrations.models import DeadLetter, OutboxMessage, Registration, SyncStep
 from registrations.steps import Outcome, Step, Work
 from registrations.sync import StepLedger
 from tasks.base import StepTask
@@ -79,6 +79,16 @@ class ShopifyStep(ScriptedStep):
 class SmaregiStep(ScriptedStep):
     name = "tests.smaregi_step"
     step_class = SmaregiCall
+
+
+def _only_pending(database: Database, registration_id: str, systems: set[str]) -> None:
+    """Mark every other step finished, so a continuation queues none of the real registry tasks."""
+    with database.session() as session:
+        registration = session.get(Registration, registration_id)
+        assert registration is not None
+        for step in registration.steps:
+            if step.system not in systems:
+                step.state = "skipped"
 
 
 def new_registration(database: Database, **step_state: Any) -> str:
@@ -148,14 +158,15 @@ def test_transient_errors_are_retried_until_success(
     assert dead_letters(database) == []
 
 
-def test_retries_run_out_into_a_dead_letter_and_the_chain_goes_on(
+def test_retries_run_out_into_a_dead_letter_that_ends_as_a_failure(
     worker_factory: Callable[..., Any], clean_redis: str, database: Database
 ) -> None:
     celery = start(
         worker_factory, clean_redis, (HubspotStep, [TransientError("down")] * 5), (SmaregiStep, [])
     )
     registration_id = new_registration(database)
-    chain(
+    _only_pending(database, registration_id, {"hubspot", "smaregi"})
+    result = chain(
         celery.signature(HubspotStep.name, args=(registration_id,), immutable=True),
         celery.signature(SmaregiStep.name, args=(registration_id,), immutable=True),
     ).apply_async()
@@ -166,8 +177,16 @@ def test_retries_run_out_into_a_dead_letter_and_the_chain_goes_on(
     assert letter.message.startswith("retries_exhausted") and letter.args == {
         "registration_id": registration_id
     }
-    # Not the master: the next step still runs.
+    # The delivery ends as a FAILURE, so the chain's link (the scripted step) is not followed; the
+    # rest of the pipeline is queued past it through the outbox and runs as the registry's own task.
     assert wait_for_state(database, registration_id, "smaregi", {"succeeded"}).external_id
+    assert SmaregiCall.calls == 0
+    with database.session() as session:
+        queued = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.registration_id == registration_id)
+        )
+        assert len(list(queued)) == 1
+    del result
 
 
 def test_a_permanent_error_on_the_master_fails_the_registration_and_stops_the_chain(

@@ -16,6 +16,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+import tasks.base
+import tasks.maintenance
 from config.settings import Settings
 from config.systems import SYSTEMS
 from connectors.errors import PermanentError, RateLimited, TransientError
@@ -55,6 +57,11 @@ class World:
             {"shopify": self.shopify, "smaregi": self.smaregi, "hubspot": self.hubspot, "email": self.mailer}
         )
         runtime._locks = LocalPersonLocks(wait=1.0)
+        # What would go to the broker: (registration id, systems) per published chain.
+        self.published: list[tuple[str, list[str]]] = []
+
+    def publisher(self, _celery: Any) -> Any:
+        return lambda rid, systems: self.published.append((rid, list(systems)))
 
     def accept(self, **fields: Any) -> str:
         with self.database.session() as session:
@@ -81,8 +88,10 @@ class World:
 
 
 @pytest.fixture()
-def world(tmp_path: Path) -> Iterator[World]:
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     made = World(tmp_path)
+    monkeypatch.setattr(tasks.base, "chain_publisher", made.publisher)
+    monkeypatch.setattr(tasks.maintenance, "chain_publisher", made.publisher)
     yield made
     made.database.dispose()
 
@@ -144,7 +153,16 @@ def test_two_registrations_of_one_person_share_every_object(world: World) -> Non
 def test_a_permanent_failure_dead_letters_that_step_and_the_chain_goes_on(world: World) -> None:
     world.hubspot.fail_next("upsert_contact", PermanentError("HTTP 400: bad property", system="hubspot"))
     registration_id = world.accept()
-    world.run_all(registration_id)
+    world.run("shopify", registration_id)
+    world.run("smaregi", registration_id)
+    result = world.run("hubspot", registration_id)
+    # A FAILURE for Flower, naming the dead letter and how to re-run it...
+    assert result.state == "FAILURE"
+    [letter] = world.dead_letters()
+    assert f"#{letter.id}" in str(result.result) and "membersync.replay" in str(result.result)
+    # ...and the rest of the pipeline queued past it (the chain itself ended with the failure).
+    assert world.published == [(registration_id, ["email"])]
+    world.run("email", registration_id)
     registration = world.registration(registration_id)
     assert registration.step("hubspot").state == "dead"
     assert registration.step("email").state == "succeeded"
@@ -153,13 +171,42 @@ def test_a_permanent_failure_dead_letters_that_step_and_the_chain_goes_on(world:
     assert (letter.system, letter.status, letter.attempts) == ("hubspot", "open", 1)
 
 
-def test_the_master_dead_letters_as_a_rejection_and_the_registration_fails(world: World) -> None:
+def test_the_master_dead_letters_as_a_failure_and_the_registration_fails(world: World) -> None:
     world.shopify.fail_next("create_customer", PermanentError("HTTP 401", system="shopify"))
     registration_id = world.accept()
     result = world.run("shopify", registration_id)
-    assert result.state == "REJECTED"
+    assert result.state == "FAILURE" and "dead-lettered" in str(result.result)
     assert world.registration(registration_id).status == "failed"
     assert [letter.system for letter in world.dead_letters()] == ["shopify"]
+    assert world.published == []  # nothing follows the master
+
+
+def test_applying_a_dead_step_again_fails_with_the_replay_hint(world: World) -> None:
+    world.smaregi.fail_next("create_member", PermanentError("HTTP 403: plan", system="smaregi"))
+    registration_id = world.accept()
+    world.run("shopify", registration_id)
+    world.run("smaregi", registration_id)
+    [letter] = world.dead_letters()
+    again = world.run("smaregi", registration_id)  # what Flower's apply of the step task does
+    assert again.state == "FAILURE"
+    assert f"#{letter.id}" in str(again.result) and "membersync.replay" in str(again.result)
+    assert world.smaregi.count("create_member") == 1
+
+
+def test_replaying_nothing_is_a_short_failure(world: World) -> None:
+    result = world.celery.tasks["membersync.replay"].apply(args=("no-such-registration",))
+    assert result.state == "FAILURE"
+    assert str(result.result) == "nothing open to replay for no-such-registration"
+
+
+def test_the_replay_task_reopens_and_publishes(world: World) -> None:
+    world.hubspot.fail_next("upsert_contact", PermanentError("HTTP 400", system="hubspot"))
+    registration_id = world.accept()
+    world.run_all(registration_id)
+    [letter] = world.dead_letters()
+    result = world.celery.tasks["membersync.replay"].apply(args=(str(letter.id),))
+    assert result.state == "SUCCESS"
+    assert result.result == {"registration_id": registration_id, "systems": ["hubspot"]}
 
 
 def test_transient_failures_retry_until_the_policy_runs_out(world: World) -> None:
