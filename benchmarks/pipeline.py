@@ -72,6 +72,8 @@ import requests
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from tasks.queues import queue_depths
+
 QUEUES = "membersync.realtime,membersync.bulk,membersync.maintenance"
 POOLS = ("threads", "prefork", "gevent", "eventlet", "solo")
 VENDORS = ("shopify", "smaregi", "hubspot")
@@ -307,25 +309,6 @@ class Worker:
             os.killpg(process.pid, signal.SIGKILL)  # pool children left behind, if any
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(5)
-
-
-def queue_depths(broker_url: str) -> dict[str, int]:
-    """Messages waiting in each of our queues on the broker (a queue that does not exist holds 0)."""
-    from kombu import Connection
-    from kombu.exceptions import ChannelError, OperationalError
-
-    depths: dict[str, int] = {}
-    with Connection(broker_url, connect_timeout=5) as connection:
-        for name in QUEUES.split(","):
-            channel = connection.channel()
-            try:
-                depths[name] = int(channel.queue_declare(name, passive=True).message_count)
-            except (ChannelError, OperationalError):
-                depths[name] = 0  # RabbitMQ answers a passive declare of a missing queue with 404
-            finally:
-                with contextlib.suppress(Exception):
-                    channel.close()
-    return depths
 
 
 def purge_queues(broker_url: str) -> None:

@@ -172,7 +172,7 @@ class StepTask(Task):
         raise StepDeadLettered(dead_letter_summary(self.system, registration_id, letter_id, reason))
 
     def _carry_on(self, registration_id: str) -> None:
-        """Queue the registration's remaining steps past this failed one (the relay covers a failed publish)."""
+        """Queue the registration's remaining steps past this failed one (the relay covers failures)."""
         database = self.runtime.database
         try:
             outbox_id = queue_remaining(database, registration_id)
