@@ -8,7 +8,7 @@ from typing import Any
 from celery import Celery
 from flask import Flask
 
-from app import api, errors, form, health, limits, openapi
+from app import api, errors, form, health, limits, metrics, openapi
 from app.services import Services
 from config.observability import init_sentry, install_log_redaction
 from config.settings import ConfigError, Settings, load_settings
@@ -52,10 +52,12 @@ def create_app(
         flask_app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             flask_app.wsgi_app, x_for=settings.trusted_proxy_count, x_proto=settings.trusted_proxy_count
         )
+    metrics.init_app(flask_app)  # before the limiter, so refused posts are counted too
     limits.init_app(flask_app, settings)
     errors.init_app(flask_app)
     flask_app.register_blueprint(api.blueprint)
     flask_app.register_blueprint(health.blueprint)
+    flask_app.register_blueprint(metrics.blueprint)
     flask_app.register_blueprint(openapi.blueprint)
     flask_app.register_blueprint(form.blueprint)
     return flask_app

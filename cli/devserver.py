@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,7 +91,16 @@ def dev_environment(base: Mapping[str, str]) -> dict[str, str]:
     env.setdefault("DATABASE_URL", f"sqlite:///{(VAR / 'membersync.db').resolve()}")
     env.setdefault("FLOWER_DB", str((VAR / "flower.db").resolve()))
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # Every process writes its Prometheus values here, so the web's /metrics shows the worker's too.
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str((VAR / "metrics").resolve()))
     return env
+
+
+def fresh_metrics_dir(env: Mapping[str, str]) -> None:
+    """Empty the metrics folder: values of processes from an earlier run must not add up with ours."""
+    folder = Path(env["PROMETHEUS_MULTIPROC_DIR"])
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
 
 
 def choose_redis(env: dict[str, str]) -> ValkeyServer | None:
@@ -128,6 +138,7 @@ def urls(settings: Settings, env: Mapping[str, str]) -> dict[str, str]:
         "API": f"http://127.0.0.1:{settings.port}/api/registrations",
         "OpenAPI": f"http://127.0.0.1:{settings.port}/api/openapi.json",
         "Flower (ops/ops)": f"http://127.0.0.1:{settings.flower_port}/",
+        "metrics (ops/ops)": f"http://127.0.0.1:{settings.port}/metrics",
         "sandbox Shopify": f"http://127.0.0.1:{env.get('SANDBOX_SHOPIFY_PORT', '8011')}/_sandbox/state",
         "sandbox Smaregi": f"http://127.0.0.1:{env.get('SANDBOX_SMAREGI_PORT', '8012')}/_sandbox/state",
         "sandbox HubSpot": f"http://127.0.0.1:{env.get('SANDBOX_HUBSPOT_PORT', '8013')}/_sandbox/state",
@@ -151,6 +162,7 @@ def run_dev(base_env: Mapping[str, str] | None = None) -> int:
     try:
         supervisor.redis = choose_redis(env)
         settings = Settings.from_env(env)
+        fresh_metrics_dir(env)
         Database(settings.database_url).upgrade()
         for name, argv in process_argvs(settings):
             supervisor.start(name, argv)

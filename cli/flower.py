@@ -63,6 +63,22 @@ def flower_db(environ: Mapping[str, str] | None = None) -> Path:
     return Path(env.get("FLOWER_DB") or DEFAULT_DB)
 
 
+def guard_flower_metrics() -> None:
+    """Put Flower's own `/metrics` behind its basic auth like every other page.
+
+    Flower serves `/metrics` without authentication (only `/healthcheck` needs to be open: it is
+    the container's liveness probe); its series name our task names, workers and queues.
+    """
+    from flower.views import monitor
+    from tornado import web
+
+    get = monitor.Metrics.get
+    if not getattr(get, "membersync_guarded", False):
+        guarded = web.authenticated(get)
+        guarded.membersync_guarded = True  # type: ignore[attr-defined]
+        monitor.Metrics.get = guarded
+
+
 def main() -> None:
     """Start Flower on the Celery app built from the environment; exits with its status."""
     from tasks.factory import create_celery_app
@@ -75,6 +91,7 @@ def main() -> None:
         sys.exit(f"membersync flower: {error}")
     # The shelve file is created by Flower, its folder is not.
     flower_db().parent.mkdir(parents=True, exist_ok=True)
+    guard_flower_metrics()
     celery = create_celery_app(settings)
     sys.exit(celery.start(argv) or 0)
 

@@ -54,6 +54,10 @@ def _port(raw: str) -> int:
     return port
 
 
+def _optional_port(raw: str) -> int | None:
+    return _port(raw) if raw.strip() else None
+
+
 def _positive_int(raw: str) -> int:
     number = int(raw)
     if number <= 0:
@@ -232,6 +236,13 @@ class Settings:
     # recomputed). Required outside dev mode.
     member_code_key: Secret = setting("MEMBER_CODE_KEY", _secret, Secret(""), secret=True)
     sentry_dsn: Secret = setting("SENTRY_DSN", _secret, Secret(""), secret=True)
+    # A bearer token for `/metrics` (a Prometheus scraper); the ops credentials work as well.
+    metrics_token: Secret = setting("METRICS_TOKEN", _secret, Secret(""), secret=True)
+    # Where each process writes its Prometheus values (prometheus_client reads it too, at start-up).
+    metrics_dir: str | None = setting("PROMETHEUS_MULTIPROC_DIR", _optional_str, None)
+    # When set, the worker serves its own series on this port too (for a worker on another host than
+    # the web service; on one host PROMETHEUS_MULTIPROC_DIR lets `/metrics` show every process).
+    worker_metrics_port: int | None = setting("WORKER_METRICS_PORT", _optional_port, None)
     shopify_webhook_secret: Secret = setting("SHOPIFY_WEBHOOK_SECRET", _secret, Secret(""), secret=True)
     smaregi_webhook_token: Secret = setting("SMAREGI_WEBHOOK_TOKEN", _secret, Secret(""), secret=True)
 

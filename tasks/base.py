@@ -18,6 +18,7 @@ from celery import Task
 from celery.exceptions import Ignore
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from config import metrics
 from config.celery import is_rabbitmq
 from config.systems import system as system_named
 from connectors.errors import PermanentError, RateLimited, ThrottledError, TransientError
@@ -26,12 +27,16 @@ from registrations.hints import dead_letter_summary
 from registrations.locks import LockBusy
 from registrations.outbox import publish, queue_remaining
 from registrations.retry import deferral_delay, retry_delay
+from registrations.status import synced_after
 from registrations.steps.base import Step
 from registrations.sync import Claimed, Finished, StepLedger, WorkerLost
 from tasks.chains import chain_publisher
 from tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+# How a delivery that found nothing to do is counted.
+_FINISHED_OUTCOME = {"skipped": "skipped", "held": "held", "missing": "missing"}
 
 # What a database says when it is unavailable for now (locked, restarting, connection dropped), as
 # opposed to a statement that can never succeed.
@@ -84,6 +89,9 @@ class StepTask(Task):
                     raise Ignore()  # another delivery holds the step and carries the chain on
                 if claimed.state == "dead":
                     self._already_dead(registration_id)
+                metrics.STEP_OUTCOMES.labels(
+                    self.system, _FINISHED_OUTCOME.get(claimed.state, "already_done")
+                ).inc()
                 return {"registration_id": registration_id, "state": claimed.state}
             if isinstance(claimed, WorkerLost):
                 error = RuntimeError("attempts exhausted without an outcome")
@@ -94,11 +102,20 @@ class StepTask(Task):
                 # recorded, and never acts on an identity older than its own call.
                 work = ledger.read(registration_id)
                 outcome = step.call(work, self.runtime.connectors)
-                if not ledger.record(registration_id, delivery, outcome):
+                recorded = ledger.record(registration_id, delivery, outcome)
+                if not recorded.held:
                     log.info(
                         "step %s of %s was taken over; its holder records it", self.system, registration_id
                     )
                     raise Ignore()
+            if recorded.outbox_id is not None:
+                # This success reopened a finished step (the member number's email): publish it now.
+                # It is committed in the outbox, so a failure here is the relay's, never this step's.
+                try:
+                    publish(chain_publisher(self.app), self.runtime.database, [recorded.outbox_id])
+                except TRANSIENT_DATABASE_ERRORS:
+                    log.warning("could not publish the follow-up of %s; the relay will", registration_id)
+            self._count_success(registration_id)
             return {"registration_id": registration_id, "state": "succeeded"}
         except PermanentError as error:
             return self._dead_letter(registration_id, error, getattr(error, "reason", "permanent"))
@@ -106,6 +123,15 @@ class StepTask(Task):
             return self._retry_or_dead_letter(registration_id, error)
         except TRANSIENT_DATABASE_ERRORS as error:
             return self._retry_or_dead_letter(registration_id, _database_error(error))
+
+    def _count_success(self, registration_id: str) -> None:
+        metrics.STEP_OUTCOMES.labels(self.system, "succeeded").inc()
+        try:
+            seconds = synced_after(self.runtime.database, registration_id)
+        except TRANSIENT_DATABASE_ERRORS:
+            return  # a metric is not worth failing a step that has succeeded
+        if seconds is not None:
+            metrics.TIME_TO_SYNCED.observe(seconds)
 
     def _person_lock(self, step: Step, claimed: Claimed) -> AbstractContextManager[None]:
         return self.runtime.locks.hold(claimed.email) if step.locks_email else nullcontext()
@@ -122,8 +148,11 @@ class StepTask(Task):
         retry_after = error.retry_after if isinstance(error, ThrottledError) else None
         if deferred:
             countdown = deferral_delay(retry_after)
+            metrics.STEP_OUTCOMES.labels(self.system, "deferred").inc()
         else:
             countdown = retry_delay(self.ledger.policy, decision.attempts, retry_after=retry_after)
+            metrics.STEP_OUTCOMES.labels(self.system, "retried").inc()
+            metrics.STEP_RETRIES.labels(self.system).inc()
         log.info(
             "step %s of %s retries in %.1fs (attempt %d)",
             self.system,
@@ -164,6 +193,8 @@ class StepTask(Task):
         """
         try:
             letter_id = self.ledger.dead_letter(registration_id, error, reason, self.name)
+            metrics.STEP_OUTCOMES.labels(self.system, "dead").inc()
+            metrics.DEAD_LETTERS.labels(self.system, reason).inc()
         except TRANSIENT_DATABASE_ERRORS as db_error:
             self._retry_without_database(registration_id, _database_error(db_error))
         log.warning("step %s of %s dead-lettered as #%s: %s", self.system, registration_id, letter_id, reason)

@@ -54,3 +54,30 @@ def relay_at_worker_start(sender: Any, **_kwargs: Any) -> None:
         return
     if count:
         log.info("outbox relay at worker start published %d", count)
+
+
+@worker_ready.connect
+def serve_worker_metrics(sender: Any, **_kwargs: Any) -> None:
+    """With WORKER_METRICS_PORT set, this worker serves its own series (a worker on another host
+    than the web service, whose `/metrics` only sees its own host's processes)."""
+    runtime = getattr(sender.app, "membersync", None)
+    if runtime is None or not runtime.settings.worker_metrics_port:
+        return
+    port = runtime.settings.worker_metrics_port
+    folder = runtime.settings.metrics_dir
+    from prometheus_client import start_http_server
+
+    from config.metrics import exposition
+
+    class _Registry:
+        """`start_http_server` wants a registry; ours adds up every process of this host."""
+
+        def collect(self) -> Any:
+            from prometheus_client.parser import text_string_to_metric_families
+
+            return text_string_to_metric_families(exposition(folder).decode())
+
+    try:
+        start_http_server(port, addr="0.0.0.0", registry=_Registry())
+    except OSError:
+        log.exception("could not serve worker metrics on port %s", port)

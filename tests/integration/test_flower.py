@@ -107,6 +107,10 @@ def test_flower_serves_its_health_check_and_guards_its_api(
     assert _get(f"{base}/api/workers")[0] == 401
     assert _get(f"{base}/")[0] == 401
     assert _get(f"{base}/api/workers", auth=(USERNAME, "wrong"))[0] == 401
+    # Flower's own Prometheus page is not public either.
+    assert _get(f"{base}/metrics")[0] == 401
+    status, body = _get(f"{base}/metrics", auth=(USERNAME, PASSWORD))
+    assert status == 200 and b"flower_" in body
     status, body = _get(f"{base}/api/workers", auth=(USERNAME, PASSWORD))
     assert status == 200
     assert body.startswith(b"{")

@@ -1,0 +1,170 @@
+"""`/metrics` for Prometheus, behind the ops credentials or METRICS_TOKEN, and the intake's counts.
+
+The series are defined in `config.metrics`; the gauges describing current state (registrations by
+status, open dead letters, queue depths, rate-limit tokens) are read here at scrape time, each from
+its own source, and a source that does not answer is left out rather than failing the scrape.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Flask, Response, g, request
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from app.services import Services, services
+from config import metrics
+from registrations.models import DeadLetter, Registration
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("metrics", __name__)
+
+# The endpoints that take registrations, and how each says "accepted".
+INTAKE_ENDPOINTS = {"api.create_registration": ("api", 202), "form.register": ("form", 303)}
+REJECTION_REASONS = {
+    400: "malformed",
+    409: "idempotency_conflict",
+    413: "too_large",
+    415: "not_json",
+    422: "invalid",
+    429: "rate_limited",
+}
+
+
+@blueprint.get("/metrics")
+def scrape() -> Response:
+    """The Prometheus text exposition of every series."""
+    if not _authorised(services()):
+        return Response(
+            "authentication required\n",
+            status=401,
+            headers={"WWW-Authenticate": 'Basic realm="membersync metrics"'},
+            mimetype="text/plain",
+        )
+    body = metrics.exposition(services().settings.metrics_dir, [StateCollector(services())])
+    return Response(body, mimetype="text/plain; version=0.0.4")
+
+
+def _authorised(found: Services) -> bool:
+    """A bearer METRICS_TOKEN, or the ops console's basic-auth credentials."""
+    token = found.settings.metrics_token.value
+    header = request.headers.get("Authorization", "")
+    if token and header.startswith("Bearer "):
+        return hmac.compare_digest(header[len("Bearer ") :].encode(), token.encode())
+    auth = request.authorization
+    if auth is None or auth.type != "basic":
+        return False
+    username, password = found.settings.ops_credentials()
+    return hmac.compare_digest((auth.username or "").encode(), username.encode()) & hmac.compare_digest(
+        (auth.password or "").encode(), password.encode()
+    )
+
+
+class StateCollector(Collector):
+    """Gauges of what is true now, read from the database, the broker and Redis at scrape time."""
+
+    def __init__(self, found: Services) -> None:
+        self.found = found
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._from_database()
+        yield from self._from_broker()
+        yield from self._from_redis()
+
+    def _from_database(self) -> Iterator[Metric]:
+        try:
+            with self.found.database.session() as session:
+                statuses = session.execute(
+                    select(Registration.status, func.count()).group_by(Registration.status)
+                ).all()
+                letters = session.execute(
+                    select(DeadLetter.system, func.count())
+                    .where(DeadLetter.status == "open")
+                    .group_by(DeadLetter.system)
+                ).all()
+        except Exception:
+            log.warning("metrics: the database did not answer")
+            return
+        by_status = GaugeMetricFamily(
+            "membersync_registrations", "Registrations by status", labels=["status"]
+        )
+        counted = dict(statuses)
+        for status in ("accepted", "syncing", "synced", "partial", "failed"):
+            by_status.add_metric([status], float(counted.get(status, 0)))
+        yield by_status
+        open_letters = GaugeMetricFamily(
+            "membersync_open_dead_letters", "Dead letters waiting for ops", labels=["system"]
+        )
+        for system, count in letters:
+            open_letters.add_metric([system], float(count))
+        yield open_letters
+
+    def _from_broker(self) -> Iterator[Metric]:
+        from tasks.queues import queue_depths
+
+        try:
+            depths = queue_depths(self.found.settings.broker_url, connect_timeout=2)
+        except Exception:
+            log.warning("metrics: the broker did not answer")
+            return
+        family = GaugeMetricFamily("membersync_queue_depth", "Messages waiting per queue", labels=["queue"])
+        for queue, depth in depths.items():
+            family.add_metric([queue], float(depth))
+        yield family
+
+    def _from_redis(self) -> Iterator[Metric]:
+        import redis
+
+        from connectors.tokenbucket import limiters_from_settings
+
+        try:
+            client = redis.Redis.from_url(self.found.settings.effective_redis_url, socket_timeout=2)
+            states = {
+                name: bucket.state()
+                for name, bucket in limiters_from_settings(self.found.settings, client).items()
+            }
+        except Exception:
+            log.warning("metrics: Redis did not answer")
+            return
+        tokens = GaugeMetricFamily(
+            "membersync_rate_limit_tokens", "Tokens left in each system's shared budget", labels=["system"]
+        )
+        capacity = GaugeMetricFamily(
+            "membersync_rate_limit_capacity", "Size of each system's shared budget", labels=["system"]
+        )
+        for name, state in states.items():
+            tokens.add_metric([name], state["tokens"])
+            capacity.add_metric([name], state["capacity"])
+        yield tokens
+        yield capacity
+
+
+def init_app(flask_app: Flask) -> None:
+    """Count and time every registration post, accepted or refused."""
+
+    @flask_app.before_request
+    def _start_clock() -> None:
+        if request.endpoint in INTAKE_ENDPOINTS and request.method == "POST":
+            g.intake_started = time.perf_counter()
+
+    @flask_app.after_request
+    def _count(response: Any) -> Any:
+        started = g.pop("intake_started", None)
+        if started is None:
+            return response
+        source, accepted = INTAKE_ENDPOINTS[str(request.endpoint)]
+        metrics.INTAKE_SECONDS.labels(source).observe(time.perf_counter() - started)
+        if response.status_code == accepted:
+            metrics.REGISTRATIONS_ACCEPTED.labels(source).inc()
+        else:
+            reason = REJECTION_REASONS.get(response.status_code, f"http_{response.status_code}")
+            metrics.REGISTRATIONS_REJECTED.labels(reason).inc()
+        return response

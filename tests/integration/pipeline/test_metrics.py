@@ -1,0 +1,57 @@
+"""`/metrics` after a real run: the worker's step counts (through PROMETHEUS_MULTIPROC_DIR), the
+intake's counts and latency, and the state gauges read at scrape time; only ops may read it."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.pipeline import Pipeline, person
+
+OPS = "Basic " + base64.b64encode(b"ops:ops").decode()
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_show_a_runs_real_values(pipeline: Pipeline, sandbox: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    pipeline.configure(PROMETHEUS_MULTIPROC_DIR=str(folder), METRICS_TOKEN="scrape-token-123")
+    pipeline.start_worker()
+    ids = [pipeline.register(person(number)) for number in range(3)]
+    refused = pipeline.client.post("/api/registrations", json={"email": "not-an-address"})
+    assert refused.status_code == 422
+    assert set(pipeline.wait_settled(ids).values()) == {"synced"}
+
+    assert pipeline.client.get("/metrics").status_code == 401
+    assert pipeline.client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    by_token = pipeline.client.get("/metrics", headers={"Authorization": "Bearer scrape-token-123"})
+    assert by_token.status_code == 200
+    response = pipeline.client.get("/metrics", headers={"Authorization": OPS})
+    assert response.status_code == 200
+    found = samples(response.get_data(as_text=True))
+
+    def value(name: str, **labels: str) -> float:
+        return found.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    assert value("membersync_registrations_accepted_total", source="api") == 3
+    assert value("membersync_registrations_rejected_total", reason="invalid") == 1
+    assert value("membersync_intake_seconds_count", source="api") == 4
+    for system in ("shopify", "smaregi", "hubspot", "email"):
+        # Counted by the worker process, added up through the shared folder.
+        assert value("membersync_step_outcomes_total", system=system, outcome="succeeded") == 3, system
+    assert value("membersync_time_to_synced_seconds_count") == 3
+    assert value("membersync_registrations", status="synced") == 3
+    assert ("membersync_queue_depth", (("queue", "membersync.realtime"),)) in found
+    assert value("membersync_rate_limit_capacity", system="shopify") > 0
+    text = response.get_data(as_text=True)
+    assert "@example.com" not in text and "Hanako" not in text
