@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from config import metrics
 from config.celery import is_rabbitmq
+from config.logs import log_context
 from config.systems import system as system_named
 from connectors.errors import PermanentError, RateLimited, ThrottledError, TransientError
 from connectors.ratelimit import one_step
@@ -80,6 +81,10 @@ class StepTask(Task):
 
     def run_step(self, registration_id: str) -> dict[str, Any]:
         """Run the step once for `registration_id`; a finished step returns at once."""
+        with log_context(registration_id=registration_id, system=self.system):
+            return self._run_step(registration_id)
+
+    def _run_step(self, registration_id: str) -> dict[str, Any]:
         delivery = str(self.request.id)
         ledger = self.ledger
         try:
