@@ -7,6 +7,9 @@ registration. The digest carries ids, systems and reasons only: no personal data
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 
@@ -15,7 +18,7 @@ from sqlalchemy import select
 
 from config.settings import Settings
 from registrations.database import Database
-from registrations.models import DeadLetter, utcnow
+from registrations.models import DeadLetter, SyncStep, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -70,3 +73,85 @@ def alert_new_dead_letters(settings: Settings, database: Database) -> int:
         for letter in letters:
             letter.alerted_at = now
         return len(letters)
+
+
+@dataclass(frozen=True)
+class OverBudget:
+    """A step still unfinished after its retry budget ran out (nothing dead-lettered it yet)."""
+
+    step_id: int
+    registration_id: str
+    system: str
+    state: str
+    seconds: float
+
+
+def steps_over_budget(settings: Settings, database: Database) -> list[OverBudget]:
+    """Pending or running steps whose first attempt is older than their system's retry budget.
+
+    A step normally ends dead-lettered when its budget runs out; one that does not has lost its
+    message or its worker more than once, and a person should look at it.
+    """
+    now = utcnow()
+    found: list[OverBudget] = []
+    with database.session() as session:
+        for system, policy in settings.retry_policies.items():
+            started_before = now - timedelta(seconds=policy.budget_seconds)
+            rows = session.execute(
+                select(SyncStep.id, SyncStep.registration_id, SyncStep.state, SyncStep.first_attempt_at)
+                .where(
+                    SyncStep.system == system,
+                    SyncStep.state.in_(("pending", "running")),
+                    SyncStep.first_attempt_at.is_not(None),
+                    SyncStep.first_attempt_at < started_before,
+                )
+                .order_by(SyncStep.id)
+                .limit(ALERT_BATCH)
+            )
+            found += [
+                OverBudget(
+                    row.id,
+                    row.registration_id,
+                    system,
+                    row.state,
+                    (now - row.first_attempt_at).total_seconds(),
+                )
+                for row in rows
+            ]
+    return found
+
+
+def report_steps_over_budget(
+    settings: Settings, database: Database, first_time: Callable[[OverBudget], bool]
+) -> list[OverBudget]:
+    """Tell ops (log, Sentry, and OPS_ALERT_EMAIL) of each step over budget, once: `first_time`
+    says whether a step was already reported (a shared memory, such as a Redis key per step)."""
+    from connectors.mailer import Mailer
+
+    news = [step for step in steps_over_budget(settings, database) if first_time(step)]
+    if not news:
+        return []
+    lines = [
+        f"step {step.system} of registration {step.registration_id} is still {step.state} "
+        f"{step.seconds / 3600:.1f} h after its first attempt"
+        for step in news
+    ]
+    for line in lines:
+        log.warning("%s (past its retry budget)", line)
+    sentry_sdk.capture_message(f"{len(news)} step(s) past their retry budget", level="warning")
+    if settings.ops_alert_email:
+        message = EmailMessage()
+        message["Subject"] = f"[Membersync] {len(news)} step(s) past their retry budget"
+        message["From"] = settings.mail_from
+        message["To"] = settings.ops_alert_email
+        message["Date"] = formatdate(localtime=False)
+        domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "membersync.local"
+        message["Message-ID"] = make_msgid("over-budget", domain=domain)
+        message.set_content(
+            "These steps ran past their retry budget without finishing; their chain was probably lost.\n"
+            "Check the worker, then re-run with `membersync dlq replay REGISTRATION_ID`.\n\n"
+            + "\n".join(lines)
+            + "\n"
+        )
+        Mailer.from_settings(settings).send(message)
+    return news

@@ -9,7 +9,8 @@ from typing import Any
 
 from celery import shared_task
 
-from registrations.alerts import alert_new_dead_letters
+from config import metrics
+from registrations.alerts import OverBudget, alert_new_dead_letters, report_steps_over_budget
 from registrations.outbox import relay, resume_stalled
 from registrations.replay import NothingToReplay, replay
 from tasks.chains import chain_publisher
@@ -25,10 +26,22 @@ def relay_task(self: Any) -> int:
     return published + resume_stalled(publisher, runtime.database, settings)
 
 
+# A step over budget is reported once; the memory of it outlives any sensible investigation.
+OVER_BUDGET_KEY = "membersync:alerted:over-budget:{step_id}"
+OVER_BUDGET_MEMORY_SECONDS = 30 * 24 * 3600
+
+
 @shared_task(name="membersync.alerts.dead_letters", bind=True, ignore_result=True)
 def alert_task(self: Any) -> int:
-    """Beat-scheduled digest of new dead letters."""
+    """Beat-scheduled digest of new dead letters, and a report of steps past their retry budget."""
     runtime = self.app.membersync
+
+    def first_time(step: OverBudget) -> bool:
+        key = OVER_BUDGET_KEY.format(step_id=step.step_id)
+        return bool(runtime.redis.set(key, "1", nx=True, ex=OVER_BUDGET_MEMORY_SECONDS))
+
+    for step in report_steps_over_budget(runtime.settings, runtime.database, first_time):
+        metrics.STEP_OVER_BUDGET.labels(step.system).inc()
     return alert_new_dead_letters(runtime.settings, runtime.database)
 
 

@@ -60,3 +60,40 @@ def test_without_an_alert_address_the_letters_are_still_marked(
     dead_letter(database, "hanako@example.com", "smaregi")
     assert alert_new_dead_letters(make_settings(**sandbox.env), database) == 1
     assert sandbox.messages() == []
+
+
+def test_a_step_past_its_budget_is_reported_once(
+    database: Database, make_settings: Callable[..., Settings], sandbox: Any
+) -> None:
+    from datetime import timedelta
+
+    from registrations.alerts import report_steps_over_budget
+    from registrations.models import utcnow
+
+    settings = make_settings(OPS_ALERT_EMAIL="ops@shop.example", **sandbox.env)
+    budget = settings.retry_policies["hubspot"].budget_seconds
+    with database.session() as session:
+        registration = Registration(
+            request_fingerprint="f", email="jiro@example.com", first_name="次郎", last_name="山田"
+        )
+        registration.steps = [SyncStep(system=name, state="succeeded") for name in SYSTEMS]
+        registration.step("hubspot").state = "pending"
+        registration.step("hubspot").first_attempt_at = utcnow() - timedelta(seconds=budget + 60)
+        registration.step("smaregi").state = "running"
+        registration.step("smaregi").first_attempt_at = utcnow() - timedelta(seconds=30)  # within budget
+        session.add(registration)
+        session.flush()
+        registration_id = registration.id
+    reported: set[int] = set()
+
+    def first_time(step: Any) -> bool:
+        new = step.step_id not in reported
+        reported.add(step.step_id)
+        return new
+
+    [step] = report_steps_over_budget(settings, database, first_time)
+    assert (step.registration_id, step.system, step.state) == (registration_id, "hubspot", "pending")
+    assert report_steps_over_budget(settings, database, first_time) == []  # once
+    [message] = sandbox.messages()
+    assert "past their retry budget" in message["subject"] and registration_id in message["text"]
+    assert "jiro@example.com" not in message["text"]
