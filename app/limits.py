@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask
+from flask import Flask, Response
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
@@ -41,3 +41,11 @@ def init_app(flask_app: Flask, settings: Settings) -> None:
     flask_app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or "memory://"
     flask_app.config["RATELIMIT_KEY_PREFIX"] = "membersync-intake"
     limiter.init_app(flask_app)
+
+    @flask_app.after_request
+    def _retry_after_only_when_refused(response: Response) -> Response:
+        # flask-limiter sets Retry-After on every limited answer; on a success it would tell a
+        # client to wait before a retry it has no reason to make.
+        if response.status_code not in (429, 503):
+            response.headers.pop("Retry-After", None)
+        return response

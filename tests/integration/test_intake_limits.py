@@ -38,6 +38,8 @@ def test_too_many_requests_is_429_and_shared_through_redis(
     # Another client address has its own allowance.
     other = first_web.post("/api/registrations", json=MINIMAL, environ_base={"REMOTE_ADDR": "10.9.8.7"})
     assert other.status_code == 202
+    # An accepted registration tells nobody to wait (only the refusal carries Retry-After).
+    assert "Retry-After" not in other.headers and "X-RateLimit-Remaining" in other.headers
     # Status reads are not the public write endpoint and are not limited by it.
     assert first_web.get("/healthz").status_code == 200
 
