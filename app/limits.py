@@ -40,8 +40,9 @@ def init_app(flask_app: Flask, settings: Settings) -> None:
     """Attach the limiter with Redis storage when Redis is configured, else process memory."""
     flask_app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or "memory://"
     flask_app.config["RATELIMIT_KEY_PREFIX"] = "membersync-intake"
-    limiter.init_app(flask_app)
 
+    # Registered before the limiter: Flask runs after-request hooks last-registered first, so this
+    # one sees the limiter's headers.
     @flask_app.after_request
     def _retry_after_only_when_refused(response: Response) -> Response:
         # flask-limiter sets Retry-After on every limited answer; on a success it would tell a
@@ -49,3 +50,5 @@ def init_app(flask_app: Flask, settings: Settings) -> None:
         if response.status_code not in (429, 503):
             response.headers.pop("Retry-After", None)
         return response
+
+    limiter.init_app(flask_app)
