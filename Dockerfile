@@ -21,7 +21,7 @@ RUN groupadd --system --gid 10001 membersync \
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 # ./var holds Flower's state and anything else a process writes; the non-root user must own it.
-RUN mkdir -p /app/var && chown membersync:membersync /app/var
+RUN mkdir -p /app/var /app/metrics && chown membersync:membersync /app/var /app/metrics
 USER membersync
 EXPOSE 8000
 # The slim image has no curl; the standard library is enough. Services other than web override this

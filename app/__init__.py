@@ -8,7 +8,8 @@ from typing import Any
 from celery import Celery
 from flask import Flask
 
-from app import api, errors, form, health, limits, metrics, openapi
+from app import api, errors, form, health, limits, metrics, openapi, webhooks
+from app import ops as ops_console
 from app.services import Services
 from config.observability import init_sentry, install_log_redaction
 from config.settings import ConfigError, Settings, load_settings
@@ -60,6 +61,8 @@ def create_app(
     flask_app.register_blueprint(metrics.blueprint)
     flask_app.register_blueprint(openapi.blueprint)
     flask_app.register_blueprint(form.blueprint)
+    ops_console.init_app(flask_app, settings)
+    flask_app.register_blueprint(webhooks.blueprint)
     return flask_app
 
 

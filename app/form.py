@@ -33,7 +33,7 @@ from app.i18n import (
 )
 from app.intake import IdempotencyConflict, submit
 from app.limits import public_intake
-from app.schemas import ADDRESS_MAX, EMAIL_MAX, NAME_MAX, OLDEST_BIRTH_DATE, load_registration
+from app.schemas import FIELD_LIMITS, OLDEST_BIRTH_DATE, load_registration
 from app.services import services
 
 log = logging.getLogger(__name__)
@@ -80,27 +80,33 @@ class Section:
     fields: tuple[FormField, ...]
 
 
+def _limit(name: str) -> int:
+    # A browser counts UTF-16 code units before our normalisation, so the schema still has the last
+    # word; maxlength only stops a person typing far past the limit.
+    return FIELD_LIMITS[name].max_length
+
+
 SECTIONS: tuple[Section, ...] = (
-    Section(None, (FormField("email", "email", "email", required=True, maxlength=EMAIL_MAX),)),
+    Section(None, (FormField("email", "email", "email", required=True, maxlength=_limit("email")),)),
     Section(
         "name_legend",
         (
-            FormField("last_name", autocomplete="family-name", required=True, maxlength=NAME_MAX),
-            FormField("first_name", autocomplete="given-name", required=True, maxlength=NAME_MAX),
+            FormField("last_name", autocomplete="family-name", required=True, maxlength=_limit("last_name")),
+            FormField("first_name", autocomplete="given-name", required=True, maxlength=_limit("first_name")),
         ),
     ),
     Section(
         # No autocomplete token exists for a name's reading; the browser must not offer the kanji.
         "kana_legend",
         (
-            FormField("last_name_kana", maxlength=NAME_MAX),
-            FormField("first_name_kana", maxlength=NAME_MAX),
+            FormField("last_name_kana", maxlength=_limit("last_name_kana")),
+            FormField("first_name_kana", maxlength=_limit("first_name_kana")),
         ),
     ),
     Section(
         None,
         (
-            FormField("phone", "tel", "tel"),
+            FormField("phone", "tel", "tel", maxlength=_limit("phone")),
             FormField("birth_date", "date", "bday"),
             FormField("gender", "select", "sex"),
         ),
@@ -108,8 +114,13 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "address_legend",
         (
-            FormField("postal_code", autocomplete="postal-code", maxlength=8, inputmode="numeric"),
-            FormField("address", autocomplete="street-address", maxlength=ADDRESS_MAX),
+            FormField(
+                "postal_code",
+                autocomplete="postal-code",
+                maxlength=_limit("postal_code"),
+                inputmode="numeric",
+            ),
+            FormField("address", autocomplete="street-address", maxlength=_limit("address")),
         ),
     ),
     Section("marketing_legend", (FormField("accepts_marketing", "checkbox"),)),

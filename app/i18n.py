@@ -175,6 +175,17 @@ MESSAGE_RULES: tuple[MessageRule, ...] = (
     _rule(r"Missing data for required field\.", "{label}を入力してください。", "Enter your {label_lower}."),
     _rule(r"Field may not be null\.", "{label}を入力してください。", "Enter your {label_lower}."),
     _rule(r"Not a valid string\.", "{label}を文字で入力してください。"),
+    _rule(r"Must not be empty\.", "{label}を入力してください。", "Enter your {label_lower}."),
+    _rule(
+        r"Must be at most (?P<max>\d+) characters\.",
+        "{max}文字以内で入力してください。",
+        "Enter at most {max} characters.",
+    ),
+    _rule(
+        r"Must be at most (?P<max>\d+) bytes\.",
+        "{max}バイト以内で入力してください（全角文字は1文字で3バイト程度です）。",
+        "Enter at most {max} bytes (a non-ASCII character takes two to four).",
+    ),
     _rule(
         r"Length must be between (?P<min>\d+) and (?P<max>\d+)\.",
         "{min}〜{max}文字で入力してください。",
@@ -213,10 +224,6 @@ MESSAGE_RULES: tuple[MessageRule, ...] = (
         r"Not a (valid )?phone number\.",
         "電話番号を 090-1234-5678 のように入力してください。",
         "Enter a phone number like 090-1234-5678.",
-    ),
-    _rule(
-        r"Too long for the shop's systems \((?P<max>\d+) characters\)\.",
-        "電話番号が長すぎます（国番号を含めて{max}文字まで）。",
     ),
     _rule(r"Must be one of: .*", "選択肢から選んでください。", "Choose one of the options."),
     _rule(r"Not a valid boolean\.", "チェックボックスの値が正しくありません。"),

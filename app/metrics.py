@@ -123,13 +123,15 @@ class StateCollector(Collector):
     def _from_redis(self) -> Iterator[Metric]:
         import redis
 
-        from connectors.tokenbucket import limiters_from_settings
+        from connectors.tokenbucket import client_limiters
 
         try:
             client = redis.Redis.from_url(self.found.settings.effective_redis_url, socket_timeout=2)
+            # Every bucket, by its name: a system that counts writes apart has "<system>:write" too.
             states = {
-                name: bucket.state()
-                for name, bucket in limiters_from_settings(self.found.settings, client).items()
+                bucket.name: bucket.state()
+                for buckets in client_limiters(self.found.settings, client).values()
+                for bucket in buckets.values()
             }
         except Exception:
             log.warning("metrics: Redis did not answer")

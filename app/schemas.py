@@ -1,23 +1,65 @@
 """Validation and normalisation of a registration, shared by the JSON API and the HTML form.
 
-Limits are the tightest of the three downstream systems (Smaregi: names and kana up to 85 chars,
-phone up to 20; Shopify/HubSpot: email up to 254), so an accepted registration never fails later on
-a length or format rule.
+Every length limit is the tightest rule of the systems the field reaches (Shopify, Smaregi, HubSpot,
+SMTP), kept in one table (`FIELD_LIMITS`) that the schema, the form's maxlength attributes and the
+OpenAPI document all read, so an accepted registration never fails later on a length rule.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import phonenumbers
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, pre_load, validate, validates
 
-NAME_MAX = 85
-EMAIL_MAX = 254
-ADDRESS_MAX = 255
+
+@dataclass(frozen=True)
+class FieldLimit:
+    """The most a field may hold after normalisation, and which system's rule that is."""
+
+    max_length: int
+    imposed_by: str
+    # SMTP counts an address in octets; the other systems count characters.
+    in_octets: bool = False
+
+    @property
+    def unit(self) -> str:
+        return "bytes" if self.in_octets else "characters"
+
+    def size(self, value: str) -> int:
+        return len(value.encode("utf-8")) if self.in_octets else len(value)
+
+
+# Field -> tightest limit. Smaregi's create documents customerCode up to 20 printable ASCII (ours is
+# generated: 16 digits), lastName/firstName up to 85, postCode up to 10, address up to 85 and
+# phoneNumber up to 20 ASCII characters. Shopify's Admin schema (CustomerInput, MailingAddressInput)
+# documents no length for any of these fields, and no HubSpot limit for these contact properties is
+# documented where we looked: neither adds a limit here, and none is made up. Whether Smaregi counts
+# characters as code points is not documented either; we count code points after NFKC, which is what
+# we send.
+FIELD_LIMITS: Mapping[str, FieldLimit] = {
+    # RFC 5321 (4.5.3.1.3): a path is at most 256 octets including its angle brackets.
+    "email": FieldLimit(254, "SMTP (RFC 5321 path length)", in_octets=True),
+    "last_name": FieldLimit(85, "Smaregi lastName"),
+    "first_name": FieldLimit(85, "Smaregi firstName"),
+    # Smaregi documents lastKana/firstKana as katakana without a length we could confirm; 85 is the
+    # size of our own column (the same as the names).
+    "last_name_kana": FieldLimit(85, "Membersync (registrations.last_name_kana)"),
+    "first_name_kana": FieldLimit(85, "Membersync (registrations.first_name_kana)"),
+    # Checked on what is typed too, so the form and the API say the same; what we send is E.164
+    # (ASCII, at most 16 characters), which Shopify also asks for.
+    "phone": FieldLimit(20, "Smaregi phoneNumber"),
+    # The format (123-4567) is tighter still; this is the vendor's ceiling.
+    "postal_code": FieldLimit(10, "Smaregi postCode"),
+    # Our column is 255 wide (older rows may be longer); Smaregi takes 85.
+    "address": FieldLimit(85, "Smaregi address"),
+}
+
 OLDEST_BIRTH_DATE = date(1900, 1, 1)
 GENDERS = ("female", "male", "unspecified")
 LOCALES = ("ja", "en")
@@ -31,6 +73,27 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DELIVERABLE_EMAIL = re.compile(
     r"^[^@\s]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
 )
+
+
+class AtMost(validate.Validator):
+    """The field's limit from FIELD_LIMITS; the message names the limit (the 422 names the field)."""
+
+    def __init__(self, field_name: str) -> None:
+        self.limit = FIELD_LIMITS[field_name]
+
+    def __call__(self, value: str) -> str:
+        if self.limit.size(value) > self.limit.max_length:
+            raise ValidationError(f"Must be at most {self.limit.max_length} {self.limit.unit}.")
+        return value
+
+
+def limited(field_name: str) -> dict[str, Any]:
+    """OpenAPI metadata of a limited field: maxLength and the system that imposes it."""
+    limit = FIELD_LIMITS[field_name]
+    return {"maxLength": limit.max_length, "x-limit-unit": limit.unit, "x-limit-imposed-by": limit.imposed_by}
+
+
+_NOT_EMPTY = validate.Length(min=1, error="Must not be empty.")
 
 
 def _clean_text(value: Any) -> Any:
@@ -63,17 +126,20 @@ def _katakana(value: str) -> None:
         raise ValidationError("Must be written in katakana (カタカナ).")
 
 
-def _name(*, required: bool) -> fields.String:
+def _name(field_name: str, *, required: bool) -> fields.String:
     return fields.String(
         required=required,
         allow_none=not required,
-        validate=[validate.Length(min=1, max=NAME_MAX), _no_control_characters],
+        validate=[_NOT_EMPTY, AtMost(field_name), _no_control_characters],
+        metadata=limited(field_name),
     )
 
 
-def _kana() -> fields.String:
+def _kana(field_name: str) -> fields.String:
     return fields.String(
-        allow_none=True, validate=[validate.Length(min=1, max=NAME_MAX), _katakana, _no_control_characters]
+        allow_none=True,
+        validate=[_NOT_EMPTY, AtMost(field_name), _katakana, _no_control_characters],
+        metadata=limited(field_name),
     )
 
 
@@ -85,20 +151,28 @@ class RegistrationSchema(Schema):
 
     email = fields.String(
         required=True,
-        validate=[validate.Length(max=EMAIL_MAX), _deliverable_email],
-        metadata={"format": "email"},
+        validate=[AtMost("email"), _deliverable_email],
+        metadata={"format": "email", **limited("email")},
     )
-    first_name = _name(required=True)
-    last_name = _name(required=True)
-    first_name_kana = _kana()
-    last_name_kana = _kana()
+    first_name = _name("first_name", required=True)
+    last_name = _name("last_name", required=True)
+    first_name_kana = _kana("first_name_kana")
+    last_name_kana = _kana("last_name_kana")
     phone = fields.String(
-        allow_none=True, metadata={"description": "Any format; stored as E.164 (JP default)"}
+        allow_none=True,
+        validate=AtMost("phone"),
+        metadata={"description": "Any format; stored as E.164 (JP default)", **limited("phone")},
     )
     birth_date = fields.Date(allow_none=True, format="%Y-%m-%d")
-    postal_code = fields.String(allow_none=True, metadata={"description": "Japanese postal code, 123-4567"})
+    postal_code = fields.String(
+        allow_none=True,
+        validate=AtMost("postal_code"),
+        metadata={"description": "Japanese postal code, 123-4567", **limited("postal_code")},
+    )
     address = fields.String(
-        allow_none=True, validate=[validate.Length(min=1, max=ADDRESS_MAX), _no_control_characters]
+        allow_none=True,
+        validate=[_NOT_EMPTY, AtMost("address"), _no_control_characters],
+        metadata=limited("address"),
     )
     gender = fields.String(allow_none=True, validate=validate.OneOf(GENDERS))
     accepts_marketing = fields.Boolean(load_default=False)
@@ -109,6 +183,10 @@ class RegistrationSchema(Schema):
         if not isinstance(data, dict):
             raise ValidationError("Expected a JSON object.", field_name="_schema")
         cleaned = {key: _clean_text(value) for key, value in data.items()}
+        if isinstance(cleaned.get("email"), str):
+            # Lower case before the checks: lowering can lengthen a non-ASCII address, and the
+            # limit must hold for what is stored and sent.
+            cleaned["email"] = cleaned["email"].lower()
         # An empty optional field in a form means "not given", not "invalid".
         optional = set(self.fields) - {"email", "first_name", "last_name"}
         return {key: (None if key in optional and value == "" else value) for key, value in cleaned.items()}
@@ -154,8 +232,9 @@ def _parse_phone(value: str) -> phonenumbers.PhoneNumber:
         raise ValidationError("Not a phone number.") from None
     if not phonenumbers.is_valid_number(number):
         raise ValidationError("Not a valid phone number.")
-    if len(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)) > 20:
-        raise ValidationError("Too long for the shop's systems (20 characters).")
+    # E.164 is ASCII and at most 16 characters, so this holds for every valid number; kept so the
+    # table stays the one rule for what Smaregi receives.
+    AtMost("phone")(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
     return number
 
 

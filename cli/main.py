@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -16,10 +17,23 @@ from registrations.models import DeadLetter, Registration
 
 
 def _settings() -> Settings:
+    from cli.devserver import running_dev_environment
+
+    # With no services configured, a `membersync dev` running in this folder is the one meant.
+    environ = running_dev_environment(os.environ, _announce_once)
     try:
-        return load_settings()
+        return load_settings() if environ == os.environ else Settings.from_env(environ)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
+
+
+_announced: set[str] = set()
+
+
+def _announce_once(line: str) -> None:
+    if line not in _announced:
+        _announced.add(line)
+        click.echo(line, err=True)
 
 
 def _database() -> Database:
@@ -43,12 +57,23 @@ def main() -> None:
 
 
 @main.command()
-def dev() -> None:
+@click.option(
+    "--fast-retries",
+    is_flag=True,
+    help="Demo: short retry policies for every system, so a step that keeps failing is a dead letter "
+    "within seconds (instead of 10-17 minutes).",
+)
+@click.option(
+    "--embedded-redis",
+    is_flag=True,
+    help="Always start the embedded Redis, even when one answers on localhost:6379.",
+)
+def dev(fast_retries: bool, embedded_redis: bool) -> None:
     """Run everything locally: sandbox, embedded Redis, SQLite, web, worker, beat, Flower."""
     from cli.devserver import run_dev
 
     try:
-        status = run_dev()
+        status = run_dev(fast_retries=fast_retries, embedded_redis=embedded_redis)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     sys.exit(status)
@@ -150,7 +175,8 @@ def _celery() -> Any:
 @click.option("--all", "replay_all", is_flag=True, help="Replay every open dead letter.")
 def dlq_replay(dead_letter_id: str | None, replay_all: bool) -> None:
     """Re-run the chain from the failed step (ID: a dead-letter id or a registration id)."""
-    from registrations.replay import NothingToReplay, open_dead_letter_registrations, replay
+    from registrations.outbox import publish
+    from registrations.replay import NothingToReplay, open_dead_letter_registrations, reopen_dead_letters
     from tasks.chains import chain_publisher
 
     if replay_all == (dead_letter_id is not None):
@@ -158,14 +184,25 @@ def dlq_replay(dead_letter_id: str | None, replay_all: bool) -> None:
     celery = _celery()
     database = celery.membersync.database
     targets = open_dead_letter_registrations(database) if replay_all else [str(dead_letter_id)]
-    replayed = []
+    replayed: list[dict[str, Any]] = []
+    unpublished: list[dict[str, Any]] = []
     for target in targets:
         try:
-            outcome = replay(chain_publisher(celery), database, target)
+            with database.session() as session:
+                outcome = reopen_dead_letters(session, target)
         except NothingToReplay:
             raise click.ClickException(f"no open dead letter for {target}") from None
-        replayed.append({"registration_id": outcome.registration_id, "systems": list(outcome.systems)})
-    _print({"replayed": replayed, "count": len(replayed)})
+        entry = {"registration_id": outcome.registration_id, "systems": list(outcome.systems)}
+        # publish() counts the rows that reached the broker; a row it could not send stays in the outbox.
+        sent = publish(chain_publisher(celery), database, [outcome.outbox_id])
+        (replayed if sent else unpublished).append(entry)
+    _print({"replayed": replayed, "count": len(replayed), "not_published": unpublished})
+    if unpublished:
+        raise click.ClickException(
+            f"{len(unpublished)} replay(s) reopened but NOT published: the broker did not answer. "
+            "The outbox keeps them and the relay publishes them once the broker answers "
+            "(check that the worker's Redis is up)."
+        )
 
 
 @dlq.command("discard")
@@ -196,6 +233,37 @@ def backfill(system: str) -> None:
     except ValueError as error:
         raise click.ClickException(str(error)) from None
     _print({"system": system, "reopened": count})
+
+
+@main.group()
+def directory() -> None:
+    """The Smaregi member directory (our index of members by e-mail)."""
+
+
+@directory.command("sync")
+@click.option("--full", is_flag=True, help="Load every member (else: changes since the last pull).")
+def directory_sync(full: bool) -> None:
+    """Refresh the member directory from Smaregi now; prints a JSON summary."""
+    import redis
+
+    from connectors.errors import ConnectorError
+    from connectors.registry import Connectors
+    from registrations.directory import MemberDirectory
+
+    settings = _settings()
+    database = Database.from_settings(settings)
+    connectors = Connectors.from_settings(settings, redis.Redis.from_url(settings.effective_redis_url))
+    members = MemberDirectory(database)
+    try:
+        if full:
+            report = members.full_load(connectors.smaregi, reason="requested")
+        else:
+            report = members.pull(connectors.smaregi)
+    except ConnectorError as error:
+        raise click.ClickException(f"directory sync failed: {error}") from None
+    finally:
+        database.dispose()
+    _print(report.as_json())
 
 
 @main.command()

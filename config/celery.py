@@ -110,6 +110,8 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, A
             "membersync.reconcile": {"queue": BULK_QUEUE},
             "membersync.outbox.relay": {"queue": MAINTENANCE_QUEUE},
             "membersync.alerts.dead_letters": {"queue": MAINTENANCE_QUEUE},
+            "membersync.smaregi.directory_pull": {"queue": MAINTENANCE_QUEUE},
+            "membersync.smaregi.directory_reread": {"queue": MAINTENANCE_QUEUE},
         },
         # Within the step lease, so a step that still runs is never taken over by a redelivery.
         "task_time_limit": min(300, settings.step_lease_seconds // 2),
@@ -124,6 +126,11 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, A
             "dead-letter-alerts": {
                 "task": "membersync.alerts.dead_letters",
                 "schedule": float(settings.dead_letter_alert_interval_seconds),
+            },
+            # The Smaregi member directory's incremental pull (a full load when one is due).
+            "smaregi-directory-pull": {
+                "task": "membersync.smaregi.directory_pull",
+                "schedule": float(settings.smaregi_directory_pull_seconds),
             },
         },
     }

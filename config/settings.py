@@ -79,6 +79,13 @@ def _positive_float(raw: str) -> float:
     return number
 
 
+def _non_negative_float(raw: str) -> float:
+    number = float(raw)
+    if not number >= 0:
+        raise ValueError("expected zero or a positive number")
+    return number
+
+
 def _url(raw: str) -> str:
     if not re.match(r"^[a-z][a-z0-9+.-]*://", raw.strip()):
         raise ValueError("expected a URL such as scheme://host")
@@ -189,12 +196,15 @@ class Settings:
     celery_broker_url: str | None = setting("CELERY_BROKER_URL", _optional_url, None)
     port: int = setting("PORT", _port, 8000)
     flower_port: int = setting("FLOWER_PORT", _port, 5555)
+    # Where ops open Flower (the ops console links each step's task there); unset means
+    # http://127.0.0.1:{FLOWER_PORT}, see `flower_base_url`.
+    flower_url: str | None = setting("FLOWER_URL", _optional_base_url, None)
 
     shopify_shop: str = setting("SHOPIFY_SHOP", str, "sandbox.myshopify.com")
     shopify_access_token: Secret = setting(
         "SHOPIFY_ACCESS_TOKEN", _secret, Secret("shpat_sandbox"), secret=True
     )
-    shopify_api_version: str = setting("SHOPIFY_API_VERSION", str, "2025-01")
+    shopify_api_version: str = setting("SHOPIFY_API_VERSION", str, "2026-10")
     shopify_admin_url: str | None = setting("SHOPIFY_ADMIN_URL", _optional_base_url, "http://127.0.0.1:8011")
 
     smaregi_contract_id: str = setting("SMAREGI_CONTRACT_ID", str, "sandbox")
@@ -276,8 +286,26 @@ class Settings:
     # Shopify: cost points per store (bucket size, restored per second; Standard plan 2000 / 100).
     shopify_bucket_size: float = setting("SHOPIFY_BUCKET_SIZE", _positive_float, 2000.0)
     shopify_restore_rate: float = setting("SHOPIFY_RESTORE_RATE", _positive_float, 100.0)
-    # Smaregi: requests per second per contract (no official figure: configurable).
-    smaregi_rate_limit_per_second: float = setting("SMAREGI_RATE_LIMIT_PER_SECOND", _positive_float, 10.0)
+    # Smaregi counts reads and writes apart, per app per contract per second (official); the figures
+    # are a third party's: sandbox 10 reads/s and 4 writes/s, production 50 and 20. The old single
+    # budget SMAREGI_RATE_LIMIT_PER_SECOND still works: when set, it sizes both buckets unless the new
+    # per-kind names are set too (see smaregi_read_budget / smaregi_write_budget).
+    smaregi_read_rate_per_second: float | None = setting(
+        "SMAREGI_READ_RATE_PER_SECOND", _positive_float, None
+    )
+    smaregi_write_rate_per_second: float | None = setting(
+        "SMAREGI_WRITE_RATE_PER_SECOND", _positive_float, None
+    )
+    smaregi_rate_limit_per_second: float | None = setting(
+        "SMAREGI_RATE_LIMIT_PER_SECOND", _positive_float, None
+    )
+    # The Smaregi member directory: pulled by update time on beat every this many seconds, and
+    # refreshed before a create when older than SMAREGI_DIRECTORY_MAX_AGE_SECONDS (a walk-in whose
+    # card was made at the till seconds ago must be found, not duplicated).
+    smaregi_directory_pull_seconds: float = setting("SMAREGI_DIRECTORY_PULL_SECONDS", _positive_float, 60.0)
+    smaregi_directory_max_age_seconds: float = setting(
+        "SMAREGI_DIRECTORY_MAX_AGE_SECONDS", _non_negative_float, 1.0
+    )
     smaregi_scopes: str = setting("SMAREGI_SCOPES", str, "pos.customers:read pos.customers:write")
     # HubSpot: requests per rolling ten seconds for a private app (100 Free/Starter, 190 Pro/Enterprise).
     hubspot_rate_limit_per_10s: float = setting("HUBSPOT_RATE_LIMIT_PER_10S", _positive_float, 100.0)
@@ -293,9 +321,24 @@ class Settings:
         return self.environment in {"development", "test"}
 
     @property
+    def smaregi_read_budget(self) -> float:
+        """Smaregi reads per second: SMAREGI_READ_RATE_PER_SECOND, else the old single budget, else 10."""
+        return self.smaregi_read_rate_per_second or self.smaregi_rate_limit_per_second or 10.0
+
+    @property
+    def smaregi_write_budget(self) -> float:
+        """Smaregi writes per second: SMAREGI_WRITE_RATE_PER_SECOND, else the old single budget, else 4."""
+        return self.smaregi_write_rate_per_second or self.smaregi_rate_limit_per_second or 4.0
+
+    @property
     def effective_redis_url(self) -> str:
         """Redis for locks and rate limits (the local default when REDIS_URL is unset)."""
         return self.redis_url or "redis://127.0.0.1:6379/0"
+
+    @property
+    def flower_base_url(self) -> str:
+        """Flower's address for links: FLOWER_URL, else Flower on this machine's FLOWER_PORT."""
+        return self.flower_url or f"http://127.0.0.1:{self.flower_port}"
 
     @property
     def broker_url(self) -> str:

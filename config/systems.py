@@ -31,7 +31,9 @@ class Budget:
     """How a system's shared rate limit is counted, and which settings size it.
 
     `kind` is "cost_bucket" (a leaky bucket of cost points: capacity and restore rate) or
-    "rolling_window" (at most `limit` requests in any `window_seconds`).
+    "rolling_window" (at most `limit` requests in any `window_seconds`). A vendor that counts writes
+    apart from reads gets two buckets of the same kind: `limit_setting` sizes reads (and is the
+    bucket of a client that has only one), `write_limit_setting` sizes writes.
     """
 
     kind: str
@@ -39,6 +41,7 @@ class Budget:
     window_seconds: float = 1.0
     rate_setting: str | None = None  # cost_bucket: the restore rate per second
     slack_seconds: float = 1.0
+    write_limit_setting: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,10 +86,12 @@ SYSTEMS: tuple[System, ...] = (
         connector="connectors.smaregi:SmaregiClient",
         default_retry=RetryPolicy(10, 2, 600, 2 * 3600),
         switch="sync_smaregi_enabled",
-        # Counted per second per contract; a short slack keeps us from causing a 429 ourselves.
+        # Reads and writes are counted apart, per second per contract; a short slack keeps us from
+        # causing a 429 ourselves.
         budget=Budget(
             "rolling_window",
-            limit_setting="smaregi_rate_limit_per_second",
+            limit_setting="smaregi_read_budget",
+            write_limit_setting="smaregi_write_budget",
             window_seconds=1.0,
             slack_seconds=0.2,
         ),

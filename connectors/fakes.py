@@ -20,14 +20,14 @@ import itertools
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from connectors.errors import PermanentError, TransientError
 from connectors.hubspot.client import HubSpotContact
-from connectors.mailer.client import WelcomeMessage
+from connectors.mailer.client import MemberNumberMessage, WelcomeMessage
 from connectors.shopify.answers import EmailTaken, PhoneTaken
 from connectors.shopify.mapping import ShopifyCustomer, same_email
-from connectors.smaregi.answers import MemberCodeTaken
 from connectors.smaregi.members import SmaregiMember
 
 P = ParamSpec("P")
@@ -102,13 +102,18 @@ class FakeSystem:
 
 
 class FakeShopify(FakeSystem):
-    """Shopify customers: unique email (any case) and phone, the member-number metafield."""
+    """Shopify customers: unique email (any case) and phone, the default address, the member number.
+
+    As the real connector does, a create with an address makes a second call, `add_address`, after
+    the customer exists: failing that call leaves a customer without an address.
+    """
 
     system = "shopify"
 
     def __init__(self) -> None:
         super().__init__()
         self.customers: dict[str, ShopifyCustomer] = {}
+        self.addresses: dict[str, dict[str, str | None]] = {}
 
     @vendor_call
     def create_customer(
@@ -141,11 +146,26 @@ class FakeShopify(FakeSystem):
             phone=phone.strip() if phone else None,
         )
         self.customers[customer.id] = customer
-        return customer
+        if postal_code or address:
+            self.add_address(customer.id, postal_code=postal_code, address=address)
+        return self.customers[customer.id]
+
+    @vendor_call
+    def add_address(self, customer_id: str, *, postal_code: str | None, address: str | None) -> str:
+        """A new default address on the customer; an unknown customer is refused, as Shopify does."""
+        customer = self.customers.get(customer_id)
+        if customer is None:
+            raise PermanentError(
+                "shopify customerAddressCreate: Shopify refused customerId", system=self.system
+            )
+        address_id = f"gid://shopify/MailingAddress/{self._next_id()}?model_name=CustomerAddress"
+        self.addresses[address_id] = {"zip": postal_code, "address1": address}
+        self.customers[customer_id] = dataclasses.replace(customer, address_id=address_id)
+        return address_id
 
     @vendor_call
     def find_customers_by_email(self, email: str) -> list[ShopifyCustomer]:
-        """Customers whose email is exactly `email`, any case."""
+        """The customer whose email is exactly `email`, any case ([] or one: emails are unique)."""
         return [customer for customer in self.customers.values() if same_email(customer.email, email)]
 
     @vendor_call
@@ -160,19 +180,69 @@ class FakeShopify(FakeSystem):
 
 
 class FakeSmaregi(FakeSystem):
-    """Smaregi POS members: unique customerCode, customerIds "1", "2", ... in order of creation."""
+    """Smaregi POS members: unique customerCode, customerIds "1", "2", ... in order of creation.
+
+    Like Smaregi, it has no e-mail search; every change stamps `updated_at` (from `clock`), which
+    `list_members(updated_from=...)` filters on. A taken code is refused the way any refusal is:
+    a PermanentError whose wording nothing relies on. `add_member` stands in for the till (a
+    walk-in's card made at the register, outside the pipeline).
+    """
 
     system = "smaregi"
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
         super().__init__()
         self.members: dict[str, SmaregiMember] = {}
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def add_member(self, customer_code: str, mail_address: str | None, **names: str) -> SmaregiMember:
+        """A member made at the register (not an API call of ours: not logged, never failed)."""
+        with self._lock:
+            return self._store(customer_code, mail_address, names.get("last_name"), names.get("first_name"))
+
+    def delete_member(self, customer_id: str) -> None:
+        """Remove a member, as a shop does in Smaregi's back office."""
+        with self._lock:
+            del self.members[customer_id]
+
+    def _store(
+        self, customer_code: str, mail_address: str | None, last_name: str | None, first_name: str | None
+    ) -> SmaregiMember:
+        if any(member.customer_code == customer_code for member in self.members.values()):
+            raise PermanentError(
+                "smaregi POST /pos/customers: HTTP 400: Bad Request", system=self.system, status=400
+            )
+        member = SmaregiMember(
+            str(self._next_id()), customer_code, mail_address, last_name, first_name, "0", self._clock()
+        )
+        self.members[member.customer_id] = member
+        return member
 
     @vendor_call
-    def find_members_by_email(self, email: str) -> list[SmaregiMember]:
-        """Members whose mail address is `email`, any case."""
-        wanted = email.strip().lower()
-        return [member for member in self.members.values() if (member.mail_address or "").lower() == wanted]
+    def list_members(
+        self,
+        *,
+        page: int = 1,
+        limit: int = 500,
+        updated_from: datetime | None = None,
+        updated_to: datetime | None = None,
+        sort: str | None = None,
+    ) -> list[SmaregiMember]:
+        """One page of members in id order (newest change first with sort="updDateTime:desc")."""
+        members = [
+            member
+            for member in self.members.values()
+            if (updated_from is None or (member.updated_at is not None and member.updated_at >= updated_from))
+            and (updated_to is None or (member.updated_at is not None and member.updated_at <= updated_to))
+        ]
+        if sort == "updDateTime:desc":
+            members.sort(key=lambda member: (member.updated_at is not None, member.updated_at), reverse=True)
+        return members[(page - 1) * limit : page * limit]
+
+    @vendor_call
+    def get_member(self, customer_id: str) -> SmaregiMember | None:
+        """The member with this customerId, or None."""
+        return self.members.get(customer_id)
 
     @vendor_call
     def find_member_by_code(self, customer_code: str) -> SmaregiMember | None:
@@ -198,16 +268,8 @@ class FakeSmaregi(FakeSystem):
         birth_date: str | None = None,
         mail_receive_flag: bool | None = None,
     ) -> SmaregiMember:
-        """A new member with point "0"; MemberCodeTaken when the code is in use."""
-        if any(member.customer_code == customer_code for member in self.members.values()):
-            raise MemberCodeTaken(
-                f"smaregi POST /pos/customers: customerCode {customer_code} is already used",
-                customer_code=customer_code,
-                status=400,
-            )
-        member = SmaregiMember(str(self._next_id()), customer_code, mail_address, last_name, first_name, "0")
-        self.members[member.customer_id] = member
-        return member
+        """A new member with point "0"; a taken code is refused (PermanentError, HTTP 400)."""
+        return self._store(customer_code, mail_address, last_name, first_name)
 
 
 class FakeHubSpot(FakeSystem):
@@ -233,15 +295,21 @@ class FakeHubSpot(FakeSystem):
 
 
 class FakeMailer(FakeSystem):
-    """The welcome email: every message sent is kept in `sent`; nothing is deduplicated here."""
+    """The mail server: every message sent (welcome or member number) is kept in `sent`, in order;
+    nothing is deduplicated here."""
 
     system = "email"
 
     def __init__(self) -> None:
         super().__init__()
-        self.sent: list[WelcomeMessage] = []
+        self.sent: list[WelcomeMessage | MemberNumberMessage] = []
 
     @vendor_call
     def send_welcome(self, message: WelcomeMessage) -> None:
+        """Record `message` as sent (a second send of the same Message-ID is a second email)."""
+        self.sent.append(message)
+
+    @vendor_call
+    def send_member_number(self, message: MemberNumberMessage) -> None:
         """Record `message` as sent (a second send of the same Message-ID is a second email)."""
         self.sent.append(message)

@@ -9,16 +9,17 @@ ops tools use the concrete clients.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Protocol
 
 from connectors.hubspot.client import HubSpotContact
-from connectors.mailer.client import WelcomeMessage
+from connectors.mailer.client import MemberNumberMessage, WelcomeMessage
 from connectors.shopify.mapping import ShopifyCustomer
 from connectors.smaregi.members import SmaregiMember
 
 
 class ShopifyApi(Protocol):
-    """The customer master: create, find by email, mirror the member number."""
+    """The customer master: create, find by email, add an address, mirror the member number."""
 
     def create_customer(
         self,
@@ -35,6 +36,10 @@ class ShopifyApi(Protocol):
         """Create a customer; EmailTaken when the email is in use, PhoneTaken for the phone."""
         ...
 
+    def add_address(self, customer_id: str, *, postal_code: str | None, address: str | None) -> str:
+        """Give the customer a new default address; its id."""
+        ...
+
     def find_customers_by_email(self, email: str) -> list[ShopifyCustomer]:
         """Customers whose email is exactly `email` (any case)."""
         ...
@@ -45,10 +50,26 @@ class ShopifyApi(Protocol):
 
 
 class SmaregiApi(Protocol):
-    """POS members: find, create with our code, look a code up."""
+    """POS members: list them (for the member directory), look one up by code or id, create one.
 
-    def find_members_by_email(self, email: str) -> list[SmaregiMember]:
-        """Members whose mail address is `email`."""
+    Smaregi has no e-mail search: people are matched by e-mail in Membersync's member directory,
+    which these calls keep up to date.
+    """
+
+    def list_members(
+        self,
+        *,
+        page: int = 1,
+        limit: int = 500,
+        updated_from: datetime | None = None,
+        updated_to: datetime | None = None,
+        sort: str | None = None,
+    ) -> list[SmaregiMember]:
+        """One page of members, optionally changed since `updated_from` (a short page is the last)."""
+        ...
+
+    def get_member(self, customer_id: str) -> SmaregiMember | None:
+        """The member with this customerId, or None when it does not exist."""
         ...
 
     def find_member_by_code(self, customer_code: str) -> SmaregiMember | None:
@@ -71,7 +92,7 @@ class SmaregiApi(Protocol):
         birth_date: str | None = None,
         mail_receive_flag: bool | None = None,
     ) -> SmaregiMember:
-        """Create a member; MemberCodeTaken when the code is in use."""
+        """Create a member; any refusal or lost answer is settled by looking the code up."""
         ...
 
 
@@ -84,8 +105,12 @@ class HubSpotApi(Protocol):
 
 
 class MailSender(Protocol):
-    """The welcome email."""
+    """The welcome email, and the member number when the welcome went out without it."""
 
     def send_welcome(self, message: WelcomeMessage) -> None:
         """Send `message` (its Message-ID is deterministic per registration)."""
+        ...
+
+    def send_member_number(self, message: MemberNumberMessage) -> None:
+        """Send `message` (its Message-ID is deterministic per registration, not the welcome's)."""
         ...

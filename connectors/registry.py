@@ -11,7 +11,7 @@ import redis
 from config.settings import Settings
 from config.systems import SYSTEMS
 from connectors.interfaces import HubSpotApi, MailSender, ShopifyApi, SmaregiApi
-from connectors.tokenbucket import limiters_from_settings
+from connectors.tokenbucket import client_limiters
 
 
 def resolve(reference: str) -> Any:
@@ -32,14 +32,13 @@ class Connectors:
     @classmethod
     def from_settings(cls, settings: Settings, client: redis.Redis) -> Connectors:
         """Clients for the configured vendors (the sandbox in embedded mode), as the registry names them."""
-        limiters = limiters_from_settings(settings, client)
+        # Each client gets its buckets as keyword arguments: `limiter`, plus `write_limiter` for a
+        # vendor that counts writes apart (see `client_limiters`).
+        limiters = client_limiters(settings, client)
         clients = {}
         for system in SYSTEMS:
             factory = resolve(system.connector)
-            if system.name in limiters:
-                clients[system.name] = factory.from_settings(settings, limiter=limiters[system.name])
-            else:
-                clients[system.name] = factory.from_settings(settings)
+            clients[system.name] = factory.from_settings(settings, **limiters.get(system.name, {}))
         return cls(clients)
 
     # Typed views of the four systems the steps use.

@@ -247,9 +247,12 @@ def rolling_window_bucket(
     return capacity, per_second
 
 
-def bucket_size(budget: Budget, settings: Settings) -> tuple[float, float]:
-    """(capacity, per_second) of a system's bucket, from its registry budget and the settings."""
-    limit = float(getattr(settings, budget.limit_setting))
+def bucket_size(budget: Budget, settings: Settings, *, writes: bool = False) -> tuple[float, float]:
+    """(capacity, per_second) of a system's bucket (its write bucket if `writes`), from the settings."""
+    setting = budget.write_limit_setting if writes else budget.limit_setting
+    if setting is None:
+        raise ValueError("this budget has no separate write bucket")
+    limit = float(getattr(settings, setting))
     if budget.kind == "cost_bucket":
         # Shopify's own limit is a leaky bucket of cost points: ours is the same bucket.
         assert budget.rate_setting is not None
@@ -265,13 +268,30 @@ def bucket_size(budget: Budget, settings: Settings) -> tuple[float, float]:
 
 
 def limiters_from_settings(settings: Settings, redis: redis.Redis) -> dict[str, RedisTokenBucket]:
-    """The shared budget of each registered system that has one, sized from the settings."""
-    limiters: dict[str, RedisTokenBucket] = {}
+    """The shared budget of each registered system that has one (its read bucket if it has two)."""
+    return {name: buckets["limiter"] for name, buckets in client_limiters(settings, redis).items()}
+
+
+def client_limiters(settings: Settings, redis: redis.Redis) -> dict[str, dict[str, RedisTokenBucket]]:
+    """Per system with a budget, the keyword arguments its client's `from_settings` takes.
+
+    `limiter` is the bucket every call takes from; a system that counts writes apart (Smaregi) also
+    gets `write_limiter`, and its `limiter` then counts reads. The read bucket keeps the system's
+    name (the key of the old single bucket); the write bucket is `<name>:write`.
+    """
+    limiters: dict[str, dict[str, RedisTokenBucket]] = {}
     for system in SYSTEMS:
-        if system.budget is None:
+        budget = system.budget
+        if budget is None:
             continue
-        capacity, per_second = bucket_size(system.budget, settings)
-        limiters[system.name] = RedisTokenBucket(
-            redis, name=system.name, capacity=capacity, per_second=per_second
-        )
+        capacity, per_second = bucket_size(budget, settings)
+        buckets = {
+            "limiter": RedisTokenBucket(redis, name=system.name, capacity=capacity, per_second=per_second)
+        }
+        if budget.write_limit_setting is not None:
+            capacity, per_second = bucket_size(budget, settings, writes=True)
+            buckets["write_limiter"] = RedisTokenBucket(
+                redis, name=f"{system.name}:write", capacity=capacity, per_second=per_second
+            )
+        limiters[system.name] = buckets
     return limiters

@@ -8,7 +8,8 @@ REPLAY_TASK = "membersync.replay"
 def replay_hint(dead_letter_id: int | str) -> str:
     """The ways to re-run a dead letter, in one line."""
     return (
-        f"re-run it with `membersync dlq replay {dead_letter_id}`, or from Flower: "
+        f"re-run it from the ops console at /ops/dead-letters/{dead_letter_id}, "
+        f"with `membersync dlq replay {dead_letter_id}`, or from Flower: "
         f'POST /api/task/async-apply/{REPLAY_TASK} {{"args": ["{dead_letter_id}"]}}'
     )
 

@@ -216,3 +216,24 @@ class ReconciliationRun(Base):
     status: Mapped[str] = mapped_column(String(16), default="running")
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class OpsAuditEntry(Base):
+    """One thing a person did in the ops console: a login (or a refused one), a replay, a discard.
+
+    No foreign keys: the trail must outlive the dead letters and registrations it names.
+    """
+
+    __tablename__ = "ops_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    # The ops username (for a refused login, the name that was typed).
+    operator: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))  # login, login_refused, logout, replay, discard
+    dead_letter_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    registration_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    # What came of it (e.g. "replayed: smaregi, hubspot", "not open"), and the note ops gave.
+    outcome: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    client_address: Mapped[str | None] = mapped_column(String(64))

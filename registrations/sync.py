@@ -22,7 +22,8 @@ from config.settings import RetryPolicy, Settings
 from registrations.database import Database
 from registrations.dead_letters import record_dead_letter
 from registrations.identities import find_identity, identity_for
-from registrations.models import DeadLetter, Registration, SyncStep, utcnow
+from registrations.models import DeadLetter, OutboxMessage, Registration, SyncStep, utcnow
+from registrations.replay import reopen
 from registrations.retry import retries_exhausted
 from registrations.status import derive_status
 from registrations.steps.base import Known, Outcome, Registrant, Work
@@ -55,6 +56,48 @@ class RetryDecision:
 
     exhausted: bool
     attempts: int
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What `StepLedger.record` did: whether this delivery still held the step, and the outbox row of
+    a step that this success reopened (to publish now; the relay covers a failed publish)."""
+
+    held: bool
+    outbox_id: int | None = None
+
+    def __bool__(self) -> bool:
+        # Truthy when held, as the bool `record` used to return.
+        return self.held
+
+
+# The member number comes from the Smaregi step and reaches the registrant through the email step:
+# either one's success may leave a number that no email has carried yet.
+NUMBER_SOURCE, NUMBER_MAIL = "smaregi", "email"
+NUMBER_MAIL_SYSTEMS = frozenset({NUMBER_SOURCE, NUMBER_MAIL})
+
+
+def queue_member_number_mail(
+    session: Session, registration: Registration, settings: Settings
+) -> OutboxMessage | None:
+    """Reopen the email step (and queue it in the outbox) when the member number exists but the email
+    that went out did not carry it; None when nothing is owed.
+
+    Owed: the welcome went out (email step succeeded), Smaregi has given the number (its step
+    succeeded and the identity holds the code), no email has carried it yet, and email is switched
+    on. The reopened step sees its earlier success and sends the member-number email; replay,
+    backfill and reconciliation all reach this through the Smaregi step's record, in the caller's
+    transaction.
+    """
+    if registration.member_number_mailed_at is not None or not settings.enabled_systems()[NUMBER_MAIL]:
+        return None
+    states = {step.system: step.state for step in registration.steps}
+    if states.get(NUMBER_SOURCE) != "succeeded" or states.get(NUMBER_MAIL) != "succeeded":
+        return None
+    identity = find_identity(session, registration.email)
+    if identity is None or not identity.smaregi_customer_code:
+        return None  # no number to send: reopening would only loop
+    return reopen(session, registration, [NUMBER_MAIL])
 
 
 def public_error(error: BaseException) -> str:
@@ -115,13 +158,16 @@ class StepLedger:
                 registration_id=registration_id,
                 registrant=Registrant.of(registration),
                 known=Known.of(find_identity(session, registration.email)),
+                previous_external_id=registration.step(self.system).external_id,
+                member_number_mailed=registration.member_number_mailed_at is not None,
             )
 
-    def record(self, registration_id: str, delivery_id: str, outcome: Outcome) -> bool:
-        """Mark the step succeeded with the outcome; False when this delivery no longer holds it.
+    def record(self, registration_id: str, delivery_id: str, outcome: Outcome) -> Recorded:
+        """Mark the step succeeded with the outcome; not `held` when this delivery no longer holds it.
 
         The identity row is written here, after the vendor answered, in the same transaction as the
-        step: a crash in between leaves a running step whose retry finds the same object again.
+        step: a crash in between leaves a running step whose retry finds the same object again. A
+        step reopened by this success is queued in the same transaction (`Recorded.outbox_id`).
         """
         with self.database.session() as session:
             held = session.execute(
@@ -142,16 +188,23 @@ class StepLedger:
                 .execution_options(synchronize_session=False)
             )
             if not held.rowcount:  # type: ignore[attr-defined]
-                return False  # nothing was written: another delivery took the step over
-            registration = session.get(Registration, registration_id)
+                return Recorded(held=False)  # nothing was written: another delivery took the step over
+            # Locked (PostgreSQL) so that the Smaregi and email steps of one registration, recording
+            # at the same moment, decide about the member-number email one after the other.
+            registration = session.get(Registration, registration_id, with_for_update=True)
             assert registration is not None
             if outcome.learned:
                 identity = identity_for(session, registration.email)
                 for column, value in outcome.learned.items():
                     setattr(identity, column, value)
+            if outcome.member_number_mailed and registration.member_number_mailed_at is None:
+                registration.member_number_mailed_at = utcnow()
             session.refresh(registration, ["steps"])
             registration.status = derive_status(registration.steps)
-            return True
+            follow_up = None
+            if self.system in NUMBER_MAIL_SYSTEMS:
+                follow_up = queue_member_number_mail(session, registration, self.settings)
+            return Recorded(held=True, outbox_id=follow_up.id if follow_up is not None else None)
 
     def retry_or_exhaust(
         self, registration_id: str, error: BaseException, *, deferred: bool

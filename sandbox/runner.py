@@ -4,10 +4,16 @@ Ports default to the README's sandbox table and are overridden by SANDBOX_SHOPIF
 SANDBOX_HUBSPOT_PORT, SANDBOX_SMTP_PORT and SANDBOX_MAIL_HTTP_PORT (or by `ports=`). Rate limits come
 from SANDBOX_SHOPIFY_BUCKET, SANDBOX_SHOPIFY_RESTORE_RATE, SANDBOX_SMAREGI_RATE_PER_SECOND,
 SANDBOX_SMAREGI_TOKEN_EXPIRES_IN, SANDBOX_HUBSPOT_RATE_PER_10S and SANDBOX_HUBSPOT_SEARCH_PER_SECOND.
+
+With SANDBOX_STATE_DIR set (`membersync dev` sets it to var/sandbox), the emulators' records are loaded
+from that folder at start and saved there shortly after every change and on stop, so the sandbox keeps
+its customers, members and contacts across restarts as the database keeps its registrations (and ids
+never restart under records that point at them). Unset, everything is in memory and starts empty.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import signal
@@ -15,13 +21,14 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from flask import Flask
 
 from sandbox import hubspot, smaregi
-from sandbox.common import ThreadedServer
+from sandbox.common import StoreFiles, ThreadedServer
 from sandbox.mailcatcher import MailCatcher
 
 DEFAULT_PORTS = {"shopify": 8011, "smaregi": 8012, "hubspot": 8013, "smtp": 8025, "mail": 8026}
@@ -33,12 +40,13 @@ PORT_VARIABLES = {
     "mail": "SANDBOX_MAIL_HTTP_PORT",
 }
 CREDENTIALS = {
-    "shopify": "shop sandbox.myshopify.com, API version 2025-01, X-Shopify-Access-Token: shpat_sandbox",
+    "shopify": "shop sandbox.myshopify.com, API version 2026-10, X-Shopify-Access-Token: shpat_sandbox",
     "smaregi": "contract sandbox, client sandbox-client / sandbox-secret (token: POST /app/sandbox/token)",
     "hubspot": "Authorization: Bearer pat-sandbox",
     "smtp": "no authentication",
     "mail": "GET /api/messages",
 }
+STATE_DIR_VARIABLE = "SANDBOX_STATE_DIR"
 
 
 @dataclass
@@ -48,6 +56,8 @@ class Sandbox:
     servers: dict[str, ThreadedServer] = field(default_factory=dict)
     mail: MailCatcher | None = None
     skipped: dict[str, str] = field(default_factory=dict)
+    # Set when the records persist (SANDBOX_STATE_DIR): saved once more after the servers stop.
+    store_files: StoreFiles | None = None
 
     @property
     def urls(self) -> dict[str, str]:
@@ -80,6 +90,8 @@ class Sandbox:
             server.stop()
         if self.mail is not None:
             self.mail.stop()
+        if self.store_files is not None:
+            self.store_files.close()  # after the servers: no request can change a store any more
 
 
 def _setting(env: Mapping[str, str], name: str, convert: Callable[[str], Any], default: Any) -> Any:
@@ -104,7 +116,11 @@ def _shopify_app(env: Mapping[str, str]) -> Flask:
 def _smaregi_app(env: Mapping[str, str]) -> Flask:
     return smaregi.create_app(
         smaregi.SmaregiSettings(
-            rate_per_second=_setting(env, "SANDBOX_SMAREGI_RATE_PER_SECOND", int, 10),
+            # Reads and writes are budgeted apart (10/s and 4/s by default); the old single
+            # SANDBOX_SMAREGI_RATE_PER_SECOND sizes both when the per-kind variables are unset.
+            rate_per_second=_setting(env, "SANDBOX_SMAREGI_RATE_PER_SECOND", int, None),
+            read_per_second=_setting(env, "SANDBOX_SMAREGI_READ_RATE_PER_SECOND", int, None),
+            write_per_second=_setting(env, "SANDBOX_SMAREGI_WRITE_RATE_PER_SECOND", int, None),
             token_expires_in=_setting(env, "SANDBOX_SMAREGI_TOKEN_EXPIRES_IN", int, 3600),
         )
     )
@@ -132,6 +148,9 @@ def start_sandbox(
     env = os.environ if env is None else env
     chosen = resolve_ports(ports, env)
     sandbox = Sandbox()
+    state_dir = env.get(STATE_DIR_VARIABLE)
+    if state_dir:
+        sandbox.store_files = StoreFiles(Path(state_dir))
     factories: dict[str, Callable[[Mapping[str, str]], Flask]] = {
         "shopify": _shopify_app,
         "smaregi": _smaregi_app,
@@ -140,24 +159,36 @@ def start_sandbox(
     try:
         for name, factory in factories.items():
             try:
-                app = factory(env)
+                with _persisted(sandbox, name):
+                    app = factory(env)
             except ImportError as exc:
                 sandbox.skipped[name] = f"emulator not available ({exc})"
                 continue
             sandbox.servers[name] = ThreadedServer(app, host, chosen[name], name=name).start()
         sandbox.mail = MailCatcher(host, chosen["smtp"], chosen["mail"]).start()
+        if sandbox.store_files is not None:
+            sandbox.store_files.start()
     except BaseException:
         sandbox.stop()  # a port in use must not leave the others listening
         raise
     return sandbox
 
 
+def _persisted(sandbox: Sandbox, name: str) -> contextlib.AbstractContextManager[None]:
+    """While an emulator is built: its record stores load from and save to `<name>.json`, if persisting."""
+    if sandbox.store_files is None:
+        return contextlib.nullcontext()
+    return sandbox.store_files.scope(name)
+
+
 def describe(sandbox: Sandbox) -> str:
     """The lines `main()` prints: every URL with its sandbox credentials, then anything skipped."""
     lines = [f"{name:8} {url:32} {CREDENTIALS[name]}" for name, url in sandbox.urls.items()]
     if "shopify" in sandbox.urls:
-        lines.append(f"{'':8} Shopify GraphQL: {sandbox.urls['shopify']}/admin/api/2025-01/graphql.json")
+        lines.append(f"{'':8} Shopify GraphQL: {sandbox.urls['shopify']}/admin/api/2026-10/graphql.json")
     lines += [f"{name:8} skipped: {reason}" for name, reason in sandbox.skipped.items()]
+    if sandbox.store_files is not None:
+        lines.append(f"{'':8} records persist in {sandbox.store_files.directory} ({STATE_DIR_VARIABLE})")
     return "\n".join(lines)
 
 

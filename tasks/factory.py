@@ -10,7 +10,7 @@ from config.settings import Settings, load_settings
 from registrations.database import Database
 from tasks.runtime import Runtime
 
-TASK_MODULES = ["tasks.steps", "tasks.maintenance", "tasks.signals"]
+TASK_MODULES = ["tasks.steps", "tasks.maintenance", "tasks.signals", "tasks.directory"]
 
 
 def create_celery_app(

@@ -21,7 +21,7 @@ from tests.support.services import BROKERS as BROKERS
 
 # Shopify's published Admin schema, read where shared/ sits beside the checkout; never copied in.
 SHOPIFY_SCHEMA_PATH = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "shopify" / "admin_schema_2025-01.json.gz"
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "shopify" / "admin_schema_2026-10.json.gz"
 )
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
@@ -178,14 +178,14 @@ def worker_factory(
 
 @pytest.fixture(scope="session")
 def real_schema() -> Any:
-    """Shopify's real 2025-01 Admin schema (skips, saying where it looked, when it is absent)."""
+    """Shopify's real 2026-10 Admin schema (skips, saying where it looked, when it is absent)."""
     import gzip
     import json
 
     from graphql import build_client_schema
 
     if not SHOPIFY_SCHEMA_PATH.exists():
-        pytest.skip(f"Shopify's published 2025-01 schema is not at {SHOPIFY_SCHEMA_PATH}")
+        pytest.skip(f"Shopify's published 2026-10 schema is not at {SHOPIFY_SCHEMA_PATH}")
     with gzip.open(SHOPIFY_SCHEMA_PATH) as introspection_file:
         introspection = json.load(introspection_file)
     schema = build_client_schema(introspection.get("data", introspection))

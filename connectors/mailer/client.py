@@ -1,9 +1,12 @@
-"""The welcome email: rendered from templates (Japanese and English) and sent over plain SMTP.
+"""The welcome email and the member-number email: rendered from templates (Japanese and English)
+and sent over plain SMTP.
 
-One message per registration, multipart/alternative: a text part and an HTML part that is
-multipart/related with the member-number barcode inline (cid:). Its Message-ID is derived from the
-registration id, so every retry sends the same message and a client that sees it twice shows it
-once. Nothing is fetched when the message is opened: no remote images, no tracking.
+The welcome goes to every registrant; the member-number email follows only when the welcome went out
+before Smaregi had given the number. Each is multipart/alternative: a text part and an HTML part that
+is multipart/related with the member-number barcode inline (cid:). Each Message-ID is derived from the
+registration id (a different one per kind), so every retry sends the same message and a client that
+sees it twice shows it once. Nothing is fetched when a message is opened: no remote images, no
+tracking.
 
 Failures, as the pipeline needs them (`connectors.errors`):
 - no connection, timeouts, a dropped connection, 4xx replies → TransientError (retry later);
@@ -25,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -46,6 +50,10 @@ SUBJECTS: Mapping[tuple[str, bool], str] = {
     ("en", True): "Welcome — your membership number",
     ("en", False): "Welcome — thank you for registering",
 }
+MEMBER_NUMBER_SUBJECTS: Mapping[str, str] = {
+    "ja": "【会員番号のお知らせ】会員バーコードをお送りします",
+    "en": "Your membership number",
+}
 BARCODE_FILENAME = "member-barcode.png"
 _ID_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
@@ -62,6 +70,28 @@ _templates = Environment(
 )
 
 
+class _MailPolicy(EmailPolicy):
+    """The default policy, except that Message-ID is never folded.
+
+    A Message-ID longer than a line (a long sender domain) would be folded, and a folded one reads
+    back with a leading space in some parsers (Python's among them), so two sends of one message
+    could look like two messages. Our ids are short ASCII, far below the 998-octet line limit.
+    """
+
+    def fold(self, name: str, value: Any) -> str:
+        if name.lower() == "message-id":
+            return f"{name}: {str(value).strip()}{self.linesep}"
+        return super().fold(name, value)
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        if name.lower() == "message-id":
+            return self.fold(name, value).encode("ascii")
+        return super().fold_binary(name, value)
+
+
+_MAIL_POLICY = _MailPolicy()
+
+
 @dataclass(frozen=True)
 class WelcomeMessage:
     """What the welcome email says to one new member."""
@@ -72,6 +102,18 @@ class WelcomeMessage:
     locale: str  # "ja" | "en"
     # None when the Smaregi step is dead or skipped: the mail then says the number follows.
     member_number: str | None
+    message_id: str
+
+
+@dataclass(frozen=True)
+class MemberNumberMessage:
+    """The member number for someone whose welcome email went out without it."""
+
+    to: str
+    first_name: str
+    last_name: str
+    locale: str  # "ja" | "en"
+    member_number: str
     message_id: str
 
 
@@ -103,11 +145,42 @@ def welcome_message_id(registration_id: str, *, domain: str) -> str:
     return f"<welcome.{registration_id}@{domain}>"
 
 
+def member_number_message_id(registration_id: str, *, domain: str) -> str:
+    """The member-number email's Message-ID for a registration: the same on every retry, never the
+    welcome's (a client would take the second for a copy of the first and hide it)."""
+    if not _ID_TEXT.fullmatch(registration_id) or not _DOMAIN.fullmatch(domain):
+        raise ValueError("a Message-ID needs a plain registration id and an ASCII domain")
+    return f"<member-number.{registration_id}@{domain}>"
+
+
 def render_welcome(message: WelcomeMessage, *, mail_from: str) -> EmailMessage:
     """The welcome email as a MIME message: text and HTML alternatives, the barcode inline."""
     locale = message.locale if message.locale in LOCALES else DEFAULT_LOCALE
     member_number = message.member_number or None
     subject = SUBJECTS[locale, member_number is not None]
+    return _render("welcome", locale, subject, message, member_number, mail_from=mail_from)
+
+
+def render_member_number(message: MemberNumberMessage, *, mail_from: str) -> EmailMessage:
+    """The member-number email as a MIME message: text and HTML alternatives, the barcode inline."""
+    locale = message.locale if message.locale in LOCALES else DEFAULT_LOCALE
+    if not message.member_number:
+        raise ValueError("a member-number email needs the member number")
+    subject = MEMBER_NUMBER_SUBJECTS[locale]
+    return _render("member_number", locale, subject, message, message.member_number, mail_from=mail_from)
+
+
+def _render(
+    template: str,
+    locale: str,
+    subject: str,
+    message: WelcomeMessage | MemberNumberMessage,
+    member_number: str | None,
+    *,
+    mail_from: str,
+) -> EmailMessage:
+    """`template`'s text and HTML for `locale` as one MIME message, the barcode inline when there is
+    a member number."""
     barcode = None
     if member_number is not None:
         image = code128_png(member_number)
@@ -124,10 +197,10 @@ def render_welcome(message: WelcomeMessage, *, mail_from: str) -> EmailMessage:
         "barcode": barcode,
         "sender_name": display_name or sender_domain(mail_from),
     }
-    text = _templates.get_template(f"welcome.{locale}.txt").render(context)
-    html = _templates.get_template(f"welcome.{locale}.html").render(context)
+    text = _templates.get_template(f"{template}.{locale}.txt").render(context)
+    html = _templates.get_template(f"{template}.{locale}.html").render(context)
 
-    mime = EmailMessage()
+    mime = EmailMessage(policy=_MAIL_POLICY)
     mime["From"] = mail_from
     mime["To"] = message.to
     mime["Subject"] = subject
@@ -209,6 +282,10 @@ class Mailer:
         """The registration's welcome Message-ID in MAIL_FROM's domain."""
         return welcome_message_id(registration_id, domain=self.domain)
 
+    def member_number_message_id(self, registration_id: str) -> str:
+        """The registration's member-number Message-ID in MAIL_FROM's domain."""
+        return member_number_message_id(registration_id, domain=self.domain)
+
     def send(self, message: EmailMessage) -> None:
         """Hand one message to the SMTP server (RFC 5321; STARTTLS RFC 3207; AUTH RFC 4954).
 
@@ -244,6 +321,14 @@ class Mailer:
             rendered = render_welcome(message, mail_from=self.mail_from)
         except ValueError as error:
             raise PermanentError(f"welcome email cannot be rendered: {error}", system=SYSTEM) from None
+        self.send(rendered)
+
+    def send_member_number(self, message: MemberNumberMessage) -> None:
+        """Render the member-number email and send it."""
+        try:
+            rendered = render_member_number(message, mail_from=self.mail_from)
+        except ValueError as error:
+            raise PermanentError(f"member-number email cannot be rendered: {error}", system=SYSTEM) from None
         self.send(rendered)
 
 

@@ -27,6 +27,7 @@ from connectors.errors import (
 from connectors.http import STATUS_ERRORS, AnswerPolicy, Call, json_object
 from connectors.ratelimit import RateLimiter
 from connectors.shopify import documents
+from connectors.shopify.versions import check_served_version
 
 SYSTEM = "shopify"
 # Wait after THROTTLED when the answer does not say enough to compute it.
@@ -59,7 +60,8 @@ _USER_ERRORS: dict[str, tuple[type[PermanentError], str]] = {
 class ShopifyPolicy(AnswerPolicy):
     """Admin GraphQL: failures in the body of a 200, THROTTLED in a 200 or a 429, the cost bucket."""
 
-    # The endpoint itself missing means an unknown shop or API version, never a missing customer.
+    # The endpoint itself missing means an unknown shop (an unknown API version is served by another,
+    # see connectors.shopify.versions), never a missing customer.
     statuses = {**STATUS_ERRORS, 404: PermanentError}
 
     def where(self, call: Call) -> str:
@@ -68,6 +70,8 @@ class ShopifyPolicy(AnswerPolicy):
         return f"{SYSTEM} {OPERATION_NAMES.get(str(query), 'graphql')}"
 
     def observe(self, response: requests.Response, limiter: RateLimiter) -> None:
+        """Read the cost bucket every answer reports, and which API version served it."""
+        check_served_version(response)
         report = bucket_report((json_object(response).get("extensions") or {}).get("cost"))
         if report is not None:
             limiter.observe(

@@ -10,11 +10,12 @@ Cost estimates follow Shopify's calculated query cost (an object 1, a scalar 0, 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Unpack, cast
 
 from config.settings import Settings
-from connectors.errors import PermanentError
+from connectors.errors import NotFoundError, PermanentError
 from connectors.http import HttpClient, Timeouts, credentials_refusal, json_object
 from connectors.ratelimit import RateLimiter
 from connectors.shopify import documents
@@ -25,18 +26,18 @@ from connectors.shopify.mapping import (
     ShopifyCustomer,
     customer_from_node,
     customer_input,
-    email_search,
+    mailing_address,
     same_email,
 )
 
 __all__ = ["EmailTaken", "PhoneTaken", "ShopifyClient"]  # the errors are read in answers, raised from here
 
 MUTATION_COST = 10.0
-# A MemberCustomer with its member-number metafield: the customer, its consent and the metafield.
-CUSTOMER_COST = 3.0
-# Exact matches are few; room for the extra hits of Shopify's fuzzy search and for duplicates.
-FIND_FIRST = 5
-FIND_COST = 2 + FIND_FIRST * CUSTOMER_COST
+# A MemberCustomer with its member-number metafield: the customer, its default email, phone and
+# address objects, and the metafield.
+CUSTOMER_COST = 5.0
+# customerByIdentifier answers one customer or null.
+FIND_COST = CUSTOMER_COST
 
 
 class ShopifyClient:
@@ -83,9 +84,15 @@ class ShopifyClient:
         tags: Sequence[str] = ("membersync",),
         note: str | None = None,
     ) -> ShopifyCustomer:
-        """customerCreate (https://shopify.dev/docs/api/admin-graphql/2025-01/mutations/customerCreate).
+        """customerCreate, then customerAddressCreate for the address (its default) when one is given.
 
-        Raises EmailTaken when the email is already used, PhoneTaken for the phone.
+        https://shopify.dev/docs/api/admin-graphql/2026-10/mutations/customerCreate. Raises EmailTaken
+        when the email is already used, PhoneTaken for the phone. customerCreate rather than
+        customerSet: customerSet keyed by email would overwrite the profile of a customer who already
+        shops online (Shopify owns it; we adopt it as it is), its input carries no marketing consent
+        (a second mutation, and a window where the consent is missing), and a taken phone is still
+        refused. An address whose call fails after the create is added on the adopting retry
+        (`add_address`), because CustomerInput.addresses is deprecated in 2026-10.
         """
         given = {
             "email": email,
@@ -94,37 +101,55 @@ class ShopifyClient:
             "phone": phone,
             "locale": locale,
             "accepts_marketing": accepts_marketing,
-            "postal_code": postal_code,
-            "address": address,
             "tags": tags,
             "note": note,
         }
         fields = cast(CustomerFields, {name: value for name, value in given.items() if value is not None})
         variables = {"input": customer_input(fields)}
         data = self._execute(documents.CREATE_CUSTOMER, variables, cost_estimate=MUTATION_COST)
-        return self._mutated_customer(data, "customerCreate")
+        customer = self._mutated_customer(data, "customerCreate")
+        if not (postal_code or address):
+            return customer
+        address_id = self.add_address(customer.id, postal_code=postal_code, address=address)
+        return dataclasses.replace(customer, address_id=address_id)
+
+    def add_address(self, customer_id: str, *, postal_code: str | None, address: str | None) -> str:
+        """customerAddressCreate as the customer's default address; the new address's id.
+
+        https://shopify.dev/docs/api/admin-graphql/2026-10/mutations/customerAddressCreate.
+        """
+        given = {"postal_code": postal_code, "address": address}
+        fields = cast(CustomerFields, {name: value for name, value in given.items() if value is not None})
+        variables = {"customerId": customer_id, "address": mailing_address(fields), "setAsDefault": True}
+        data = self._execute(documents.ADD_CUSTOMER_ADDRESS, variables, cost_estimate=MUTATION_COST)
+        return self._mutated_address_id(data, "customerAddressCreate")
 
     def find_customers_by_email(self, email: str) -> list[ShopifyCustomer]:
-        """Customers whose email is exactly `email`, any case, with their member number.
+        """The customer whose email is exactly `email` (any case), with its member number; [] or one.
 
-        customers(query:) (https://shopify.dev/docs/api/admin-graphql/2025-01/queries/customers);
-        Shopify's search is fuzzy, so hits are filtered to the exact address here too.
+        customerByIdentifier(identifier: {emailAddress:})
+        (https://shopify.dev/docs/api/admin-graphql/2026-10/queries/customerByIdentifier): an exact
+        lookup, unlike customers(query:), whose search tokenises the address and trails writes.
+        Emails are unique per shop, so a list of at most one; callers keep treating it as a list.
         """
         variables = {
-            "query": email_search(email),
-            "first": FIND_FIRST,
+            "email": email.strip(),
             "metafieldNamespace": documents.MEMBER_NUMBER_NAMESPACE,
             "metafieldKey": documents.MEMBER_NUMBER_KEY,
         }
-        data = self._execute(documents.FIND_CUSTOMERS_BY_EMAIL, variables, cost_estimate=FIND_COST)
-        nodes = (data.get("customers") or {}).get("nodes") or []
-        customers = [customer_from_node(node) for node in nodes]
-        return [customer for customer in customers if same_email(customer.email, email)]
+        data = self._execute(documents.FIND_CUSTOMER_BY_EMAIL, variables, cost_estimate=FIND_COST)
+        node = data.get("customerByIdentifier")
+        if not isinstance(node, Mapping):
+            return []
+        customer = customer_from_node(node)
+        # Case-insensitive on Shopify's side is UNCONFIRMED for this lookup; an answer for another
+        # address would never be adopted.
+        return [customer] if same_email(customer.email, email) else []
 
     def get_customer(self, customer_id: str) -> ShopifyCustomer | None:
         """One customer with its member number, None if absent.
 
-        customer(id:) (https://shopify.dev/docs/api/admin-graphql/2025-01/queries/customer).
+        customer(id:) (https://shopify.dev/docs/api/admin-graphql/2026-10/queries/customer).
         """
         variables = {
             "id": customer_id,
@@ -138,19 +163,39 @@ class ShopifyClient:
     def update_customer(self, customer_id: str, **fields: Unpack[CustomerFields]) -> ShopifyCustomer:
         """customerUpdate with only the fields given (create's keyword names); None clears a field.
 
-        https://shopify.dev/docs/api/admin-graphql/2025-01/mutations/customerUpdate. Raises
-        NotFoundError for an unknown id, EmailTaken / PhoneTaken like create.
+        https://shopify.dev/docs/api/admin-graphql/2026-10/mutations/customerUpdate. The address
+        fields change the default address (customerAddressUpdate), or add one when there is none.
+        Raises NotFoundError for an unknown id, EmailTaken / PhoneTaken like create.
         """
         if not fields:
             raise ValueError("update_customer needs at least one field to change")
-        variables = {"input": {"id": customer_id, **customer_input(fields)}}
-        data = self._execute(documents.UPDATE_CUSTOMER, variables, cost_estimate=MUTATION_COST)
-        return self._mutated_customer(data, "customerUpdate")
+        own = customer_input(fields)  # also refuses unknown field names before anything is sent
+        if own:
+            variables = {"input": {"id": customer_id, **own}}
+            data = self._execute(documents.UPDATE_CUSTOMER, variables, cost_estimate=MUTATION_COST)
+            customer = self._mutated_customer(data, "customerUpdate")
+        else:
+            found = self.get_customer(customer_id)
+            if found is None:
+                raise NotFoundError(f"{SYSTEM} customer: no such customer", system=SYSTEM)
+            customer = found
+        address = mailing_address(fields)
+        if address is None:
+            return customer
+        if customer.address_id is None:
+            created: dict[str, Any] = {"customerId": customer_id, "address": address, "setAsDefault": True}
+            data = self._execute(documents.ADD_CUSTOMER_ADDRESS, created, cost_estimate=MUTATION_COST)
+            address_id = self._mutated_address_id(data, "customerAddressCreate")
+        else:
+            changed = {"customerId": customer_id, "addressId": customer.address_id, "address": address}
+            data = self._execute(documents.UPDATE_CUSTOMER_ADDRESS, changed, cost_estimate=MUTATION_COST)
+            address_id = self._mutated_address_id(data, "customerAddressUpdate")
+        return dataclasses.replace(customer, address_id=address_id)
 
     def set_member_number(self, customer_id: str, member_number: str) -> None:
         """Write metafield membersync.member_number (single_line_text_field) on the customer.
 
-        metafieldsSet (https://shopify.dev/docs/api/admin-graphql/2025-01/mutations/metafieldsSet).
+        metafieldsSet (https://shopify.dev/docs/api/admin-graphql/2026-10/mutations/metafieldsSet).
         """
         metafield = {
             "ownerId": customer_id,
@@ -160,6 +205,15 @@ class ShopifyClient:
             "value": member_number,
         }
         self._execute(documents.SET_METAFIELDS, {"metafields": [metafield]}, cost_estimate=MUTATION_COST)
+
+    @staticmethod
+    def _mutated_address_id(data: Mapping[str, Any], root: str) -> str:
+        address = (data.get(root) or {}).get("address")
+        if not isinstance(address, Mapping) or not address.get("id"):
+            # ShopifyPolicy already raised for userErrors.
+            message = f"{SYSTEM} {root}: answer has neither an address nor userErrors"
+            raise PermanentError(message, system=SYSTEM)
+        return str(address["id"])
 
     @staticmethod
     def _mutated_customer(data: Mapping[str, Any], root: str) -> ShopifyCustomer:

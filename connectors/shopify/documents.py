@@ -1,8 +1,10 @@
-"""Every GraphQL document the Shopify connector sends (Admin API 2025-01).
+"""Every GraphQL document the Shopify connector sends (Admin API 2026-10).
 
 User data never goes into these strings: it travels in `variables`. The one exception is the bulk
 export, whose inner query is fixed text because Shopify runs bulk queries without variables.
-`ALL_DOCUMENTS` lists them all so tests can validate each against Shopify's real schema.
+`ALL_DOCUMENTS` lists them all so tests can validate each against Shopify's real schema, and check
+that none selects a field Shopify deprecates in 2026-10 (`Customer.email`, `Customer.phone`,
+`Customer.emailMarketingConsent` and `currentBulkOperation` are).
 """
 
 from __future__ import annotations
@@ -15,21 +17,26 @@ MEMBER_NUMBER_KEY = "member_number"
 CUSTOMER_FIELDS = """
 fragment MemberCustomer on Customer {
   id
-  email
+  defaultEmailAddress {
+    emailAddress
+    marketingState
+    marketingOptInLevel
+    marketingUpdatedAt
+  }
   firstName
   lastName
-  phone
+  defaultPhoneNumber {
+    phoneNumber
+  }
+  defaultAddress {
+    id
+  }
   locale
   note
   tags
   state
   createdAt
   updatedAt
-  emailMarketingConsent {
-    marketingState
-    marketingOptInLevel
-    consentUpdatedAt
-  }
 }
 """
 
@@ -40,8 +47,9 @@ fragment MemberUserError on UserError {
 }
 """
 
-# $input: CustomerInput with email, names, phone, locale, tags, addresses, emailMarketingConsent and the
-# member-number metafield. "Email has already been taken" comes back in userErrors, not as an error.
+# $input: CustomerInput with email, names, phone, locale, tags and emailMarketingConsent (no addresses:
+# CustomerInput.addresses is deprecated in 2026-10; ADD_CUSTOMER_ADDRESS follows). "Email has already
+# been taken" comes back in userErrors, not as an error.
 CREATE_CUSTOMER = (
     """
 mutation CreateCustomer($input: CustomerInput!) {
@@ -59,26 +67,18 @@ mutation CreateCustomer($input: CustomerInput!) {
     + USER_ERROR_FIELDS
 )
 
-# $query is Shopify search syntax built by the connector: email:"<address>" with the address quoted
-# (and any quote or backslash in it escaped) for an exact match. More than one hit means duplicates
-# that the reconciler reports.
-FIND_CUSTOMERS_BY_EMAIL = (
+# The one customer whose email is exactly $email, or null: a lookup, not the tokenising, index-lagged
+# search of customers(query:). Emails are unique per shop, so there is never more than one.
+FIND_CUSTOMER_BY_EMAIL = (
     """
-query FindCustomersByEmail(
-  $query: String!
-  $first: Int!
-  $metafieldNamespace: String!
-  $metafieldKey: String!
-) {
-  customers(first: $first, query: $query) {
-    nodes {
-      ...MemberCustomer
-      memberNumber: metafield(namespace: $metafieldNamespace, key: $metafieldKey) {
-        id
-        value
-        type
-        compareDigest
-      }
+query FindCustomerByEmail($email: String!, $metafieldNamespace: String!, $metafieldKey: String!) {
+  customerByIdentifier(identifier: {emailAddress: $email}) {
+    ...MemberCustomer
+    memberNumber: metafield(namespace: $metafieldNamespace, key: $metafieldKey) {
+      id
+      value
+      type
+      compareDigest
     }
   }
 }
@@ -123,6 +123,50 @@ mutation UpdateCustomer($input: CustomerInput!) {
     + USER_ERROR_FIELDS
 )
 
+# $address: MailingAddressInput; $setAsDefault true makes it the customer's default address.
+ADD_CUSTOMER_ADDRESS = (
+    """
+mutation AddCustomerAddress($customerId: ID!, $address: MailingAddressInput!, $setAsDefault: Boolean) {
+  customerAddressCreate(customerId: $customerId, address: $address, setAsDefault: $setAsDefault) {
+    address {
+      id
+    }
+    userErrors {
+      ...MemberUserError
+    }
+  }
+}
+"""
+    + USER_ERROR_FIELDS
+)
+
+# $address carries only the fields to change.
+UPDATE_CUSTOMER_ADDRESS = (
+    """
+mutation UpdateCustomerAddress(
+  $customerId: ID!
+  $addressId: ID!
+  $address: MailingAddressInput!
+  $setAsDefault: Boolean
+) {
+  customerAddressUpdate(
+    customerId: $customerId
+    addressId: $addressId
+    address: $address
+    setAsDefault: $setAsDefault
+  ) {
+    address {
+      id
+    }
+    userErrors {
+      ...MemberUserError
+    }
+  }
+}
+"""
+    + USER_ERROR_FIELDS
+)
+
 # $metafields: [{ownerId, namespace, key, type, value, compareDigest?}], at most 25; all or nothing.
 SET_METAFIELDS = """
 mutation SetMetafields($metafields: [MetafieldsSetInput!]!) {
@@ -153,10 +197,14 @@ BULK_CUSTOMERS_QUERY = """
     edges {
       node {
         id
-        email
+        defaultEmailAddress {
+          emailAddress
+        }
         firstName
         lastName
-        phone
+        defaultPhoneNumber {
+          phoneNumber
+        }
         updatedAt
         metafields(namespace: "membersync") {
           edges {
@@ -190,9 +238,10 @@ mutation StartBulkCustomerExport($query: String!) {
 }
 """
 
-POLL_CURRENT_BULK_OPERATION = """
-query PollCurrentBulkOperation {
-  currentBulkOperation(type: QUERY) {
+# $id is the bulkOperation.id StartBulkCustomerExport answered (currentBulkOperation is deprecated).
+POLL_BULK_OPERATION = """
+query PollBulkOperation($id: ID!) {
+  bulkOperation(id: $id) {
     id
     status
     errorCode
@@ -209,11 +258,13 @@ query PollCurrentBulkOperation {
 
 ALL_DOCUMENTS: dict[str, str] = {
     "CreateCustomer": CREATE_CUSTOMER,
-    "FindCustomersByEmail": FIND_CUSTOMERS_BY_EMAIL,
+    "FindCustomerByEmail": FIND_CUSTOMER_BY_EMAIL,
     "GetCustomer": GET_CUSTOMER,
     "UpdateCustomer": UPDATE_CUSTOMER,
+    "AddCustomerAddress": ADD_CUSTOMER_ADDRESS,
+    "UpdateCustomerAddress": UPDATE_CUSTOMER_ADDRESS,
     "SetMetafields": SET_METAFIELDS,
     "BulkCustomersQuery": BULK_CUSTOMERS_QUERY,
     "StartBulkCustomerExport": START_BULK_CUSTOMER_EXPORT,
-    "PollCurrentBulkOperation": POLL_CURRENT_BULK_OPERATION,
+    "PollBulkOperation": POLL_BULK_OPERATION,
 }

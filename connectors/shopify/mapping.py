@@ -27,6 +27,7 @@ class ShopifyCustomer:
     phone: str | None
     member_number: str | None = None  # metafield membersync.member_number, when the read fetched it
     updated_at: str | None = None
+    address_id: str | None = None  # the default address's global id; None when it has no address
 
 
 class CustomerFields(TypedDict, total=False):
@@ -45,6 +46,8 @@ class CustomerFields(TypedDict, total=False):
 
 
 CUSTOMER_FIELD_NAMES = frozenset(CustomerFields.__annotations__)
+# The fields that live on the customer's address, written by the address mutations.
+ADDRESS_FIELD_NAMES = frozenset({"address", "postal_code"})
 
 
 def customer_from_node(node: Mapping[str, Any]) -> ShopifyCustomer:
@@ -52,21 +55,28 @@ def customer_from_node(node: Mapping[str, Any]) -> ShopifyCustomer:
     member_number = node.get("memberNumber")
     return ShopifyCustomer(
         id=str(node["id"]),
-        email=node.get("email"),
+        email=_inner(node, "defaultEmailAddress", "emailAddress"),
         first_name=node.get("firstName"),
         last_name=node.get("lastName"),
-        phone=node.get("phone"),
+        phone=_inner(node, "defaultPhoneNumber", "phoneNumber"),
         member_number=member_number.get("value") if isinstance(member_number, Mapping) else None,
         updated_at=node.get("updatedAt"),
+        address_id=_inner(node, "defaultAddress", "id"),
     )
 
 
+def _inner(node: Mapping[str, Any], name: str, field: str) -> Any:
+    """`node[name][field]`, None when the object is null (no email, no phone, no address)."""
+    inner = node.get(name)
+    return inner.get(field) if isinstance(inner, Mapping) else None
+
+
 def customer_input(fields: CustomerFields, *, now: datetime | None = None) -> dict[str, Any]:
-    """A CustomerInput carrying exactly the fields given.
+    """A CustomerInput carrying exactly the customer's own fields given (the address goes separately).
 
     `accepts_marketing` becomes emailMarketingConsent (SUBSCRIBED, single opt-in, consent time `now`;
-    otherwise NOT_SUBSCRIBED). `address` and `postal_code` become one Japanese MailingAddressInput;
-    given to customerUpdate it replaces the address list (the sandbox does; Shopify UNCONFIRMED).
+    otherwise NOT_SUBSCRIBED). `address` and `postal_code` are left out: CustomerInput.addresses is
+    deprecated in 2026-10, so `mailing_address` builds them for customerAddressCreate / Update.
     """
     unknown = set(fields) - CUSTOMER_FIELD_NAMES
     if unknown:
@@ -86,14 +96,19 @@ def customer_input(fields: CustomerFields, *, now: datetime | None = None) -> di
         graphql["tags"] = list(fields["tags"])
     if "accepts_marketing" in fields:
         graphql["emailMarketingConsent"] = marketing_consent(fields["accepts_marketing"], now=now)
-    if fields.get("address") or fields.get("postal_code"):
-        address: dict[str, Any] = {"countryCode": ADDRESS_COUNTRY_CODE}
-        if fields.get("address"):
-            address["address1"] = fields["address"]
-        if fields.get("postal_code"):
-            address["zip"] = fields["postal_code"]
-        graphql["addresses"] = [address]
     return graphql
+
+
+def mailing_address(fields: CustomerFields) -> dict[str, Any] | None:
+    """The MailingAddressInput (Japanese) for the address fields given; None when none is given."""
+    if not set(fields) & ADDRESS_FIELD_NAMES:
+        return None
+    address: dict[str, Any] = {"countryCode": ADDRESS_COUNTRY_CODE}
+    if "address" in fields:
+        address["address1"] = fields["address"]
+    if "postal_code" in fields:
+        address["zip"] = fields["postal_code"]
+    return address
 
 
 def marketing_consent(accepts_marketing: bool, *, now: datetime | None = None) -> dict[str, Any]:
@@ -106,12 +121,6 @@ def marketing_consent(accepts_marketing: bool, *, now: datetime | None = None) -
         "marketingOptInLevel": "SINGLE_OPT_IN",
         "consentUpdatedAt": consent_time,
     }
-
-
-def email_search(email: str) -> str:
-    """Shopify search syntax for one exact address: email:"<address>", quotes and backslashes escaped."""
-    escaped = email.strip().replace("\\", "\\\\").replace('"', '\\"')
-    return f'email:"{escaped}"'
 
 
 def same_email(left: str | None, right: str) -> bool:

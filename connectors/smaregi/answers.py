@@ -1,29 +1,19 @@
-"""Reading Smaregi's answers: problem-details errors (RFC 7807) and the taken customerCode."""
+"""Reading Smaregi's answers: problem-details errors (RFC 7807), summarised without personal data.
+
+No decision is taken on an error's wording: how Smaregi words a taken customerCode (or any other
+refusal) is documented nowhere we found, so a refused or unclear create is settled by looking the
+code up (`customer_code=`), never by matching a message.
+"""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import requests
 
-from connectors.errors import ConflictError, ConnectorError
-from connectors.http import AnswerPolicy, Call, json_object
-from connectors.ratelimit import RateLimiter
+from connectors.http import AnswerPolicy, json_object
 
 SYSTEM = "smaregi"
-# How Smaregi says a customerCode is taken is UNCONFIRMED (its reference only gives the problem-details
-# shape of errors): the emulator answers 400 with invalid-params [{name: customerCode, reason: "... is
-# already used"}]; English and Japanese wordings are both accepted. Kept here, in one place.
-_CODE_TAKEN = re.compile(r"already|duplicat|unique|taken|既に|重複|使用済|使用されて", re.IGNORECASE)
-
-
-class MemberCodeTaken(ConflictError):
-    """Smaregi already has a member with this customerCode: look it up by code before anything else."""
-
-    def __init__(self, message: str, *, customer_code: str, status: int | None = None) -> None:
-        super().__init__(message, system=SYSTEM, status=status)
-        self.customer_code = customer_code
 
 
 def invalid_params(problem: dict[str, Any]) -> list[dict[str, Any]]:
@@ -42,32 +32,8 @@ def summary(problem: dict[str, Any]) -> str:
     return f"{title} (invalid: {names})" if names else title
 
 
-def code_taken(status: int, problem: dict[str, Any]) -> bool:
-    """Whether a failed create/update says the customerCode is in use (the wording is UNCONFIRMED)."""
-    if status == 409:
-        return True  # the code is the only unique field we send
-    if status not in (400, 422):
-        return False
-    for entry in invalid_params(problem):
-        if entry.get("name") == "customerCode" and _CODE_TAKEN.search(str(entry.get("reason", ""))):
-            return True
-    detail = str(problem.get("detail", ""))
-    return "customerCode" in detail and _CODE_TAKEN.search(detail) is not None
-
-
 class SmaregiPolicy(AnswerPolicy):
-    """The POS API: problem-details errors, and MemberCodeTaken when a customerCode we sent is in use."""
+    """The POS API: problem-details errors, classified by status only."""
 
     def detail(self, response: requests.Response) -> str:
         return summary(json_object(response))
-
-    def error(self, response: requests.Response, call: Call, limiter: RateLimiter) -> ConnectorError:
-        sent = call.json if isinstance(call.json, dict) else {}
-        code = sent.get("customerCode")
-        if code and code_taken(response.status_code, json_object(response)):
-            return MemberCodeTaken(
-                f"{self.where(call)}: customerCode {code} is already used",
-                customer_code=str(code),
-                status=response.status_code,
-            )
-        return super().error(response, call, limiter)

@@ -7,9 +7,10 @@ UNCONFIRMED where they are used. What Smaregi's answers mean is read in `connect
 
 from __future__ import annotations
 
-import logging
+import copy
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -18,21 +19,26 @@ import requests
 from config.settings import Settings
 from connectors.http import HttpClient, Timeouts, credentials_refusal, json_body
 from connectors.ratelimit import RateLimiter
-from connectors.smaregi.answers import SYSTEM, MemberCodeTaken, SmaregiPolicy
-from connectors.smaregi.members import SmaregiMember, member_fields
+from connectors.smaregi.answers import SYSTEM, SmaregiPolicy
+from connectors.smaregi.members import SmaregiMember, member_fields, smaregi_time
 from connectors.smaregi.tokens import TokenPolicy, TokenSource
 
-log = logging.getLogger(__name__)
+__all__ = ["MAX_PAGE_SIZE", "SmaregiClient"]
 
-__all__ = ["MemberCodeTaken", "SmaregiClient"]  # MemberCodeTaken is read in answers, raised from here
-
-MAX_PAGE_SIZE = 1000
+# Sources disagree on the largest page (1000 or 500): we never ask for more than 500.
+MAX_PAGE_SIZE = 500
 # What error messages call a list answer.
 LIST = f"{SYSTEM} member list"
+# Smaregi reads with GET; everything else writes, and is counted against the write budget.
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 class SmaregiClient:
-    """POS members of one Smaregi contract: find, create, update, points, list."""
+    """POS members of one Smaregi contract: list, look up by code or id, create, update, points.
+
+    Smaregi counts reads and writes apart: `api`'s limiter takes reads, `write_limiter` (when given)
+    takes writes; without one, every call takes from `api`'s limiter.
+    """
 
     def __init__(
         self,
@@ -44,6 +50,7 @@ class SmaregiClient:
         client_secret: str,
         scopes: str,
         clock: Callable[[], float] = time.monotonic,
+        write_limiter: RateLimiter | None = None,
     ) -> None:
         refusal = credentials_refusal(
             "Smaregi",
@@ -54,6 +61,11 @@ class SmaregiClient:
             },
         )
         self.api = api.using(SmaregiPolicy, refusal=refusal)
+        self.writes = self.api
+        if write_limiter is not None:
+            # Same session, timeouts and policy; only the bucket differs.
+            self.writes = copy.copy(self.api)
+            self.writes.limiter = write_limiter
         self.contract_id = contract_id
         self.tokens = TokenSource(
             identity.using(TokenPolicy, refusal=refusal),
@@ -65,8 +77,17 @@ class SmaregiClient:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, limiter: RateLimiter | None = None) -> SmaregiClient:
-        """The client for the configured contract; without credentials every call raises PermanentError."""
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        limiter: RateLimiter | None = None,
+        write_limiter: RateLimiter | None = None,
+    ) -> SmaregiClient:
+        """The client for the configured contract; without credentials every call raises PermanentError.
+
+        `limiter` takes reads (every call when `write_limiter` is None), `write_limiter` writes.
+        """
         timeouts = Timeouts(settings.http_connect_timeout_seconds, settings.http_read_timeout_seconds)
         return cls(
             # The rate limit counts API calls per contract; the token endpoint is not one of them.
@@ -84,14 +105,8 @@ class SmaregiClient:
             client_id=settings.smaregi_client_id,
             client_secret=settings.smaregi_client_secret.value,
             scopes=settings.smaregi_scopes,
+            write_limiter=write_limiter,
         )
-
-    def find_members_by_email(self, email: str) -> list[SmaregiMember]:
-        """Members with exactly this mail address, any case (apidoc POS: GET /pos/customers)."""
-        wanted = email.strip().lower()
-        found = self._members({"mail_address": email.strip(), "limit": MAX_PAGE_SIZE})
-        # Whether mail_address filters exactly is UNCONFIRMED; it may match partially: keep exact matches.
-        return [member for member in found if (member.mail_address or "").strip().lower() == wanted]
 
     def find_member_by_code(self, customer_code: str) -> SmaregiMember | None:
         """The member with this customerCode, or None (apidoc POS: GET /pos/customers?customer_code=)."""
@@ -120,7 +135,10 @@ class SmaregiClient:
         birth_date: str | None = None,
         mail_receive_flag: bool | None = None,
     ) -> SmaregiMember:
-        """Create a member, MemberCodeTaken if the code is in use (apidoc POS: POST /pos/customers)."""
+        """Create a member (apidoc POS: POST /pos/customers); a refusal says nothing we rely on.
+
+        Whatever the refusal or a lost answer means, the caller settles it by `find_member_by_code`.
+        """
         body = member_fields(
             {
                 "customer_code": customer_code,
@@ -151,32 +169,44 @@ class SmaregiClient:
         """Add `point` to the balance (apidoc POS: POST /pos/customers/{customerId}/point/add)."""
         self._call("POST", f"{self._member_path(customer_id)}/point/add", json={"point": str(point)})
 
-    def iter_members(self, *, page_size: int = MAX_PAGE_SIZE) -> Iterator[SmaregiMember]:
-        """Every member, page by page, for reconciliation (apidoc POS: GET /pos/customers)."""
-        if not 0 < page_size <= MAX_PAGE_SIZE:
-            raise ValueError(f"page_size must be 1 to {MAX_PAGE_SIZE}")
-        return self._members({"limit": page_size})
+    def list_members(
+        self,
+        *,
+        page: int = 1,
+        limit: int = MAX_PAGE_SIZE,
+        updated_from: datetime | None = None,
+        updated_to: datetime | None = None,
+        sort: str | None = None,
+    ) -> list[SmaregiMember]:
+        """One page of members (apidoc POS: GET /pos/customers?page=&limit=&upd_date_time-from=&sort=).
 
-    def _members(self, params: dict[str, Any]) -> Iterator[SmaregiMember]:
-        """Members of a list query, following `Link: rel="next"` or, without one, counting pages."""
-        url, page, linked = self._path("/pos/customers"), 1, False
-        query: dict[str, Any] | None = {**params, "page": page}
+        Smaregi documents no e-mail, name or phone filter: only code, member number, id range and
+        update time. A page shorter than `limit` is the last (no Link header is documented). The
+        update-time range may span 31 days at most; `sort` is like "updDateTime:desc".
+        """
+        if not 0 < limit <= MAX_PAGE_SIZE:
+            raise ValueError(f"limit must be 1 to {MAX_PAGE_SIZE}")
+        if page < 1:
+            raise ValueError("page must be 1 or more")
+        params: dict[str, Any] = {"page": page, "limit": limit}
+        if updated_from is not None:
+            params["upd_date_time-from"] = smaregi_time(updated_from)
+        if updated_to is not None:
+            params["upd_date_time-to"] = smaregi_time(updated_to)
+        if sort:
+            params["sort"] = sort
+        response = self._call("GET", self._path("/pos/customers"), params=params)
+        return [SmaregiMember.from_api(record) for record in json_body(response, LIST, array=True)]
+
+    def iter_members(self, *, page_size: int = MAX_PAGE_SIZE) -> Iterator[SmaregiMember]:
+        """Every member, page by page until a short page (apidoc POS: GET /pos/customers)."""
+        page = 1
         while True:
-            response = self._call("GET", url, params=query)
-            records = json_body(response, LIST, array=True)
-            yield from (SmaregiMember.from_api(record) for record in records)
-            next_url = response.links.get("next", {}).get("url")
-            # Whether Smaregi sends a Link header is UNCONFIRMED. Our bearer token goes with the next request:
-            # a link to anywhere but our own API is ignored, and pages are counted instead.
-            if next_url and next_url.startswith(f"{self.api.base_url}/"):
-                url, query, linked = next_url, None, True
-                continue
-            if next_url:
-                log.warning("smaregi: ignoring a next-page link outside the API base URL")
-            if linked or len(records) < int(params["limit"]):
+            members = self.list_members(page=page, limit=page_size)
+            yield from members
+            if len(members) < page_size:
                 return
             page += 1
-            query = {**params, "page": page}
 
     def _call(
         self, method: str, path: str, *, ok: tuple[int, ...] | None = None, **kwargs: Any
@@ -191,7 +221,8 @@ class SmaregiClient:
         return response
 
     def _send(self, method: str, path: str, token: str, **kwargs: Any) -> requests.Response:
-        return self.api.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+        http = self.api if method.upper() in READ_METHODS else self.writes
+        return http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
 
     def _path(self, suffix: str) -> str:
         return f"/{quote(self.contract_id, safe='')}{suffix}"

@@ -6,9 +6,12 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 MEMBER_CODE_DIGITS = 16
+# Smaregi's clock: times without an offset are Japan time.
+JST = timezone(timedelta(hours=9), "JST")
 
 # Keyword names of create_member / update_member -> the customer object's JSON field names.
 FIELD_NAMES: Mapping[str, str] = {
@@ -37,6 +40,7 @@ class SmaregiMember:
     last_name: str | None
     first_name: str | None
     point: str | None = None  # as Smaregi returns it, when it does
+    updated_at: datetime | None = None  # updDateTime: Smaregi's time of the member's last change
 
     @classmethod
     def from_api(cls, record: Mapping[str, Any]) -> SmaregiMember:
@@ -53,7 +57,24 @@ class SmaregiMember:
             last_name=text("lastName"),
             first_name=text("firstName"),
             point=text("point"),
+            updated_at=parse_time(text("updDateTime")),
         )
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An ISO 8601 time of Smaregi's (Japan time when it has no offset), or None when absent or bad."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=JST)
+
+
+def smaregi_time(moment: datetime) -> str:
+    """`moment` as Smaregi's filters take it: ISO 8601 in Japan time with its offset, to the second."""
+    return moment.astimezone(JST).replace(microsecond=0).isoformat()
 
 
 def member_code(email: str, *, key: bytes, salt: int = 0) -> str:

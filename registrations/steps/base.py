@@ -59,6 +59,11 @@ class Work:
     registration_id: str
     registrant: Registrant
     known: Known
+    # The step's external id from an earlier success: a step reopened after it succeeded keeps it,
+    # so the step can tell what it already did (the welcome email went out).
+    previous_external_id: str | None = None
+    # Whether the member number has reached the registrant by mail already.
+    member_number_mailed: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,8 @@ class Outcome:
     learned: dict[str, str] = field(default_factory=dict)
     # Why this success differs from the plain path, for ops (no personal data): kept on the step.
     note: str | None = None
+    # This run mailed the member number to the registrant (sets registrations.member_number_mailed_at).
+    member_number_mailed: bool = False
 
 
 class Step:

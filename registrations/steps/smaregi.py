@@ -1,14 +1,27 @@
-"""Smaregi (the member number and points): link an existing member or create one with our code."""
+"""Smaregi (the member number and points): link the member holding the e-mail, or create one.
+
+Smaregi has no e-mail search, so the person is looked up in the member directory
+(`registrations.directory`), refreshed from Smaregi right before a create when it is older than
+SMAREGI_DIRECTORY_MAX_AGE_SECONDS. A create uses a deterministic customerCode, and any unclear
+create (timeout, 5xx, or any refusal: its wording is documented nowhere) is settled by looking that
+code up: ours → adopt it; someone else's → the next salt; absent → retry or dead letter.
+
+The directory is reached through a `MemberDirectory` handed to the step, or the process's own one
+over the configured database (`directory_for`): a step is built from settings alone, and the
+directory's reads and writes are short transactions of their own, never open during a vendor call.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from config.settings import ConfigError
-from connectors.errors import AmbiguousMatch, PermanentError
+from config.settings import ConfigError, Settings
+from connectors.errors import AmbiguousMatch, ConnectorError, PermanentError, ThrottledError
 from connectors.interfaces import SmaregiApi
-from connectors.smaregi import MemberCodeTaken, SmaregiMember, member_code
+from connectors.smaregi import SmaregiMember, member_code
 from registrations import profiles
+from registrations.directory import MemberDirectory, directory_for, normalise_email
 from registrations.steps.base import Outcome, Registrant, Step, Work
 
 if TYPE_CHECKING:
@@ -19,11 +32,30 @@ if TYPE_CHECKING:
 MEMBER_CODE_SALTS = 3
 
 
+@dataclass(frozen=True)
+class Membership:
+    """The member the registrant now is, and how (for the step's note; no personal data)."""
+
+    member: SmaregiMember
+    note: str | None = None
+
+
 class SmaregiMemberStep(Step):
     """Link or create the Smaregi POS member and mirror the member number to Shopify."""
 
     system = "smaregi"
     locks_email = True
+
+    def __init__(self, settings: Settings, directory: MemberDirectory | None = None) -> None:
+        super().__init__(settings)
+        self._directory = directory
+
+    @property
+    def directory(self) -> MemberDirectory:
+        """The member directory this step matches people in."""
+        if self._directory is None:
+            self._directory = directory_for(self.settings)
+        return self._directory
 
     def call(self, work: Work, connectors: Connectors) -> Outcome:
         known = work.known
@@ -34,31 +66,77 @@ class SmaregiMemberStep(Step):
         except ConfigError as error:
             # An ops problem, not a retry loop: the dead letter says which setting is missing.
             raise PermanentError(str(error), system=self.system) from None
-        member = link_or_create(connectors.smaregi, work.registrant, key=key)
+        membership = link_or_create(
+            connectors.smaregi,
+            self.directory,
+            work.registrant,
+            key=key,
+            max_age_seconds=self.settings.smaregi_directory_max_age_seconds,
+        )
+        member = membership.member
         if known.shopify_customer_id is not None:
             # Smaregi owns the number; Shopify shows it (metafield membersync.member_number).
             connectors.shopify.set_member_number(known.shopify_customer_id, member.customer_code)
         return Outcome(
             member.customer_id,
             {"smaregi_customer_id": member.customer_id, "smaregi_customer_code": member.customer_code},
+            note=membership.note,
         )
 
 
-def link_or_create(smaregi: SmaregiApi, registrant: Registrant, *, key: bytes) -> SmaregiMember:
-    """The member holding `registrant`'s email (a walk-in keeps their number), else a new one."""
-    members = smaregi.find_members_by_email(registrant.email)
+def link_or_create(
+    smaregi: SmaregiApi,
+    directory: MemberDirectory,
+    registrant: Registrant,
+    *,
+    key: bytes,
+    max_age_seconds: float,
+) -> Membership:
+    """The member holding `registrant`'s e-mail (a walk-in keeps their number), else a new one."""
+    members = _holders(smaregi, directory, registrant.email)
+    # About to create: a card made at the till a moment ago must be known first.
+    if not members and directory.refresh_if_stale(smaregi, max_age_seconds) is not None:
+        members = _holders(smaregi, directory, registrant.email)
     if len(members) > 1:
-        # Never guess which card is this person's: a person decides.
-        raise AmbiguousMatch(f"{len(members)} Smaregi members share this email", system="smaregi")
+        # Never guess which card is this person's: a person decides. Codes are not personal data.
+        codes = ", ".join(member.customer_code for member in members)
+        raise AmbiguousMatch(
+            f"{len(members)} Smaregi members share this e-mail (customer codes {codes})", system="smaregi"
+        )
     if members:
-        return members[0]
+        return Membership(members[0], "linked an existing Smaregi member")
+    return create(smaregi, directory, registrant, key=key)
+
+
+def _holders(smaregi: SmaregiApi, directory: MemberDirectory, email: str) -> list[SmaregiMember]:
+    """The members the directory says hold `email`, confirmed by re-reading each from Smaregi."""
+    entries = directory.members_with_email(email)
+    return directory.confirm(smaregi, entries, email) if entries else []
+
+
+def create(
+    smaregi: SmaregiApi, directory: MemberDirectory, registrant: Registrant, *, key: bytes
+) -> Membership:
+    """A new member under our deterministic code; an unclear create is settled by the code alone."""
     fields = profiles.smaregi_member(registrant)
     for salt in range(MEMBER_CODE_SALTS):
         code = member_code(registrant.email, key=key, salt=salt)
         try:
-            return smaregi.create_member(customer_code=code, **fields)
-        except MemberCodeTaken:
+            member = smaregi.create_member(customer_code=code, **fields)
+        except ThrottledError:
+            raise  # refused before anything was done (Smaregi's 429 or our own budget): just later
+        except ConnectorError as error:
+            # A timeout, a 5xx or any refusal: whether the member exists is read, never inferred.
             holder = smaregi.find_member_by_code(code)
-            if holder is not None and (holder.mail_address or "").lower() == registrant.email:
-                return holder  # our own earlier create, whose answer was lost
-    raise PermanentError("no free member code for this person", system="smaregi")
+            if holder is None:
+                raise error from None  # transient → retried with the same code; permanent → dead letter
+            directory.record([holder])
+            if normalise_email(holder.mail_address) == normalise_email(registrant.email):
+                return Membership(holder, "adopted our own member found by its code after an unclear create")
+            continue  # the code is somebody else's: the next salt
+        directory.record([member])
+        return Membership(member, f"created with member code salt {salt}" if salt else None)
+    raise PermanentError(
+        f"no free member code for this person: {MEMBER_CODE_SALTS} codes are held by other members",
+        system="smaregi",
+    )

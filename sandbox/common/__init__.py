@@ -18,6 +18,8 @@
 - `RecordStore(id_field="id", unique={"email": key_fn}, multi={...})`: thread-safe records with
   sequential string ids and dict indexes (O(1) `get`, `find`, `find_all`); `insert` / `update` raise
   `DuplicateKeyError(index, key, existing_id)`; `update(id, change)` applies `change(record)` atomically.
+- `StoreFiles(directory)`: opt-in persistence; every RecordStore created inside `files.scope("shopify")`
+  is restored from `<directory>/shopify.json` and saved back after changes and on `files.close()`.
 - `RollingWindowLimiter(limit, window_seconds).hit(key) -> Verdict(allowed, limit, remaining,
   retry_after_seconds)`: the request-count limits of Smaregi and HubSpot.
 """
@@ -31,6 +33,7 @@ from sandbox.common.control import (
 )
 from sandbox.common.counters import RequestCounters
 from sandbox.common.faults import Fault, FaultConfig, FaultConfigError, FaultInjector
+from sandbox.common.persistence import StoreFiles
 from sandbox.common.ratelimit import RollingWindowLimiter, Verdict
 from sandbox.common.server import ThreadedServer, add_stop_hook
 from sandbox.common.store import DuplicateKeyError, Record, RecordStore
@@ -46,6 +49,7 @@ __all__ = [
     "RequestCounters",
     "RollingWindowLimiter",
     "SandboxControls",
+    "StoreFiles",
     "ThreadedServer",
     "Verdict",
     "add_stop_hook",

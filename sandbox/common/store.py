@@ -7,6 +7,8 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from sandbox.common import persistence
+
 Record = dict[str, Any]
 # Computes an index key from a record; None means "not indexed" (e.g. a member without an email).
 KeyFunction = Callable[[Record], str | None]
@@ -26,7 +28,8 @@ class RecordStore:
     """Records by sequential string id, with unique and non-unique indexes maintained on every write.
 
     Records handed out must be treated as read-only: `update` always stores a new dict, so a record
-    read earlier is never changed under a reader's feet.
+    read earlier is never changed under a reader's feet. Records must be JSON values: when the runner
+    persists the sandbox (see sandbox.common.persistence) every store is saved as JSON.
     """
 
     def __init__(
@@ -41,7 +44,10 @@ class RecordStore:
         self._multi_keys = dict(multi or {})
         # Reentrant, so an emulator can hold it around a read-check-write of several calls.
         self.lock = threading.RLock()
+        # Bumped by every change (insert, update, delete, clear), so a saver knows what to write.
+        self.version = 0
         self.clear()
+        persistence.adopt(self)
 
     def clear(self) -> None:
         """Drop every record and restart ids from 1."""
@@ -50,7 +56,8 @@ class RecordStore:
             self._unique: dict[str, dict[str, str]] = {name: {} for name in self._unique_keys}
             # Ordered "sets" of ids (dict keys) so removal from a multi index is O(1) too.
             self._multi: dict[str, dict[str, dict[str, None]]] = {name: {} for name in self._multi_keys}
-            self._ids = itertools.count(1)
+            self._next_id = 1
+            self.version += 1
 
     def __len__(self) -> int:
         return len(self._records)
@@ -59,7 +66,8 @@ class RecordStore:
         """Store a new record under the next id (written into `id_field`); raises DuplicateKeyError."""
         with self.lock:
             self._check_unique(record, own_id=None)
-            record_id = str(next(self._ids))
+            record_id = str(self._next_id)
+            self._next_id += 1
             stored = {self.id_field: record_id, **record}
             stored[self.id_field] = record_id
             self._records[record_id] = stored
@@ -107,6 +115,29 @@ class RecordStore:
             source = self._records.values() if records is None else records
             return list(itertools.islice(source, offset, offset + limit))
 
+    def shape(self) -> str:
+        """The id field and index names: what a saved store must match to be restored into this one."""
+        return f"{self.id_field}:{','.join(sorted(self._unique_keys))}:{','.join(sorted(self._multi_keys))}"
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every record and the next id, as JSON values (what persistence saves)."""
+        with self.lock:
+            records = list(self._records.values())
+            next_id = self._next_id
+        # Records are replaced, never changed in place, so the list can be read outside the lock.
+        return {"next_id": next_id, "records": records}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Replace the contents by a snapshot's records; ids continue after the highest one saved."""
+        with self.lock:
+            self.clear()
+            for record in snapshot.get("records", []):
+                record_id = str(record[self.id_field])
+                self._records[record_id] = record
+                self._index(record)
+            highest = max((int(key) for key in self._records if key.isdigit()), default=0)
+            self._next_id = max(int(snapshot.get("next_id", 1)), highest + 1)
+
     def _check_unique(self, record: Record, own_id: str | None) -> None:
         for name, key_of in self._unique_keys.items():
             key = key_of(record)
@@ -117,6 +148,7 @@ class RecordStore:
                 raise DuplicateKeyError(name, key, holder)
 
     def _index(self, record: Record) -> None:
+        self.version += 1
         record_id = record[self.id_field]
         for name, key_of in self._unique_keys.items():
             key = key_of(record)
@@ -128,6 +160,8 @@ class RecordStore:
                 self._multi[name].setdefault(key, {})[record_id] = None
 
     def _unindex(self, record: Record) -> None:
+        # Also how a subclass deletes a record (it pops the record and unindexes it): count it.
+        self.version += 1
         record_id = record[self.id_field]
         for name, key_of in self._unique_keys.items():
             key = key_of(record)

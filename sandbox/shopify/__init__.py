@@ -1,4 +1,4 @@
-"""Shopify Admin GraphQL emulator (customer subset of the 2025-01 schema), served by `create_app()`.
+"""Shopify Admin GraphQL emulator (customer subset of the 2026-10 schema), served by `create_app()`.
 
 Modules: schema (hand-written SDL), customers (store and validation), metafields, search (query
 syntax), pagination (connections), cost (query cost and leaky bucket), bulk (bulk operations and

@@ -14,8 +14,12 @@ from sandbox.shopify.cost import MAX_QUERY_COST
 from sandbox.shopify.customers import customer_gid
 from sandbox.shopify.execution import AdminApi, GraphQLRequest
 
-# Stable versions around our target (2025-01). Shopify answers 404 for a version it does not know.
-DEFAULT_API_VERSIONS = ("2024-07", "2024-10", "2025-01", "2025-04", "2025-07")
+# The stable versions Shopify supports as of November 2026 (each quarterly version for 12 months).
+# A request for any other version (retired, like 2025-01, or unknown) is not refused: Shopify serves
+# it with the oldest supported version and says so in X-Shopify-API-Version, as every answer does.
+# https://shopify.dev/docs/api/usage/versioning#version-fall-forward
+DEFAULT_API_VERSIONS = ("2026-01", "2026-04", "2026-07", "2026-10")
+VERSION_HEADER = "X-Shopify-API-Version"
 DEFAULT_ACCESS_TOKEN = "shpat_sandbox"
 GRAPHQL_PATH = "/admin/api/<version>/graphql.json"
 INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
@@ -48,6 +52,11 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep Shopify's key order: errors, data, extensions
     api = AdminApi(bucket_size=bucket_size, restore_rate=restore_rate, max_query_cost=max_query_cost)
     versions = frozenset(api_versions)
+    oldest_supported = min(versions)
+
+    def served_version(requested: str) -> str:
+        return requested if requested in versions else oldest_supported
+
     rotation = _ServerErrorRotation()
 
     def render_error() -> Response:
@@ -78,8 +87,6 @@ def create_app(
 
     def answer(version: str) -> tuple[Response | tuple[Response, int], bool]:
         """The response to one Admin GraphQL request, and whether it ran a mutation."""
-        if version not in versions:
-            return (jsonify({"errors": "Not Found"}), 404), False
         if request.headers.get("X-Shopify-Access-Token") != access_token:
             return (jsonify({"errors": INVALID_TOKEN}), 401), False
         parsed = _graphql_request(request)
@@ -90,9 +97,15 @@ def create_app(
             controls.counters.increment(f"graphql.{name}")
         if outcome.throttled:
             controls.counters.increment("graphql.throttled")
-        response = jsonify(outcome.body)
-        response.headers["X-Shopify-API-Version"] = version
-        return response, outcome.is_mutation and not outcome.throttled
+        return jsonify(outcome.body), outcome.is_mutation and not outcome.throttled
+
+    @app.after_request
+    def say_served_version(response: Response) -> Response:
+        # Every Admin API answer names the version that served it: refusals and faults too.
+        version = (request.view_args or {}).get("version") if request.url_rule else None
+        if isinstance(version, str) and request.url_rule and request.url_rule.rule == GRAPHQL_PATH:
+            response.headers[VERSION_HEADER] = served_version(version)
+        return response
 
     @app.get(DOWNLOAD_PATH)
     def bulk_download(operation_id: int) -> tuple[Response, int] | Response:

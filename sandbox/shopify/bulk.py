@@ -121,6 +121,13 @@ class BulkOperations:
                 return None
             return self._operations[self._current]
 
+    def get(self, gid: str) -> Record | None:
+        """bulkOperation(id:): the operation with this global id, or None."""
+        prefix = "gid://shopify/BulkOperation/"
+        number = gid[len(prefix) :] if gid.startswith(prefix) else ""
+        with self._lock:
+            return self._operations.get(int(number)) if number.isdigit() else None
+
     def download(self, number: int) -> bytes | None:
         """The JSONL file of a completed operation."""
         with self._lock:

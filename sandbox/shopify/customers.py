@@ -106,7 +106,18 @@ class CustomerStore:
             },
         )
         self._child_ids_lock = threading.Lock()
-        self._child_ids = itertools.count(1)
+        # A store restored from disk (`membersync dev`) continues after the highest id it holds, so
+        # a new address or metafield never reuses one already in use.
+        self._child_ids = itertools.count(self._highest_child_id() + 1)
+
+    def _highest_child_id(self) -> int:
+        highest = 0
+        for customer in self.records.all():
+            for child in [*customer.get("addresses", []), *customer.get("metafields", [])]:
+                number = str(child.get("id", "")).split("?")[0].rpartition("/")[2]
+                if number.isdigit():
+                    highest = max(highest, int(number))
+        return highest
 
     def clear(self) -> None:
         """Forget every customer; ids start again from 1."""
@@ -130,6 +141,11 @@ class CustomerStore:
     def find_by_email(self, email: str) -> Record | None:
         """The customer with this email (any case), or None."""
         return self.records.find("email", normalise_email(email))
+
+    def find_by_phone(self, phone: str) -> Record | None:
+        """The customer with this phone (compared in E.164), or None."""
+        normalised = normalise_phone(phone)
+        return None if normalised is None else self.records.find("phone", normalised)
 
     def all(self) -> list[Record]:
         """Every customer, oldest first."""
@@ -205,6 +221,53 @@ class CustomerStore:
             return MutationOutcome(customer=self.records.update(legacy_id, apply))
         except DuplicateKeyError as duplicate:
             return MutationOutcome(user_errors=[_taken(duplicate)])
+
+    def add_address(
+        self, customer_id: str, address_input: dict[str, Any], *, default: bool
+    ) -> tuple[Record | None, list[Record]]:
+        """customerAddressCreate: (the new address, UserErrors); the default address comes first."""
+        legacy_id = legacy_id_of(customer_id)
+        if legacy_id is None or self.records.get(legacy_id) is None:
+            return None, [user_error(["customerId"], "Customer does not exist")]
+        address = self._address(address_input)
+        now = now_iso()
+
+        def apply(current: Record) -> Record:
+            addresses = current["addresses"]
+            addresses = [address, *addresses] if default or not addresses else [*addresses, address]
+            return {**current, "addresses": addresses, "updatedAt": now}
+
+        self.records.update(legacy_id, apply)
+        return address, []
+
+    def update_address(
+        self, customer_id: str, address_gid: str, address_input: dict[str, Any], *, default: bool
+    ) -> tuple[Record | None, list[Record]]:
+        """customerAddressUpdate: change the fields given of one of the customer's addresses."""
+        legacy_id = legacy_id_of(customer_id)
+        customer = self.records.get(legacy_id) if legacy_id is not None else None
+        if legacy_id is None or customer is None:
+            return None, [user_error(["customerId"], "Customer does not exist")]
+        wanted = legacy_id_of(address_gid.split("?")[0], "MailingAddress")
+        if wanted is None or not any(_address_number(entry) == wanted for entry in customer["addresses"]):
+            # The exact wording Shopify uses here is UNCONFIRMED.
+            return None, [user_error(["addressId"], "Address does not exist")]
+        now = now_iso()
+        changed: list[Record] = []
+
+        def apply(current: Record) -> Record:
+            addresses = []
+            for entry in current["addresses"]:
+                if _address_number(entry) == wanted:
+                    entry = self._changed_address(entry, address_input)
+                    changed.append(entry)
+                addresses.append(entry)
+            if default:
+                addresses.sort(key=lambda entry: _address_number(entry) != wanted)
+            return {**current, "addresses": addresses, "updatedAt": now}
+
+        self.records.update(legacy_id, apply)
+        return changed[0], []
 
     def set_metafields(self, metafield_inputs: list[dict[str, Any]]) -> tuple[list[Record], list[Record]]:
         """metafieldsSet: all or nothing; returns (metafields set, MetafieldsSetUserErrors)."""
@@ -355,6 +418,11 @@ class CustomerStore:
             "zip": address_input.get("zip"),
         }
 
+    def _changed_address(self, current: Record, address_input: dict[str, Any]) -> Record:
+        """`current` with the fields `address_input` gives (null clears), its id kept."""
+        given = self._address({**_address_input_of(current), **address_input})
+        return {**given, "id": current["id"]}
+
     @staticmethod
     def _consent(customer_input: dict[str, Any], record: Record, now: str) -> Record | None:
         if not record.get("email"):
@@ -381,6 +449,17 @@ def _tags(given: list[str]) -> list[str]:
             if tag.strip():
                 tags.setdefault(tag.strip(), None)
     return list(tags)
+
+
+def _address_number(address: Record) -> str | None:
+    return legacy_id_of(str(address["id"]).split("?")[0], "MailingAddress")
+
+
+def _address_input_of(address: Record) -> dict[str, Any]:
+    """A stored address as the MailingAddressInput that would create it."""
+    names = ["address1", "address2", "city", "company", "firstName", "lastName", "phone", "provinceCode"]
+    names.append("zip")
+    return {"countryCode": address.get("countryCodeV2"), **{name: address.get(name) for name in names}}
 
 
 def _taken(duplicate: DuplicateKeyError) -> Record:

@@ -62,6 +62,20 @@ def resolve_customer(_root: None, info: GraphQLResolveInfo, id: str) -> Record |
     return _context(info).customers.get(id)
 
 
+def resolve_customer_by_identifier(
+    _root: None, info: GraphQLResolveInfo, identifier: dict[str, Any]
+) -> Record | None:
+    """QueryRoot.customerByIdentifier: one customer by exact email (any case), phone or id, else null."""
+    # CustomerIdentifierInput is @oneOf: graphql-core has already refused anything but one key.
+    ((name, value),) = identifier.items()
+    customers = _context(info).customers
+    if name == "emailAddress":
+        return customers.find_by_email(value)
+    if name == "phoneNumber":
+        return customers.find_by_phone(value)
+    return customers.get(value)
+
+
 def resolve_customers(
     _root: None,
     info: GraphQLResolveInfo,
@@ -133,6 +147,27 @@ def _sort_key(sort_key: str) -> Any:
 def resolve_customer_id(customer: Record, _info: GraphQLResolveInfo) -> str:
     """Customer.id: the global id."""
     return customer_gid(customer["legacyResourceId"])
+
+
+def resolve_default_email_address(customer: Record, _info: GraphQLResolveInfo) -> Record | None:
+    """Customer.defaultEmailAddress: the email with its marketing consent; null without an email."""
+    if not customer.get("email"):
+        return None
+    consent = customer.get("emailMarketingConsent") or {}
+    state = consent.get("marketingState") or "NOT_SUBSCRIBED"
+    return {
+        "emailAddress": customer["email"],
+        # CustomerEmailAddressMarketingState has no REDACTED (the older consent enum does).
+        "marketingState": state if state != "REDACTED" else "UNSUBSCRIBED",
+        "marketingOptInLevel": consent.get("marketingOptInLevel"),
+        "marketingUpdatedAt": consent.get("consentUpdatedAt"),
+        "validFormat": True,  # the store refuses malformed addresses
+    }
+
+
+def resolve_default_phone_number(customer: Record, _info: GraphQLResolveInfo) -> Record | None:
+    """Customer.defaultPhoneNumber: null without a phone."""
+    return {"phoneNumber": customer["phone"]} if customer.get("phone") else None
 
 
 def resolve_display_name(customer: Record, _info: GraphQLResolveInfo) -> str:
@@ -209,19 +244,55 @@ def resolve_customer_update(_root: None, info: GraphQLResolveInfo, input: Record
     return {"customer": outcome.customer, "userErrors": outcome.user_errors}
 
 
+def resolve_customer_address_create(
+    _root: None,
+    info: GraphQLResolveInfo,
+    customerId: str,
+    address: Record,
+    setAsDefault: bool | None = None,
+) -> Record:
+    """Mutation.customerAddressCreate."""
+    created, errors = _context(info).customers.add_address(customerId, address, default=bool(setAsDefault))
+    return {"address": created, "userErrors": errors}
+
+
+def resolve_customer_address_update(
+    _root: None,
+    info: GraphQLResolveInfo,
+    customerId: str,
+    addressId: str,
+    address: Record,
+    setAsDefault: bool | None = None,
+) -> Record:
+    """Mutation.customerAddressUpdate."""
+    updated, errors = _context(info).customers.update_address(
+        customerId, addressId, address, default=bool(setAsDefault)
+    )
+    return {"address": updated, "userErrors": errors}
+
+
 def resolve_metafields_set(_root: None, info: GraphQLResolveInfo, metafields: list[Record]) -> Record:
     """Mutation.metafieldsSet."""
     written, errors = _context(info).customers.set_metafields(metafields)
     return {"metafields": written if not errors else None, "userErrors": errors}
 
 
-def resolve_bulk_operation_run_query(_root: None, info: GraphQLResolveInfo, query: str) -> Record:
-    """Mutation.bulkOperationRunQuery."""
+def resolve_bulk_operation_run_query(
+    _root: None, info: GraphQLResolveInfo, query: str, groupObjects: bool = False
+) -> Record:
+    """Mutation.bulkOperationRunQuery; the file always lists children right after their parent, which
+    is what groupObjects asks for and is allowed without it."""
     context = _context(info)
     if context.bulk_operations is None:
         raise GraphQLError("Bulk operations are not available inside a bulk operation")
     operation, errors = context.bulk_operations.start(query, base_url=context.base_url)
     return {"bulkOperation": operation, "userErrors": errors}
+
+
+def resolve_bulk_operation(_root: None, info: GraphQLResolveInfo, id: str) -> Record | None:
+    """QueryRoot.bulkOperation(id:)."""
+    bulk_operations = _context(info).bulk_operations
+    return None if bulk_operations is None else bulk_operations.get(id)
 
 
 def resolve_current_bulk_operation(
@@ -235,12 +306,18 @@ def resolve_current_bulk_operation(
 _RESOLVERS = {
     ("QueryRoot", "customer"): resolve_customer,
     ("QueryRoot", "customers"): resolve_customers,
+    ("QueryRoot", "customerByIdentifier"): resolve_customer_by_identifier,
+    ("QueryRoot", "bulkOperation"): resolve_bulk_operation,
     ("QueryRoot", "currentBulkOperation"): resolve_current_bulk_operation,
     ("Mutation", "customerCreate"): resolve_customer_create,
     ("Mutation", "customerUpdate"): resolve_customer_update,
+    ("Mutation", "customerAddressCreate"): resolve_customer_address_create,
+    ("Mutation", "customerAddressUpdate"): resolve_customer_address_update,
     ("Mutation", "metafieldsSet"): resolve_metafields_set,
     ("Mutation", "bulkOperationRunQuery"): resolve_bulk_operation_run_query,
     ("Customer", "id"): resolve_customer_id,
+    ("Customer", "defaultEmailAddress"): resolve_default_email_address,
+    ("Customer", "defaultPhoneNumber"): resolve_default_phone_number,
     ("Customer", "displayName"): resolve_display_name,
     ("Customer", "defaultAddress"): resolve_default_address,
     ("Customer", "addresses"): resolve_addresses,

@@ -1,9 +1,10 @@
-"""The customer subset of Shopify's Admin GraphQL schema (2025-01), written by hand as SDL.
+"""The customer subset of Shopify's Admin GraphQL schema (2026-10), written by hand as SDL.
 
-Every type, field, argument, input field and enum value below exists in Shopify's own 2025-01 schema
+Every type, field, argument, input field and enum value below exists in Shopify's own 2026-10 schema
 with the same type and wrapping; tests/integration/sandbox/test_shopify_schema.py checks this
 against the published introspection file. Adding a field here means checking it there first. The
-descriptions are ours, short on purpose: Shopify's reference documents the real meaning.
+descriptions are ours, short on purpose: Shopify's reference documents the real meaning. Fields that
+Shopify deprecates in 2026-10 are still served (as Shopify does) and marked deprecated here too.
 """
 
 from __future__ import annotations
@@ -69,20 +70,37 @@ type QueryRoot {
     sortKey: CustomerSortKeys = ID
     query: String
   ): CustomerConnection!
+  customerByIdentifier(identifier: CustomerIdentifierInput!): Customer
+  bulkOperation(id: ID!): BulkOperation
   currentBulkOperation(type: BulkOperationType = QUERY): BulkOperation
+    @deprecated(reason: "Use `bulkOperations` with status filter instead.")
 }
 
 type Mutation {
   customerCreate(input: CustomerInput!): CustomerCreatePayload
   customerUpdate(input: CustomerInput!): CustomerUpdatePayload
+  customerAddressCreate(
+    customerId: ID!
+    address: MailingAddressInput!
+    setAsDefault: Boolean
+  ): CustomerAddressCreatePayload
+  customerAddressUpdate(
+    customerId: ID!
+    addressId: ID!
+    address: MailingAddressInput!
+    setAsDefault: Boolean
+  ): CustomerAddressUpdatePayload
   metafieldsSet(metafields: [MetafieldsSetInput!]!): MetafieldsSetPayload
-  bulkOperationRunQuery(query: String!): BulkOperationRunQueryPayload
+  bulkOperationRunQuery(query: String!, groupObjects: Boolean! = false): BulkOperationRunQueryPayload
 }
 
 type Customer implements HasMetafields & LegacyInteroperability & Node {
   addresses(first: Int): [MailingAddress!]!
+    @deprecated(reason: "Limited to 250 addresses. Use `addressesV2` for paginated access to all addresses.")
   createdAt: DateTime!
   defaultAddress: MailingAddress
+  defaultEmailAddress: CustomerEmailAddress
+  defaultPhoneNumber: CustomerPhoneNumber
   displayName: String!
   email: String @deprecated(reason: "Use `defaultEmailAddress.emailAddress` instead.")
   emailMarketingConsent: CustomerEmailMarketingConsentState
@@ -104,12 +122,39 @@ type Customer implements HasMetafields & LegacyInteroperability & Node {
   ): MetafieldConnection!
   note: String
   numberOfOrders: UnsignedInt64!
-  phone: String
+  phone: String @deprecated(reason: "Use `defaultPhoneNumber.phoneNumber` instead.")
   state: CustomerState!
   tags: [String!]!
   taxExempt: Boolean!
   updatedAt: DateTime!
   verifiedEmail: Boolean!
+}
+
+type CustomerEmailAddress {
+  emailAddress: String!
+  marketingOptInLevel: CustomerMarketingOptInLevel
+  marketingState: CustomerEmailAddressMarketingState!
+  marketingUpdatedAt: DateTime
+  validFormat: Boolean!
+}
+
+enum CustomerEmailAddressMarketingState {
+  INVALID
+  NOT_SUBSCRIBED
+  PENDING
+  SUBSCRIBED
+  UNSUBSCRIBED
+}
+
+type CustomerPhoneNumber {
+  phoneNumber: String!
+}
+
+"Exactly one of the fields."
+input CustomerIdentifierInput @oneOf {
+  emailAddress: String
+  id: ID
+  phoneNumber: String
 }
 
 type CustomerConnection {
@@ -230,6 +275,7 @@ enum MetafieldOwnerType {
 
 input CustomerInput {
   addresses: [MailingAddressInput!]
+    @deprecated(reason: "Use the dedicated address mutations (customerAddressCreate, customerAddressUpdate).")
   email: String
   firstName: String
   id: ID
@@ -286,6 +332,16 @@ type CustomerCreatePayload {
 
 type CustomerUpdatePayload {
   customer: Customer
+  userErrors: [UserError!]!
+}
+
+type CustomerAddressCreatePayload {
+  address: MailingAddress
+  userErrors: [UserError!]!
+}
+
+type CustomerAddressUpdatePayload {
+  address: MailingAddress
   userErrors: [UserError!]!
 }
 

@@ -1,4 +1,16 @@
-"""The Flask app emulating Smaregi's token endpoint and POS customers API (problem-details errors)."""
+"""The Flask app emulating Smaregi's token endpoint and POS customers API (problem-details errors).
+
+Beyond the shared /_sandbox/ controls, POST /_sandbox/faults takes two Smaregi refusals (kept until
+reset or a body without them):
+
+    "required_fields": ["entryDate", ...]   the contract makes these member fields required
+                                            (会員必須項目設定): a create without them is 400
+    "plan_without_customers_api": true      the contract's plan has no customers API: every
+                                            /pos/customers call is 403
+
+Reads (GET) and writes (everything else) have separate per-second budgets per contract, as Smaregi
+counts them; over budget answers 429 with Retry-After.
+"""
 
 from __future__ import annotations
 
@@ -9,30 +21,73 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from sandbox.common import DuplicateKeyError, Record, RecordStore, RollingWindowLimiter, install_controls
+from sandbox.common import (
+    DuplicateKeyError,
+    FaultConfig,
+    FaultConfigError,
+    Record,
+    RecordStore,
+    RollingWindowLimiter,
+    install_controls,
+)
+from sandbox.smaregi.listing import JST, Listing, ListingError
 from sandbox.smaregi.members import MEMBER_FIELDS, InvalidParams, invalid_member_fields, parse_point
 from sandbox.smaregi.tokens import CUSTOMER_SCOPES, TokenIssuer
 
-_JST = datetime.timezone(datetime.timedelta(hours=9), "JST")
-MAX_PAGE_SIZE = 1000
-DEFAULT_PAGE_SIZE = 100
+READ_METHODS = frozenset({"GET", "HEAD"})
+# The emulator's own fault keys in POST /_sandbox/faults, beside the shared ones.
+REFUSAL_KEYS = ("required_fields", "plan_without_customers_api")
 
 
 @dataclass
 class SmaregiSettings:
-    """Credentials, contracts, token lifetime and the per-contract rate limit of the emulator."""
+    """Credentials, contracts, token lifetime and the per-contract budgets of the emulator.
+
+    Smaregi counts reads and writes per app per contract per second (official); the numbers are a
+    third party's, for the sandbox environment: 10 reads/s and 4 writes/s. `rate_per_second`, the
+    old single budget, sizes both when the per-kind ones are not given.
+    """
 
     contract_ids: frozenset[str] = field(default_factory=lambda: frozenset({"sandbox"}))
     client_id: str = "sandbox-client"
     client_secret: str = "sandbox-secret"
     token_expires_in: int = 3600
-    # Smaregi's real numbers are unconfirmed (no official figure): requests per second per contract.
-    rate_per_second: int = 10
+    rate_per_second: int | None = None
+    read_per_second: int | None = None
+    write_per_second: int | None = None
+
+    @property
+    def reads(self) -> int:
+        """Reads per second per contract."""
+        return self.read_per_second or self.rate_per_second or 10
+
+    @property
+    def writes(self) -> int:
+        """Writes per second per contract."""
+        return self.write_per_second or self.rate_per_second or 4
+
+
+@dataclass
+class Refusals:
+    """The contract's own refusals, injected through /_sandbox/faults."""
+
+    required_fields: tuple[str, ...] = ()
+    plan_without_customers_api: bool = False
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> Refusals:
+        """The refusal keys of a faults body; FaultConfigError names a bad one."""
+        required = body.get("required_fields", [])
+        if not isinstance(required, list) or not all(name in MEMBER_FIELDS for name in required):
+            raise FaultConfigError("required_fields must be a list of member field names")
+        plan = body.get("plan_without_customers_api", False)
+        if not isinstance(plan, bool):
+            raise FaultConfigError("plan_without_customers_api must be true or false")
+        return cls(tuple(required), plan)
 
 
 def problem(status: int, title: str, detail: str, invalid_params: InvalidParams | None = None) -> Response:
@@ -54,7 +109,7 @@ def _oauth_error(status: int, error: str, description: str) -> Response:
 
 
 def _now() -> str:
-    return datetime.datetime.now(_JST).isoformat(timespec="seconds")
+    return datetime.datetime.now(JST).isoformat(timespec="seconds")
 
 
 def _too_many_requests(retry_after: str = "1") -> Response:
@@ -68,21 +123,41 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
     settings = settings or SmaregiSettings()
     app = Flask("sandbox.smaregi")
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    members = RecordStore(
-        id_field="customerId",
-        unique={"customer_code": lambda member: member.get("customerCode")},
-        multi={"mail_address": lambda member: member.get("mailAddress") or None},
-    )
+    # No e-mail index: Smaregi has no e-mail search (see sandbox.smaregi.listing).
+    members = MemberStore(id_field="customerId", unique={"customer_code": lambda m: m.get("customerCode")})
     tokens = TokenIssuer(settings.token_expires_in)
-    limiter = RollingWindowLimiter(settings.rate_per_second, 1.0)
+    reads = RollingWindowLimiter(settings.reads, 1.0)
+    writes = RollingWindowLimiter(settings.writes, 1.0)
+    refusals = Refusals()
 
     def reset() -> None:
+        nonlocal refusals
         members.clear()
-        limiter.reset()
+        reads.reset()
+        writes.reset()
+        refusals = Refusals()
 
-    install_controls(
+    @app.before_request
+    def set_faults_and_refusals() -> Response | tuple[Response, int] | None:
+        """POST /_sandbox/faults: the shared fault keys, plus this emulator's refusals."""
+        nonlocal refusals
+        if request.method != "POST" or request.path != "/_sandbox/faults":
+            return None
+        body = request.get_json(force=True, silent=True)
+        if not isinstance(body, dict):
+            return jsonify({"error": "faults body must be a JSON object"}), 400
+        try:
+            own = Refusals.parse(body)
+            config = FaultConfig.parse({k: v for k, v in body.items() if k not in REFUSAL_KEYS})
+        except FaultConfigError as exc:
+            return jsonify({"error": str(exc)}), 400
+        controls.faults.configure(config)
+        refusals = own
+        return jsonify({"faults": {**config.as_json(), **_refusals_json(refusals)}})
+
+    controls = install_controls(
         app,
-        state=lambda: {"customers": members.all()},
+        state=lambda: {"customers": members.all(), "refusals": _refusals_json(refusals)},
         reset=reset,
         render_throttle=_too_many_requests,
         render_error=lambda: problem(500, "Internal Server Error", "The sandbox injected a server error."),
@@ -129,29 +204,25 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
             needed = "pos.customers:read" if request.method == "GET" else "pos.customers:write"
             if needed not in token.scopes:
                 return problem(403, "Forbidden", f"The access token lacks the scope {needed}.")
-            verdict = limiter.hit(contract_id)
+            budget = reads if request.method in READ_METHODS else writes
+            verdict = budget.hit(contract_id)
             if not verdict.allowed:
                 return _too_many_requests(verdict.retry_after_header)
+            if refusals.plan_without_customers_api:
+                return problem(403, "Forbidden", "The contract's plan does not include the customers API.")
         return None
 
     @app.get("/<contract_id>/pos/customers")
     def list_members(contract_id: str) -> Response:
-        """GET /pos/customers with limit/page and customer_code / mail_address filters."""
-        limit = _positive_int(request.args.get("limit", str(DEFAULT_PAGE_SIZE)))
-        page = _positive_int(request.args.get("page", "1"))
-        if limit is None or limit > MAX_PAGE_SIZE:
-            return problem(400, "Bad Request", f"limit must be an integer from 1 to {MAX_PAGE_SIZE}.")
-        if page is None:
-            return problem(400, "Bad Request", "page must be a positive integer.")
-        matching = _filtered(members, request.args.get("customer_code"), request.args.get("mail_address"))
-        # One extra record tells whether a next page exists without counting every match.
-        window = members.page((page - 1) * limit, limit + 1, matching)
-        response = jsonify(window[:limit])
-        if len(window) > limit:
-            next_query = urlencode({**request.args.to_dict(), "limit": limit, "page": page + 1})
-            # The Link header is undocumented for Smaregi; emitted for the clients that follow it.
-            response.headers["Link"] = f'<{request.base_url}?{next_query}>; rel="next"'
-        return response
+        """GET /pos/customers: documented filters, sort and page/limit; a short page is the last."""
+        try:
+            listing = Listing.parse(request.args, datetime.datetime.now(JST))
+        except ListingError as exc:
+            return _validation_problem([{"name": exc.name, "reason": exc.reason}])
+        if listing.filtered:
+            return jsonify(listing.select(members.all()))
+        # No Link header: Smaregi documents none.
+        return jsonify(members.page((listing.page - 1) * listing.limit, listing.limit))
 
     @app.get("/<contract_id>/pos/customers/<customer_id>")
     def show_member(contract_id: str, customer_id: str) -> Response:
@@ -165,7 +236,11 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
         body = _json_object()
         if isinstance(body, Response):
             return body
-        invalid = invalid_member_fields(body, creating=True)
+        invalid = invalid_member_fields(body, creating=True) + [
+            {"name": name, "reason": "is required by this contract"}
+            for name in refusals.required_fields
+            if not body.get(name)
+        ]
         if invalid:
             return _validation_problem(invalid)
         stamp = _now()
@@ -188,6 +263,13 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
         if invalid:
             return _validation_problem(invalid)
         return _change_member(customer_id, lambda member: {**member, **body})
+
+    @app.delete("/<contract_id>/pos/customers/<customer_id>")
+    def delete_member(contract_id: str, customer_id: str) -> Response | tuple[str, int]:
+        """DELETE /pos/customers/{customerId}."""
+        if not members.delete(customer_id):
+            return _member_not_found(customer_id)
+        return "", 204
 
     @app.patch("/<contract_id>/pos/customers/<customer_id>/point")
     def set_points(contract_id: str, customer_id: str) -> Response:
@@ -234,6 +316,19 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
     return app
 
 
+class MemberStore(RecordStore):
+    """The record store, plus deletion (a shop deletes members in Smaregi's back office)."""
+
+    def delete(self, record_id: str) -> bool:
+        """Remove a record and its index entries; False when there is none."""
+        with self.lock:
+            record = self._records.pop(record_id, None)
+            if record is None:
+                return False
+            self._unindex(record)
+            return True
+
+
 class _NegativeBalanceError(Exception):
     """A relative point change would take the balance below zero."""
 
@@ -252,20 +347,11 @@ def _client_authenticated(authorization: str, settings: SmaregiSettings) -> bool
     )
 
 
-def _positive_int(text: str) -> int | None:
-    return int(text) if text.isdigit() and int(text) > 0 else None
-
-
-def _filtered(
-    members: RecordStore, customer_code: str | None, mail_address: str | None
-) -> list[Record] | None:
-    """The members matching the filters through the indexes, or None for "no filter: all members"."""
-    if customer_code is not None:
-        found = members.find_all("customer_code", customer_code)
-        return [m for m in found if mail_address is None or m.get("mailAddress") == mail_address]
-    if mail_address is not None:
-        return members.find_all("mail_address", mail_address)
-    return None
+def _refusals_json(refusals: Refusals) -> dict[str, Any]:
+    return {
+        "required_fields": list(refusals.required_fields),
+        "plan_without_customers_api": refusals.plan_without_customers_api,
+    }
 
 
 def _json_object() -> dict[str, Any] | Response:

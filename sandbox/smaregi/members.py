@@ -32,8 +32,9 @@ class FieldRule:
     expectation: str = ""
 
 
-# Smaregi's rules: required fields, customerCode ≤20 printable ASCII, names ≤85, phoneNumber ≤20, the sex
-# and mailReceiveFlag codes, birthDate format. The other limits are UNCONFIRMED: generous guesses.
+# Smaregi's rules: required fields, customerCode ≤20 printable ASCII, names ≤85, postCode ≤10, address
+# ≤85, phoneNumber ≤20, the sex and mailReceiveFlag codes, birthDate format. The other limits are
+# UNCONFIRMED: generous guesses.
 MEMBER_FIELDS: Mapping[str, FieldRule] = {
     "customerCode": FieldRule(
         20, True, lambda v: _PRINTABLE_ASCII.fullmatch(v) is not None, "printable ASCII characters"
@@ -43,9 +44,11 @@ MEMBER_FIELDS: Mapping[str, FieldRule] = {
     "firstName": FieldRule(85, True),
     "lastKana": FieldRule(85, check=lambda v: _KATAKANA.fullmatch(v) is not None, expectation="katakana"),
     "firstKana": FieldRule(85, check=lambda v: _KATAKANA.fullmatch(v) is not None, expectation="katakana"),
-    "postCode": FieldRule(8),
-    "address": FieldRule(255),
-    "phoneNumber": FieldRule(20),
+    "postCode": FieldRule(10),
+    "address": FieldRule(85),
+    "phoneNumber": FieldRule(
+        20, check=lambda v: _PRINTABLE_ASCII.fullmatch(v) is not None, expectation="ASCII characters"
+    ),
     "mobileNumber": FieldRule(20),
     "faxNumber": FieldRule(20),
     "mailAddress": FieldRule(255),
@@ -58,7 +61,7 @@ MEMBER_FIELDS: Mapping[str, FieldRule] = {
     "mailReceiveFlag": FieldRule(1, check=lambda v: v in {"0", "1"}, expectation='"0" or "1"'),
     "note": FieldRule(1000),
     "note2": FieldRule(1000),
-    "rank": FieldRule(10),
+    "rank": FieldRule(20),
     "staffRank": FieldRule(10),
     "status": FieldRule(1),
     "storeId": FieldRule(10, check=lambda v: v.isdigit(), expectation="a store id (digits)"),

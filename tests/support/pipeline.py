@@ -252,10 +252,24 @@ def held_by_system(sandbox: Any) -> dict[str, Counter[str]]:
         "hubspot": _emails(
             sandbox.state("hubspot")["contacts"], lambda c: (c.get("properties") or {}).get("email")
         ),
-        "email": Counter(
-            address.lower() for message in sandbox.messages() for address in message["recipients"]
-        ),
+        # The welcome; a member-number email that follows a welcome sent without the number is
+        # counted apart (see `member_number_mails`).
+        "email": _mailed(sandbox, "<welcome."),
     }
+
+
+def _mailed(sandbox: Any, message_id_prefix: str) -> Counter[str]:
+    return Counter(
+        address.lower()
+        for message in sandbox.messages()
+        if str(message.get("message_id") or "").strip().startswith(message_id_prefix)
+        for address in message["recipients"]
+    )
+
+
+def member_number_mails(sandbox: Any) -> Counter[str]:
+    """How many member-number emails (sent after a welcome without the number) each address got."""
+    return _mailed(sandbox, "<member-number.")
 
 
 def assert_exactly_once(sandbox: Any, emails: set[str]) -> None:
@@ -264,3 +278,5 @@ def assert_exactly_once(sandbox: Any, emails: set[str]) -> None:
         duplicated = {email: count for email, count in held.items() if count > 1}
         assert not duplicated, f"{system} holds duplicates: {duplicated}"
         assert set(held) == emails, f"{system}: missing {emails - set(held)}, extra {set(held) - emails}"
+    repeated = {email: count for email, count in member_number_mails(sandbox).items() if count > 1}
+    assert not repeated, f"member-number email sent more than once: {repeated}"

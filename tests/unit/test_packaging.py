@@ -147,6 +147,9 @@ def test_every_vendor_setting_is_passed_through_and_no_unknown_name_is_set() -> 
     for name in ("web", "worker", "beat"):
         environment = _environment(_services()[name])
         assert vendor <= set(environment), f"{name} misses {sorted(vendor - set(environment))}"
+        # Every setting reaches every process (the ports are each service's own).
+        missing = known - set(environment) - {"PORT", "FLOWER_PORT"}
+        assert not missing, f"{name} does not pass {sorted(missing)}"
         unknown = set(environment) - known - COMPOSE_ONLY_ENV
         assert not unknown, f"{name} sets names the application never reads: {sorted(unknown)}"
 
@@ -163,13 +166,19 @@ def test_no_secret_value_is_written_in_the_compose_file() -> None:
     assert REQUIRED_FROM_HOST.fullmatch(_environment(_services()["postgres"])["POSTGRES_PASSWORD"])
 
 
-def test_compose_config_validates_where_the_compose_plugin_exists(tmp_path: Path) -> None:
+def _compose_command() -> list[str] | None:
+    """`docker compose` (the plugin) or Debian's standalone `docker-compose`; None when neither."""
     docker = shutil.which("docker")
-    has_plugin = (
-        docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
-    )
-    if not has_plugin:
-        pytest.skip("the docker compose plugin is not installed")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+        return [docker, "compose"]
+    standalone = shutil.which("docker-compose")
+    return [standalone] if standalone else None
+
+
+def test_compose_config_validates_where_compose_exists(tmp_path: Path) -> None:
+    command = _compose_command()
+    if command is None:
+        pytest.skip("neither the docker compose plugin nor docker-compose is installed")
     env = {
         **os.environ,
         "POSTGRES_PASSWORD": "example",
@@ -178,7 +187,7 @@ def test_compose_config_validates_where_the_compose_plugin_exists(tmp_path: Path
         "OPS_PASSWORD": "example",
     }
     result = subprocess.run(
-        [str(docker), "compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+        [*command, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
         env=env,
         capture_output=True,
         text=True,

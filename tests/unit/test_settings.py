@@ -12,7 +12,7 @@ def test_defaults_make_the_embedded_mode_work() -> None:
     assert settings.database_url.startswith("sqlite:///") and settings.database_url.endswith(
         "var/membersync.db"
     )
-    assert settings.shopify_graphql_url == "http://127.0.0.1:8011/admin/api/2025-01/graphql.json"
+    assert settings.shopify_graphql_url == "http://127.0.0.1:8011/admin/api/2026-10/graphql.json"
     assert settings.smaregi_api_url == "http://127.0.0.1:8012"
     assert settings.hubspot_api_url == "http://127.0.0.1:8013"
     assert (settings.smtp_host, settings.smtp_port) == ("127.0.0.1", 8025)
@@ -79,7 +79,7 @@ def test_production_never_falls_back_to_the_sandbox() -> None:
     settings = Settings.from_env(
         environ={"MEMBERSYNC_ENV": "production", "SHOPIFY_SHOP": "real.myshopify.com"}
     )
-    assert settings.shopify_graphql_url == "https://real.myshopify.com/admin/api/2025-01/graphql.json"
+    assert settings.shopify_graphql_url == "https://real.myshopify.com/admin/api/2026-10/graphql.json"
     assert settings.smaregi_api_url == "https://api.smaregi.jp"
     assert settings.hubspot_api_url == "https://api.hubapi.com"
     assert not settings.shopify_access_token and not settings.smaregi_client_secret

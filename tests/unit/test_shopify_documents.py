@@ -1,4 +1,5 @@
-"""The connector's GraphQL documents are valid for Shopify's real 2025-01 schema and for the sandbox's."""
+"""The connector's GraphQL documents are valid for Shopify's real 2026-10 schema and for the sandbox's,
+and select nothing Shopify deprecates in 2026-10."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from graphql import (
     visit,
 )
 from graphql.language import Visitor
+from graphql.validation import NoDeprecatedCustomRule
 
 from connectors.shopify import documents
 from sandbox.shopify.cost import MAX_QUERY_COST, requested_cost
@@ -30,6 +32,26 @@ def test_document_validates_against_shopifys_schema(
     name: str, document: str, real_schema: GraphQLSchema
 ) -> None:
     assert [error.message for error in validate(real_schema, parse(document))] == []
+
+
+@pytest.mark.parametrize(("name", "document"), DOCUMENTS, ids=[name for name, _ in DOCUMENTS])
+def test_document_uses_nothing_deprecated_in_2026_10(
+    name: str, document: str, real_schema: GraphQLSchema
+) -> None:
+    errors = validate(real_schema, parse(document), [NoDeprecatedCustomRule])
+    assert [error.message for error in errors] == []
+
+
+def test_the_deprecation_check_is_not_vacuous(real_schema: GraphQLSchema) -> None:
+    """The 2025-01 reads (Customer.email, .phone, currentBulkOperation) are deprecated in 2026-10."""
+    old_reads = "{ customer(id: 1) { email phone } currentBulkOperation { id } }"
+    errors = validate(real_schema, parse(old_reads), [NoDeprecatedCustomRule])
+    assert len(errors) == 3
+
+
+def test_lookup_by_email_is_by_identifier_not_a_search() -> None:
+    assert "customerByIdentifier(identifier: {emailAddress: $email})" in documents.FIND_CUSTOMER_BY_EMAIL
+    assert all("customers(" not in document for document in documents.ALL_DOCUMENTS.values())
 
 
 @pytest.mark.parametrize(("name", "document"), DOCUMENTS, ids=[name for name, _ in DOCUMENTS])

@@ -305,6 +305,10 @@ def test_replay_reopens_the_dead_step_and_publishes_the_rest_of_the_chain(world:
     step = world.registration(registration_id).step("smaregi")
     assert (step.state, step.attempts) == ("pending", 0)
     world.run("smaregi", registration_id)
+    # The welcome went out without the number, so the email step is reopened to send it.
+    assert world.registration(registration_id).status == "syncing"
+    assert world.published[-1] == (registration_id, ["email"])
+    world.run("email", registration_id)
     assert world.registration(registration_id).status == "synced"
     assert [letter.status for letter in world.dead_letters()] == ["replayed"]
 

@@ -11,6 +11,7 @@ import requests
 from config.settings import Secret, Settings
 from connectors.errors import NotFoundError, PermanentError, ThrottledError, TransientError
 from connectors.shopify import EmailTaken, PhoneTaken, ShopifyClient
+from connectors.shopify.versions import VERSION_MISMATCH
 from sandbox.common import ThreadedServer
 from sandbox.shopify import create_app
 
@@ -43,7 +44,7 @@ def settings_for(url: str, **overrides: Any) -> Settings:
         "environment": "test",
         "shopify_admin_url": url,
         "shopify_access_token": Secret(TOKEN),
-        "shopify_api_version": "2025-01",
+        "shopify_api_version": "2026-10",
         "http_read_timeout_seconds": 5.0,
     }
     return Settings(**{**values, **overrides})
@@ -112,7 +113,24 @@ def test_create_stores_the_customer_as_sent(
         "150-0001",
         "JP",
     )
+    assert customer.address_id == address["id"]
     assert limiter.observed and limiter.observed[-1] < 2000
+
+
+def test_add_address_gives_an_adopted_customer_its_default_address(
+    shopify: ShopifyClient, shop_url: str
+) -> None:
+    created = create_hanako(shopify)
+    assert created.address_id is None
+
+    address_id = shopify.add_address(created.id, postal_code="150-0001", address=None)
+
+    [found] = shopify.find_customers_by_email(EMAIL)
+    assert found.address_id == address_id
+    [stored] = stored_customers(shop_url)
+    assert [(address["zip"], address["countryCodeV2"]) for address in stored["addresses"]] == [
+        ("150-0001", "JP")
+    ]
 
 
 def test_email_taken_then_find_adopts_the_existing_customer(shopify: ShopifyClient, shop_url: str) -> None:
@@ -147,6 +165,20 @@ def test_update_changes_only_the_given_fields(shopify: ShopifyClient) -> None:
     assert (updated.id, updated.email, updated.first_name) == (created.id, EMAIL, "Hanako")
     assert (updated.last_name, updated.phone) == ("Sato", "+819087654321")
     assert shopify.get_customer(created.id) == updated
+
+
+def test_update_of_the_address_changes_the_default_address_in_place(
+    shopify: ShopifyClient, shop_url: str
+) -> None:
+    created = create_hanako(shopify, postal_code="150-0001", address="東京都渋谷区神宮前1-2-3")
+
+    updated = shopify.update_customer(created.id, postal_code="530-0001", address="大阪市北区梅田1-1")
+
+    assert updated.address_id == created.address_id
+    [stored] = stored_customers(shop_url)
+    assert [(address["zip"], address["address1"]) for address in stored["addresses"]] == [
+        ("530-0001", "大阪市北区梅田1-1")
+    ]
 
 
 def test_update_of_a_missing_customer_is_not_found(shopify: ShopifyClient) -> None:
@@ -223,9 +255,23 @@ def test_bad_token_is_permanent(shop_url: str) -> None:
     assert stored_customers(shop_url) == []
 
 
-def test_unknown_api_version_is_permanent(shop_url: str) -> None:
-    shopify = ShopifyClient.from_settings(settings_for(shop_url, shopify_api_version="2019-01"))
+@pytest.mark.parametrize("retired", ["2025-01", "1999-01"])
+def test_a_retired_version_still_works_and_the_mismatch_is_counted(shop_url: str, retired: str) -> None:
+    """Shopify serves a retired or unknown version with the oldest supported one: no failure, a signal."""
+    shopify = ShopifyClient.from_settings(settings_for(shop_url, shopify_api_version=retired))
+    counted = VERSION_MISMATCH.labels(requested=retired, served="2026-01")
+    before = counted._value.get()
 
-    with pytest.raises(PermanentError, match="SHOPIFY_API_VERSION") as raised:
-        shopify.get_customer("gid://shopify/Customer/1")
-    assert not isinstance(raised.value, NotFoundError)
+    created = create_hanako(shopify)
+
+    assert [customer.id for customer in shopify.find_customers_by_email(EMAIL)] == [created.id]
+    assert counted._value.get() == before + 2
+
+
+def test_the_configured_version_counts_no_mismatch(shopify: ShopifyClient) -> None:
+    def total() -> float:
+        return sum(sample.value for metric in VERSION_MISMATCH.collect() for sample in metric.samples)
+
+    before = total()
+    create_hanako(shopify)
+    assert total() == before

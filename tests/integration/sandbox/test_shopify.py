@@ -24,7 +24,7 @@ class Shop:
         self.url = server.url
         self.api: AdminApi = server.app.extensions["sandbox.shopify"]
 
-    def endpoint(self, version: str = "2025-01") -> str:
+    def endpoint(self, version: str = "2026-10") -> str:
         return f"{self.url}/admin/api/{version}/graphql.json"
 
     def post(self, query: str, variables: dict[str, Any] | None = None, **kwargs: Any) -> requests.Response:
@@ -73,13 +73,17 @@ def member_number(value: str) -> dict[str, str]:
     }
 
 
-def email_query(email: str) -> dict[str, Any]:
+def email_lookup(email: str) -> dict[str, Any]:
     return {
-        "query": f'email:"{email}"',
-        "first": 5,
+        "email": email,
         "metafieldNamespace": documents.MEMBER_NUMBER_NAMESPACE,
         "metafieldKey": documents.MEMBER_NUMBER_KEY,
     }
+
+
+SEARCH_BY_EMAIL = """query Search($query: String!) {
+  customers(first: 5, query: $query) { nodes { id defaultEmailAddress { emailAddress } } }
+}"""
 
 
 def test_create_customer_answers_shopifys_shape(shop: Shop) -> None:
@@ -104,13 +108,27 @@ def test_create_customer_answers_shopifys_shape(shop: Shop) -> None:
     customer = payload["customer"]
     assert payload["userErrors"] == []
     assert customer["id"] == "gid://shopify/Customer/1"
-    assert customer["email"] == "hanako@example.jp"
-    assert customer["phone"] == "+819012345678"  # stored in E.164
+    assert customer["defaultEmailAddress"]["emailAddress"] == "hanako@example.jp"
+    assert customer["defaultPhoneNumber"] == {"phoneNumber": "+819012345678"}  # stored in E.164
+    assert customer["defaultAddress"] is None
     assert customer["tags"] == ["member", "web"]
     assert customer["state"] == "DISABLED"
-    assert customer["emailMarketingConsent"]["marketingState"] == "SUBSCRIBED"
-    assert customer["emailMarketingConsent"]["consentUpdatedAt"].endswith("Z")
+    assert customer["defaultEmailAddress"]["marketingState"] == "SUBSCRIBED"
+    assert customer["defaultEmailAddress"]["marketingOptInLevel"] == "SINGLE_OPT_IN"
+    assert customer["defaultEmailAddress"]["marketingUpdatedAt"].endswith("Z")
     assert customer["createdAt"] == customer["updatedAt"]
+
+
+def test_a_customer_without_email_or_phone_has_null_default_objects(shop: Shop) -> None:
+    customer = shop.create(firstName="Nanashi")
+    assert (customer["defaultEmailAddress"], customer["defaultPhoneNumber"]) == (None, None)
+
+
+def test_deprecated_email_and_phone_are_still_served(shop: Shop) -> None:
+    """As on Shopify: 2026-10 deprecates Customer.email and .phone but still answers them."""
+    created = shop.create(email="old@example.jp", phone="+819011112222")
+    customer = shop.data("query($id: ID!) { customer(id: $id) { email phone } }", {"id": created["id"]})
+    assert customer == {"customer": {"email": "old@example.jp", "phone": "+819011112222"}}
 
 
 def test_duplicate_email_in_any_case_is_taken(shop: Shop) -> None:
@@ -158,21 +176,108 @@ def test_invalid_customers_get_user_errors(
     assert shop.state()["customers"] == []
 
 
-@pytest.mark.parametrize("search", ['email:"Kenji@Example.jp"', "email:kenji@example.jp"])
-def test_find_by_email_quoted_or_not(shop: Shop, search: str) -> None:
+@pytest.mark.parametrize("email", ["kenji@example.jp", "Kenji@Example.JP"])
+def test_customer_by_identifier_finds_the_exact_email_in_any_case(shop: Shop, email: str) -> None:
     shop.create(email="other@example.jp")
+    shop.create(email="kenji@example.jp.evil.example")
     created = shop.create(email="kenji@example.jp", metafields=[member_number("M7")])
-    found = shop.data(documents.FIND_CUSTOMERS_BY_EMAIL, {**email_query(""), "query": search})["customers"]
-    assert [node["id"] for node in found["nodes"]] == [created["id"]]
-    assert found["nodes"][0]["memberNumber"]["value"] == "M7"
+    found = shop.data(documents.FIND_CUSTOMER_BY_EMAIL, email_lookup(email))["customerByIdentifier"]
+    assert found["id"] == created["id"]
+    assert found["defaultEmailAddress"]["emailAddress"] == "kenji@example.jp"
+    assert found["memberNumber"]["value"] == "M7"
 
 
-def test_find_by_unknown_email_is_empty(shop: Shop) -> None:
+@pytest.mark.parametrize("email", ["nobody@example.jp", "kenji", "example.jp", "kenji@example"])
+def test_customer_by_identifier_is_null_without_an_exact_match(shop: Shop, email: str) -> None:
+    """A lookup, not a search: no tokens, no prefixes; null rather than an empty list."""
     shop.create(email="kenji@example.jp")
-    assert (
-        shop.data(documents.FIND_CUSTOMERS_BY_EMAIL, email_query("nobody@example.jp"))["customers"]["nodes"]
-        == []
-    )
+    assert shop.data(documents.FIND_CUSTOMER_BY_EMAIL, email_lookup(email)) == {"customerByIdentifier": None}
+
+
+BY_IDENTIFIER = """query($identifier: CustomerIdentifierInput!) {
+  customerByIdentifier(identifier: $identifier) { id }
+}"""
+
+
+def test_customer_by_identifier_by_phone_or_id(shop: Shop) -> None:
+    created = shop.create(email="tel@example.jp", phone="+819055556666")
+    query = BY_IDENTIFIER
+    for identifier in ({"phoneNumber": "+81 90-5555-6666"}, {"id": created["id"]}):
+        assert shop.data(query, {"identifier": identifier}) == {"customerByIdentifier": {"id": created["id"]}}
+    assert shop.data(query, {"identifier": {"phoneNumber": "+819000000000"}}) == {
+        "customerByIdentifier": None
+    }
+
+
+@pytest.mark.parametrize("identifier", [{}, {"emailAddress": "a@example.jp", "phoneNumber": "+819055556666"}])
+def test_customer_by_identifier_takes_exactly_one_key(shop: Shop, identifier: dict[str, str]) -> None:
+    body = shop.post(BY_IDENTIFIER, {"identifier": identifier}).json()
+    assert "Exactly one key must be specified" in body["errors"][0]["message"]
+    assert "data" not in body
+
+
+@pytest.mark.parametrize("search", ['email:"Kenji@Example.jp"', "email:kenji@example.jp"])
+def test_search_by_email_quoted_or_not(shop: Shop, search: str) -> None:
+    shop.create(email="other@example.jp")
+    created = shop.create(email="kenji@example.jp")
+    found = shop.data(SEARCH_BY_EMAIL, {"query": search})["customers"]
+    assert [node["id"] for node in found["nodes"]] == [created["id"]]
+
+
+def test_address_create_sets_the_default_and_update_changes_it(shop: Shop) -> None:
+    customer_id = shop.create(email="addr@example.jp")["id"]
+    first = shop.data(
+        documents.ADD_CUSTOMER_ADDRESS,
+        {
+            "customerId": customer_id,
+            "address": {"countryCode": "JP", "zip": "150-0001"},
+            "setAsDefault": True,
+        },
+    )["customerAddressCreate"]
+    assert first["userErrors"] == [] and first["address"]["id"].startswith("gid://shopify/MailingAddress/")
+    second = shop.data(
+        documents.ADD_CUSTOMER_ADDRESS,
+        {
+            "customerId": customer_id,
+            "address": {"countryCode": "JP", "zip": "530-0001"},
+            "setAsDefault": True,
+        },
+    )["customerAddressCreate"]
+    read = "query($id: ID!) { customer(id: $id) { defaultAddress { id zip address1 countryCodeV2 } } }"
+    assert shop.data(read, {"id": customer_id})["customer"]["defaultAddress"] == {
+        "id": second["address"]["id"],
+        "zip": "530-0001",
+        "address1": None,
+        "countryCodeV2": "JP",
+    }
+    updated = shop.data(
+        documents.UPDATE_CUSTOMER_ADDRESS,
+        {
+            "customerId": customer_id,
+            "addressId": second["address"]["id"],
+            "address": {"address1": "大阪市北区"},
+        },
+    )["customerAddressUpdate"]
+    assert updated == {"address": {"id": second["address"]["id"]}, "userErrors": []}
+    default = shop.data(read, {"id": customer_id})["customer"]["defaultAddress"]
+    assert (default["zip"], default["address1"]) == ("530-0001", "大阪市北区")
+
+
+def test_address_mutations_on_unknown_ids_are_user_errors(shop: Shop) -> None:
+    customer_id = shop.create(email="addr@example.jp")["id"]
+    address = {"countryCode": "JP", "zip": "150-0001"}
+    created = shop.data(
+        documents.ADD_CUSTOMER_ADDRESS, {"customerId": "gid://shopify/Customer/99", "address": address}
+    )["customerAddressCreate"]
+    assert created == {
+        "address": None,
+        "userErrors": [{"field": ["customerId"], "message": "Customer does not exist"}],
+    }
+    updated = shop.data(
+        documents.UPDATE_CUSTOMER_ADDRESS,
+        {"customerId": customer_id, "addressId": "gid://shopify/MailingAddress/99", "address": address},
+    )["customerAddressUpdate"]
+    assert updated["address"] is None and updated["userErrors"][0]["field"] == ["addressId"]
 
 
 def test_get_customer_with_member_number_and_unknown_id(shop: Shop) -> None:
@@ -196,7 +301,7 @@ def test_update_changes_only_the_fields_given(shop: Shop) -> None:
     )
     customer = payload["customerUpdate"]["customer"]
     assert (customer["firstName"], customer["lastName"], customer["tags"]) == ("Aki", "Kato", ["b"])
-    assert customer["email"] == "aki@example.jp"
+    assert customer["defaultEmailAddress"]["emailAddress"] == "aki@example.jp"
 
 
 def test_update_of_an_unknown_customer_is_a_user_error(shop: Shop) -> None:
@@ -284,13 +389,32 @@ def test_missing_or_wrong_token_is_401(shop: Shop) -> None:
         }
 
 
-@pytest.mark.parametrize(
-    ("version", "status"),
-    [("2025-01", 200), ("2024-10", 200), ("2025-04", 200), ("2019-04", 404), ("latest", 404)],
-)
-def test_api_versions(shop: Shop, version: str, status: int) -> None:
+@pytest.mark.parametrize("version", ["2026-10", "2026-07", "2026-04", "2026-01"])
+def test_a_supported_version_serves_itself_and_says_so(shop: Shop, version: str) -> None:
     response = shop.post("{ customers(first: 1) { nodes { id } } }", url=shop.endpoint(version))
-    assert response.status_code == status
+    assert response.status_code == 200
+    assert response.headers["X-Shopify-API-Version"] == version
+
+
+@pytest.mark.parametrize("version", ["2025-01", "1999-01", "2025-10", "latest"])
+def test_a_retired_or_unknown_version_is_served_by_the_oldest_supported_one(shop: Shop, version: str) -> None:
+    """Shopify does not refuse a retired version: it answers with the oldest supported one, and says so."""
+    shop.create(email="kept@example.jp")
+    response = shop.post(
+        documents.FIND_CUSTOMER_BY_EMAIL, email_lookup("kept@example.jp"), url=shop.endpoint(version)
+    )
+    assert response.status_code == 200
+    assert response.headers["X-Shopify-API-Version"] == "2026-01"
+    assert response.json()["data"]["customerByIdentifier"]["id"] == "gid://shopify/Customer/1"
+
+
+def test_every_answer_names_the_serving_version_refusals_and_faults_too(shop: Shop) -> None:
+    refused = shop.post("{ customers(first: 1) { nodes { id } } }", headers={}, url=shop.endpoint("2025-01"))
+    assert (refused.status_code, refused.headers["X-Shopify-API-Version"]) == (401, "2026-01")
+    requests.post(f"{shop.url}/_sandbox/faults", json={"error_rate": 1.0, "seed": 1}, timeout=5)
+    failed = shop.post("{ customers(first: 1) { nodes { id } } }")
+    assert failed.status_code >= 500 and failed.headers["X-Shopify-API-Version"] == "2026-10"
+    assert "X-Shopify-API-Version" not in requests.get(f"{shop.url}/_sandbox/state", timeout=5).headers
 
 
 def test_application_graphql_body_and_missing_query(shop: Shop) -> None:

@@ -32,7 +32,7 @@ class Shop:
         self.server = ThreadedServer(create_app(**config), port=0).start()
         self.url = self.server.url
         self.api: AdminApi = self.server.app.extensions["sandbox.shopify"]
-        self.endpoint = f"{self.url}/admin/api/2025-01/graphql.json"
+        self.endpoint = f"{self.url}/admin/api/2026-10/graphql.json"
 
     def post(
         self, query: str, variables: dict[str, Any] | None = None, timeout: float = 5
@@ -204,10 +204,11 @@ def test_concurrent_creates_of_one_email_make_one_customer(shop: Shop) -> None:
     assert len(shop.state()["customers"]) == 1
 
 
-def _wait_for_bulk_operation(shop: Shop) -> dict[str, Any]:
+def _wait_for_bulk_operation(shop: Shop, operation_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 5
     while True:
-        operation = shop.post(documents.POLL_CURRENT_BULK_OPERATION).json()["data"]["currentBulkOperation"]
+        answer = shop.post(documents.POLL_BULK_OPERATION, {"id": operation_id}).json()
+        operation = answer["data"]["bulkOperation"]
         if operation["status"] not in {"CREATED", "RUNNING"} or time.monotonic() > deadline:
             return dict(operation)
         time.sleep(0.02)
@@ -232,7 +233,7 @@ def test_bulk_export_round_trip(shop: Shop) -> None:
     payload = started["data"]["bulkOperationRunQuery"]
     assert payload["userErrors"] == []
     assert payload["bulkOperation"]["id"].startswith("gid://shopify/BulkOperation/")
-    operation = _wait_for_bulk_operation(shop)
+    operation = _wait_for_bulk_operation(shop, payload["bulkOperation"]["id"])
     assert operation["status"] == "COMPLETED"
     assert (operation["objectCount"], operation["rootObjectCount"]) == ("6", "3")
     download = requests.get(operation["url"], timeout=5)
@@ -241,9 +242,12 @@ def test_bulk_export_round_trip(shop: Shop) -> None:
     lines = [json.loads(line) for line in download.text.splitlines()]
     customers = [line for line in lines if "__parentId" not in line]
     metafields = [line for line in lines if "__parentId" in line]
-    assert [customer["email"] for customer in customers] == [
+    assert [customer["defaultEmailAddress"]["emailAddress"] for customer in customers] == [
         f"bulk{number}@example.jp" for number in range(3)
     ]
+    assert all(customer["defaultPhoneNumber"] is None for customer in customers)
+    unknown = shop.post(documents.POLL_BULK_OPERATION, {"id": "gid://shopify/BulkOperation/99"}).json()
+    assert unknown["data"] == {"bulkOperation": None}
     assert {line["__parentId"]: line["value"] for line in metafields} == {
         customer["id"]: f"M{number}" for number, customer in enumerate(customers)
     }

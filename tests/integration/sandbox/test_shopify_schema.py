@@ -1,4 +1,4 @@
-"""The sandbox's Shopify schema is a faithful subset of Shopify's own 2025-01 Admin schema."""
+"""The sandbox's Shopify schema is a faithful subset of Shopify's own 2026-10 Admin schema."""
 
 from __future__ import annotations
 
@@ -137,3 +137,24 @@ def test_the_check_catches_a_wrong_type(real_schema: GraphQLSchema) -> None:
     assert "field Customer.inventedField does not exist" in problems
     assert "field Customer.state is CustomerState, Shopify's CustomerState!" in problems
     assert "enum value CustomerState.HAPPY does not exist" in problems
+
+
+def test_the_sandbox_deprecates_what_shopify_deprecates(real_schema: GraphQLSchema) -> None:
+    """A client built against the sandbox sees the same deprecations (email, phone, addresses, ...)."""
+    real_types = _named_types(real_schema)
+    missing = []
+    for name, ours in _named_types(build_admin_schema()).items():
+        theirs = real_types[name]
+        if isinstance(ours, GraphQLObjectType | GraphQLInterfaceType | GraphQLInputObjectType):
+            assert isinstance(theirs, GraphQLObjectType | GraphQLInterfaceType | GraphQLInputObjectType)
+            missing += [
+                f"{name}.{field_name}"
+                for field_name, field in ours.fields.items()
+                if theirs.fields[field_name].deprecation_reason and not field.deprecation_reason
+            ]
+    assert missing == []
+    customer = build_admin_schema().get_type("Customer")
+    assert isinstance(customer, GraphQLObjectType)
+    assert {"email", "phone", "addresses"} <= {
+        name for name, field in customer.fields.items() if field.deprecation_reason
+    }

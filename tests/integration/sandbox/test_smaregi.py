@@ -162,27 +162,106 @@ def test_customer_code_is_unique_but_mail_address_is_not(smaregi):
     duplicate = smaregi.create(customerCode="A")
     assert duplicate.status_code == 400
     assert duplicate.json()["invalid-params"][0]["name"] == "customerCode"
-    shared = smaregi.call("GET", params={"mail_address": "same@example.jp"}).json()
-    assert [member["customerCode"] for member in shared] == ["A", "B"]
+    # No e-mail filter exists: an unknown parameter is ignored, as real APIs commonly do.
+    ignored = smaregi.call("GET", params={"mail_address": "nobody@example.jp"}).json()
+    assert [member["customerCode"] for member in ignored] == ["A", "B"]
 
 
-def test_list_pages_with_link_header_and_filters(smaregi):
+def test_list_pages_by_number_without_a_link_header_and_documented_filters(smaregi):
     for number in range(5):
-        smaregi.create(customerCode=f"C{number}")
+        smaregi.create(customerCode=f"C{number}", customerNo=f"N{number}")
     first = smaregi.call("GET", params={"limit": 2})
     assert [member["customerCode"] for member in first.json()] == ["C0", "C1"]
-    assert first.links["next"]["url"].endswith("limit=2&page=2")
-    third = requests.get(
-        first.links["next"]["url"].replace("page=2", "page=3"),
-        headers={"Authorization": f"Bearer {smaregi.token}"},
-    )
+    assert "Link" not in first.headers  # Smaregi documents none: a short page is the last
+    third = smaregi.call("GET", params={"limit": 2, "page": 3})
     assert [member["customerCode"] for member in third.json()] == ["C4"]
-    assert "next" not in third.links
-    assert smaregi.call("GET").json()[4]["customerCode"] == "C4"
+    assert len(smaregi.call("GET").json()) == 5  # default limit 100
     assert [m["customerId"] for m in smaregi.call("GET", params={"customer_code": "C3"}).json()] == ["4"]
+    assert [m["customerId"] for m in smaregi.call("GET", params={"customer_no": "N1"}).json()] == ["2"]
+    by_ids = smaregi.call("GET", params={"customer_id-from": "2", "customer_id-to": "3"}).json()
+    assert [m["customerId"] for m in by_ids] == ["2", "3"]
     assert smaregi.call("GET", params={"customer_code": "nobody"}).json() == []
-    assert smaregi.call("GET", params={"limit": 1001}).status_code == 400
-    assert smaregi.call("GET", params={"page": 0}).status_code == 400
+    newest_first = smaregi.call("GET", params={"sort": "customerId:desc", "limit": 2}).json()
+    assert [m["customerId"] for m in newest_first] == ["5", "4"]
+    for bad in (
+        {"limit": 1001},
+        {"limit": 0},
+        {"page": 0},
+        {"sort": "mailAddress"},
+        {"customer_id-from": "x"},
+    ):
+        refused = smaregi.call("GET", params=bad)
+        assert refused.status_code == 400 and refused.json()["invalid-params"], bad
+
+
+def test_update_time_range_filters_and_is_31_days_at_most(smaregi):
+    smaregi.create(customerCode="A")
+    stamp = smaregi.call("GET", "/1").json()["updDateTime"]
+    assert stamp.endswith("+09:00")
+    since = smaregi.call("GET", params={"upd_date_time-from": stamp}).json()
+    assert [m["customerCode"] for m in since] == ["A"]
+    later = smaregi.call("GET", params={"upd_date_time-from": "2099-01-01T00:00:00+09:00"}).json()
+    assert later == []
+    too_long = smaregi.call(
+        "GET",
+        params={
+            "upd_date_time-from": "2026-01-01T00:00:00+09:00",
+            "upd_date_time-to": "2026-02-01T00:00:01+09:00",
+        },
+    )
+    assert too_long.status_code == 400
+    assert too_long.json()["invalid-params"][0]["name"] == "upd_date_time-from"
+    assert too_long.json()["type"] and too_long.json()["title"] and too_long.json()["status"] == 400
+    old_watermark = smaregi.call("GET", params={"upd_date_time-from": "2020-01-01T00:00:00+09:00"})
+    assert old_watermark.status_code == 400  # without an end the range ends now
+    within = smaregi.call(
+        "GET",
+        params={
+            "upd_date_time-from": "2026-01-01T00:00:00+09:00",
+            "upd_date_time-to": "2026-02-01T00:00:00+09:00",
+        },
+    )
+    assert within.status_code == 200
+
+
+def test_real_field_limits(smaregi):
+    too_long = {"address": "a" * 86, "postCode": "1" * 11, "phoneNumber": "1" * 21, "lastName": "a" * 86}
+    for name, value in too_long.items():
+        refused = smaregi.create(**{name: value})
+        assert refused.status_code == 400, name
+        assert refused.json()["invalid-params"][0]["name"] == name
+    fits = smaregi.create(address="a" * 85, postCode="150-0001", phoneNumber="03-1234-5678")
+    assert fits.status_code == 200
+    assert smaregi.create(customerCode="C" * 21).status_code == 400
+    assert smaregi.create(customerCode="会員").status_code == 400
+
+
+def test_contract_refusals_are_injected_through_faults_and_cleared(smaregi):
+    faults = f"{smaregi.url}/_sandbox/faults"
+    assert requests.post(faults, json={"required_fields": ["entryDate"]}).status_code == 200
+    refused = smaregi.create()
+    assert refused.status_code == 400
+    assert refused.json()["invalid-params"] == [
+        {"name": "entryDate", "reason": "is required by this contract"}
+    ]
+    assert smaregi.create(entryDate="2026-11-29").status_code == 200
+    assert requests.post(faults, json={"plan_without_customers_api": True}).status_code == 200
+    no_api = smaregi.call("GET")
+    assert no_api.status_code == 403 and no_api.json()["status"] == 403 and no_api.json()["title"]
+    state = requests.get(f"{smaregi.url}/_sandbox/state").json()
+    assert state["refusals"] == {"required_fields": [], "plan_without_customers_api": True}
+    assert requests.post(faults, json={"required_fields": "entryDate"}).status_code == 400
+    assert requests.post(faults, json={"mail_filter": True}).status_code == 400
+    requests.post(faults, json={})
+    assert smaregi.call("GET").status_code == 200
+
+
+def test_delete_removes_a_member(smaregi):
+    smaregi.create(customerCode="A")
+    assert smaregi.call("DELETE", "/1").status_code == 204
+    assert smaregi.call("GET", "/1").status_code == 404
+    assert smaregi.call("DELETE", "/1").status_code == 404
+    assert smaregi.create(customerCode="A").status_code == 200  # the code is free again
 
 
 def test_patch_validates_and_keeps_codes_unique(smaregi):
@@ -212,8 +291,16 @@ def test_points_set_absolutely_and_add_relatively_never_below_zero(smaregi):
     assert smaregi.call("GET", "/1").json()["point"] == "70"
 
 
+def test_reads_and_writes_have_their_own_budgets_by_default(serve):
+    smaregi = start_smaregi(serve)  # Smaregi's sandbox figures: 10 reads/s, 4 writes/s
+    writes = [smaregi.create(customerCode=f"W{n}").status_code for n in range(5)]
+    assert writes == [200, 200, 200, 200, 429]
+    reads = [smaregi.call("GET").status_code for _ in range(11)]
+    assert reads == [200] * 10 + [429]  # the writes took nothing from the reads
+
+
 def test_rate_limit_answers_429_with_retry_after_then_recovers(serve):
-    smaregi = start_smaregi(serve, rate_per_second=3)
+    smaregi = start_smaregi(serve, read_per_second=3)
     statuses = [smaregi.call("GET").status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
     throttled = smaregi.call("GET")

@@ -89,11 +89,11 @@ def test_hubspot_api_client_sees_a_bad_token_as_401(serve: Serve) -> None:
 def shopify_graphql(serve: Serve) -> Any:
     """ShopifyAPI's GraphQL client with a sandbox session, its endpoint moved to the emulator."""
     server = serve(shopify_emulator.create_app())
-    session = shopify.Session("sandbox.myshopify.com", "2025-01", "shpat_sandbox")
+    session = shopify.Session("sandbox.myshopify.com", "2026-10", "shpat_sandbox")
     shopify.ShopifyResource.activate_session(session)
     client = shopify.GraphQL()
-    assert client.endpoint == "https://sandbox.myshopify.com/admin/api/2025-01/graphql.json"
-    client.endpoint = f"{server.url}/admin/api/2025-01/graphql.json"
+    assert client.endpoint == "https://sandbox.myshopify.com/admin/api/2026-10/graphql.json"
+    client.endpoint = f"{server.url}/admin/api/2026-10/graphql.json"
     yield client
     shopify.ShopifyResource.clear_session()
 
@@ -123,13 +123,15 @@ def test_shopify_python_api_round_trip(shopify_graphql: Any) -> None:
 
     found = json.loads(
         shopify_graphql.execute(
-            documents.FIND_CUSTOMERS_BY_EMAIL,
+            documents.FIND_CUSTOMER_BY_EMAIL,
             variables={
-                "query": 'email:"hanako@example.com"',
-                "first": 2,
+                "email": "hanako@example.com",
                 "metafieldNamespace": documents.MEMBER_NUMBER_NAMESPACE,
                 "metafieldKey": documents.MEMBER_NUMBER_KEY,
             },
         )
     )
-    assert [node["id"] for node in found["data"]["customers"]["nodes"]] == [customer["id"]]
+    assert found["data"]["customerByIdentifier"]["id"] == customer["id"]
+    assert (
+        found["data"]["customerByIdentifier"]["defaultEmailAddress"]["emailAddress"] == "hanako@example.com"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import pytest
 
@@ -13,7 +14,7 @@ from connectors.fakes import FakeHubSpot, FakeMailer, FakeShopify, FakeSmaregi
 from connectors.interfaces import HubSpotApi, MailSender, ShopifyApi, SmaregiApi
 from connectors.mailer import WelcomeMessage
 from connectors.shopify import EmailTaken, PhoneTaken
-from connectors.smaregi import MemberCodeTaken, member_code
+from connectors.smaregi import member_code
 
 EMAIL = "hanako@example.com"
 
@@ -121,17 +122,23 @@ def test_smaregi_ids_are_sequential_strings() -> None:
 def test_smaregi_customer_code_is_unique() -> None:
     smaregi = FakeSmaregi()
     create_member(smaregi, "4346996870082686")
-    with pytest.raises(MemberCodeTaken) as taken:
+    with pytest.raises(PermanentError) as taken:
         create_member(smaregi, "4346996870082686", "somebody@example.com")
-    assert taken.value.customer_code == "4346996870082686" and "@" not in str(taken.value)
+    assert taken.value.status == 400 and "@" not in str(taken.value)
     assert len(smaregi.members) == 1
 
 
-def test_smaregi_find_by_email_and_by_code() -> None:
-    smaregi = FakeSmaregi()
+def test_smaregi_has_no_email_search_but_lists_by_update_time_and_finds_by_code_or_id() -> None:
+    assert not hasattr(FakeSmaregi(), "find_members_by_email")  # Smaregi documents none
+    clock = iter([datetime(2026, 11, 29, 1, tzinfo=UTC), datetime(2026, 11, 29, 2, tzinfo=UTC)])
+    smaregi = FakeSmaregi(clock=lambda: next(clock))
     create_member(smaregi, "A1", "Hanako@Example.com")
     create_member(smaregi, "A2", "xhanako@example.com")
-    assert [member.customer_code for member in smaregi.find_members_by_email(EMAIL)] == ["A1"]
+    since = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)
+    assert [m.customer_code for m in smaregi.list_members(updated_from=since)] == ["A2"]
+    assert [m.customer_code for m in smaregi.list_members(sort="updDateTime:desc")] == ["A2", "A1"]
+    assert [m.customer_code for m in smaregi.list_members(page=2, limit=1)] == ["A2"]
+    assert smaregi.get_member("1") is not None and smaregi.get_member("3") is None
     found = smaregi.find_member_by_code("A2")
     assert found is not None and found.customer_id == "2"
     assert smaregi.find_member_by_code("A3") is None
@@ -143,7 +150,7 @@ def test_smaregi_lost_answer_then_retry_finds_our_member_by_code() -> None:
     smaregi.lose_next_answer("create_member")
     with pytest.raises(TransientError):
         create_member(smaregi, code)
-    with pytest.raises(MemberCodeTaken):
+    with pytest.raises(PermanentError):
         create_member(smaregi, code)
     holder = smaregi.find_member_by_code(code)
     assert holder is not None and holder.mail_address == EMAIL
@@ -215,7 +222,7 @@ def test_queued_failures_come_in_order_and_change_nothing() -> None:
 def test_failures_are_per_method() -> None:
     smaregi = FakeSmaregi()
     smaregi.fail_next("create_member", TransientError("down"))
-    assert smaregi.find_members_by_email(EMAIL) == []
+    assert smaregi.find_member_by_code("1") is None
     with pytest.raises(TransientError):
         create_member(smaregi, "1")
 

@@ -21,14 +21,15 @@ from connectors.errors import (
     TransientError,
 )
 from connectors.http import HttpClient
-from connectors.shopify import EmailTaken, PhoneTaken, ShopifyClient, ShopifyCustomer, documents
-from connectors.shopify.mapping import email_search
+from connectors.shopify import EmailTaken, PhoneTaken, ShopifyClient, ShopifyCustomer, documents, versions
+from connectors.shopify.versions import VERSION_MISMATCH
 
 BASE_URL = "https://membersync-test.myshopify.com"
-ENDPOINT = f"{BASE_URL}/admin/api/2025-01/graphql.json"
+ENDPOINT = f"{BASE_URL}/admin/api/2026-10/graphql.json"
 TOKEN = "shpat_unit_test"
 EMAIL = "hanako.yamada@example.com"
 GID = "gid://shopify/Customer/1001"
+ADDRESS_GID = "gid://shopify/MailingAddress/2001?model_name=CustomerAddress"
 METAFIELD_VARIABLES = {"metafieldNamespace": "membersync", "metafieldKey": "member_number"}
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
@@ -66,7 +67,7 @@ def shopify(limiter: RecordingLimiter) -> ShopifyClient:
     http = HttpClient(
         system="shopify", base_url=BASE_URL, headers={"X-Shopify-Access-Token": TOKEN}, limiter=limiter
     )
-    return ShopifyClient(http, api_version="2025-01")
+    return ShopifyClient(http, api_version="2026-10")
 
 
 @pytest.fixture
@@ -90,23 +91,40 @@ def answer(data: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     return body
 
 
-def node(**overrides: Any) -> dict[str, Any]:
-    """A MemberCustomer as Shopify answers it."""
+def node(
+    *,
+    email: str | None = EMAIL,
+    phone: str | None = "+819012345678",
+    address_id: str | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """A MemberCustomer as Shopify 2026-10 answers it: email and phone inside their default objects."""
     return {
         "id": GID,
-        "email": EMAIL,
+        "defaultEmailAddress": None
+        if email is None
+        else {
+            "emailAddress": email,
+            "marketingState": "NOT_SUBSCRIBED",
+            "marketingOptInLevel": "SINGLE_OPT_IN",
+            "marketingUpdatedAt": None,
+        },
         "firstName": "Hanako",
         "lastName": "Yamada",
-        "phone": "+819012345678",
+        "defaultPhoneNumber": None if phone is None else {"phoneNumber": phone},
+        "defaultAddress": None if address_id is None else {"id": address_id},
         "locale": "ja",
         "note": None,
         "tags": ["membersync"],
         "state": "DISABLED",
-        "createdAt": "2025-01-15T02:00:00Z",
-        "updatedAt": "2025-01-15T02:00:00Z",
-        "emailMarketingConsent": None,
+        "createdAt": "2026-10-15T02:00:00Z",
+        "updatedAt": "2026-10-15T02:00:00Z",
         **overrides,
     }
+
+
+def address_created(address_id: str = ADDRESS_GID) -> dict[str, Any]:
+    return answer({"customerAddressCreate": {"address": {"id": address_id}, "userErrors": []}})
 
 
 def sent(api: responses.RequestsMock, index: int = 0) -> dict[str, Any]:
@@ -125,10 +143,11 @@ THROTTLED = {"message": "Throttled", "extensions": {"code": "THROTTLED"}}
 # --- create_customer ---------------------------------------------------------------------------
 
 
-def test_create_sends_every_field_as_customer_input(
+def test_create_sends_the_customer_then_its_address_as_the_default(
     shopify: ShopifyClient, api: responses.RequestsMock, limiter: RecordingLimiter
 ) -> None:
     api.post(ENDPOINT, json=answer({"customerCreate": {"customer": node(), "userErrors": []}}))
+    api.post(ENDPOINT, json=address_created())
 
     customer = shopify.create_customer(
         email=EMAIL,
@@ -155,11 +174,17 @@ def test_create_sends_every_field_as_customer_input(
         "locale": "ja",
         "note": "registration 42",
         "tags": ["membersync", "form"],
-        "addresses": [{"countryCode": "JP", "address1": "東京都渋谷区神宮前1-2-3", "zip": "150-0001"}],
-    }
+    }  # no `addresses`: deprecated in CustomerInput since 2026-10
     assert consent["marketingState"] == "SUBSCRIBED"
     assert consent["marketingOptInLevel"] == "SINGLE_OPT_IN"
     assert ISO_UTC.match(consent["consentUpdatedAt"])
+    address = sent(api, 1)
+    assert address["query"] == documents.ADD_CUSTOMER_ADDRESS
+    assert address["variables"] == {
+        "customerId": GID,
+        "address": {"countryCode": "JP", "address1": "東京都渋谷区神宮前1-2-3", "zip": "150-0001"},
+        "setAsDefault": True,
+    }
     assert customer == ShopifyCustomer(
         id=GID,
         email=EMAIL,
@@ -167,13 +192,16 @@ def test_create_sends_every_field_as_customer_input(
         last_name="Yamada",
         phone="+819012345678",
         member_number=None,
-        updated_at="2025-01-15T02:00:00Z",
+        updated_at="2026-10-15T02:00:00Z",
+        address_id=ADDRESS_GID,
     )
-    assert limiter.acquired == [10.0]
-    assert limiter.observed == [{"available": 1990.0, "capacity": 2000.0, "per_second": 100.0}]
+    assert limiter.acquired == [10.0, 10.0]
+    assert limiter.observed[0] == {"available": 1990.0, "capacity": 2000.0, "per_second": 100.0}
 
 
-def test_create_sends_only_what_is_given(shopify: ShopifyClient, api: responses.RequestsMock) -> None:
+def test_create_sends_only_what_is_given_and_no_address_call_without_one(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
     api.post(ENDPOINT, json=answer({"customerCreate": {"customer": node(phone=None), "userErrors": []}}))
 
     shopify.create_customer(email=EMAIL, first_name="Hanako", last_name="Yamada")
@@ -193,10 +221,35 @@ def test_create_with_a_postal_code_alone_still_sends_a_japanese_address(
     shopify: ShopifyClient, api: responses.RequestsMock
 ) -> None:
     api.post(ENDPOINT, json=answer({"customerCreate": {"customer": node(), "userErrors": []}}))
+    api.post(ENDPOINT, json=address_created())
 
     shopify.create_customer(email=EMAIL, first_name="Hanako", last_name="Yamada", postal_code="150-0001")
 
-    assert sent(api)["variables"]["input"]["addresses"] == [{"countryCode": "JP", "zip": "150-0001"}]
+    assert sent(api, 1)["variables"]["address"] == {"countryCode": "JP", "zip": "150-0001"}
+
+
+def test_an_address_refused_after_the_create_is_permanent_and_names_the_field(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
+    user_errors = [{"field": ["address", "zip"], "message": "Zip is invalid for Japan"}]
+    api.post(ENDPOINT, json=answer({"customerCreate": {"customer": node(), "userErrors": []}}))
+    api.post(ENDPOINT, json=answer({"customerAddressCreate": {"address": None, "userErrors": user_errors}}))
+
+    with pytest.raises(PermanentError) as raised:
+        shopify.create_customer(email=EMAIL, first_name="Hanako", last_name="Yamada", postal_code="1")
+
+    assert str(raised.value) == "shopify customerAddressCreate: Shopify refused address.zip"
+
+
+def test_add_address_answers_the_new_address_id(shopify: ShopifyClient, api: responses.RequestsMock) -> None:
+    api.post(ENDPOINT, json=address_created())
+
+    assert shopify.add_address(GID, postal_code="150-0001", address=None) == ADDRESS_GID
+    assert sent(api)["variables"] == {
+        "customerId": GID,
+        "address": {"countryCode": "JP", "zip": "150-0001"},
+        "setAsDefault": True,
+    }
 
 
 def test_email_already_taken_is_email_taken(shopify: ShopifyClient, api: responses.RequestsMock) -> None:
@@ -266,36 +319,55 @@ def test_a_mutation_answer_without_customer_or_user_errors_is_permanent(
 # --- find_customers_by_email / get_customer ----------------------------------------------------
 
 
-def test_find_by_email_queries_the_quoted_address_and_keeps_exact_matches(
+def test_find_by_email_looks_the_exact_address_up_by_identifier(
     shopify: ShopifyClient, api: responses.RequestsMock, limiter: RecordingLimiter
 ) -> None:
     member_number = {"id": "gid://shopify/Metafield/7", "value": "M000123", "type": "single_line_text_field"}
-    nodes = [
-        node(email="Hanako.Yamada@Example.com", memberNumber={**member_number, "compareDigest": "abc"}),
-        node(id="gid://shopify/Customer/1002", email="hanako.yamada@example.co.jp", memberNumber=None),
-        node(id="gid://shopify/Customer/1003", email=None, memberNumber=None),
-    ]
-    api.post(ENDPOINT, json=answer({"customers": {"nodes": nodes}}))
+    found_node = node(
+        email="Hanako.Yamada@Example.com",
+        address_id=ADDRESS_GID,
+        memberNumber={**member_number, "compareDigest": "abc"},
+    )
+    api.post(ENDPOINT, json=answer({"customerByIdentifier": found_node}))
 
-    found = shopify.find_customers_by_email(EMAIL)
+    found = shopify.find_customers_by_email(f" {EMAIL} ")
 
     body = sent(api)
-    assert body["query"] == documents.FIND_CUSTOMERS_BY_EMAIL
-    assert body["variables"] == {"query": f'email:"{EMAIL}"', "first": 5, **METAFIELD_VARIABLES}
-    assert [(customer.id, customer.member_number) for customer in found] == [(GID, "M000123")]
-    assert limiter.acquired == [17.0]  # a connection 2 + 5 nodes x (customer, consent, metafield)
+    assert body["query"] == documents.FIND_CUSTOMER_BY_EMAIL
+    assert "customerByIdentifier(identifier: {emailAddress: $email})" in body["query"]
+    assert body["variables"] == {"email": EMAIL, **METAFIELD_VARIABLES}
+    assert [(customer.id, customer.member_number, customer.address_id) for customer in found] == [
+        (GID, "M000123", ADDRESS_GID)
+    ]
+    assert found[0].email == "Hanako.Yamada@Example.com" and found[0].phone == "+819012345678"
+    assert limiter.acquired == [5.0]  # customer, its email, phone and address objects, the metafield
 
 
-def test_find_by_email_with_no_hits_is_an_empty_list(
+def test_find_by_email_with_no_customer_is_an_empty_list(
     shopify: ShopifyClient, api: responses.RequestsMock
 ) -> None:
-    api.post(ENDPOINT, json=answer({"customers": {"nodes": []}}))
+    api.post(ENDPOINT, json=answer({"customerByIdentifier": None}))
 
     assert shopify.find_customers_by_email(EMAIL) == []
 
 
-def test_search_query_escapes_quotes_and_backslashes() -> None:
-    assert email_search(' "odd\\name"@example.com ') == 'email:"\\"odd\\\\name\\"@example.com"'
+def test_find_by_email_never_answers_a_customer_holding_another_address(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
+    api.post(ENDPOINT, json=answer({"customerByIdentifier": node(email="someone.else@example.com")}))
+
+    assert shopify.find_customers_by_email(EMAIL) == []
+
+
+def test_a_customer_without_email_phone_or_address_maps_to_nones(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
+    api.post(ENDPOINT, json=answer({"customer": node(email=None, phone=None)}))
+
+    customer = shopify.get_customer(GID)
+
+    assert customer is not None
+    assert (customer.email, customer.phone, customer.address_id) == (None, None, None)
 
 
 def test_get_customer_reads_the_member_number(
@@ -309,7 +381,7 @@ def test_get_customer_reads_the_member_number(
     assert body["query"] == documents.GET_CUSTOMER
     assert body["variables"] == {"id": GID, **METAFIELD_VARIABLES}
     assert customer is not None and customer.member_number == "M000123"
-    assert limiter.acquired == [3.0]
+    assert limiter.acquired == [5.0]
 
 
 def test_get_customer_that_does_not_exist_is_none(
@@ -342,6 +414,46 @@ def test_update_sends_the_id_and_only_the_given_fields(
     }
     assert customer.last_name == "Sato"
     assert limiter.acquired == [10.0]
+
+
+def test_update_of_the_address_changes_the_default_address(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
+    updated = node(lastName="Sato", address_id=ADDRESS_GID)
+    api.post(ENDPOINT, json=answer({"customerUpdate": {"customer": updated, "userErrors": []}}))
+    changed = {"address": {"id": ADDRESS_GID}, "userErrors": []}
+    api.post(ENDPOINT, json=answer({"customerAddressUpdate": changed}))
+
+    customer = shopify.update_customer(GID, last_name="Sato", postal_code="150-0002")
+
+    assert sent(api)["variables"] == {"input": {"id": GID, "lastName": "Sato"}}
+    address = sent(api, 1)
+    assert address["query"] == documents.UPDATE_CUSTOMER_ADDRESS
+    assert address["variables"] == {
+        "customerId": GID,
+        "addressId": ADDRESS_GID,
+        "address": {"countryCode": "JP", "zip": "150-0002"},
+    }
+    assert customer.address_id == ADDRESS_GID
+
+
+def test_update_of_the_address_alone_adds_one_when_there_is_none(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
+    api.post(ENDPOINT, json=answer({"customer": node()}))
+    api.post(ENDPOINT, json=address_created())
+
+    customer = shopify.update_customer(GID, address="東京都渋谷区神宮前1-2-3")
+
+    assert [sent(api, index)["query"] for index in (0, 1)] == [
+        documents.GET_CUSTOMER,
+        documents.ADD_CUSTOMER_ADDRESS,
+    ]
+    assert sent(api, 1)["variables"]["address"] == {
+        "countryCode": "JP",
+        "address1": "東京都渋谷区神宮前1-2-3",
+    }
+    assert customer.address_id == ADDRESS_GID
 
 
 def test_update_refuses_unknown_or_no_fields_without_sending(
@@ -561,7 +673,7 @@ def test_http_failures_keep_the_http_layers_classification(
     assert not isinstance(raised.value, ThrottledError)
 
 
-def test_unknown_api_version_is_permanent_not_a_missing_customer(
+def test_a_404_is_permanent_not_a_missing_customer(
     shopify: ShopifyClient, api: responses.RequestsMock
 ) -> None:
     api.post(ENDPOINT, status=404, json={"errors": "Not Found"})
@@ -597,7 +709,7 @@ def settings(**overrides: Any) -> Settings:
         "shopify_admin_url": None,
         "shopify_shop": "membersync-test.myshopify.com",
         "shopify_access_token": Secret(TOKEN),
-        "shopify_api_version": "2025-01",
+        "shopify_api_version": "2026-10",
         "http_connect_timeout_seconds": 1.5,
         "http_read_timeout_seconds": 7.0,
     }
@@ -618,7 +730,7 @@ def test_from_settings_calls_the_shop_with_the_token_and_timeouts(api: responses
 
 def test_from_settings_prefers_the_admin_url(api: responses.RequestsMock) -> None:
     client = ShopifyClient.from_settings(settings(shopify_admin_url="http://127.0.0.1:8011"))
-    api.post("http://127.0.0.1:8011/admin/api/2025-01/graphql.json", json=answer({"customer": None}))
+    api.post("http://127.0.0.1:8011/admin/api/2026-10/graphql.json", json=answer({"customer": None}))
 
     assert client.get_customer(GID) is None
 
@@ -638,3 +750,74 @@ def test_from_settings_without_credentials_refuses_to_call(
     with pytest.raises(PermanentError, match=named):
         client.create_customer(email=EMAIL, first_name="Hanako", last_name="Yamada")
     assert len(api.calls) == 0
+
+
+def test_from_settings_asks_for_2026_10_by_default(api: responses.RequestsMock) -> None:
+    client = ShopifyClient.from_settings(
+        Settings.from_env(environ={"SHOPIFY_SHOP": "membersync-test.myshopify.com"})
+    )
+
+    assert client.path == "/admin/api/2026-10/graphql.json"
+
+
+# --- the version that served the answer --------------------------------------------------------
+
+
+def mismatches(requested: str, served: str) -> float:
+    return VERSION_MISMATCH.labels(requested=requested, served=served)._value.get()
+
+
+def test_an_answer_from_another_version_is_counted_and_warned_about_once(
+    limiter: RecordingLimiter,
+    api: responses.RequestsMock,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(versions, "_warned", set())  # a fresh process as far as warnings go
+    http = HttpClient(system="shopify", base_url=BASE_URL, limiter=limiter)
+    retired = ShopifyClient(http, api_version="2025-01")
+    served = {"X-Shopify-API-Version": "2026-01"}
+    retired_endpoint = f"{BASE_URL}/admin/api/2025-01/graphql.json"
+    api.post(retired_endpoint, json=answer({"customer": None}), headers=served)
+    api.post(retired_endpoint, json=answer({"customer": None}), headers=served)
+    before = mismatches("2025-01", "2026-01")
+
+    with caplog.at_level("WARNING", logger="connectors.shopify.versions"):
+        assert retired.get_customer(GID) is None
+        assert retired.get_customer(GID) is None
+
+    assert mismatches("2025-01", "2026-01") == before + 2
+    warnings = [record.getMessage() for record in caplog.records if record.name == versions.__name__]
+    assert warnings == [
+        "Shopify served Admin API version 2026-01 for a request to 2025-01 (a retired or unknown "
+        "version); set SHOPIFY_API_VERSION to a supported one"
+    ]
+
+
+def test_a_failed_answer_from_another_version_is_counted_too(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
+    api.post(
+        ENDPOINT,
+        status=401,
+        json={"errors": "[API] Invalid API key"},
+        headers={"X-Shopify-API-Version": "2027-01"},
+    )
+    before = mismatches("2026-10", "2027-01")
+
+    with pytest.raises(PermanentError):
+        shopify.get_customer(GID)
+
+    assert mismatches("2026-10", "2027-01") == before + 1
+
+
+@pytest.mark.parametrize("headers", [{"X-Shopify-API-Version": "2026-10"}, {}])
+def test_an_answer_from_the_requested_version_or_without_the_header_counts_nothing(
+    shopify: ShopifyClient, api: responses.RequestsMock, headers: dict[str, str]
+) -> None:
+    api.post(ENDPOINT, json=answer({"customer": None}), headers=headers)
+    total = sum(sample.value for metric in VERSION_MISMATCH.collect() for sample in metric.samples)
+
+    assert shopify.get_customer(GID) is None
+
+    assert sum(sample.value for metric in VERSION_MISMATCH.collect() for sample in metric.samples) == total

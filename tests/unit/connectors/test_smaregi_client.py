@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -21,7 +22,7 @@ from connectors.errors import (
     TransientError,
 )
 from connectors.http import HttpClient
-from connectors.smaregi import MemberCodeTaken, SmaregiClient, SmaregiMember, member_code
+from connectors.smaregi import SmaregiClient, SmaregiMember, member_code
 
 API = "https://api.smaregi.test"
 ID = "https://id.smaregi.test"
@@ -236,7 +237,7 @@ def test_missing_credentials_refuse_every_call(mocked: responses.RequestsMock) -
     settings = Settings.from_env(environ={})  # production defaults: no Smaregi credentials
     smaregi = SmaregiClient.from_settings(settings)
     with pytest.raises(PermanentError) as refused:
-        smaregi.find_members_by_email(EMAIL)
+        smaregi.list_members()
     assert "SMAREGI_CLIENT_ID" in str(refused.value) and "SMAREGI_CLIENT_SECRET" in str(refused.value)
     assert len(mocked.calls) == 0
 
@@ -261,47 +262,36 @@ def test_from_settings_uses_the_configured_hosts_and_credentials(mocked: respons
 # --- finding members ----------------------------------------------------------------------------------
 
 
-def test_find_by_email_keeps_exact_matches_in_any_case(
+def test_there_is_no_email_search_and_no_email_ever_goes_into_a_url() -> None:
+    # Smaregi documents no e-mail filter; the directory matches people instead.
+    assert not hasattr(SmaregiClient, "find_members_by_email")
+
+
+def test_list_members_sends_only_documented_parameters(
     mocked: responses.RequestsMock, smaregi: SmaregiClient
 ) -> None:
     token_answer(mocked)
-    mocked.get(
-        CUSTOMERS,
-        json=[
-            member_json("1", "A1", "Hanako@Example.com"),
-            member_json("2", "A2", "xhanako@example.com"),  # a partial match the filter may return
-            member_json("3", "A3", None),
-        ],
-    )
-    found = smaregi.find_members_by_email(" hanako@example.com ")
+    record = {**member_json("1", "A1", "Hanako@Example.com"), "updDateTime": "2026-11-29T10:00:05+09:00"}
+    mocked.get(CUSTOMERS, json=[record], headers={"Link": f'<{CUSTOMERS}?page=2>; rel="next"'})
+
+    since = datetime(2026, 11, 29, 1, 0, 0, 123456, tzinfo=UTC)
+    found = smaregi.list_members(page=3, limit=500, updated_from=since, sort="updDateTime:desc")
 
     assert [member.customer_id for member in found] == ["1"]
+    assert found[0].updated_at == datetime(2026, 11, 29, 1, 0, 5, tzinfo=UTC)
     request = sent(mocked, 1)
     assert request.method == "GET" and url_without_query(request) == CUSTOMERS
-    assert query(request) == [("mail_address", EMAIL), ("limit", "1000"), ("page", "1")]
-    assert request.headers["Authorization"] == "Bearer tok-1"
-
-
-def test_find_by_email_follows_the_next_link(mocked: responses.RequestsMock, smaregi: SmaregiClient) -> None:
-    token_answer(mocked)
-    next_page = f"{CUSTOMERS}?mail_address=hanako%40example.com&limit=1000&page=2"
-    mocked.get(CUSTOMERS, json=[member_json("1")], headers={"Link": f'<{next_page}>; rel="next"'})
-    mocked.get(next_page, json=[member_json("2", "B2")])
-
-    found = smaregi.find_members_by_email(EMAIL)
-
-    assert [member.customer_id for member in found] == ["1", "2"]
-    assert sent(mocked, 2).url == next_page
-    assert len(mocked.calls) == 3  # a page without a link is the last
-
-
-def test_a_next_link_to_another_host_is_not_followed(
-    mocked: responses.RequestsMock, smaregi: SmaregiClient
-) -> None:
-    token_answer(mocked)
-    mocked.get(CUSTOMERS, json=[member_json()], headers={"Link": '<https://evil.test/x>; rel="next"'})
-    assert len(smaregi.find_members_by_email(EMAIL)) == 1
-    assert all("evil" not in str(call.request.url) for call in mocked.calls)
+    # Japan time with its offset, to the second (the '+' encoded, never read as a space).
+    assert query(request) == [
+        ("page", "3"),
+        ("limit", "500"),
+        ("upd_date_time-from", "2026-11-29T10:00:00+09:00"),
+        ("sort", "updDateTime:desc"),
+    ]
+    assert "%2B09%3A00" in str(request.url)
+    assert len(mocked.calls) == 2  # a Link header is not followed: Smaregi documents none
+    with pytest.raises(ValueError):
+        smaregi.list_members(limit=501)  # sources disagree on 1000 or 500: never above 500
 
 
 def test_find_by_code(mocked: responses.RequestsMock, smaregi: SmaregiClient) -> None:
@@ -327,7 +317,7 @@ def test_get_member_and_a_missing_one(mocked: responses.RequestsMock, smaregi: S
     assert smaregi.get_member("8") is None
 
 
-def test_iter_members_counts_pages_when_there_is_no_link(
+def test_iter_members_counts_pages_until_a_short_one(
     mocked: responses.RequestsMock, smaregi: SmaregiClient
 ) -> None:
     token_answer(mocked)
@@ -335,10 +325,32 @@ def test_iter_members_counts_pages_when_there_is_no_link(
     mocked.get(CUSTOMERS, json=[member_json("3", "C")])
 
     assert [member.customer_id for member in smaregi.iter_members(page_size=2)] == ["1", "2", "3"]
-    assert query(sent(mocked, 1)) == [("limit", "2"), ("page", "1")]
-    assert query(sent(mocked, 2)) == [("limit", "2"), ("page", "2")]
-    with pytest.raises(ValueError):
-        smaregi.iter_members(page_size=1001)
+    assert query(sent(mocked, 1)) == [("page", "1"), ("limit", "2")]
+    assert query(sent(mocked, 2)) == [("page", "2"), ("limit", "2")]
+
+
+def test_reads_and_writes_take_from_their_own_buckets(mocked: responses.RequestsMock, clock: Clock) -> None:
+    reads, writes = RecordingLimiter(), RecordingLimiter()
+    smaregi = SmaregiClient(
+        HttpClient(system="smaregi", base_url=API, limiter=reads),
+        HttpClient(system="smaregi", base_url=ID),
+        contract_id=CONTRACT,
+        client_id="client-1",
+        client_secret="secret-1",
+        scopes=SCOPES,
+        clock=clock,
+        write_limiter=writes,
+    )
+    token_answer(mocked)
+    mocked.get(CUSTOMERS, json=[])
+    mocked.post(CUSTOMERS, json=member_json())
+    mocked.patch(f"{CUSTOMERS}/7", status=429, json={"status": 429}, headers={"Retry-After": "3"})
+    smaregi.find_member_by_code("1")
+    smaregi.create_member(customer_code="1", last_name="山田", first_name="花子", mail_address=EMAIL)
+    with pytest.raises(ThrottledError):
+        smaregi.update_member("7", phone_number="0312345678")
+    assert (reads.acquired, writes.acquired) == (1, 2)
+    assert writes.pauses == [3.0] and reads.pauses == []  # a write's 429 pauses the write bucket
 
 
 # --- writing members ----------------------------------------------------------------------------------
@@ -384,35 +396,30 @@ def test_create_member_sends_every_value_as_a_string(
     }
 
 
-def test_a_taken_code_raises_member_code_taken(
-    mocked: responses.RequestsMock, smaregi: SmaregiClient
+@pytest.mark.parametrize(
+    ("status", "error_class"), [(400, PermanentError), (409, ConflictError), (422, PermanentError)]
+)
+def test_a_refused_create_is_an_error_of_its_status_whatever_it_says(
+    mocked: responses.RequestsMock, smaregi: SmaregiClient, status: int, error_class: type[Exception]
 ) -> None:
     token_answer(mocked)
     mocked.post(
         CUSTOMERS,
-        status=400,
+        status=status,
         json={
             "type": "about:blank",
             "title": "Bad Request",
-            "detail": "Invalid parameters: customerCode.",
-            "status": 400,
+            "detail": f"{EMAIL}: customerCode 4346996870082686 is already used",
+            "status": status,
             "invalid-params": [{"name": "customerCode", "reason": "4346996870082686 is already used"}],
         },
     )
-    with pytest.raises(MemberCodeTaken) as taken:
+    with pytest.raises(PermanentError) as refused:
         smaregi.create_member(
             customer_code="4346996870082686", last_name="山田", first_name="花子", mail_address=EMAIL
         )
-    assert isinstance(taken.value, ConflictError)
-    assert taken.value.customer_code == "4346996870082686" and taken.value.status == 400
-    assert EMAIL not in str(taken.value)
-
-
-def test_a_409_on_create_is_a_taken_code(mocked: responses.RequestsMock, smaregi: SmaregiClient) -> None:
-    token_answer(mocked)
-    mocked.post(CUSTOMERS, status=409, json={"title": "Conflict", "status": 409})
-    with pytest.raises(MemberCodeTaken):
-        smaregi.create_member(customer_code="1", last_name="山田", first_name="花子", mail_address=EMAIL)
+    assert type(refused.value) is error_class and refused.value.status == status
+    assert EMAIL not in str(refused.value)
 
 
 def test_other_validation_problems_are_permanent_and_quote_no_personal_data(
@@ -486,7 +493,7 @@ def test_429_is_throttled_with_retry_after_and_pauses_the_limit(
         headers={"Retry-After": "2"},
     )
     with pytest.raises(ThrottledError) as throttled:
-        smaregi.find_members_by_email(EMAIL)
+        smaregi.list_members()
     assert throttled.value.retry_after == 2.0 and limiter.pauses == [2.0]
     assert EMAIL not in str(throttled.value) and "hanako" not in str(throttled.value)
 
@@ -515,7 +522,7 @@ def test_a_malformed_success_is_transient(mocked: responses.RequestsMock, smareg
     token_answer(mocked)
     mocked.get(CUSTOMERS, body="<html>maintenance</html>")
     with pytest.raises(TransientError):
-        smaregi.find_members_by_email(EMAIL)
+        smaregi.list_members()
 
 
 # --- member codes -------------------------------------------------------------------------------------

@@ -1,0 +1,63 @@
+"""`GET /ops/dead-letters` (filtered by system, reason and status) and one dead letter's page."""
+
+from __future__ import annotations
+
+from flask import abort, render_template, request
+
+from app.ops.blueprint import blueprint
+from app.services import services
+from registrations.hints import REPLAY_TASK
+from registrations.models import DEAD_LETTER_STATUSES, SYSTEMS, DeadLetter
+from registrations.ops_queries import DeadLetterFilter, dead_letter_page, dead_letter_reason
+
+# The reasons a step is dead-lettered with (the text before the first ':' of its message).
+KNOWN_REASONS = ("retries_exhausted", "permanent", "conflict", "not_found", "ambiguous_match", "worker_lost")
+ANY = "any"
+
+
+def requested_filter() -> DeadLetterFilter:
+    """The list's filter from the query string; an unknown value is ignored, status defaults to open."""
+    system = request.args.get("system", "")
+    reason = request.args.get("reason", "")
+    status = request.args.get("status", "open")
+    return DeadLetterFilter(
+        system=system if system in SYSTEMS else None,
+        reason=reason if reason in KNOWN_REASONS else None,
+        status=status if status in DEAD_LETTER_STATUSES else None,
+    )
+
+
+@blueprint.get("/dead-letters")
+def dead_letters() -> str:
+    """Dead letters matching the filter, newest first, with replay and discard for the ones ticked."""
+    wanted = requested_filter()
+    number = request.args.get("page", 1, type=int) or 1
+    with services().database.session() as session:
+        page = dead_letter_page(session, wanted, number=number)
+        return render_template(
+            "ops/dead_letters.html",
+            page=page,
+            wanted=wanted,
+            systems=SYSTEMS,
+            reasons=KNOWN_REASONS,
+            statuses=DEAD_LETTER_STATUSES,
+            any_status=ANY,
+            reason_of=dead_letter_reason,
+            back=request.full_path.rstrip("?"),
+        )
+
+
+@blueprint.get("/dead-letters/<int:dead_letter_id>")
+def dead_letter(dead_letter_id: int) -> str:
+    """One dead letter: what failed and why, and the three ways to re-run it."""
+    with services().database.session() as session:
+        letter = session.get(DeadLetter, dead_letter_id)
+        if letter is None:
+            abort(404)
+        return render_template(
+            "ops/dead_letter.html",
+            letter=letter,
+            reason=dead_letter_reason(letter.message),
+            replay_task=REPLAY_TASK,
+            back=request.full_path.rstrip("?"),
+        )

@@ -1,0 +1,399 @@
+"""The Smaregi member directory: who is a member, by e-mail, as far as matching needs it.
+
+Smaregi documents no search by e-mail (members can be filtered by code, member number, id range and
+update time only), so Membersync keeps its own index: per member its customerId, customerCode,
+normalised e-mail and updDateTime, nothing else. It is fed by
+
+    a full load        every member, page by page (never the whole list in memory); rows of members
+                       that no longer exist are removed only once the load has completed, and only
+                       after Smaregi confirms each is gone (a page that shifted under a deletion
+                       must not cost a member its row)
+    an incremental     members changed since the watermark (minus an overlap), newest first, so a
+    pull               change during the pull shifts pages forward (read twice) instead of skipping
+                       one; Smaregi allows a 31-day range at most, so an older watermark means a
+                       full load
+    on demand          before a create, when the last pull is older than a bound
+    the webhook        `pos:customers`: the ids it names are re-read through the API
+    our own writes     a member we create is recorded at once
+
+Every read and write here is its own short transaction; no transaction is open while Smaregi is
+called.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import case, delete, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from config.settings import Settings
+from connectors.errors import ThrottledError
+from connectors.interfaces import SmaregiApi
+from connectors.smaregi import MAX_PAGE_SIZE, SmaregiMember
+from registrations.database import Database
+from registrations.models import DirectoryMember, SyncCursor, utcnow
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CURSOR = "smaregi_directory"
+PAGE_SIZE = MAX_PAGE_SIZE
+NEWEST_FIRST = "updDateTime:desc"
+# Each pull re-reads this much before the newest change it has seen: updDateTime has whole seconds,
+# and a change committed late on Smaregi's side may carry a time a little before one already seen.
+OVERLAP = timedelta(seconds=60)
+# Smaregi refuses an update-time range over 31 days; a day less leaves room for clocks and the overlap.
+INCREMENTAL_RANGE = timedelta(days=30)
+# A background pull that is throttled waits this long in total before it gives up (the next run
+# starts over from the watermark); a pipeline step never waits (its task is re-scheduled).
+PATIENCE_SECONDS = 120.0
+# More members than this with one e-mail are reported as they are, without re-reading each.
+CONFIRM_AT_MOST = 5
+EMAIL_MAX = 254
+
+
+@dataclass(frozen=True)
+class DirectoryEntry:
+    """One member as the directory knows it (no names, no phones)."""
+
+    customer_id: str
+    customer_code: str
+    email: str | None
+
+
+@dataclass
+class SyncReport:
+    """What one directory sync did (JSON for the CLI and the task result; no personal data)."""
+
+    kind: str  # "full", "incremental" or "fresh" (nothing to do)
+    pages: int = 0
+    members: int = 0
+    removed: int = 0
+    watermark: str | None = None
+    seconds: float = 0.0
+    reasons: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The report as a JSON object."""
+        return asdict(self)
+
+
+def normalise_email(email: str | None) -> str | None:
+    """An e-mail as the directory stores and matches it: trimmed, lower case; None when unusable."""
+    if not email:
+        return None
+    text = email.strip().lower()
+    return text if text and len(text) <= EMAIL_MAX else None
+
+
+class MemberDirectory:
+    """The directory over one database; thread-safe, one refresh at a time per instance."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.database = database
+        self._clock = clock
+        self._sleep = sleep
+        self._refreshing = threading.Lock()
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def members_with_email(self, email: str) -> list[DirectoryEntry]:
+        """The members whose normalised e-mail is `email`'s, oldest customerId first."""
+        wanted = normalise_email(email)
+        if wanted is None:
+            return []
+        with self.database.session() as session:
+            rows = session.scalars(select(DirectoryMember).where(DirectoryMember.email == wanted))
+            entries = [DirectoryEntry(row.customer_id, row.customer_code, row.email) for row in rows]
+        return sorted(entries, key=lambda entry: (len(entry.customer_id), entry.customer_id))
+
+    def cursor(self) -> SyncCursor | None:
+        """The directory's sync cursor (watermark, last refresh, last full load), detached."""
+        with self.database.session() as session:
+            return session.get(SyncCursor, CURSOR)
+
+    def age_seconds(self) -> float | None:
+        """Seconds since the last pull began; None when the directory was never loaded."""
+        cursor = self.cursor()
+        if cursor is None or cursor.full_sync_at is None or cursor.refreshed_at is None:
+            return None
+        return (self._clock() - cursor.refreshed_at).total_seconds()
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def record(self, members: Iterable[SmaregiMember]) -> int:
+        """Upsert `members` in one short transaction; an older state never replaces a newer one."""
+        now = self._clock()
+        rows: dict[str, dict[str, Any]] = {}
+        for member in members:
+            row: dict[str, Any] = {
+                "customer_id": member.customer_id[:32],
+                "customer_code": member.customer_code[:20],
+                "email": normalise_email(member.mail_address),
+                "upd_date_time": member.updated_at,
+                "seen_at": now,
+            }
+            known = rows.get(row["customer_id"])
+            if known is None or _newer(row["upd_date_time"], known["upd_date_time"]):
+                rows[row["customer_id"]] = row
+        if rows:
+            with self.database.session() as session:
+                session.execute(_upsert(session, list(rows.values())))
+        return len(rows)
+
+    def forget(self, customer_ids: Iterable[str]) -> int:
+        """Remove the rows of members Smaregi no longer has."""
+        ids = list(customer_ids)
+        if not ids:
+            return 0
+        with self.database.session() as session:
+            result = session.execute(delete(DirectoryMember).where(DirectoryMember.customer_id.in_(ids)))
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    # --- what the pipeline step asks -----------------------------------------------------------
+
+    def refresh_if_stale(self, smaregi: SmaregiApi, max_age_seconds: float) -> SyncReport | None:
+        """Pull now if the last pull began more than `max_age_seconds` ago (a step never waits)."""
+        age = self.age_seconds()
+        if age is not None and age <= max_age_seconds:
+            return None
+        with self._refreshing:
+            age = self.age_seconds()  # another thread may have pulled while this one waited
+            if age is not None and age <= max_age_seconds:
+                return None
+            return self.pull(smaregi, patient=False)
+
+    def confirm(
+        self, smaregi: SmaregiApi, entries: Sequence[DirectoryEntry], email: str
+    ) -> list[SmaregiMember]:
+        """Re-read `entries` by id: the members that still exist and still hold `email`.
+
+        The directory is an index, Smaregi the truth: a row left by a deleted member or an e-mail
+        changed at the till is corrected here rather than linked. Above CONFIRM_AT_MOST entries they
+        are taken as they are (a conflict for a person either way).
+        """
+        if len(entries) > CONFIRM_AT_MOST:
+            return [SmaregiMember(e.customer_id, e.customer_code, e.email, None, None) for e in entries]
+        wanted = normalise_email(email)
+        holding: list[SmaregiMember] = []
+        for entry in entries:
+            member = smaregi.get_member(entry.customer_id)
+            if member is None:
+                self.forget([entry.customer_id])
+                continue
+            self.record([member])
+            if normalise_email(member.mail_address) == wanted:
+                holding.append(member)
+        return holding
+
+    # --- pulls ---------------------------------------------------------------------------------
+
+    def pull(self, smaregi: SmaregiApi, *, patient: bool = True) -> SyncReport:
+        """An incremental pull from the watermark (minus the overlap), or a full load when needed."""
+        cursor = self.cursor()
+        started = self._clock()
+        if cursor is None or cursor.full_sync_at is None or cursor.watermark is None:
+            return self.full_load(smaregi, patient=patient, reason="never loaded")
+        since = cursor.watermark - OVERLAP
+        if started - since > INCREMENTAL_RANGE:
+            return self.full_load(smaregi, patient=patient, reason="watermark older than 30 days")
+        report = SyncReport("incremental")
+        newest: datetime | None = None
+        page = 1
+        while True:
+            members = self._patiently(
+                lambda: smaregi.list_members(
+                    page=page,  # noqa: B023 - called at once, within this iteration
+                    limit=PAGE_SIZE,
+                    updated_from=since,
+                    sort=NEWEST_FIRST,
+                ),
+                patient,
+            )
+            self.record(members)
+            report.pages += 1
+            report.members += len(members)
+            newest = _latest(newest, members)
+            if len(members) < PAGE_SIZE:
+                break
+            page += 1
+        watermark = self._advance(started, newest, full=False)
+        report.watermark = watermark.isoformat() if watermark else None
+        report.seconds = round((self._clock() - started).total_seconds(), 3)
+        return report
+
+    def full_load(
+        self, smaregi: SmaregiApi, *, patient: bool = True, reason: str | None = None
+    ) -> SyncReport:
+        """Every member, page by page (upserted page by page); then the rows of members gone."""
+        started = self._clock()
+        report = SyncReport("full", reasons=[reason] if reason else [])
+        newest: datetime | None = None
+        page = 1
+        while True:
+            # No filter and no sort: Smaregi's own order. A deletion meanwhile can shift a member past
+            # a page boundary; the removal below re-reads each unseen row before dropping it.
+            members = self._patiently(
+                lambda: smaregi.list_members(page=page, limit=PAGE_SIZE),  # noqa: B023 - called at once
+                patient,
+            )
+            self.record(members)
+            report.pages += 1
+            report.members += len(members)
+            newest = _latest(newest, members)
+            if len(members) < PAGE_SIZE:
+                break
+            page += 1
+        watermark = self._advance(started, newest, full=True)
+        report.watermark = watermark.isoformat() if watermark else None
+        report.removed = self._remove_unseen(smaregi, started, patient)
+        report.seconds = round((self._clock() - started).total_seconds(), 3)
+        return report
+
+    def reread(
+        self, smaregi: SmaregiApi, customer_ids: Iterable[str], *, patient: bool = True
+    ) -> dict[str, int]:
+        """Re-read members by id (the webhook names them): update the rows of those there, drop the rest."""
+        counts = {"updated": 0, "removed": 0}
+        for customer_id in dict.fromkeys(customer_ids):
+            member = self._patiently(lambda: smaregi.get_member(customer_id), patient)  # noqa: B023
+            if member is None:
+                counts["removed"] += self.forget([customer_id])
+            else:
+                counts["updated"] += self.record([member])
+        return counts
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _remove_unseen(self, smaregi: SmaregiApi, started: datetime, patient: bool) -> int:
+        """Drop rows the full load did not see, once Smaregi confirms each member is gone."""
+        removed = 0
+        after = ""  # keyset paging: every unseen row is looked at once, whatever happens to it
+        while True:
+            with self.database.session() as session:
+                ids = list(
+                    session.scalars(
+                        select(DirectoryMember.customer_id)
+                        .where(DirectoryMember.seen_at < started, DirectoryMember.customer_id > after)
+                        .order_by(DirectoryMember.customer_id)
+                        .limit(PAGE_SIZE)
+                    )
+                )
+            if not ids:
+                return removed
+            removed += self.reread(smaregi, ids, patient=patient)["removed"]
+            after = ids[-1]
+
+    def _advance(self, started: datetime, newest: datetime | None, *, full: bool) -> datetime | None:
+        """Move the cursor on after a completed pull; the watermark never goes back."""
+        if full:
+            # A long load misses changes to pages it already read: the next pull starts from when
+            # this one began, not from the newest change it happened to see.
+            newest = min(newest, started) if newest is not None else started
+        with self.database.session() as session:
+            _ensure_cursor(session)
+            cursor = session.get(SyncCursor, CURSOR, with_for_update=True)
+            assert cursor is not None
+            if newest is not None and (cursor.watermark is None or newest > cursor.watermark):
+                cursor.watermark = newest
+            if cursor.refreshed_at is None or started > cursor.refreshed_at:
+                cursor.refreshed_at = started
+            if full and (cursor.full_sync_at is None or started > cursor.full_sync_at):
+                cursor.full_sync_at = started
+            return cursor.watermark
+
+    def _patiently(self, call: Callable[[], T], patient: bool) -> T:
+        """`call()`, waiting out throttling (ours or Smaregi's) up to PATIENCE_SECONDS when `patient`."""
+        waited = 0.0
+        while True:
+            try:
+                return call()
+            except ThrottledError as error:
+                wait = max(error.retry_after or 0.0, 0.05)
+                if not patient or waited + wait > PATIENCE_SECONDS:
+                    raise
+                self._sleep(wait)
+                waited += wait
+
+
+def _newer(candidate: datetime | None, current: datetime | None) -> bool:
+    return candidate is None or current is None or candidate >= current
+
+
+def _latest(newest: datetime | None, members: Iterable[SmaregiMember]) -> datetime | None:
+    for member in members:
+        if member.updated_at is not None and (newest is None or member.updated_at > newest):
+            newest = member.updated_at
+    return newest
+
+
+def _insert(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+def _upsert(session: Session, rows: list[dict[str, Any]]) -> Any:
+    """INSERT ... ON CONFLICT: a row's fields change only for a state at least as new as the stored one."""
+    statement = _insert(session)(DirectoryMember).values(rows)
+    excluded = statement.excluded
+    table = DirectoryMember.__table__.c
+    newer = or_(
+        table.upd_date_time.is_(None),
+        excluded.upd_date_time.is_(None),
+        excluded.upd_date_time >= table.upd_date_time,
+    )
+    changes = {
+        name: case((newer, getattr(excluded, name)), else_=getattr(table, name))
+        for name in ("customer_code", "email", "upd_date_time")
+    }
+    return statement.on_conflict_do_update(
+        index_elements=[table.customer_id], set_={**changes, "seen_at": excluded.seen_at}
+    )
+
+
+def _ensure_cursor(session: Session) -> None:
+    session.execute(_insert(session)(SyncCursor).values(name=CURSOR).on_conflict_do_nothing())
+
+
+# One directory per database URL for steps built from settings alone (a step is constructed with
+# settings only). Engines are kept for the few most recent URLs (tests use one database each).
+_SHARED: OrderedDict[str, MemberDirectory] = OrderedDict()
+_SHARED_LOCK = threading.Lock()
+_SHARED_AT_MOST = 4
+
+
+def directory_for(settings: Settings) -> MemberDirectory:
+    """The process's directory over the configured database (a small pool of its own)."""
+    with _SHARED_LOCK:
+        directory = _SHARED.get(settings.database_url)
+        if directory is not None:
+            _SHARED.move_to_end(settings.database_url)
+            return directory
+        if settings.database_url.startswith("sqlite"):
+            database = Database(settings.database_url)
+        else:
+            # Short transactions only: a couple of connections are plenty beside the step ledger's pool.
+            database = Database(
+                settings.database_url, pool_size=2, max_overflow=settings.database_max_overflow
+            )
+        directory = _SHARED[settings.database_url] = MemberDirectory(database)
+        while len(_SHARED) > _SHARED_AT_MOST:
+            _, evicted = _SHARED.popitem(last=False)
+            evicted.database.dispose()
+        return directory

@@ -1,0 +1,197 @@
+"""What the ops console reads: counts, sync-time percentiles, finders, dead-letter and audit pages.
+
+Read-only queries that work the same on SQLite and PostgreSQL; anything a portable SQL expression
+cannot say (a dead letter's reason, percentiles) is computed in Python over a bounded query.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from registrations.models import (
+    REGISTRATION_STATUSES,
+    DeadLetter,
+    OpsAuditEntry,
+    ReconciliationRun,
+    Registration,
+    utcnow,
+)
+
+# Every percentile of the overview is computed over at most this many synced registrations (the
+# newest): enough for a stable p99, bounded in memory whatever the day's volume.
+SYNC_TIME_SAMPLE = 20_000
+# The overview counts reasons over at most this many open dead letters (an outage can open many).
+REASON_SAMPLE = 20_000
+# A reason is an identifier (retries_exhausted, permanent, ...); the rest of a message is detail.
+REASON_PREFIX_CHARS = 64
+PAGE_SIZE = 50
+
+
+def dead_letter_reason(message: str | None) -> str:
+    """The reason a dead letter was written: the text of its message before the first ':'."""
+    reason, colon, _ = (message or "").partition(":")
+    return reason.strip() if colon else "unknown"
+
+
+def normalise_email(address: str) -> str:
+    """An address as the intake stores it (NFKC, trimmed, lower case), so ops find what was typed."""
+    return unicodedata.normalize("NFKC", address).strip().lower()
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
+    """The nearest-rank percentile of already sorted values (None when there are none)."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def registrations_by_status(session: Session) -> dict[str, int]:
+    """How many registrations are in each status (every status listed, zero included)."""
+    counts = dict.fromkeys(REGISTRATION_STATUSES, 0)
+    for status, count in session.execute(
+        select(Registration.status, func.count()).group_by(Registration.status)
+    ):
+        counts[status] = count
+    return counts
+
+
+def open_dead_letters_by_system_and_reason(session: Session) -> dict[tuple[str, str], int]:
+    """Open dead letters counted by (system, reason), largest first."""
+    rows = session.execute(
+        select(DeadLetter.system, func.substr(DeadLetter.message, 1, REASON_PREFIX_CHARS))
+        .where(DeadLetter.status == "open")
+        .order_by(DeadLetter.id.desc())
+        .limit(REASON_SAMPLE)
+    )
+    counted: Counter[tuple[str, str]] = Counter(
+        (str(system), dead_letter_reason(str(prefix))) for system, prefix in rows
+    )
+    return dict(counted.most_common())
+
+
+@dataclass(frozen=True)
+class SyncTimes:
+    """Seconds from acceptance to synced over a window: how many, and p50 / p90 / p99."""
+
+    count: int
+    p50: float | None
+    p90: float | None
+    p99: float | None
+
+
+def time_to_synced(session: Session, *, window: timedelta = timedelta(hours=24)) -> SyncTimes:
+    """Percentiles of created_at → updated_at of the registrations that became synced in `window`."""
+    since = utcnow() - window
+    rows = session.execute(
+        select(Registration.created_at, Registration.updated_at)
+        .where(Registration.status == "synced", Registration.updated_at >= since)
+        .order_by(Registration.updated_at.desc())
+        .limit(SYNC_TIME_SAMPLE)
+    )
+    seconds = sorted(max(0.0, (updated - created).total_seconds()) for created, updated in rows)
+    return SyncTimes(
+        count=len(seconds),
+        p50=percentile(seconds, 0.50),
+        p90=percentile(seconds, 0.90),
+        p99=percentile(seconds, 0.99),
+    )
+
+
+def last_reconciliation_run(session: Session) -> ReconciliationRun | None:
+    """The most recently started reconciliation run, if there was one."""
+    return session.scalar(select(ReconciliationRun).order_by(ReconciliationRun.started_at.desc()).limit(1))
+
+
+def registration_with_steps(session: Session, registration_id: str) -> Registration | None:
+    """One registration with its steps loaded; None for an unknown or malformed id."""
+    try:
+        key = str(uuid.UUID(registration_id.strip()))
+    except ValueError:
+        return None
+    return session.scalar(
+        select(Registration).where(Registration.id == key).options(selectinload(Registration.steps))
+    )
+
+
+def registrations_by_email(session: Session, address: str, *, limit: int = PAGE_SIZE) -> list[Registration]:
+    """The registrations made with `address` (normalised as the intake does), newest first."""
+    return list(
+        session.scalars(
+            select(Registration)
+            .where(Registration.email == normalise_email(address))
+            .order_by(Registration.created_at.desc())
+            .limit(limit)
+        )
+    )
+
+
+def dead_letters_of(session: Session, registration_id: str) -> list[DeadLetter]:
+    """Every dead letter of one registration, newest first."""
+    return list(
+        session.scalars(
+            select(DeadLetter)
+            .where(DeadLetter.registration_id == registration_id)
+            .order_by(DeadLetter.id.desc())
+        )
+    )
+
+
+@dataclass(frozen=True)
+class DeadLetterFilter:
+    """Which dead letters a list shows: a system, a reason and a status (any when None)."""
+
+    system: str | None = None
+    reason: str | None = None
+    status: str | None = "open"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a newest-first list, and whether there is a next one."""
+
+    rows: list[Any]
+    number: int
+    has_next: bool
+
+
+def dead_letter_page(session: Session, wanted: DeadLetterFilter, *, number: int = 1) -> Page:
+    """One page of the dead letters that match `wanted`, newest first.
+
+    The reason is matched on the message's prefix `reason:` in SQL, so paging stays in the database.
+    """
+    query = select(DeadLetter)
+    if wanted.system:
+        query = query.where(DeadLetter.system == wanted.system)
+    if wanted.status:
+        query = query.where(DeadLetter.status == wanted.status)
+    if wanted.reason:
+        query = query.where(DeadLetter.message.startswith(f"{wanted.reason}:", autoescape=True))
+    return _page(session, query.order_by(DeadLetter.id.desc()), number)
+
+
+def dead_letter_systems(session: Session) -> list[str]:
+    """The systems that have any dead letter (for the filter's choices)."""
+    return sorted(session.scalars(select(DeadLetter.system).distinct()))
+
+
+def audit_page(session: Session, *, number: int = 1) -> Page:
+    """One page of the ops audit trail, newest first."""
+    query = select(OpsAuditEntry).order_by(OpsAuditEntry.at.desc(), OpsAuditEntry.id.desc())
+    return _page(session, query, number)
+
+
+def _page(session: Session, query: Any, number: int) -> Page:
+    number = max(1, number)
+    rows = list(session.scalars(query.offset((number - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)))
+    return Page(rows=rows[:PAGE_SIZE], number=number, has_next=len(rows) > PAGE_SIZE)

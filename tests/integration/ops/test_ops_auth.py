@@ -1,0 +1,175 @@
+"""Who may use the ops console: a sign-in with OPS_USERNAME / OPS_PASSWORD, a CSRF token on every POST,
+a rate-limited sign-in form, a sign-out, and an audit row for each sign-in attempt."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from app import create_app
+from config.settings import ConfigError, Settings
+from registrations.database import Database
+from registrations.models import DeadLetter, OpsAuditEntry
+from tests.integration.ops.conftest import OPS_PASSWORD, OPS_USERNAME, Seeder, csrf_token, post_form, sign_in
+
+PAGES = ["/ops/", "/ops/find", "/ops/dead-letters", "/ops/dead-letters/1", "/ops/audit"]
+
+
+def audit_rows(database: Database) -> list[OpsAuditEntry]:
+    with database.session() as session:
+        rows = list(session.scalars(select(OpsAuditEntry).order_by(OpsAuditEntry.id)))
+        session.expunge_all()
+        return rows
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_anonymous_pages_redirect_to_the_sign_in(anonymous: Any, path: str) -> None:
+    answer = anonymous.get(path)
+    assert answer.status_code == 302
+    assert answer.headers["Location"].startswith("/ops/login?next=")
+
+
+def test_anonymous_post_is_refused_and_changes_nothing(
+    anonymous: Any, seed: Seeder, database: Database
+) -> None:
+    letter_id = seed.dead(seed.registration(), "smaregi")
+    page = anonymous.get("/ops/login")  # a session and a CSRF token, but no sign-in
+    answer = anonymous.post(
+        "/ops/dead-letters/act",
+        data={"ids": str(letter_id), "action": "discard", "note": "x", "csrf_token": csrf_token(page.text)},
+    )
+    assert answer.status_code == 401
+    with database.session() as session:
+        letter = session.get(DeadLetter, letter_id)
+        assert letter is not None and letter.status == "open"
+
+
+def test_signing_in_leads_on_to_the_page_asked_for_and_is_audited(anonymous: Any, database: Database) -> None:
+    asked = anonymous.get("/ops/dead-letters?status=open")
+    login_page = anonymous.get(asked.headers["Location"])
+    assert 'name="next" value="/ops/dead-letters?status=open"' in login_page.text
+    answer = anonymous.post(
+        "/ops/login",
+        data={
+            "username": OPS_USERNAME,
+            "password": OPS_PASSWORD,
+            "next": "/ops/dead-letters?status=open",
+            "csrf_token": csrf_token(login_page.text),
+        },
+        environ_base={"REMOTE_ADDR": "192.0.2.10"},
+    )
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == "/ops/dead-letters?status=open"
+    assert anonymous.get("/ops/").status_code == 200
+    [row] = audit_rows(database)
+    assert (row.action, row.operator, row.client_address) == ("login", OPS_USERNAME, "192.0.2.10")
+
+
+def test_next_never_leads_outside_the_console(anonymous: Any) -> None:
+    page = anonymous.get("/ops/login?next=https://evil.example/")
+    assert 'name="next" value="/ops/"' in page.text
+    answer = anonymous.post(
+        "/ops/login",
+        data={
+            "username": OPS_USERNAME,
+            "password": OPS_PASSWORD,
+            "next": "//evil.example/ops/",
+            "csrf_token": csrf_token(page.text),
+        },
+    )
+    assert answer.headers["Location"] == "/ops/"
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [
+        (OPS_USERNAME, "wrong password"),
+        ("someone-else", OPS_PASSWORD),
+        ("", ""),
+        (OPS_USERNAME, OPS_PASSWORD + "x"),
+    ],
+)
+def test_wrong_credentials_are_refused_with_401_revealing_nothing(
+    anonymous: Any, database: Database, username: str, password: str
+) -> None:
+    answer = sign_in(anonymous, username, password, REMOTE_ADDR="198.51.100.7")
+    assert answer.status_code == 401
+    assert "do not match" in answer.text
+    # Which half was wrong is not said, and nothing typed is echoed back.
+    for typed in {username, password} - {""}:
+        assert typed not in answer.text
+    assert anonymous.get("/ops/").status_code == 302
+    [row] = audit_rows(database)
+    assert (row.action, row.operator, row.client_address) == ("login_refused", username, "198.51.100.7")
+
+
+def test_the_refusal_is_the_same_page_whichever_half_is_wrong(anonymous: Any) -> None:
+    def refusal(username: str, password: str) -> str:
+        body: str = sign_in(anonymous, username, password).text
+        return body.replace(csrf_token(body), "TOKEN")
+
+    assert refusal(OPS_USERNAME, "wrong") == refusal("wrong", OPS_PASSWORD)
+
+
+def test_a_post_without_the_csrf_token_is_refused_with_400(anonymous: Any, ops: Any, seed: Seeder) -> None:
+    anonymous.get("/ops/login")
+    no_token = anonymous.post("/ops/login", data={"username": OPS_USERNAME, "password": OPS_PASSWORD})
+    assert no_token.status_code == 400
+    assert anonymous.get("/ops/").status_code == 302  # not signed in
+
+    letter_id = seed.dead(seed.registration(), "hubspot")
+    for token in (
+        None,
+        "forged",
+        csrf_token(anonymous.get("/ops/login").text),
+    ):  # the last: another session's
+        data = {"ids": str(letter_id), "action": "replay"} | ({"csrf_token": token} if token else {})
+        assert ops.post("/ops/dead-letters/act", data=data).status_code == 400
+    assert "open" in ops.get(f"/ops/dead-letters/{letter_id}").text
+
+
+def test_sign_in_is_rate_limited_per_client(anonymous: Any, ops_app: Any) -> None:
+    answers = [sign_in(anonymous, OPS_USERNAME, f"guess {n}").status_code for n in range(10)]
+    assert answers == [401] * 10
+    limited = sign_in(anonymous, OPS_USERNAME, OPS_PASSWORD)
+    assert limited.status_code == 429
+    assert "Too many" in limited.text
+    # Another address has its own allowance.
+    other = ops_app.test_client()
+    assert sign_in(other, OPS_USERNAME, OPS_PASSWORD, REMOTE_ADDR="203.0.113.9").status_code == 303
+
+
+def test_sign_out_ends_the_session(ops: Any, database: Database) -> None:
+    answer = post_form(ops, "/ops/", "/ops/logout", {})
+    assert answer.status_code == 303 and answer.headers["Location"] == "/ops/login"
+    assert ops.get("/ops/").status_code == 302
+    assert [row.action for row in audit_rows(database)] == ["login", "logout"]
+
+
+def test_changing_the_password_ends_sessions_signed_in_under_the_old_one(
+    ops: Any, make_settings: Callable[..., Settings], database: Database, clean_redis: str
+) -> None:
+    cookie = ops.get_cookie("session")
+    assert cookie is not None and ops.get("/ops/").status_code == 200
+    rotated = make_settings(OPS_USERNAME=OPS_USERNAME, OPS_PASSWORD="a new password", REDIS_URL=clean_redis)
+    other = create_app(rotated, database=database).test_client()
+    other.set_cookie("session", cookie.value)
+    assert other.get("/ops/").status_code == 302
+
+
+def test_production_refuses_to_start_without_ops_credentials(
+    make_settings: Callable[..., Settings], database: Database
+) -> None:
+    production = {"MEMBERSYNC_ENV": "production", "SECRET_KEY": "k" * 32, "MEMBER_CODE_KEY": "m" * 32}
+    with pytest.raises(ConfigError, match="OPS_USERNAME and OPS_PASSWORD"):
+        create_app(make_settings(**production), database=database)
+    configured = make_settings(**production, OPS_USERNAME="ops", OPS_PASSWORD="secret")
+    assert create_app(configured, database=database).test_client().get("/ops/login").status_code == 200
+
+
+def test_dev_mode_falls_back_to_ops_ops(make_settings: Callable[..., Settings], database: Database) -> None:
+    client = create_app(make_settings(), database=database).test_client()
+    assert sign_in(client, "ops", "ops").status_code == 303

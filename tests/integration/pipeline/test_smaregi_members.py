@@ -1,0 +1,123 @@
+"""The Smaregi step with a real worker against the emulator, which (like Smaregi) has no e-mail filter:
+people are matched in the member directory, and an unclear create is settled by its code."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import requests
+from sqlalchemy import select
+
+from connectors.smaregi import member_code
+from registrations.models import DeadLetter, DirectoryMember, Identity
+from tests.support.pipeline import Pipeline, assert_exactly_once, person
+
+
+def _till(sandbox: Any, email: str, code: str) -> dict[str, Any]:
+    """A member made at the shop's register, straight in Smaregi."""
+    base = sandbox.urls["smaregi"]
+    token = requests.post(
+        f"{base}/app/sandbox/token",
+        auth=("sandbox-client", "sandbox-secret"),
+        data={"grant_type": "client_credentials", "scope": "pos.customers:read pos.customers:write"},
+        timeout=5,
+    ).json()["access_token"]
+    response = requests.post(
+        f"{base}/sandbox/pos/customers",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"customerCode": code, "lastName": "山田", "firstName": "花子", "mailAddress": email},
+        timeout=5,
+    )
+    assert response.status_code == 200, response.text
+    member: dict[str, Any] = response.json()
+    return member
+
+
+def _smaregi_calls(sandbox: Any) -> dict[str, int]:
+    return {name: count for name, count in sandbox.state("smaregi")["requests"].items() if "member" in name}
+
+
+def test_a_member_made_at_the_register_two_seconds_earlier_is_linked(
+    pipeline: Pipeline, sandbox: Any
+) -> None:
+    pipeline.start_worker()
+    # The directory is current: one registration has gone through, so it was loaded.
+    warm_up = pipeline.register(person(1))
+    assert pipeline.wait_settled([warm_up]) == {warm_up: "synced"}
+
+    walk_in = _till(sandbox, "member2@example.com", "STORE-000123")
+    time.sleep(2)
+    registration_id = pipeline.register(person(2))
+
+    assert pipeline.wait_settled([registration_id]) == {registration_id: "synced"}
+    held = [m for m in sandbox.state("smaregi")["customers"] if m["mailAddress"] == "member2@example.com"]
+    assert [(m["customerId"], m["customerCode"]) for m in held] == [(walk_in["customerId"], "STORE-000123")]
+    with pipeline.database.session() as session:
+        identity = session.scalar(select(Identity).where(Identity.email == "member2@example.com"))
+        assert identity is not None and identity.smaregi_customer_code == "STORE-000123"
+    messages = [m for m in sandbox.messages() if "member2@example.com" in m["recipients"]]
+    assert len(messages) == 1 and "STORE-000123" in (messages[0]["text"] or "")
+    step = pipeline.client.get(f"/api/registrations/{registration_id}").get_json()["steps"]["smaregi"]
+    assert step["external_id"] == walk_in["customerId"]
+    assert_exactly_once(sandbox, {"member1@example.com", "member2@example.com"})
+    # Never an e-mail in a URL: the emulator saw only documented list parameters.
+    assert "mail_address" not in str(sandbox.state("smaregi"))
+
+
+def test_two_members_with_the_email_are_a_dead_letter_naming_both_codes(
+    pipeline: Pipeline, sandbox: Any
+) -> None:
+    _till(sandbox, "member3@example.com", "STORE-1")
+    _till(sandbox, "Member3@Example.com", "STORE-2")
+    pipeline.start_worker()
+
+    registration_id = pipeline.register(person(3))
+
+    assert pipeline.wait_settled([registration_id]) == {registration_id: "partial"}
+    with pipeline.database.session() as session:
+        (letter,) = session.scalars(select(DeadLetter))
+        assert letter.system == "smaregi" and letter.attempts == 1
+        assert "ambiguous_match" in letter.message
+        assert "STORE-1" in letter.message and "STORE-2" in letter.message
+        assert "member3@" not in letter.message.lower()
+    assert len(sandbox.state("smaregi")["customers"]) == 2  # nothing created beside them
+
+
+def test_an_unclear_create_makes_exactly_one_member(pipeline: Pipeline, sandbox: Any) -> None:
+    pipeline.start_worker()
+    warm_up = pipeline.register(person(10))  # loads the directory, so the faults hit creates
+    assert pipeline.wait_settled([warm_up]) == {warm_up: "synced"}
+    sandbox.faults("smaregi", timeout_after_commit_rate=1.0)
+
+    registration_id = pipeline.register(person(11))
+    deadline = time.monotonic() + 30
+    while not any(m["mailAddress"] == "member11@example.com" for m in sandbox.state("smaregi")["customers"]):
+        assert time.monotonic() < deadline, "the create never reached the emulator"
+        time.sleep(0.2)
+    sandbox.faults("smaregi")  # the answer was lost; from now on Smaregi answers again
+
+    assert pipeline.wait_settled([registration_id]) == {registration_id: "synced"}
+    held = [m for m in sandbox.state("smaregi")["customers"] if m["mailAddress"] == "member11@example.com"]
+    key = pipeline.settings.member_code_secret
+    assert [m["customerCode"] for m in held] == [member_code("member11@example.com", key=key)]
+    with pipeline.database.session() as session:
+        row = session.get(DirectoryMember, held[0]["customerId"])
+        assert row is not None and row.email == "member11@example.com"
+
+
+def test_server_errors_and_lost_answers_together_leave_one_member_per_person(
+    pipeline: Pipeline, sandbox: Any
+) -> None:
+    pipeline.start_worker()
+    warm_up = pipeline.register(person(20))
+    assert pipeline.wait_settled([warm_up]) == {warm_up: "synced"}
+    sandbox.faults("smaregi", error_rate=0.3, timeout_after_commit_rate=0.2, seed=7)
+    ids = [pipeline.register(person(number)) for number in range(21, 27)]
+    time.sleep(3)
+    sandbox.faults("smaregi", error_rate=0.3, seed=8)  # held answers go; 5xx go on a while longer
+
+    statuses = pipeline.wait_settled(ids, timeout=180)
+
+    assert set(statuses.values()) == {"synced"}, pipeline.describe_unsettled(ids)
+    assert_exactly_once(sandbox, {f"member{number}@example.com" for number in range(20, 27)})

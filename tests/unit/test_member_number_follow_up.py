@@ -1,0 +1,286 @@
+"""A welcome that went out without the member number is followed by the number, once, as soon as the
+Smaregi step succeeds (replay, backfill); a welcome that carried it is followed by nothing.
+
+In-process: SQLite, fakes behind every connector, Celery eager; the ledger, the steps and the
+publishing are the real ones, only the broker is a list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+import tasks.base
+from config.settings import Settings
+from config.systems import SYSTEMS
+from connectors.errors import PermanentError
+from connectors.fakes import FakeHubSpot, FakeMailer, FakeShopify, FakeSmaregi
+from connectors.mailer import MemberNumberMessage, WelcomeMessage
+from connectors.registry import Connectors
+from registrations.database import Database
+from registrations.intake import accept_registration
+from registrations.locks import LocalPersonLocks
+from registrations.models import Base, DeadLetter, Identity, OutboxMessage, Registration
+from registrations.replay import NothingToReplay, backfill, replay
+from registrations.steps.base import Known, Registrant, Work
+from registrations.steps.email import WelcomeEmailStep
+from registrations.sync import queue_member_number_mail
+from tasks.factory import create_celery_app
+
+PERSON = {"email": "hanako@example.com", "first_name": "花子", "last_name": "山田", "locale": "ja"}
+REFUSED = PermanentError("HTTP 403: plan", system="smaregi")
+
+
+class World:
+    """A Celery app in eager mode over a SQLite file, fakes behind the connectors, a list for a broker."""
+
+    def __init__(self, tmp_path: Path, **env: str) -> None:
+        self.environ = {
+            "MEMBERSYNC_ENV": "test",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'unit.db'}",
+            "CELERY_BROKER_URL": "memory://",
+            **env,
+        }
+        self.settings = Settings.from_env(environ=self.environ)
+        self.database = Database(self.settings.database_url)
+        Base.metadata.create_all(self.database.engine)
+        self.celery = create_celery_app(self.settings, self.database)
+        self.celery.conf.task_always_eager = True
+        self.celery.loader.import_default_modules()
+        self.shopify, self.smaregi = FakeShopify(), FakeSmaregi()
+        self.hubspot, self.mailer = FakeHubSpot(), FakeMailer()
+        runtime = self.celery.membersync
+        runtime._connectors = Connectors(
+            {"shopify": self.shopify, "smaregi": self.smaregi, "hubspot": self.hubspot, "email": self.mailer}
+        )
+        runtime._locks = LocalPersonLocks(wait=1.0)
+        self.published: list[tuple[str, list[str]]] = []
+
+    def publisher(self, _celery: Any = None) -> Any:
+        return lambda rid, systems: self.published.append((rid, list(systems)))
+
+    def switch(self, **env: str) -> None:
+        """Change settings as a restart with a new environment would."""
+        self.settings = Settings.from_env(environ={**self.environ, **env})
+        self.celery.membersync.settings = self.settings
+
+    def accept(self) -> str:
+        with self.database.session() as session:
+            return accept_registration(session, dict(PERSON), settings=self.settings).registration.id
+
+    def run(self, system: str, registration_id: str) -> Any:
+        task = self.celery.tasks[next(s.task_name for s in SYSTEMS if s.name == system)]
+        return task.apply(args=(registration_id,))
+
+    def run_all(self, registration_id: str) -> None:
+        for system in SYSTEMS:
+            self.run(system.name, registration_id)
+
+    def run_published(self) -> None:
+        """Deliver what was published, as a worker would, until nothing new is published."""
+        while self.published:
+            registration_id, systems = self.published.pop(0)
+            for system in systems:
+                self.run(system, registration_id)
+
+    def registration(self, registration_id: str) -> Registration:
+        with self.database.session() as session:
+            found = session.get(Registration, registration_id)
+            assert found is not None
+            found.steps  # noqa: B018 - load before the session closes
+            return found
+
+    def member_code(self) -> str:
+        with self.database.session() as session:
+            code = session.scalar(select(Identity.smaregi_customer_code))
+            assert code
+            return code
+
+    def letter_ids(self) -> list[int]:
+        with self.database.session() as session:
+            return list(session.scalars(select(DeadLetter.id).where(DeadLetter.status == "open")))
+
+    def welcomes(self) -> list[WelcomeMessage]:
+        return [message for message in self.mailer.sent if isinstance(message, WelcomeMessage)]
+
+    def number_mails(self) -> list[MemberNumberMessage]:
+        return [message for message in self.mailer.sent if isinstance(message, MemberNumberMessage)]
+
+
+@pytest.fixture()
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    made = World(tmp_path)
+    monkeypatch.setattr(tasks.base, "chain_publisher", made.publisher)
+    yield made
+    made.database.dispose()
+
+
+def welcome_without_number(world: World) -> str:
+    """A registration whose Smaregi step was refused, so its welcome went out without the number."""
+    world.smaregi.fail_next("create_member", REFUSED)
+    registration_id = world.accept()
+    world.run_all(registration_id)
+    world.published.clear()  # the chain carried on past the dead step; the run above delivered it
+    registration = world.registration(registration_id)
+    assert registration.step("smaregi").state == "dead"
+    assert [message.member_number for message in world.welcomes()] == [None]
+    assert registration.member_number_mailed_at is None
+    return registration_id
+
+
+def test_a_welcome_with_the_number_is_followed_by_nothing(world: World) -> None:
+    registration_id = world.accept()
+    world.run_all(registration_id)
+    registration = world.registration(registration_id)
+    assert [message.member_number for message in world.welcomes()] == [world.member_code()]
+    assert registration.member_number_mailed_at is not None
+    assert registration.status == "synced"
+    world.run_all(registration_id)  # redelivered
+    assert world.published == [] and world.number_mails() == []
+    assert len(world.mailer.sent) == 1
+
+
+def test_after_a_replay_the_number_follows_once(world: World) -> None:
+    registration_id = welcome_without_number(world)
+    welcome_id = world.registration(registration_id).step("email").external_id
+
+    replay(world.publisher(), world.database, world.letter_ids()[0])
+    assert world.published == [(registration_id, ["smaregi"])]
+    world.run_published()
+
+    [number_mail] = world.number_mails()
+    assert number_mail.member_number == world.member_code()
+    assert number_mail.to == PERSON["email"] and number_mail.locale == "ja"
+    assert number_mail.message_id.startswith(f"<member-number.{registration_id}@")
+    assert number_mail.message_id != welcome_id
+    registration = world.registration(registration_id)
+    assert registration.status == "synced"
+    assert registration.member_number_mailed_at is not None
+    email = registration.step("email")
+    # The step still names the welcome (what tells a later run it went out), and says what followed.
+    assert (email.state, email.external_id, email.note) == (
+        "succeeded",
+        welcome_id,
+        "member number sent in a follow-up email",
+    )
+    assert len(world.welcomes()) == 1
+
+
+def test_a_second_replay_or_a_redelivery_sends_nothing_more(world: World) -> None:
+    registration_id = welcome_without_number(world)
+    replay(world.publisher(), world.database, registration_id)
+    world.run_published()
+    assert len(world.number_mails()) == 1
+
+    with pytest.raises(NothingToReplay):
+        replay(world.publisher(), world.database, registration_id)
+    world.run_all(registration_id)  # every step delivered again
+    with world.database.session() as session:
+        registration = session.get(Registration, registration_id)
+        assert registration is not None
+        assert queue_member_number_mail(session, registration, world.settings) is None
+    assert world.published == []
+    assert len(world.number_mails()) == 1 and len(world.welcomes()) == 1
+
+
+def test_the_reopened_step_is_in_the_outbox_for_the_relay_when_publishing_fails(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registration_id = welcome_without_number(world)
+
+    def broker_down(_celery: Any) -> Any:
+        def publish(_rid: str, _systems: Any) -> None:
+            raise ConnectionError("broker down")
+
+        return publish
+
+    def unpublished() -> list[int]:
+        with world.database.session() as session:
+            return list(session.scalars(select(OutboxMessage.id).where(OutboxMessage.published_at.is_(None))))
+
+    before = unpublished()  # the acceptance's row: this harness publishes nothing on intake
+    monkeypatch.setattr(tasks.base, "chain_publisher", broker_down)
+    replay(world.publisher(), world.database, registration_id)
+    world.run_published()
+    assert world.number_mails() == []
+    [follow_up] = set(unpublished()) - set(before)
+    with world.database.session() as session:
+        message = session.get(OutboxMessage, follow_up)
+        assert message is not None and message.registration_id == registration_id
+        assert message.last_error == "ConnectionError: broker down"
+    assert world.registration(registration_id).step("email").state == "pending"
+
+
+def test_a_backfilled_smaregi_step_sends_the_number(world: World) -> None:
+    world.switch(SYNC_SMAREGI_ENABLED="false")
+    registration_id = world.accept()
+    world.run_all(registration_id)
+    assert world.registration(registration_id).step("smaregi").state == "skipped"
+    assert [message.member_number for message in world.welcomes()] == [None]
+
+    world.switch(SYNC_SMAREGI_ENABLED="true")
+    assert backfill(world.publisher(), world.database, world.settings, "smaregi") == 1
+    world.run_published()
+    assert [message.member_number for message in world.number_mails()] == [world.member_code()]
+    assert world.registration(registration_id).member_number_mailed_at is not None
+
+
+def test_smaregi_succeeding_while_the_welcome_is_being_sent_still_gets_the_number_out(world: World) -> None:
+    """The welcome read no number, Smaregi recorded before the welcome did: the welcome's own record
+    sees the number it did not carry and reopens itself."""
+    registration_id = world.accept()
+    world.run("shopify", registration_id)
+    world.run("hubspot", registration_id)
+    real_send = world.mailer.send_welcome
+
+    def send_while_smaregi_finishes(message: WelcomeMessage) -> None:
+        world.run("smaregi", registration_id)
+        real_send(message)
+
+    world.mailer.send_welcome = send_while_smaregi_finishes  # type: ignore[method-assign]
+    world.run("email", registration_id)
+    assert [message.member_number for message in world.welcomes()] == [None]
+    assert world.published == [(registration_id, ["email"])]
+    world.run_published()
+    assert [message.member_number for message in world.number_mails()] == [world.member_code()]
+
+
+def test_no_follow_up_while_email_is_switched_off(world: World) -> None:
+    registration_id = welcome_without_number(world)
+    world.switch(SYNC_WELCOME_EMAIL_ENABLED="false")
+    replay(world.publisher(), world.database, registration_id)
+    world.run_published()
+    assert world.number_mails() == []
+    registration = world.registration(registration_id)
+    assert (registration.step("email").state, registration.status) == ("succeeded", "synced")
+
+
+def test_a_follow_up_the_mail_server_refuses_is_dead_lettered_and_replayable(world: World) -> None:
+    registration_id = welcome_without_number(world)
+    world.mailer.fail_next("send_member_number", PermanentError("SMTP 550", system="email"))
+    replay(world.publisher(), world.database, registration_id)
+    world.run_published()
+    assert world.registration(registration_id).step("email").state == "dead"
+    assert world.number_mails() == []
+
+    replay(world.publisher(), world.database, registration_id)
+    world.run_published()
+    assert [message.member_number for message in world.number_mails()] == [world.member_code()]
+    assert len(world.welcomes()) == 1
+
+
+def test_the_step_sends_nothing_once_the_number_has_been_mailed(world: World) -> None:
+    work = Work(
+        registration_id="7d6f1c2e-8a3b-4c5d-9e0f-112233445566",
+        registrant=Registrant(**PERSON),
+        known=Known(smaregi_customer_code="4913205588312347"),
+        previous_external_id="<welcome.7d6f1c2e-8a3b-4c5d-9e0f-112233445566@membersync.example>",
+        member_number_mailed=True,
+    )
+    outcome = WelcomeEmailStep(world.settings).call(work, world.celery.membersync.connectors)
+    assert world.mailer.sent == []
+    assert (outcome.external_id, outcome.member_number_mailed) == (work.previous_external_id, False)
