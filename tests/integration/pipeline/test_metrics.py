@@ -4,6 +4,8 @@ intake's counts and latency, and the state gauges read at scrape time; only ops 
 from __future__ import annotations
 
 import base64
+import socket
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support.pipeline import Pipeline, person
 
 OPS = "Basic " + base64.b64encode(b"ops:ops").decode()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -25,7 +34,12 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def test_metrics_show_a_runs_real_values(pipeline: Pipeline, sandbox: Any, tmp_path: Path) -> None:
     folder = tmp_path / "metrics"
     folder.mkdir()
-    pipeline.configure(PROMETHEUS_MULTIPROC_DIR=str(folder), METRICS_TOKEN="scrape-token-123")
+    worker_port = _free_port()
+    pipeline.configure(
+        PROMETHEUS_MULTIPROC_DIR=str(folder),
+        METRICS_TOKEN="scrape-token-123",
+        WORKER_METRICS_PORT=str(worker_port),
+    )
     pipeline.start_worker()
     # This test process keeps the counts of every earlier test too: compare against a first scrape.
     before = samples(pipeline.client.get("/metrics", headers={"Authorization": OPS}).get_data(as_text=True))
@@ -56,5 +70,10 @@ def test_metrics_show_a_runs_real_values(pipeline: Pipeline, sandbox: Any, tmp_p
     assert found[("membersync_registrations", (("status", "synced"),))] >= 3  # a gauge: what is true now
     assert ("membersync_queue_depth", (("queue", "membersync.realtime"),)) in found
     assert found[("membersync_rate_limit_capacity", (("system", "shopify"),))] > 0
+    # The worker serves the same series itself (for a worker on another host than the web).
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker_port}/metrics", timeout=10) as served:
+        from_worker = samples(served.read().decode())
+    key = ("membersync_step_outcomes_total", (("outcome", "succeeded"), ("system", "email")))
+    assert from_worker[key] >= 3
     text = response.get_data(as_text=True)
     assert "@example.com" not in text and "Hanako" not in text
