@@ -216,6 +216,7 @@ def test_an_ambiguous_match_is_dead_lettered_with_its_reason(
         worker_factory, clean_redis, (SmaregiStep, [AmbiguousMatch("2 members share the address")])
     )
     registration_id = new_registration(database)
+    _only_pending(database, registration_id, {"smaregi"})
     celery.signature(SmaregiStep.name, args=(registration_id,)).apply_async()
     wait_for_state(database, registration_id, "smaregi", {"dead"})
     [letter] = dead_letters(database)
@@ -285,6 +286,7 @@ def test_vendor_text_never_reaches_the_public_status(
     leaky = PermanentError("Property values were not valid: hanako@example.com is INVALID_EMAIL", status=400)
     celery = start(worker_factory, clean_redis, (SmaregiStep, [leaky]))
     registration_id = new_registration(database)
+    _only_pending(database, registration_id, {"smaregi"})
     celery.signature(SmaregiStep.name, args=(registration_id,)).apply_async()
     step = wait_for_state(database, registration_id, "smaregi", {"dead"})
     assert step.last_error == "permanent: PermanentError (HTTP 400)"
