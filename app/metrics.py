@@ -19,6 +19,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from app.ops.auth import credentials_match
 from app.services import Services, services
 from config import metrics
 from registrations.models import DeadLetter, Registration
@@ -62,10 +63,7 @@ def _authorised(found: Services) -> bool:
     auth = request.authorization
     if auth is None or auth.type != "basic":
         return False
-    username, password = found.settings.ops_credentials()
-    return hmac.compare_digest((auth.username or "").encode(), username.encode()) & hmac.compare_digest(
-        (auth.password or "").encode(), password.encode()
-    )
+    return credentials_match(auth.username or "", auth.password or "")
 
 
 class StateCollector(Collector):

@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -35,7 +34,6 @@ from sqlalchemy import case, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from config.settings import Settings
 from connectors.errors import ThrottledError
 from connectors.interfaces import SmaregiApi
 from connectors.smaregi import MAX_PAGE_SIZE, SmaregiMember
@@ -369,31 +367,3 @@ def _upsert(session: Session, rows: list[dict[str, Any]]) -> Any:
 
 def _ensure_cursor(session: Session) -> None:
     session.execute(_insert(session)(SyncCursor).values(name=CURSOR).on_conflict_do_nothing())
-
-
-# One directory per database URL for steps built from settings alone (a step is constructed with
-# settings only). Engines are kept for the few most recent URLs (tests use one database each).
-_SHARED: OrderedDict[str, MemberDirectory] = OrderedDict()
-_SHARED_LOCK = threading.Lock()
-_SHARED_AT_MOST = 4
-
-
-def directory_for(settings: Settings) -> MemberDirectory:
-    """The process's directory over the configured database (a small pool of its own)."""
-    with _SHARED_LOCK:
-        directory = _SHARED.get(settings.database_url)
-        if directory is not None:
-            _SHARED.move_to_end(settings.database_url)
-            return directory
-        if settings.database_url.startswith("sqlite"):
-            database = Database(settings.database_url)
-        else:
-            # Short transactions only: a couple of connections are plenty beside the step ledger's pool.
-            database = Database(
-                settings.database_url, pool_size=2, max_overflow=settings.database_max_overflow
-            )
-        directory = _SHARED[settings.database_url] = MemberDirectory(database)
-        while len(_SHARED) > _SHARED_AT_MOST:
-            _, evicted = _SHARED.popitem(last=False)
-            evicted.database.dispose()
-        return directory

@@ -101,7 +101,7 @@ class StepTask(Task):
             if isinstance(claimed, WorkerLost):
                 error = RuntimeError("attempts exhausted without an outcome")
                 return self._dead_letter(registration_id, error, "worker_lost")
-            step = self.step_class(self.runtime.settings)
+            step = self.step_class(self.runtime.settings, self.runtime.database)
             with one_step(), self._person_lock(step, claimed):
                 # The lock covers the read and the record too: the next holder sees what this one
                 # recorded, and never acts on an identity older than its own call.

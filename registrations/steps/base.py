@@ -10,6 +10,7 @@ from config.settings import Settings
 
 if TYPE_CHECKING:
     from connectors.registry import Connectors
+    from registrations.database import Database
     from registrations.models import Identity, Registration
 
 
@@ -86,8 +87,11 @@ class Step:
     # Steps that find-or-create in their system hold the per-email lock while they call and record.
     locks_email: ClassVar[bool] = False
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, database: Database) -> None:
         self.settings = settings
+        # For the few steps that keep an index of their own (the Smaregi member directory): each of
+        # its reads and writes is a short transaction, never open during a vendor call.
+        self.database = database
 
     def call(self, work: Work, connectors: Connectors) -> Outcome:
         """Bring the registrant into this system; raise a `connectors.errors` error on failure."""

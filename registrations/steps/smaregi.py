@@ -6,9 +6,8 @@ SMAREGI_DIRECTORY_MAX_AGE_SECONDS. A create uses a deterministic customerCode, a
 create (timeout, 5xx, or any refusal: its wording is documented nowhere) is settled by looking that
 code up: ours → adopt it; someone else's → the next salt; absent → retry or dead letter.
 
-The directory is reached through a `MemberDirectory` handed to the step, or the process's own one
-over the configured database (`directory_for`): a step is built from settings alone, and the
-directory's reads and writes are short transactions of their own, never open during a vendor call.
+The directory lives in the worker's own database (the step is given it); its reads and writes are
+short transactions of their own, never open during a vendor call.
 """
 
 from __future__ import annotations
@@ -16,12 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from config.settings import ConfigError, Settings
+from config.settings import ConfigError
 from connectors.errors import AmbiguousMatch, ConnectorError, PermanentError, ThrottledError
 from connectors.interfaces import SmaregiApi
 from connectors.smaregi import SmaregiMember, member_code
 from registrations import profiles
-from registrations.directory import MemberDirectory, directory_for, normalise_email
+from registrations.directory import MemberDirectory, normalise_email
 from registrations.steps.base import Outcome, Registrant, Step, Work
 
 if TYPE_CHECKING:
@@ -46,16 +45,10 @@ class SmaregiMemberStep(Step):
     system = "smaregi"
     locks_email = True
 
-    def __init__(self, settings: Settings, directory: MemberDirectory | None = None) -> None:
-        super().__init__(settings)
-        self._directory = directory
-
     @property
     def directory(self) -> MemberDirectory:
-        """The member directory this step matches people in."""
-        if self._directory is None:
-            self._directory = directory_for(self.settings)
-        return self._directory
+        """The member directory this step matches people in (over the worker's own database)."""
+        return MemberDirectory(self.database)
 
     def call(self, work: Work, connectors: Connectors) -> Outcome:
         known = work.known

@@ -7,116 +7,22 @@ publishing are the real ones, only the broker is a list.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 import tasks.base
-from config.settings import Settings
-from config.systems import SYSTEMS
 from connectors.errors import PermanentError
-from connectors.fakes import FakeHubSpot, FakeMailer, FakeShopify, FakeSmaregi
-from connectors.mailer import MemberNumberMessage, WelcomeMessage
-from connectors.registry import Connectors
-from registrations.database import Database
-from registrations.intake import accept_registration
-from registrations.locks import LocalPersonLocks
-from registrations.models import Base, DeadLetter, Identity, OutboxMessage, Registration
+from connectors.mailer import WelcomeMessage
+from registrations.models import OutboxMessage, Registration
 from registrations.replay import NothingToReplay, backfill, replay
 from registrations.steps.base import Known, Registrant, Work
 from registrations.steps.email import WelcomeEmailStep
 from registrations.sync import queue_member_number_mail
-from tasks.factory import create_celery_app
+from tests.support.world import PERSON, World
 
-PERSON = {"email": "hanako@example.com", "first_name": "花子", "last_name": "山田", "locale": "ja"}
 REFUSED = PermanentError("HTTP 403: plan", system="smaregi")
-
-
-class World:
-    """A Celery app in eager mode over a SQLite file, fakes behind the connectors, a list for a broker."""
-
-    def __init__(self, tmp_path: Path, **env: str) -> None:
-        self.environ = {
-            "MEMBERSYNC_ENV": "test",
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'unit.db'}",
-            "CELERY_BROKER_URL": "memory://",
-            **env,
-        }
-        self.settings = Settings.from_env(environ=self.environ)
-        self.database = Database(self.settings.database_url)
-        Base.metadata.create_all(self.database.engine)
-        self.celery = create_celery_app(self.settings, self.database)
-        self.celery.conf.task_always_eager = True
-        self.celery.loader.import_default_modules()
-        self.shopify, self.smaregi = FakeShopify(), FakeSmaregi()
-        self.hubspot, self.mailer = FakeHubSpot(), FakeMailer()
-        runtime = self.celery.membersync
-        runtime._connectors = Connectors(
-            {"shopify": self.shopify, "smaregi": self.smaregi, "hubspot": self.hubspot, "email": self.mailer}
-        )
-        runtime._locks = LocalPersonLocks(wait=1.0)
-        self.published: list[tuple[str, list[str]]] = []
-
-    def publisher(self, _celery: Any = None) -> Any:
-        return lambda rid, systems: self.published.append((rid, list(systems)))
-
-    def switch(self, **env: str) -> None:
-        """Change settings as a restart with a new environment would."""
-        self.settings = Settings.from_env(environ={**self.environ, **env})
-        self.celery.membersync.settings = self.settings
-
-    def accept(self) -> str:
-        with self.database.session() as session:
-            return accept_registration(session, dict(PERSON), settings=self.settings).registration.id
-
-    def run(self, system: str, registration_id: str) -> Any:
-        task = self.celery.tasks[next(s.task_name for s in SYSTEMS if s.name == system)]
-        return task.apply(args=(registration_id,))
-
-    def run_all(self, registration_id: str) -> None:
-        for system in SYSTEMS:
-            self.run(system.name, registration_id)
-
-    def run_published(self) -> None:
-        """Deliver what was published, as a worker would, until nothing new is published."""
-        while self.published:
-            registration_id, systems = self.published.pop(0)
-            for system in systems:
-                self.run(system, registration_id)
-
-    def registration(self, registration_id: str) -> Registration:
-        with self.database.session() as session:
-            found = session.get(Registration, registration_id)
-            assert found is not None
-            found.steps  # noqa: B018 - load before the session closes
-            return found
-
-    def member_code(self) -> str:
-        with self.database.session() as session:
-            code = session.scalar(select(Identity.smaregi_customer_code))
-            assert code
-            return code
-
-    def letter_ids(self) -> list[int]:
-        with self.database.session() as session:
-            return list(session.scalars(select(DeadLetter.id).where(DeadLetter.status == "open")))
-
-    def welcomes(self) -> list[WelcomeMessage]:
-        return [message for message in self.mailer.sent if isinstance(message, WelcomeMessage)]
-
-    def number_mails(self) -> list[MemberNumberMessage]:
-        return [message for message in self.mailer.sent if isinstance(message, MemberNumberMessage)]
-
-
-@pytest.fixture()
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    made = World(tmp_path)
-    monkeypatch.setattr(tasks.base, "chain_publisher", made.publisher)
-    yield made
-    made.database.dispose()
 
 
 def welcome_without_number(world: World) -> str:
@@ -281,6 +187,6 @@ def test_the_step_sends_nothing_once_the_number_has_been_mailed(world: World) ->
         previous_external_id="<welcome.7d6f1c2e-8a3b-4c5d-9e0f-112233445566@membersync.example>",
         member_number_mailed=True,
     )
-    outcome = WelcomeEmailStep(world.settings).call(work, world.celery.membersync.connectors)
+    outcome = WelcomeEmailStep(world.settings, world.database).call(work, world.celery.membersync.connectors)
     assert world.mailer.sent == []
     assert (outcome.external_id, outcome.member_number_mailed) == (work.previous_external_id, False)

@@ -6,27 +6,11 @@ registration. The customer is created without it, the other systems keep it, the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-import tasks.base
-import tasks.maintenance
 from connectors.errors import TransientError
 from registrations.steps.shopify import ADOPTED_OTHER_PHONE_NOTE, PHONE_TAKEN_NOTE
-from tests.unit.test_step_task import World
+from tests.support.world import World
 
 PHONE = "+819012345678"
-
-
-@pytest.fixture()
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    made = World(tmp_path)
-    monkeypatch.setattr(tasks.base, "chain_publisher", made.publisher)
-    monkeypatch.setattr(tasks.maintenance, "chain_publisher", made.publisher)
-    yield made
-    made.database.dispose()
 
 
 def test_three_registrations_sharing_a_phone_all_sync(world: World) -> None:

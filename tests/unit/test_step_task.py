@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,84 +15,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-import tasks.base
-import tasks.maintenance
 from config.settings import Settings
-from config.systems import SYSTEMS
 from connectors.errors import PermanentError, RateLimited, TransientError
-from connectors.fakes import FakeHubSpot, FakeMailer, FakeShopify, FakeSmaregi
-from connectors.registry import Connectors
-from registrations.database import Database
-from registrations.intake import accept_registration
-from registrations.locks import LocalPersonLocks
-from registrations.models import Base, DeadLetter, Identity, Registration
+from registrations.models import Identity, Registration
 from registrations.replay import replay
 from registrations.sync import StepLedger
-from tasks.factory import create_celery_app
-
-PERSON = {"email": "hanako@example.com", "first_name": "花子", "last_name": "山田", "locale": "ja"}
-
-
-class World:
-    """A Celery app in eager mode over a SQLite file, with fakes behind every connector."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.settings = Settings.from_env(
-            environ={
-                "MEMBERSYNC_ENV": "test",
-                "DATABASE_URL": f"sqlite:///{tmp_path / 'unit.db'}",
-                "CELERY_BROKER_URL": "memory://",
-            }
-        )
-        self.database = Database(self.settings.database_url)
-        Base.metadata.create_all(self.database.engine)
-        self.celery = create_celery_app(self.settings, self.database)
-        self.celery.conf.task_always_eager = True
-        self.celery.loader.import_default_modules()
-        self.shopify, self.smaregi = FakeShopify(), FakeSmaregi()
-        self.hubspot, self.mailer = FakeHubSpot(), FakeMailer()
-        runtime = self.celery.membersync
-        runtime._connectors = Connectors(
-            {"shopify": self.shopify, "smaregi": self.smaregi, "hubspot": self.hubspot, "email": self.mailer}
-        )
-        runtime._locks = LocalPersonLocks(wait=1.0)
-        # What would go to the broker: (registration id, systems) per published chain.
-        self.published: list[tuple[str, list[str]]] = []
-
-    def publisher(self, _celery: Any) -> Any:
-        return lambda rid, systems: self.published.append((rid, list(systems)))
-
-    def accept(self, **fields: Any) -> str:
-        with self.database.session() as session:
-            return accept_registration(session, {**PERSON, **fields}, settings=self.settings).registration.id
-
-    def run(self, system: str, registration_id: str, *, task_id: str | None = None) -> Any:
-        task = self.celery.tasks[next(s.task_name for s in SYSTEMS if s.name == system)]
-        return task.apply(args=(registration_id,), task_id=task_id)
-
-    def run_all(self, registration_id: str) -> None:
-        for system in SYSTEMS:
-            self.run(system.name, registration_id)
-
-    def registration(self, registration_id: str) -> Registration:
-        with self.database.session() as session:
-            found = session.get(Registration, registration_id)
-            assert found is not None
-            found.steps  # noqa: B018 - load before the session closes
-            return found
-
-    def dead_letters(self) -> list[DeadLetter]:
-        with self.database.session() as session:
-            return list(session.scalars(select(DeadLetter)))
-
-
-@pytest.fixture()
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    made = World(tmp_path)
-    monkeypatch.setattr(tasks.base, "chain_publisher", made.publisher)
-    monkeypatch.setattr(tasks.maintenance, "chain_publisher", made.publisher)
-    yield made
-    made.database.dispose()
+from tests.support.world import PERSON, World
 
 
 def test_a_registration_reaches_every_system_once(world: World) -> None:
