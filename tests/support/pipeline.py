@@ -226,6 +226,28 @@ class Pipeline:
         self.kill_workers(signal.SIGTERM)
 
 
+def till_member(sandbox: Any, email: str, code: str) -> dict[str, Any]:
+    """A member made at the shop's register, straight in Smaregi (as the POS would)."""
+    import requests
+
+    base = sandbox.urls["smaregi"]
+    token = requests.post(
+        f"{base}/app/sandbox/token",
+        auth=("sandbox-client", "sandbox-secret"),
+        data={"grant_type": "client_credentials", "scope": "pos.customers:read pos.customers:write"},
+        timeout=5,
+    ).json()["access_token"]
+    response = requests.post(
+        f"{base}/sandbox/pos/customers",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"customerCode": code, "lastName": "山田", "firstName": "花子", "mailAddress": email},
+        timeout=5,
+    )
+    assert response.status_code == 200, response.text  # Smaregi's create answers 200
+    member: dict[str, Any] = response.json()
+    return member
+
+
 def person(number: int, **extra: Any) -> dict[str, Any]:
     """A valid registration body for person `number`."""
     return {

@@ -6,7 +6,6 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import requests
 from click.testing import CliRunner
 from sqlalchemy import select
 
@@ -15,7 +14,7 @@ from registrations.intake import accept_registration
 from registrations.models import DeadLetter, Identity, Registration
 from registrations.outbox import publish
 from tasks.chains import chain_publisher
-from tests.support.pipeline import Pipeline, assert_exactly_once, held_by_system, person
+from tests.support.pipeline import Pipeline, assert_exactly_once, held_by_system, person, till_member
 
 
 def test_twenty_concurrent_registrations_of_one_email_make_one_of_each(
@@ -42,28 +41,8 @@ def test_twenty_concurrent_registrations_of_one_email_make_one_of_each(
     assert len(external) == 3  # every registration points at the same customer, member and contact
 
 
-def _walk_in(sandbox: Any, email: str, code: str) -> dict[str, Any]:
-    """A member created at the shop counter, straight in Smaregi (as the POS would)."""
-    base = sandbox.urls["smaregi"]
-    token = requests.post(
-        f"{base}/app/sandbox/token",
-        auth=("sandbox-client", "sandbox-secret"),
-        data={"grant_type": "client_credentials", "scope": "pos.customers:read pos.customers:write"},
-        timeout=5,
-    ).json()["access_token"]
-    response = requests.post(
-        f"{base}/sandbox/pos/customers",
-        headers={"Authorization": f"Bearer {token}"},
-        json={"customerCode": code, "lastName": "山田", "firstName": "花子", "mailAddress": email},
-        timeout=5,
-    )
-    assert response.status_code in (200, 201), response.text
-    member: dict[str, Any] = response.json()
-    return member
-
-
 def test_a_walk_in_member_is_linked_and_keeps_their_number(pipeline: Pipeline, sandbox: Any) -> None:
-    walk_in = _walk_in(sandbox, "member3@example.com", "STORE-000123")
+    walk_in = till_member(sandbox, "member3@example.com", "STORE-000123")
     pipeline.start_worker()
 
     registration_id = pipeline.register(person(3))

@@ -6,32 +6,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import requests
 from sqlalchemy import select
 
 from connectors.smaregi import member_code
 from registrations.models import DeadLetter, DirectoryMember, Identity
-from tests.support.pipeline import Pipeline, assert_exactly_once, person
-
-
-def _till(sandbox: Any, email: str, code: str) -> dict[str, Any]:
-    """A member made at the shop's register, straight in Smaregi."""
-    base = sandbox.urls["smaregi"]
-    token = requests.post(
-        f"{base}/app/sandbox/token",
-        auth=("sandbox-client", "sandbox-secret"),
-        data={"grant_type": "client_credentials", "scope": "pos.customers:read pos.customers:write"},
-        timeout=5,
-    ).json()["access_token"]
-    response = requests.post(
-        f"{base}/sandbox/pos/customers",
-        headers={"Authorization": f"Bearer {token}"},
-        json={"customerCode": code, "lastName": "山田", "firstName": "花子", "mailAddress": email},
-        timeout=5,
-    )
-    assert response.status_code == 200, response.text
-    member: dict[str, Any] = response.json()
-    return member
+from tests.support.pipeline import Pipeline, assert_exactly_once, person, till_member
 
 
 def _smaregi_calls(sandbox: Any) -> dict[str, int]:
@@ -46,7 +25,7 @@ def test_a_member_made_at_the_register_two_seconds_earlier_is_linked(
     warm_up = pipeline.register(person(1))
     assert pipeline.wait_settled([warm_up]) == {warm_up: "synced"}
 
-    walk_in = _till(sandbox, "member2@example.com", "STORE-000123")
+    walk_in = till_member(sandbox, "member2@example.com", "STORE-000123")
     time.sleep(2)
     registration_id = pipeline.register(person(2))
 
@@ -68,8 +47,8 @@ def test_a_member_made_at_the_register_two_seconds_earlier_is_linked(
 def test_two_members_with_the_email_are_a_dead_letter_naming_both_codes(
     pipeline: Pipeline, sandbox: Any
 ) -> None:
-    _till(sandbox, "member3@example.com", "STORE-1")
-    _till(sandbox, "Member3@Example.com", "STORE-2")
+    till_member(sandbox, "member3@example.com", "STORE-1")
+    till_member(sandbox, "Member3@Example.com", "STORE-2")
     pipeline.start_worker()
 
     registration_id = pipeline.register(person(3))
