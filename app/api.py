@@ -14,7 +14,7 @@ from app.intake import IdempotencyConflict, submit
 from app.limits import public_intake
 from app.services import services
 from registrations.models import Registration
-from registrations.status import status_document
+from registrations.status import public_status_document
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
 
@@ -62,7 +62,7 @@ def registration_status(registration_id: str) -> tuple[Response, int]:
         registration = session.get(Registration, registration_id)
         if registration is None:
             return error_response(404, {"id": ["No such registration."]})
-        return jsonify(status_document(registration)), 200
+        return jsonify(public_status_document(registration)), 200
 
 
 def _as_field_errors(messages: object) -> dict[str, list[str]]:

@@ -38,8 +38,23 @@ def derive_status(steps: Iterable[SyncStep]) -> str:
     return "partial"
 
 
+def public_status_document(registration: Registration) -> dict[str, Any]:
+    """The body of `GET /api/registrations/<id>`: each system's state and nothing else.
+
+    Anyone may hold a registration id (it is in a URL), and a registration of an address someone
+    else already owns must not tell its holder that the address is a customer: vendor ids, attempts,
+    notes and errors ("adopted the customer holding this email") would. They are for ops only.
+    """
+    return {
+        "id": registration.id,
+        "status": registration.status,
+        "created_at": registration.created_at.isoformat(),
+        "steps": {step.system: {"state": step.state} for step in registration.steps},
+    }
+
+
 def status_document(registration: Registration) -> dict[str, Any]:
-    """The body of `GET /api/registrations/<id>` and `membersync status ID`."""
+    """The ops view of a registration (`membersync status ID`): external ids, attempts, errors, notes."""
     return {
         "id": registration.id,
         "status": registration.status,

@@ -133,7 +133,11 @@ class Dev:
         assert http("POST", f"{self.url(system)}/_sandbox/faults", faults)[0] == 200
 
     def step(self, registration_id: str, system: str) -> dict[str, Any]:
-        return dict(self.status(registration_id).get("steps", {}).get(system, {}))
+        """What ops see of one step (attempts, errors): `membersync status` from a second shell, since
+        the public status API shows states only."""
+        answer = second_shell(self.folder, "status", registration_id)
+        assert answer.returncode == 0, answer.stderr
+        return dict(json.loads(answer.stdout)["steps"].get(system, {}))
 
 
 @pytest.fixture

@@ -176,6 +176,15 @@ class Pipeline:
         registration_id: str = response.get_json()["id"]
         return registration_id
 
+    def ops_status(self, registration_id: str) -> dict[str, Any]:
+        """What ops see of a registration (`membersync status ID`): ids, attempts, notes, errors."""
+        from registrations.status import status_document
+
+        with self.database.session() as session:
+            registration = session.get(Registration, registration_id)
+            assert registration is not None, registration_id
+            return status_document(registration)
+
     def statuses(self) -> dict[str, str]:
         with self.database.session() as session:
             return {row[0]: row[1] for row in session.execute(select(Registration.id, Registration.status))}

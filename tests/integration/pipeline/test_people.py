@@ -83,7 +83,7 @@ def test_a_refused_field_is_dead_lettered_at_once_and_the_chain_goes_on(
     publish(chain_publisher(pipeline.celery()), pipeline.database, [outbox_id])
 
     assert pipeline.wait_settled([registration_id]) == {registration_id: "partial"}
-    document = pipeline.client.get(f"/api/registrations/{registration_id}").get_json()
+    document = pipeline.ops_status(registration_id)
     assert document["steps"]["smaregi"]["state"] == "dead"
     assert document["steps"]["smaregi"]["attempts"] == 1  # not retried
     assert document["steps"]["hubspot"]["state"] == "succeeded"
