@@ -26,7 +26,9 @@ def test_fifty_registrations_are_synced_everywhere_once(pipeline: Pipeline, sand
     assert {step["state"] for step in document["steps"].values()} == {"succeeded"}
     # The public document is states only; ops see the vendor ids.
     assert set(document["steps"]["shopify"]) == {"state"}
-    assert pipeline.ops_status(ids[0])["steps"]["shopify"]["external_id"].startswith("gid://shopify/Customer/")
+    assert pipeline.ops_status(ids[0])["steps"]["shopify"]["external_id"].startswith(
+        "gid://shopify/Customer/"
+    )
 
 
 def test_the_welcome_email_carries_the_smaregi_member_number(pipeline: Pipeline, sandbox: Any) -> None:
