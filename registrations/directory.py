@@ -34,6 +34,7 @@ from sqlalchemy import case, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from config.email_address import canonical_email
 from connectors.errors import ThrottledError
 from connectors.interfaces import SmaregiApi
 from connectors.smaregi import MAX_PAGE_SIZE, SmaregiMember
@@ -86,11 +87,13 @@ class SyncReport:
         return asdict(self)
 
 
-def normalise_email(email: str | None) -> str | None:
-    """An e-mail as the directory stores and matches it: trimmed, lower case; None when unusable."""
+def directory_email(email: str | None) -> str | None:
+    """An e-mail as the directory stores and matches it: canonical (`canonical_email`, the intake's
+    rule), or None when there is none or it does not fit the column (checked after canonicalising:
+    lower-casing can lengthen an address a till typed)."""
     if not email:
         return None
-    text = email.strip().lower()
+    text = canonical_email(email)
     return text if text and len(text) <= EMAIL_MAX else None
 
 
@@ -113,7 +116,7 @@ class MemberDirectory:
 
     def members_with_email(self, email: str) -> list[DirectoryEntry]:
         """The members whose normalised e-mail is `email`'s, oldest customerId first."""
-        wanted = normalise_email(email)
+        wanted = directory_email(email)
         if wanted is None:
             return []
         with self.database.session() as session:
@@ -143,7 +146,7 @@ class MemberDirectory:
             row: dict[str, Any] = {
                 "customer_id": member.customer_id[:32],
                 "customer_code": member.customer_code[:20],
-                "email": normalise_email(member.mail_address),
+                "email": directory_email(member.mail_address),
                 "upd_date_time": member.updated_at,
                 "seen_at": now,
             }
@@ -188,7 +191,7 @@ class MemberDirectory:
         """
         if len(entries) > CONFIRM_AT_MOST:
             return [SmaregiMember(e.customer_id, e.customer_code, e.email, None, None) for e in entries]
-        wanted = normalise_email(email)
+        wanted = directory_email(email)
         holding: list[SmaregiMember] = []
         for entry in entries:
             member = smaregi.get_member(entry.customer_id)
@@ -196,7 +199,7 @@ class MemberDirectory:
                 self.forget([entry.customer_id])
                 continue
             self.record([member])
-            if normalise_email(member.mail_address) == wanted:
+            if directory_email(member.mail_address) == wanted:
                 holding.append(member)
         return holding
 

@@ -7,7 +7,6 @@ cannot say (a dead letter's reason, percentiles) is computed in Python over a bo
 from __future__ import annotations
 
 import math
-import unicodedata
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from config.email_address import canonical_email
 from registrations.models import (
     REGISTRATION_STATUSES,
     DeadLetter,
@@ -41,11 +41,6 @@ def dead_letter_reason(message: str | None) -> str:
     """The reason a dead letter was written: the text of its message before the first ':'."""
     reason, colon, _ = (message or "").partition(":")
     return reason.strip() if colon else "unknown"
-
-
-def normalise_email(address: str) -> str:
-    """An address as the intake stores it (NFKC, trimmed, lower case), so ops find what was typed."""
-    return unicodedata.normalize("NFKC", address).strip().lower()
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
@@ -125,11 +120,11 @@ def registration_with_steps(session: Session, registration_id: str) -> Registrat
 
 
 def registrations_by_email(session: Session, address: str, *, limit: int = PAGE_SIZE) -> list[Registration]:
-    """The registrations made with `address` (normalised as the intake does), newest first."""
+    """The registrations made with `address` (canonical, as the intake stores it), newest first."""
     return list(
         session.scalars(
             select(Registration)
-            .where(Registration.email == normalise_email(address))
+            .where(Registration.email == canonical_email(address))
             .order_by(Registration.created_at.desc())
             .limit(limit)
         )

@@ -20,7 +20,7 @@ from connectors.errors import AmbiguousMatch, ConnectorError, PermanentError, Th
 from connectors.interfaces import SmaregiApi
 from connectors.smaregi import SmaregiMember, member_code
 from registrations import profiles
-from registrations.directory import MemberDirectory, normalise_email
+from registrations.directory import MemberDirectory, directory_email
 from registrations.steps.base import Outcome, Registrant, Step, Work
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ def create(
             if holder is None:
                 raise error from None  # transient → retried with the same code; permanent → dead letter
             directory.record([holder])
-            if normalise_email(holder.mail_address) == normalise_email(registrant.email):
+            if directory_email(holder.mail_address) == directory_email(registrant.email):
                 return Membership(holder, "adopted our own member found by its code after an unclear create")
             continue  # the code is somebody else's: the next salt
         directory.record([member])

@@ -1,12 +1,12 @@
-"""The ops console's pure helpers: a dead letter's reason, e-mail normalisation, percentiles, and
-the replay hint naming the console."""
+"""The ops console's pure helpers: a dead letter's reason, percentiles, and the replay hint naming the
+console. (The address it searches by is `canonical_email`: tests/unit/test_email_address.py.)"""
 
 from __future__ import annotations
 
 import pytest
 
 from registrations.hints import dead_letter_summary, replay_hint
-from registrations.ops_queries import dead_letter_reason, normalise_email, percentile
+from registrations.ops_queries import dead_letter_reason, percentile
 
 
 @pytest.mark.parametrize(
@@ -23,13 +23,6 @@ from registrations.ops_queries import dead_letter_reason, normalise_email, perce
 )
 def test_a_dead_letters_reason_is_the_text_before_the_first_colon(message: str | None, reason: str) -> None:
     assert dead_letter_reason(message) == reason
-
-
-def test_an_email_is_normalised_as_the_intake_stores_it() -> None:
-    assert normalise_email("  Hanako.YAMADA@Example.COM \n") == "hanako.yamada@example.com"
-    assert (
-        normalise_email("ｈａｎａｋｏ@example.com") == "hanako@example.com"
-    )  # full-width, as typed on a phone
 
 
 def test_percentile_is_nearest_rank() -> None:
