@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from config.email_address import canonical_email
 from connectors.errors import PermanentError, TransientError
 from connectors.hubspot.client import HubSpotContact
 from connectors.mailer.client import MemberNumberMessage, WelcomeMessage
@@ -284,7 +285,7 @@ class FakeHubSpot(FakeSystem):
     @vendor_call
     def upsert_contact(self, *, email: str, properties: Mapping[str, str]) -> HubSpotContact:
         """Create the contact keyed by `email`, or merge `properties` into the one that has it."""
-        key = email.strip().lower()
+        key = canonical_email(email)
         if not key:
             raise ValueError("every contact to upsert needs an email property")
         known = next((contact for contact in self.contacts.values() if contact.email == key), None)

@@ -11,6 +11,7 @@ from typing import Any
 
 import requests
 
+from config.email_address import canonical_email
 from connectors.errors import ConflictError, ConnectorError, PermanentError, ThrottledError, TransientError
 from connectors.http import AnswerPolicy, Call, json_object
 from connectors.ratelimit import RateLimiter
@@ -83,7 +84,7 @@ def batch_error(errors: list[Any], emails: list[str], offset: int) -> ConnectorE
     for entry in errors:
         context = entry.get("context") if isinstance(entry, dict) else None
         ids = context.get("ids") or [] if isinstance(context, dict) else []
-        named = [str(email).strip().lower() for email in ids]
+        named = [canonical_email(str(email)) for email in ids]
         failed.update(offset + emails.index(email) for email in named if email in emails)
     # Positions in the caller's sequence, not the addresses themselves.
     where = f"inputs {sorted(failed)}" if failed else f"{len(errors)} inputs"

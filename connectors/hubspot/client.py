@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from config.email_address import canonical_email
 from config.settings import Settings
 from connectors.errors import TransientError
 from connectors.http import HttpClient, Timeouts, credentials_refusal, json_body
@@ -70,7 +71,7 @@ class HubSpotClient:
 
     def upsert_contacts(self, contacts: Sequence[Mapping[str, str]]) -> list[HubSpotContact]:
         """Create or update contacts by their `email` property (docs/api/crm/contacts: batch/upsert)."""
-        emails = [contact.get("email", "").strip().lower() for contact in contacts]
+        emails = [canonical_email(contact.get("email", "")) for contact in contacts]
         if not all(emails):
             raise ValueError("every contact to upsert needs an email property")
         if len(set(emails)) != len(emails):

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
+from config.email_address import canonical_email
+
 # Addresses we send are Japanese; the form has no country field.
 ADDRESS_COUNTRY_CODE = "JP"
 MEMBER_NUMBER_TYPE = "single_line_text_field"
@@ -124,5 +126,6 @@ def marketing_consent(accepts_marketing: bool, *, now: datetime | None = None) -
 
 
 def same_email(left: str | None, right: str) -> bool:
-    """Shopify compares addresses without regard to case (its search is fuzzier still)."""
-    return left is not None and left.strip().lower() == right.strip().lower()
+    """One address by our rule (config/email_address.py); Shopify too compares addresses without regard
+    to case (its search is fuzzier still)."""
+    return left is not None and canonical_email(left) == canonical_email(right)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from config.email_address import canonical_email
+
 MEMBER_CODE_DIGITS = 16
 # Smaregi's clock: times without an offset are Japan time.
 JST = timezone(timedelta(hours=9), "JST")
@@ -78,7 +80,7 @@ def smaregi_time(moment: datetime) -> str:
 
 
 def member_code(email: str, *, key: bytes, salt: int = 0) -> str:
-    """The customerCode a new member gets: 16 decimal digits, HMAC-SHA256 of the normalised email.
+    """The customerCode a new member gets: 16 decimal digits, HMAC-SHA256 of the canonical email.
 
     Deterministic on purpose: when Smaregi stores a member but its answer is lost (timeout), a retry
     asks for the same code and finds our own member by it instead of creating a second card. Keyed,
@@ -91,7 +93,7 @@ def member_code(email: str, *, key: bytes, salt: int = 0) -> str:
         raise ValueError("salt must be zero or positive")
     if not key:
         raise ValueError("a member code needs a key (MEMBER_CODE_KEY)")
-    message = f"{email.strip().lower()}\n{salt}".encode()
+    message = f"{canonical_email(email)}\n{salt}".encode()
     digest = hmac.new(key, message, hashlib.sha256).digest()
     return str(int.from_bytes(digest[:8], "big") % 10**MEMBER_CODE_DIGITS).zfill(MEMBER_CODE_DIGITS)
 
