@@ -219,6 +219,9 @@ class Settings:
         "HUBSPOT_ACCESS_TOKEN", _secret, Secret("pat-sandbox"), secret=True
     )
     hubspot_api_url: str = setting("HUBSPOT_API_URL", _base_url, "http://127.0.0.1:8013")
+    # The subscription type marketing consent is recorded under (Communication Preferences API);
+    # unset: the portal's one active, non-internal subscription type, read from its definitions.
+    hubspot_subscription_id: str | None = setting("HUBSPOT_SUBSCRIPTION_ID", _optional_str, None)
 
     smtp_host: str = setting("SMTP_HOST", str, "127.0.0.1")
     smtp_port: int = setting("SMTP_PORT", _port, 8025)

@@ -1,8 +1,10 @@
 """In-process stand-ins for the four systems, so a pipeline step is tested without a network.
 
 Each fake satisfies its Protocol in `connectors.interfaces` and keeps the vendor rules the pipeline
-relies on: Shopify's unique email (any case) and phone, Smaregi's unique customerCode, HubSpot's
-upsert by email. For failure tests every call can be made to fail:
+relies on: Shopify's unique email (any case) and phone and the consent states it refuses as input,
+Smaregi's unique customerCode, HubSpot's upsert by email, its read-only marketing properties and its
+subscriptions (legal basis kept, no resubscribing an opt-out). For failure tests every call can be
+made to fail:
 
     fake.fail_next("create_customer", TransientError("down"))  # raised before anything changes
     fake.lose_next_answer("create_customer")  # the write happens, then TransientError: a lost answer
@@ -24,11 +26,25 @@ from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from config.email_address import canonical_email
-from connectors.errors import PermanentError, TransientError
+from connectors.errors import NotFoundError, PermanentError, TransientError
 from connectors.hubspot.client import HubSpotContact
+from connectors.hubspot.subscriptions import (
+    LEGAL_BASES,
+    NOT_SUBSCRIBED,
+    SUBSCRIBED,
+    SubscriptionRefused,
+    SubscriptionStatus,
+    refuse_marketing_properties,
+)
 from connectors.mailer.client import MemberNumberMessage, WelcomeMessage
-from connectors.shopify.answers import EmailTaken, PhoneTaken
-from connectors.shopify.mapping import ShopifyCustomer, same_email
+from connectors.shopify.answers import CONSENT_REFUSED, ConsentRefused, EmailTaken, PhoneTaken
+from connectors.shopify.mapping import (
+    SETTABLE_MARKETING_STATES,
+    ShopifyCustomer,
+    consent_requested,
+    marketing_consent,
+    same_email,
+)
 from connectors.smaregi.members import SmaregiMember
 
 P = ParamSpec("P")
@@ -103,10 +119,13 @@ class FakeSystem:
 
 
 class FakeShopify(FakeSystem):
-    """Shopify customers: unique email (any case) and phone, the default address, the member number.
+    """Shopify customers: unique email (any case) and phone, the default address, the member number,
+    the email marketing consent.
 
     As the real connector does, a create with an address makes a second call, `add_address`, after
-    the customer exists: failing that call leaves a customer without an address.
+    the customer exists: failing that call leaves a customer without an address. A customer starts
+    NOT_SUBSCRIBED (Shopify's default), or PENDING when the registrant asked for marketing email;
+    `update_marketing_consent` refuses the states Shopify refuses as input (ConsentRefused).
     """
 
     system = "shopify"
@@ -139,12 +158,16 @@ class FakeShopify(FakeSystem):
             raise PhoneTaken(
                 "shopify customerCreate: the phone is already used by another customer", system=self.system
             )
+        consent = consent_requested(datetime.now(UTC)) if accepts_marketing else None
         customer = ShopifyCustomer(
             id=f"gid://shopify/Customer/{self._next_id()}",
             email=email.strip(),
             first_name=first_name,
             last_name=last_name,
             phone=phone.strip() if phone else None,
+            marketing_state=consent["marketingState"] if consent else "NOT_SUBSCRIBED",
+            marketing_opt_in_level=consent["marketingOptInLevel"] if consent else None,
+            marketing_updated_at=consent["consentUpdatedAt"] if consent else None,
         )
         self.customers[customer.id] = customer
         if postal_code or address:
@@ -179,6 +202,35 @@ class FakeShopify(FakeSystem):
             )
         self.customers[customer_id] = dataclasses.replace(customer, member_number=member_number)
 
+    @vendor_call
+    def update_marketing_consent(
+        self,
+        customer_id: str,
+        state: str,
+        *,
+        opt_in_level: str | None = None,
+        consent_updated_at: datetime | None = None,
+    ) -> ShopifyCustomer:
+        """Store the consent; ConsentRefused for a state Shopify refuses as input, as Shopify does."""
+        if state not in SETTABLE_MARKETING_STATES:
+            raise ConsentRefused(
+                f"shopify customerEmailMarketingConsentUpdate: {CONSENT_REFUSED}", system=self.system
+            )
+        customer = self.customers.get(customer_id)
+        if customer is None or not customer.email:
+            raise PermanentError(
+                "shopify customerEmailMarketingConsentUpdate: Shopify refused customerId", system=self.system
+            )
+        consent = marketing_consent(state, opt_in_level=opt_in_level, consent_updated_at=consent_updated_at)
+        stamped = consent.get("consentUpdatedAt") or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.customers[customer_id] = dataclasses.replace(
+            customer,
+            marketing_state=state,
+            marketing_opt_in_level=consent.get("marketingOptInLevel", customer.marketing_opt_in_level),
+            marketing_updated_at=stamped,
+        )
+        return self.customers[customer_id]
+
 
 class FakeSmaregi(FakeSystem):
     """Smaregi POS members: unique customerCode, customerIds "1", "2", ... in order of creation.
@@ -207,14 +259,27 @@ class FakeSmaregi(FakeSystem):
             del self.members[customer_id]
 
     def _store(
-        self, customer_code: str, mail_address: str | None, last_name: str | None, first_name: str | None
+        self,
+        customer_code: str,
+        mail_address: str | None,
+        last_name: str | None,
+        first_name: str | None,
+        mail_receive_flag: bool | None = None,
     ) -> SmaregiMember:
         if any(member.customer_code == customer_code for member in self.members.values()):
             raise PermanentError(
                 "smaregi POST /pos/customers: HTTP 400: Bad Request", system=self.system, status=400
             )
         member = SmaregiMember(
-            str(self._next_id()), customer_code, mail_address, last_name, first_name, "0", self._clock()
+            str(self._next_id()),
+            customer_code,
+            mail_address,
+            last_name,
+            first_name,
+            "0",
+            self._clock(),
+            # Smaregi's own default when the flag is not sent is UNCONFIRMED; "0" here.
+            mail_receive_flag=bool(mail_receive_flag),
         )
         self.members[member.customer_id] = member
         return member
@@ -270,17 +335,38 @@ class FakeSmaregi(FakeSystem):
         mail_receive_flag: bool | None = None,
     ) -> SmaregiMember:
         """A new member with point "0"; a taken code is refused (PermanentError, HTTP 400)."""
-        return self._store(customer_code, mail_address, last_name, first_name)
+        return self._store(customer_code, mail_address, last_name, first_name, mail_receive_flag)
+
+    @vendor_call
+    def set_mail_receive_flag(self, customer_id: str, receive: bool) -> SmaregiMember:
+        """Set mailReceiveFlag and stamp the change; an unknown member is NotFoundError (HTTP 404)."""
+        member = self.members.get(customer_id)
+        if member is None:
+            raise NotFoundError(
+                "smaregi PATCH /pos/customers/{id}: HTTP 404: Not Found", system=self.system, status=404
+            )
+        self.members[customer_id] = dataclasses.replace(
+            member, mail_receive_flag=receive, updated_at=self._clock()
+        )
+        return self.members[customer_id]
 
 
 class FakeHubSpot(FakeSystem):
-    """HubSpot contacts: one per email (stored in lower case, as HubSpot does), ids "1", "2", ..."""
+    """HubSpot contacts: one per email (stored in lower case, as HubSpot does), ids "1", "2", ...
+
+    Marketing consent lives apart, per address (`subscriptions`), as HubSpot keeps it: subscribing
+    needs a legal basis and an explanation, both kept; an address that was unsubscribed is never
+    subscribed again (v3's rule); repeating either call changes nothing.
+    """
 
     system = "hubspot"
+    subscription_id = "1"
 
     def __init__(self) -> None:
         super().__init__()
         self.contacts: dict[str, HubSpotContact] = {}
+        self.subscriptions: dict[str, SubscriptionStatus] = {}
+        self._opted_out: set[str] = set()
 
     @vendor_call
     def upsert_contact(self, *, email: str, properties: Mapping[str, str]) -> HubSpotContact:
@@ -288,11 +374,57 @@ class FakeHubSpot(FakeSystem):
         key = canonical_email(email)
         if not key:
             raise ValueError("every contact to upsert needs an email property")
+        refuse_marketing_properties(properties)  # as the real client does, before sending
         known = next((contact for contact in self.contacts.values() if contact.email == key), None)
         merged = {**(known.properties if known else {}), **properties, "email": key}
         contact_id = known.id if known else str(self._next_id())
         self.contacts[contact_id] = HubSpotContact(contact_id, key, merged)
         return HubSpotContact(contact_id, key, dict(merged), created=known is None)
+
+    @vendor_call
+    def subscribe(self, email: str, *, legal_basis: str, explanation: str) -> SubscriptionStatus:
+        """SUBSCRIBED with the legal basis; SubscriptionRefused for an address that opted out."""
+        if legal_basis not in LEGAL_BASES or not explanation.strip():
+            raise ValueError("a subscription needs a documented legal basis and its explanation")
+        key = canonical_email(email)
+        current = self.subscriptions.get(key)
+        if current is not None and current.subscribed:
+            return current
+        if key in self._opted_out:
+            raise SubscriptionRefused(
+                "hubspot POST /communication-preferences/v3/subscribe: HTTP 400: VALIDATION_ERROR; "
+                "HubSpot's v3 API never resubscribes an address that opted out",
+                system=self.system,
+                status=400,
+            )
+        status = SubscriptionStatus(
+            self.subscription_id, SUBSCRIBED, "SUBSCRIPTION_STATUS", legal_basis, explanation.strip()
+        )
+        self.subscriptions[key] = status
+        return status
+
+    @vendor_call
+    def unsubscribe(
+        self, email: str, *, explanation: str, legal_basis: str | None = None
+    ) -> SubscriptionStatus:
+        """NOT_SUBSCRIBED for good (v3 will not subscribe the address again)."""
+        key = canonical_email(email)
+        self._opted_out.add(key)
+        status = SubscriptionStatus(
+            self.subscription_id,
+            NOT_SUBSCRIBED,
+            "SUBSCRIPTION_STATUS",
+            legal_basis,
+            explanation.strip() or None,
+        )
+        self.subscriptions[key] = status
+        return status
+
+    @vendor_call
+    def subscription_status(self, email: str) -> SubscriptionStatus:
+        """The address's status (NOT_SUBSCRIBED when nothing was ever set)."""
+        found = self.subscriptions.get(canonical_email(email))
+        return found or SubscriptionStatus(self.subscription_id, NOT_SUBSCRIBED)
 
 
 class FakeMailer(FakeSystem):

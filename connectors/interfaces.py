@@ -13,13 +13,14 @@ from datetime import datetime
 from typing import Protocol
 
 from connectors.hubspot.client import HubSpotContact
+from connectors.hubspot.subscriptions import SubscriptionStatus
 from connectors.mailer.client import MemberNumberMessage, WelcomeMessage
 from connectors.shopify.mapping import ShopifyCustomer
 from connectors.smaregi.members import SmaregiMember
 
 
 class ShopifyApi(Protocol):
-    """The customer master: create, find by email, add an address, mirror the member number."""
+    """The customer master: create, find by email, add an address, mirror the member number, consent."""
 
     def create_customer(
         self,
@@ -33,7 +34,10 @@ class ShopifyApi(Protocol):
         postal_code: str | None = None,
         address: str | None = None,
     ) -> ShopifyCustomer:
-        """Create a customer; EmailTaken when the email is in use, PhoneTaken for the phone."""
+        """Create a customer; EmailTaken when the email is in use, PhoneTaken for the phone.
+
+        `accepts_marketing=True` records a double opt-in request (PENDING); False sends no consent.
+        """
         ...
 
     def add_address(self, customer_id: str, *, postal_code: str | None, address: str | None) -> str:
@@ -48,9 +52,24 @@ class ShopifyApi(Protocol):
         """Write the member number onto the customer (metafield membersync.member_number)."""
         ...
 
+    def update_marketing_consent(
+        self,
+        customer_id: str,
+        state: str,
+        *,
+        opt_in_level: str | None = None,
+        consent_updated_at: datetime | None = None,
+    ) -> ShopifyCustomer:
+        """Set the email marketing consent: PENDING, SUBSCRIBED or UNSUBSCRIBED.
+
+        Any other state (NOT_SUBSCRIBED, INVALID, REDACTED) is ConsentRefused, as Shopify refuses it.
+        """
+        ...
+
 
 class SmaregiApi(Protocol):
-    """POS members: list them (for the member directory), look one up by code or id, create one.
+    """POS members: list them (for the member directory), look one up by code or id, create one, and
+    set whether they receive marketing mail.
 
     Smaregi has no e-mail search: people are matched by e-mail in Membersync's member directory,
     which these calls keep up to date.
@@ -95,12 +114,30 @@ class SmaregiApi(Protocol):
         """Create a member; any refusal or lost answer is settled by looking the code up."""
         ...
 
+    def set_mail_receive_flag(self, customer_id: str, receive: bool) -> SmaregiMember:
+        """mailReceiveFlag "1" (receives marketing mail) or "0"; NotFoundError for an unknown member."""
+        ...
+
 
 class HubSpotApi(Protocol):
-    """The CRM mirror: one upsert by email."""
+    """The CRM mirror: one upsert by email; marketing consent as a subscription with a legal basis."""
 
     def upsert_contact(self, *, email: str, properties: Mapping[str, str]) -> HubSpotContact:
-        """Create or update the contact keyed by `email`."""
+        """Create or update the contact keyed by `email` (never with a marketing-status property)."""
+        ...
+
+    def subscribe(self, email: str, *, legal_basis: str, explanation: str) -> SubscriptionStatus:
+        """Subscribe the address to the marketing subscription type; SubscriptionRefused if HubSpot won't."""
+        ...
+
+    def unsubscribe(
+        self, email: str, *, explanation: str, legal_basis: str | None = None
+    ) -> SubscriptionStatus:
+        """Unsubscribe the address from the marketing subscription type."""
+        ...
+
+    def subscription_status(self, email: str) -> SubscriptionStatus:
+        """The address's status for the marketing subscription type."""
         ...
 
 

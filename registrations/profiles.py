@@ -1,7 +1,11 @@
 """What each system receives of a registration (the profile that Shopify owns, mirrored elsewhere).
 
 One function per system, so the field mapping lives in one place and every step and the backfill
-send the same shape.
+send the same shape. Marketing consent is double opt-in: a registration asks for it, only the owner's
+confirmation gives it. So at create Shopify gets PENDING for a registrant who asked (nothing for one
+who did not), Smaregi mailReceiveFlag "0", HubSpot no marketing property at all; the confirmation
+steps set the consent later (Shopify customerEmailMarketingConsentUpdate, Smaregi's flag, HubSpot's
+subscription with a legal basis).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ def shopify_customer(registration: Registrant) -> dict[str, Any]:
         "last_name": registration.last_name,
         "phone": registration.phone,
         "locale": registration.locale,
+        # A request (PENDING), never a subscription: see the module's docstring.
         "accepts_marketing": bool(registration.accepts_marketing),
         "postal_code": registration.postal_code,
         "address": registration.address,
@@ -41,12 +46,17 @@ def smaregi_member(registration: Registrant) -> dict[str, Any]:
         "address": registration.address,
         "sex": SMAREGI_SEX.get(registration.gender) if registration.gender else None,
         "birth_date": registration.birth_date.isoformat() if registration.birth_date else None,
-        "mail_receive_flag": bool(registration.accepts_marketing),
+        # "0" until the owner confirms through the mailed link, whatever the form's checkbox said.
+        "mail_receive_flag": False,
     }
 
 
 def hubspot_properties(registration: Registrant) -> dict[str, str]:
-    """HubSpot contact properties (standard ones only: a portal needs no custom property set up)."""
+    """HubSpot contact properties (standard ones only: a portal needs no custom property set up).
+
+    Never a marketing status (hs_marketable_status and the like cannot be set through the API; the
+    connector refuses them): consent goes through HubSpotClient.subscribe after confirmation.
+    """
     properties = {
         "email": registration.email,
         "firstname": registration.first_name,

@@ -28,10 +28,16 @@ TRANSIENT_CATEGORIES = frozenset(
     {"RATE_LIMITS", "INTERNAL_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT", "LOCKED"}
 )
 _EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)")
+# Paths that carry an email address (the Communication Preferences status read): cut from messages.
+_EMAIL_IN_PATH = re.compile(r"(/status/email/)[^/]+")
 
 
 class HubSpotPolicy(AnswerPolicy):
     """X-HubSpot-RateLimit-* on every answer; errors named by `category`, 429s by `policyName`."""
+
+    def where(self, call: Call) -> str:
+        """The call as messages and logs name it, without the address a status read puts in its path."""
+        return _EMAIL_IN_PATH.sub(r"\1{email}", super().where(call))
 
     def observe(self, response: requests.Response, limiter: RateLimiter) -> None:
         """Correct the shared bucket from X-HubSpot-RateLimit-* (errors carry them too)."""

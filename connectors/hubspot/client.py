@@ -1,8 +1,11 @@
-"""HubSpot CRM v3 contacts: the marketing mirror of our members, keyed by email.
+"""HubSpot CRM v3 contacts: the marketing mirror of our members, keyed by email; and their consent.
 
 Vendor reference: https://developers.hubspot.com/docs/api/crm/contacts (objects, batch upsert) and
 https://developers.hubspot.com/docs/api/crm/search. What HubSpot's answers mean, its rate-limit
-headers included, is read in `connectors.hubspot.answers`.
+headers included, is read in `connectors.hubspot.answers`. Marketing consent never travels as a
+contact property: it goes through the Communication Preferences API (`connectors.hubspot.subscriptions`
+says which facts are confirmed), and a contact write naming a marketing-status property is refused
+before it is sent.
 """
 
 from __future__ import annotations
@@ -14,9 +17,19 @@ from urllib.parse import quote
 
 from config.email_address import canonical_email
 from config.settings import Settings
-from connectors.errors import TransientError
+from connectors.errors import PermanentError, TransientError
 from connectors.http import HttpClient, Timeouts, credentials_refusal, json_body
 from connectors.hubspot.answers import SYSTEM, HubSpotPolicy, batch_error
+from connectors.hubspot.subscriptions import (
+    LEGAL_BASES,
+    NOT_SUBSCRIBED,
+    PREFERENCES,
+    SubscriptionDefinition,
+    SubscriptionRefused,
+    SubscriptionStatus,
+    marketing_subscription,
+    refuse_marketing_properties,
+)
 from connectors.ratelimit import RateLimiter
 
 CONTACTS = "/crm/v3/objects/contacts"
@@ -50,8 +63,10 @@ class HubSpotContact:
 class HubSpotClient:
     """Contacts of one HubSpot portal, through a private app's access token."""
 
-    def __init__(self, http: HttpClient) -> None:
+    def __init__(self, http: HttpClient, *, subscription_id: str | None = None) -> None:
         self.http = http.using(HubSpotPolicy)
+        # HUBSPOT_SUBSCRIPTION_ID, else learnt once from the portal's definitions.
+        self.subscription_id = subscription_id
 
     @classmethod
     def from_settings(cls, settings: Settings, *, limiter: RateLimiter | None = None) -> HubSpotClient:
@@ -66,7 +81,8 @@ class HubSpotClient:
                 limiter=limiter,
                 policy=HubSpotPolicy(),
                 refusal=credentials_refusal("HubSpot", {"HUBSPOT_ACCESS_TOKEN": token}),
-            )
+            ),
+            subscription_id=settings.hubspot_subscription_id,
         )
 
     def upsert_contacts(self, contacts: Sequence[Mapping[str, str]]) -> list[HubSpotContact]:
@@ -76,6 +92,7 @@ class HubSpotClient:
             raise ValueError("every contact to upsert needs an email property")
         if len(set(emails)) != len(emails):
             raise ValueError("an upsert batch may name each email once")  # HubSpot refuses the batch
+        refuse_marketing_properties(name for contact in contacts for name in contact)
         upserted: list[HubSpotContact] = []
         for start in range(0, len(contacts), MAX_BATCH_INPUTS):
             batch = contacts[start : start + MAX_BATCH_INPUTS]
@@ -103,6 +120,7 @@ class HubSpotClient:
 
     def create_contact(self, properties: Mapping[str, str]) -> HubSpotContact:
         """Create a contact; ConflictError.existing_id names a holder (docs/api/crm/contacts: create)."""
+        refuse_marketing_properties(properties)
         response = self.http.request("POST", CONTACTS, ok=(200, 201), json={"properties": dict(properties)})
         return HubSpotContact.from_api(json_body(response, f"{SYSTEM} create"))
 
@@ -156,6 +174,107 @@ class HubSpotClient:
             after = _next_after(answer)
             if after is None:
                 return
+
+    # --- marketing consent: the Communication Preferences API (v3) ---------------------------------
+
+    def subscription_definitions(self) -> list[SubscriptionDefinition]:
+        """The portal's subscription types (GET /communication-preferences/v3/definitions)."""
+        response = self.http.request("GET", f"{PREFERENCES}/definitions")
+        answer = json_body(response, f"{SYSTEM} subscription definitions")
+        records = answer.get("subscriptionDefinitions") or []
+        return [SubscriptionDefinition.from_api(record) for record in records if isinstance(record, Mapping)]
+
+    def marketing_subscription_id(self) -> str:
+        """HUBSPOT_SUBSCRIPTION_ID, else the portal's one active, non-internal subscription type.
+
+        NoSubscriptionType (permanent) when the portal has none or several: a person must choose.
+        """
+        if not self.subscription_id:
+            self.subscription_id = marketing_subscription(self.subscription_definitions())
+        return self.subscription_id
+
+    def subscription_status(self, email: str) -> SubscriptionStatus:
+        """The address's status for the marketing subscription type (GET .../status/email/{address}).
+
+        A subscription type the answer does not list, or an address HubSpot does not know (404,
+        UNCONFIRMED whether it answers so), is NOT_SUBSCRIBED.
+        """
+        subscription_id = self.marketing_subscription_id()
+        response = self.http.request(
+            "GET", f"{PREFERENCES}/status/email/{quote(email.strip(), safe='@')}", ok=(200, 404)
+        )
+        if response.status_code == 404:
+            return SubscriptionStatus(subscription_id, NOT_SUBSCRIBED)
+        answer = json_body(response, f"{SYSTEM} subscription status")
+        statuses = [
+            SubscriptionStatus.from_api(record)
+            for record in answer.get("subscriptionStatuses") or []
+            if isinstance(record, Mapping)
+        ]
+        found = next((status for status in statuses if status.subscription_id == subscription_id), None)
+        return found or SubscriptionStatus(subscription_id, NOT_SUBSCRIBED)
+
+    def subscribe(self, email: str, *, legal_basis: str, explanation: str) -> SubscriptionStatus:
+        """Subscribe the address to the marketing subscription type, with the legal basis shown.
+
+        POST /communication-preferences/v3/subscribe. Only for an owner who confirmed (double
+        opt-in). Idempotent: after a 400 (already subscribed, or a refusal) the status is read back;
+        SUBSCRIBED is success, anything else SubscriptionRefused (v3 never resubscribes an address
+        that opted out).
+        """
+        if legal_basis not in LEGAL_BASES:
+            raise ValueError(f"legal basis {legal_basis!r} is not one of {sorted(LEGAL_BASES)}")
+        if not explanation.strip():
+            raise ValueError("a subscription needs the legal basis explained (what the owner agreed to)")
+        body = self._status_change(email, legal_basis=legal_basis, explanation=explanation)
+        return self._change_status("subscribe", body, wanted_subscribed=True)
+
+    def unsubscribe(
+        self, email: str, *, explanation: str, legal_basis: str | None = None
+    ) -> SubscriptionStatus:
+        """Unsubscribe the address from the marketing subscription type (the owner withdrew).
+
+        POST /communication-preferences/v3/unsubscribe. Idempotent like `subscribe`: after a 400
+        the status is read back, and NOT_SUBSCRIBED is success. An unsubscribe cannot be undone
+        through v3.
+        """
+        if legal_basis is not None and legal_basis not in LEGAL_BASES:
+            raise ValueError(f"legal basis {legal_basis!r} is not one of {sorted(LEGAL_BASES)}")
+        body = self._status_change(email, legal_basis=legal_basis, explanation=explanation)
+        return self._change_status("unsubscribe", body, wanted_subscribed=False)
+
+    def _status_change(self, email: str, *, legal_basis: str | None, explanation: str) -> dict[str, str]:
+        body = {"emailAddress": email.strip(), "subscriptionId": self.marketing_subscription_id()}
+        if legal_basis is not None:
+            body["legalBasis"] = legal_basis
+        if explanation.strip():
+            body["legalBasisExplanation"] = explanation.strip()
+        return body
+
+    def _change_status(
+        self, verb: str, body: dict[str, str], *, wanted_subscribed: bool
+    ) -> SubscriptionStatus:
+        try:
+            response = self.http.request("POST", f"{PREFERENCES}/{verb}", json=body)
+        except PermanentError as refused:
+            if refused.status != 400:
+                raise
+            # Never decided by HubSpot's wording (UNCONFIRMED): by what the address's status is now.
+            current = self.subscription_status(body["emailAddress"])
+            if current.subscribed == wanted_subscribed:
+                return current
+            raise SubscriptionRefused(
+                f"{refused}; the address stays {current.status} for subscription "
+                f"{current.subscription_id} (source {current.source_of_status or 'unknown'})"
+                + (
+                    "; HubSpot's v3 API never resubscribes an address that opted out"
+                    if wanted_subscribed
+                    else ""
+                ),
+                system=SYSTEM,
+                status=400,
+            ) from None
+        return SubscriptionStatus.from_api(json_body(response, f"{SYSTEM} {verb}", required=("id",)))
 
 
 def _next_after(answer: Mapping[str, Any]) -> str | None:

@@ -4,7 +4,7 @@
 Shopify's published schema and against the sandbox emulator's. `client.ShopifyClient` sends them.
 """
 
-from connectors.shopify.client import EmailTaken, PhoneTaken, ShopifyClient
+from connectors.shopify.client import ConsentRefused, EmailTaken, PhoneTaken, ShopifyClient
 from connectors.shopify.mapping import ShopifyCustomer
 
-__all__ = ["EmailTaken", "PhoneTaken", "ShopifyClient", "ShopifyCustomer"]
+__all__ = ["ConsentRefused", "EmailTaken", "PhoneTaken", "ShopifyClient", "ShopifyCustomer"]

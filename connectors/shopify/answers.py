@@ -49,8 +49,27 @@ class PhoneTaken(PermanentError):
     reason = "phone_taken"
 
 
+class ConsentRefused(PermanentError):
+    """Shopify refused the email marketing consent we sent (a state it does not take as input).
+
+    NOT_SUBSCRIBED, INVALID and REDACTED cannot be set (the 2026-10 schema says so). Whether Shopify
+    reports it as a userError on the consent field or as a top-level error is UNCONFIRMED: both end
+    here, so the dead letter names the consent rather than a generic refusal.
+    """
+
+    reason = "consent_refused"
+
+
+CONSENT_REFUSED = (
+    "Shopify refused the email marketing consent (NOT_SUBSCRIBED, INVALID and REDACTED cannot be set; "
+    "no consent is sent for a registrant who did not opt in, UNSUBSCRIBED for a withdrawal)"
+)
+# Words that tie an error to the consent input: the input fields and the enum's type name.
+_CONSENT_WORDS = ("emailmarketingconsent", "marketingstate", "customeremailmarketingstate")
+
 # What each kind of userError raises (any other userError: PermanentError naming the fields).
 _USER_ERRORS: dict[str, tuple[type[PermanentError], str]] = {
+    "consent_refused": (ConsentRefused, CONSENT_REFUSED),
     "email_taken": (EmailTaken, "the email is already used by another Shopify customer"),
     "phone_taken": (PhoneTaken, "the phone is already used by another customer (phones must be unique)"),
     "not_found": (NotFoundError, "no such customer"),
@@ -113,9 +132,13 @@ class ShopifyPolicy(AnswerPolicy):
 
 
 def user_error(where: str, user_errors: Sequence[Mapping[str, Any]]) -> PermanentError:
-    """The error a mutation's userErrors mean (EmailTaken, PhoneTaken, NotFound, else Permanent)."""
+    """The error a mutation's userErrors mean (ConsentRefused, EmailTaken, PhoneTaken, NotFound, else
+    Permanent)."""
+    kind = user_error_kind(user_errors)
     refused = (PermanentError, f"Shopify refused {user_error_fields(user_errors)}")
-    error_class, what = _USER_ERRORS.get(user_error_kind(user_errors) or "", refused)
+    error_class, what = _USER_ERRORS.get(kind or "", refused)
+    if kind == "consent_refused":
+        what = f"{what}: {user_error_fields(user_errors)}"
     return error_class(f"{where}: {what}", system=SYSTEM)
 
 
@@ -130,7 +153,11 @@ def user_error_fields(user_errors: Sequence[Mapping[str, Any]]) -> str:
 
 
 def user_error_kind(user_errors: Sequence[Mapping[str, Any]]) -> str | None:
-    """What userErrors mean: "email_taken", "phone_taken", "not_found" or None (anything else)."""
+    """What userErrors mean: "consent_refused", "email_taken", "phone_taken", "not_found" or None.
+
+    A refused consent comes first: it must never hide behind an adoption (email taken) that would
+    carry on as if nothing was refused.
+    """
 
     def says(field: str, words: str) -> bool:
         return any(
@@ -138,6 +165,13 @@ def user_error_kind(user_errors: Sequence[Mapping[str, Any]]) -> str | None:
             for error in user_errors
         )
 
+    if any(
+        _names_consent(
+            " ".join(str(part) for part in error.get("field") or []) + " " + str(error.get("message"))
+        )
+        for error in user_errors
+    ):
+        return "consent_refused"
     if says("email", "taken"):
         return "email_taken"
     if says("phone", "taken"):
@@ -171,8 +205,20 @@ def graphql_error(
         wait = retry_after or throttle_wait(cost, requested_fallback=cost_estimate)
         message = f"{where}: THROTTLED, retry in {wait:.2f}s"
         return ThrottledError(message, system=SYSTEM, status=status, retry_after=wait)
-    kind = TransientError if "INTERNAL_SERVER_ERROR" in codes else PermanentError
-    return kind(f"{where}: {describe_errors(errors)}", system=SYSTEM, status=status)
+    if "INTERNAL_SERVER_ERROR" in codes:
+        return TransientError(f"{where}: {describe_errors(errors)}", system=SYSTEM, status=status)
+    if _names_consent(describe_errors(errors)):
+        # E.g. a variable refused by type coercion, or a refusal Shopify reports at the top level.
+        return ConsentRefused(
+            f"{where}: {CONSENT_REFUSED}: {describe_errors(errors)}", system=SYSTEM, status=status
+        )
+    return PermanentError(f"{where}: {describe_errors(errors)}", system=SYSTEM, status=status)
+
+
+def _names_consent(text: str) -> bool:
+    """Whether an error's field path or message is about the email marketing consent input."""
+    squeezed = re.sub(r"[\s_]", "", text.lower())  # "marketing state", "marketingState", ...
+    return any(word in squeezed for word in _CONSENT_WORDS)
 
 
 def describe_errors(errors: Any) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Unpack, cast
 
 from config.settings import Settings
@@ -19,18 +20,28 @@ from connectors.errors import NotFoundError, PermanentError
 from connectors.http import HttpClient, Timeouts, credentials_refusal, json_object
 from connectors.ratelimit import RateLimiter
 from connectors.shopify import documents
-from connectors.shopify.answers import SYSTEM, EmailTaken, PhoneTaken, ShopifyPolicy
+from connectors.shopify.answers import (
+    CONSENT_REFUSED,
+    SYSTEM,
+    ConsentRefused,
+    EmailTaken,
+    PhoneTaken,
+    ShopifyPolicy,
+)
 from connectors.shopify.mapping import (
     MEMBER_NUMBER_TYPE,
+    SETTABLE_MARKETING_STATES,
     CustomerFields,
     ShopifyCustomer,
     customer_from_node,
     customer_input,
     mailing_address,
+    marketing_consent,
     same_email,
 )
 
-__all__ = ["EmailTaken", "PhoneTaken", "ShopifyClient"]  # the errors are read in answers, raised from here
+# The errors are read in answers, raised from here.
+__all__ = ["ConsentRefused", "EmailTaken", "PhoneTaken", "ShopifyClient"]
 
 MUTATION_COST = 10.0
 # A MemberCustomer with its member-number metafield: the customer, its default email, phone and
@@ -87,12 +98,15 @@ class ShopifyClient:
         """customerCreate, then customerAddressCreate for the address (its default) when one is given.
 
         https://shopify.dev/docs/api/admin-graphql/2026-10/mutations/customerCreate. Raises EmailTaken
-        when the email is already used, PhoneTaken for the phone. customerCreate rather than
-        customerSet: customerSet keyed by email would overwrite the profile of a customer who already
-        shops online (Shopify owns it; we adopt it as it is), its input carries no marketing consent
-        (a second mutation, and a window where the consent is missing), and a taken phone is still
-        refused. An address whose call fails after the create is added on the adopting retry
-        (`add_address`), because CustomerInput.addresses is deprecated in 2026-10.
+        when the email is already used, PhoneTaken for the phone. `accepts_marketing=True` records the
+        request as PENDING (double opt-in, `mapping.consent_requested`); False sends no consent, so
+        the customer keeps Shopify's default NOT_SUBSCRIBED (never sent: Shopify refuses it as input).
+        customerCreate rather than customerSet: customerSet keyed by email would overwrite the
+        profile of a customer who already shops online (Shopify owns it; we adopt it as it is), its
+        input carries no marketing consent (a second mutation, and a window where the consent is
+        missing), and a taken phone is still refused. An address whose call fails after the create
+        is added on the adopting retry (`add_address`), because CustomerInput.addresses is
+        deprecated in 2026-10.
         """
         given = {
             "email": email,
@@ -169,6 +183,9 @@ class ShopifyClient:
         """
         if not fields:
             raise ValueError("update_customer needs at least one field to change")
+        if "accepts_marketing" in fields:
+            # customerUpdate would turn a confirmed SUBSCRIBED back into PENDING.
+            raise TypeError("consent changes go through update_marketing_consent, not update_customer")
         own = customer_input(fields)  # also refuses unknown field names before anything is sent
         if own:
             variables = {"input": {"id": customer_id, **own}}
@@ -191,6 +208,34 @@ class ShopifyClient:
             data = self._execute(documents.UPDATE_CUSTOMER_ADDRESS, changed, cost_estimate=MUTATION_COST)
             address_id = self._mutated_address_id(data, "customerAddressUpdate")
         return dataclasses.replace(customer, address_id=address_id)
+
+    def update_marketing_consent(
+        self,
+        customer_id: str,
+        state: str,
+        *,
+        opt_in_level: str | None = None,
+        consent_updated_at: datetime | None = None,
+    ) -> ShopifyCustomer:
+        """Set the customer's email marketing consent; the customer as Shopify answers afterwards.
+
+        customerEmailMarketingConsentUpdate
+        (https://shopify.dev/docs/api/admin-graphql/2026-10/mutations/customerEmailMarketingConsentUpdate).
+        `state` is PENDING, SUBSCRIBED or UNSUBSCRIBED (`mapping.consent_requested` /
+        `consent_confirmed` / `consent_withdrawn` name the three uses); any other state raises
+        ConsentRefused before anything is sent, as Shopify would refuse it. Shopify's own refusal
+        (userError or top-level error) is ConsentRefused too; an unknown customer or one without an
+        email is a PermanentError. Setting the state it already has is harmless, so a retry after a
+        lost answer is safe.
+        """
+        if state not in SETTABLE_MARKETING_STATES:
+            raise ConsentRefused(
+                f"{SYSTEM} customerEmailMarketingConsentUpdate: {CONSENT_REFUSED}", system=SYSTEM
+            )
+        consent = marketing_consent(state, opt_in_level=opt_in_level, consent_updated_at=consent_updated_at)
+        variables = {"input": {"customerId": customer_id, "emailMarketingConsent": consent}}
+        data = self._execute(documents.UPDATE_MARKETING_CONSENT, variables, cost_estimate=MUTATION_COST)
+        return self._mutated_customer(data, "customerEmailMarketingConsentUpdate")
 
     def set_member_number(self, customer_id: str, member_number: str) -> None:
         """Write metafield membersync.member_number (single_line_text_field) on the customer.

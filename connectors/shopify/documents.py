@@ -123,6 +123,28 @@ mutation UpdateCustomer($input: CustomerInput!) {
     + USER_ERROR_FIELDS
 )
 
+# $input: CustomerEmailMarketingConsentUpdateInput {customerId, emailMarketingConsent {marketingState,
+# marketingOptInLevel, consentUpdatedAt}}: the only way consent changes after the create (PENDING ->
+# SUBSCRIBED on confirmation, UNSUBSCRIBED on withdrawal). Its userErrors carry a `code` (INCLUSION,
+# INVALID, MISSING_ARGUMENT, INTERNAL_ERROR), so they are not the UserError fragment's type.
+UPDATE_MARKETING_CONSENT = (
+    """
+mutation UpdateMarketingConsent($input: CustomerEmailMarketingConsentUpdateInput!) {
+  customerEmailMarketingConsentUpdate(input: $input) {
+    customer {
+      ...MemberCustomer
+    }
+    userErrors {
+      field
+      message
+      code
+    }
+  }
+}
+"""
+    + CUSTOMER_FIELDS
+)
+
 # $address: MailingAddressInput; $setAsDefault true makes it the customer's default address.
 ADD_CUSTOMER_ADDRESS = (
     """
@@ -261,6 +283,7 @@ ALL_DOCUMENTS: dict[str, str] = {
     "FindCustomerByEmail": FIND_CUSTOMER_BY_EMAIL,
     "GetCustomer": GET_CUSTOMER,
     "UpdateCustomer": UPDATE_CUSTOMER,
+    "UpdateMarketingConsent": UPDATE_MARKETING_CONSENT,
     "AddCustomerAddress": ADD_CUSTOMER_ADDRESS,
     "UpdateCustomerAddress": UPDATE_CUSTOMER_ADDRESS,
     "SetMetafields": SET_METAFIELDS,

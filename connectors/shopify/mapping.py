@@ -17,6 +17,17 @@ from config.email_address import canonical_email
 ADDRESS_COUNTRY_CODE = "JP"
 MEMBER_NUMBER_TYPE = "single_line_text_field"
 
+# Email marketing consent as Shopify's 2026-10 schema lets a client set it: the description of
+# CustomerEmailMarketingConsentInput.marketingState reads "Accepted values: SUBSCRIBED, UNSUBSCRIBED,
+# and PENDING. NOT_SUBSCRIBED, REDACTED, and INVALID are rejected if sent as input" (NOT_SUBSCRIBED is
+# the default of a customer who never subscribed: "use UNSUBSCRIBED instead"; INVALID and REDACTED are
+# "internally-set and read-only"). tests/unit/test_shopify_consent_values.py checks both sets against
+# the published schema's descriptions.
+SETTABLE_MARKETING_STATES = frozenset({"PENDING", "SUBSCRIBED", "UNSUBSCRIBED"})
+READ_ONLY_MARKETING_STATES = frozenset({"NOT_SUBSCRIBED", "INVALID", "REDACTED"})
+# CustomerMarketingOptInLevel (M3AAWG levels); every value may be sent.
+OPT_IN_LEVELS = frozenset({"SINGLE_OPT_IN", "CONFIRMED_OPT_IN", "UNKNOWN"})
+
 
 @dataclass(frozen=True)
 class ShopifyCustomer:
@@ -30,10 +41,21 @@ class ShopifyCustomer:
     member_number: str | None = None  # metafield membersync.member_number, when the read fetched it
     updated_at: str | None = None
     address_id: str | None = None  # the default address's global id; None when it has no address
+    # defaultEmailAddress's consent as Shopify reports it (CustomerEmailAddressMarketingState:
+    # NOT_SUBSCRIBED until anyone set it); None without an email.
+    marketing_state: str | None = None
+    marketing_opt_in_level: str | None = None
+    marketing_updated_at: str | None = None
 
 
 class CustomerFields(TypedDict, total=False):
-    """The keyword arguments `update_customer` accepts: create's, every one optional."""
+    """The keyword arguments of `create_customer`, every one optional.
+
+    `accepts_marketing` is the registrant's request for marketing email, not a consent: True sends
+    PENDING (double opt-in requested, see `consent_requested`), False sends no consent at all. The
+    consent itself (SUBSCRIBED on confirmation, UNSUBSCRIBED on withdrawal) goes through
+    `ShopifyClient.update_marketing_consent`; `update_customer` refuses this field.
+    """
 
     email: str
     first_name: str
@@ -64,6 +86,9 @@ def customer_from_node(node: Mapping[str, Any]) -> ShopifyCustomer:
         member_number=member_number.get("value") if isinstance(member_number, Mapping) else None,
         updated_at=node.get("updatedAt"),
         address_id=_inner(node, "defaultAddress", "id"),
+        marketing_state=_inner(node, "defaultEmailAddress", "marketingState"),
+        marketing_opt_in_level=_inner(node, "defaultEmailAddress", "marketingOptInLevel"),
+        marketing_updated_at=_inner(node, "defaultEmailAddress", "marketingUpdatedAt"),
     )
 
 
@@ -76,9 +101,11 @@ def _inner(node: Mapping[str, Any], name: str, field: str) -> Any:
 def customer_input(fields: CustomerFields, *, now: datetime | None = None) -> dict[str, Any]:
     """A CustomerInput carrying exactly the customer's own fields given (the address goes separately).
 
-    `accepts_marketing` becomes emailMarketingConsent (SUBSCRIBED, single opt-in, consent time `now`;
-    otherwise NOT_SUBSCRIBED). `address` and `postal_code` are left out: CustomerInput.addresses is
-    deprecated in 2026-10, so `mailing_address` builds them for customerAddressCreate / Update.
+    `accepts_marketing=True` becomes emailMarketingConsent PENDING (`consent_requested`, time `now`);
+    False sends no emailMarketingConsent key at all: the customer keeps Shopify's default,
+    NOT_SUBSCRIBED, which Shopify refuses as input. `address` and `postal_code` are left out:
+    CustomerInput.addresses is deprecated in 2026-10, so `mailing_address` builds them for
+    customerAddressCreate / Update.
     """
     unknown = set(fields) - CUSTOMER_FIELD_NAMES
     if unknown:
@@ -96,8 +123,8 @@ def customer_input(fields: CustomerFields, *, now: datetime | None = None) -> di
             graphql[key] = fields[name]  # type: ignore[literal-required]
     if "tags" in fields:
         graphql["tags"] = list(fields["tags"])
-    if "accepts_marketing" in fields:
-        graphql["emailMarketingConsent"] = marketing_consent(fields["accepts_marketing"], now=now)
+    if fields.get("accepts_marketing"):
+        graphql["emailMarketingConsent"] = consent_requested(now or datetime.now(UTC))
     return graphql
 
 
@@ -113,16 +140,53 @@ def mailing_address(fields: CustomerFields) -> dict[str, Any] | None:
     return address
 
 
-def marketing_consent(accepts_marketing: bool, *, now: datetime | None = None) -> dict[str, Any]:
-    """CustomerEmailMarketingConsentInput for the registrant's choice."""
-    if not accepts_marketing:
-        return {"marketingState": "NOT_SUBSCRIBED"}
-    consent_time = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "marketingState": "SUBSCRIBED",
-        "marketingOptInLevel": "SINGLE_OPT_IN",
-        "consentUpdatedAt": consent_time,
-    }
+def marketing_consent(
+    state: str, *, opt_in_level: str | None = None, consent_updated_at: datetime | None = None
+) -> dict[str, Any]:
+    """A CustomerEmailMarketingConsentInput; ValueError for a state Shopify refuses as input.
+
+    A None opt-in level or time is left out (Shopify then stamps the time it receives the change).
+    """
+    if state not in SETTABLE_MARKETING_STATES:
+        raise ValueError(
+            f"email marketing state {state!r} cannot be set; one of {sorted(SETTABLE_MARKETING_STATES)}"
+        )
+    if opt_in_level is not None and opt_in_level not in OPT_IN_LEVELS:
+        raise ValueError(f"marketing opt-in level {opt_in_level!r} is not one of {sorted(OPT_IN_LEVELS)}")
+    consent: dict[str, Any] = {"marketingState": state}
+    if opt_in_level is not None:
+        consent["marketingOptInLevel"] = opt_in_level
+    if consent_updated_at is not None:
+        consent["consentUpdatedAt"] = shopify_time(consent_updated_at)
+    return consent
+
+
+def consent_requested(requested_at: datetime) -> dict[str, Any]:
+    """PENDING, confirmed opt-in: the registrant asked for marketing email and must confirm it.
+
+    The schema describes PENDING as "the customer is in the process of subscribing to email
+    marketing": exactly a double opt-in request, so the master records the request from the start
+    and the confirmation turns it into SUBSCRIBED. Whether Shopify itself mails the customer on
+    PENDING set through the API is UNCONFIRMED (nothing in the schema says so).
+    """
+    return marketing_consent("PENDING", opt_in_level="CONFIRMED_OPT_IN", consent_updated_at=requested_at)
+
+
+def consent_confirmed(confirmed_at: datetime) -> dict[str, Any]:
+    """SUBSCRIBED, confirmed opt-in, consent time = when the owner confirmed through the link."""
+    return marketing_consent("SUBSCRIBED", opt_in_level="CONFIRMED_OPT_IN", consent_updated_at=confirmed_at)
+
+
+def consent_withdrawn(withdrawn_at: datetime) -> dict[str, Any]:
+    """UNSUBSCRIBED (never NOT_SUBSCRIBED, which cannot be set), at the time of the withdrawal."""
+    return marketing_consent("UNSUBSCRIBED", consent_updated_at=withdrawn_at)
+
+
+def shopify_time(moment: datetime) -> str:
+    """A DateTime as Shopify takes it: ISO 8601 in UTC, to the second ("2026-11-29T01:00:00Z")."""
+    if moment.tzinfo is None:
+        raise ValueError("a consent time needs a time zone")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def same_email(left: str | None, right: str) -> bool:

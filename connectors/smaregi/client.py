@@ -161,6 +161,14 @@ class SmaregiClient:
         """Change fields named as in create_member (apidoc POS: PATCH /pos/customers/{customerId})."""
         return _member(self._call("PATCH", self._member_path(customer_id), json=member_fields(fields)))
 
+    def set_mail_receive_flag(self, customer_id: str, receive: bool) -> SmaregiMember:
+        """Whether the member receives marketing mail: mailReceiveFlag "1" or "0" (PATCH, as update_member).
+
+        Setting the flag it already has changes nothing, so a retry is safe; an unknown member is
+        NotFoundError.
+        """
+        return self.update_member(customer_id, mail_receive_flag=receive)
+
     def set_points(self, customer_id: str, point: int) -> None:
         """Set the point balance to `point` (apidoc POS: PATCH /pos/customers/{customerId}/point)."""
         self._call("PATCH", f"{self._member_path(customer_id)}/point", json={"point": str(point)})

@@ -43,6 +43,8 @@ class SmaregiMember:
     first_name: str | None
     point: str | None = None  # as Smaregi returns it, when it does
     updated_at: datetime | None = None  # updDateTime: Smaregi's time of the member's last change
+    # mailReceiveFlag ("1" receives marketing mail, "0" not); None when the answer did not say.
+    mail_receive_flag: bool | None = None
 
     @classmethod
     def from_api(cls, record: Mapping[str, Any]) -> SmaregiMember:
@@ -60,6 +62,7 @@ class SmaregiMember:
             first_name=text("firstName"),
             point=text("point"),
             updated_at=parse_time(text("updDateTime")),
+            mail_receive_flag={"1": True, "0": False}.get(text("mailReceiveFlag") or ""),
         )
 
 

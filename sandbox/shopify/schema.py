@@ -90,6 +90,9 @@ type Mutation {
     address: MailingAddressInput!
     setAsDefault: Boolean
   ): CustomerAddressUpdatePayload
+  customerEmailMarketingConsentUpdate(
+    input: CustomerEmailMarketingConsentUpdateInput!
+  ): CustomerEmailMarketingConsentUpdatePayload
   metafieldsSet(metafields: [MetafieldsSetInput!]!): MetafieldsSetPayload
   bulkOperationRunQuery(query: String!, groupObjects: Boolean! = false): BulkOperationRunQueryPayload
 }
@@ -316,6 +319,11 @@ input CustomerEmailMarketingConsentInput {
   consentUpdatedAt: DateTime
 }
 
+input CustomerEmailMarketingConsentUpdateInput {
+  customerId: ID!
+  emailMarketingConsent: CustomerEmailMarketingConsentInput!
+}
+
 input MetafieldsSetInput {
   ownerId: ID!
   namespace: String
@@ -343,6 +351,24 @@ type CustomerAddressCreatePayload {
 type CustomerAddressUpdatePayload {
   address: MailingAddress
   userErrors: [UserError!]!
+}
+
+type CustomerEmailMarketingConsentUpdatePayload {
+  customer: Customer
+  userErrors: [CustomerEmailMarketingConsentUpdateUserError!]!
+}
+
+type CustomerEmailMarketingConsentUpdateUserError implements DisplayableError {
+  code: CustomerEmailMarketingConsentUpdateUserErrorCode
+  field: [String!]
+  message: String!
+}
+
+enum CustomerEmailMarketingConsentUpdateUserErrorCode {
+  INCLUSION
+  INTERNAL_ERROR
+  INVALID
+  MISSING_ARGUMENT
 }
 
 type MetafieldsSetPayload {

@@ -143,10 +143,19 @@ THROTTLED = {"message": "Throttled", "extensions": {"code": "THROTTLED"}}
 # --- create_customer ---------------------------------------------------------------------------
 
 
+PENDING_EMAIL = {
+    "emailAddress": EMAIL,
+    "marketingState": "PENDING",
+    "marketingOptInLevel": "CONFIRMED_OPT_IN",
+    "marketingUpdatedAt": "2026-10-15T02:00:00Z",
+}
+
+
 def test_create_sends_the_customer_then_its_address_as_the_default(
     shopify: ShopifyClient, api: responses.RequestsMock, limiter: RecordingLimiter
 ) -> None:
-    api.post(ENDPOINT, json=answer({"customerCreate": {"customer": node(), "userErrors": []}}))
+    created = node(defaultEmailAddress=PENDING_EMAIL)
+    api.post(ENDPOINT, json=answer({"customerCreate": {"customer": created, "userErrors": []}}))
     api.post(ENDPOINT, json=address_created())
 
     customer = shopify.create_customer(
@@ -175,8 +184,9 @@ def test_create_sends_the_customer_then_its_address_as_the_default(
         "note": "registration 42",
         "tags": ["membersync", "form"],
     }  # no `addresses`: deprecated in CustomerInput since 2026-10
-    assert consent["marketingState"] == "SUBSCRIBED"
-    assert consent["marketingOptInLevel"] == "SINGLE_OPT_IN"
+    # Asked for marketing email: a double opt-in request, never a subscription at create.
+    assert consent["marketingState"] == "PENDING"
+    assert consent["marketingOptInLevel"] == "CONFIRMED_OPT_IN"
     assert ISO_UTC.match(consent["consentUpdatedAt"])
     address = sent(api, 1)
     assert address["query"] == documents.ADD_CUSTOMER_ADDRESS
@@ -194,6 +204,9 @@ def test_create_sends_the_customer_then_its_address_as_the_default(
         member_number=None,
         updated_at="2026-10-15T02:00:00Z",
         address_id=ADDRESS_GID,
+        marketing_state="PENDING",
+        marketing_opt_in_level="CONFIRMED_OPT_IN",
+        marketing_updated_at="2026-10-15T02:00:00Z",
     )
     assert limiter.acquired == [10.0, 10.0]
     assert limiter.observed[0] == {"available": 1990.0, "capacity": 2000.0, "per_second": 100.0}
@@ -204,17 +217,13 @@ def test_create_sends_only_what_is_given_and_no_address_call_without_one(
 ) -> None:
     api.post(ENDPOINT, json=answer({"customerCreate": {"customer": node(phone=None), "userErrors": []}}))
 
-    shopify.create_customer(email=EMAIL, first_name="Hanako", last_name="Yamada")
+    customer = shopify.create_customer(email=EMAIL, first_name="Hanako", last_name="Yamada")
 
+    # No consent at all for a registrant who did not opt in: NOT_SUBSCRIBED cannot be sent.
     assert sent(api)["variables"] == {
-        "input": {
-            "email": EMAIL,
-            "firstName": "Hanako",
-            "lastName": "Yamada",
-            "tags": ["membersync"],
-            "emailMarketingConsent": {"marketingState": "NOT_SUBSCRIBED"},
-        }
+        "input": {"email": EMAIL, "firstName": "Hanako", "lastName": "Yamada", "tags": ["membersync"]}
     }
+    assert customer.marketing_state == "NOT_SUBSCRIBED"
 
 
 def test_create_with_a_postal_code_alone_still_sends_a_japanese_address(
@@ -400,18 +409,11 @@ def test_update_sends_the_id_and_only_the_given_fields(
 ) -> None:
     api.post(ENDPOINT, json=answer({"customerUpdate": {"customer": node(lastName="Sato"), "userErrors": []}}))
 
-    customer = shopify.update_customer(GID, last_name="Sato", phone=None, accepts_marketing=False)
+    customer = shopify.update_customer(GID, last_name="Sato", phone=None)
 
     body = sent(api)
     assert body["query"] == documents.UPDATE_CUSTOMER
-    assert body["variables"] == {
-        "input": {
-            "id": GID,
-            "lastName": "Sato",
-            "phone": None,
-            "emailMarketingConsent": {"marketingState": "NOT_SUBSCRIBED"},
-        }
-    }
+    assert body["variables"] == {"input": {"id": GID, "lastName": "Sato", "phone": None}}
     assert customer.last_name == "Sato"
     assert limiter.acquired == [10.0]
 
