@@ -10,6 +10,7 @@ from flask import Flask
 
 from app import api, errors, form, health, limits, metrics, openapi, webhooks
 from app import ops as ops_console
+from app.request_body import CappedRequest
 from app.services import Services
 from config.observability import init_sentry, install_log_redaction
 from config.settings import ConfigError, Settings, load_settings
@@ -34,6 +35,8 @@ def create_app(
     celery = celery or create_celery_app(settings, database, fail_fast=True)
 
     flask_app = Flask(__name__)
+    # MAX_CONTENT_LENGTH below holds for chunked bodies too (a 413, never a body cut short).
+    flask_app.request_class = CappedRequest
     flask_app.config.update(
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         SECRET_KEY=settings.secret_key.value or _dev_secret_key(settings),

@@ -31,8 +31,12 @@ def create_registration() -> tuple[Response, int]:
     if key is not None and not _IDEMPOTENCY_KEY.match(key):
         return error_response(400, {"Idempotency-Key": ["Must be 1-255 printable ASCII characters."]})
     try:
-        payload = json.loads(request.get_data(cache=False))
-    except (ValueError, UnicodeDecodeError):
+        # Decoded strictly: json.loads(bytes) would let the bytes of a lone surrogate (ED A0 80)
+        # through as text no encoder can write. RFC 8259 says JSON between systems is UTF-8.
+        payload = json.loads(request.get_data(cache=False).decode("utf-8"))
+    except UnicodeDecodeError:
+        return error_response(400, {"_request": ["Body is not valid UTF-8."]})
+    except ValueError:
         return error_response(400, {"_request": ["Body is not valid JSON."]})
     except RecursionError:
         return error_response(400, {"_request": ["Body is nested too deeply."]})

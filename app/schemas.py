@@ -2,7 +2,13 @@
 
 Every length limit is the tightest rule of the systems the field reaches (Shopify, Smaregi, HubSpot,
 SMTP), kept in one table (`FIELD_LIMITS`) that the schema, the form's maxlength attributes and the
-OpenAPI document all read, so an accepted registration never fails later on a length rule.
+OpenAPI document all read, so an accepted registration never fails later on a length rule. Limits are
+checked on what is stored and sent, after normalisation (NFKC; for the address `canonical_email`).
+
+Every text field refuses the characters `app/text.py` names (surrogates, controls, format characters,
+line separators), checked on what was sent. The address's part before the @ is an unquoted ASCII
+dot-atom: a quoted local part (`"a..b"@example.com`) would go raw into a mail header and, on some
+servers, to another mailbox.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ from typing import Any
 
 import phonenumbers
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, pre_load, validate, validates
+
+from app.text import text_problem
+from config.email_address import canonical_email
 
 
 @dataclass(frozen=True)
@@ -68,11 +77,27 @@ LOCALES = ("ja", "en")
 # Ainu small-kana extension is left out because Smaregi does not take it.
 _KATAKANA = re.compile(r"[\u30A0-\u30FF \u3000]+")
 _POSTAL_CODE = re.compile(r"^([0-9]{3})-?([0-9]{4})$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# Shopify refuses addresses without a dotted domain name (a@localhost, ab@[127.0.0.1]).
-_DELIVERABLE_EMAIL = re.compile(
-    r"^[^@\s]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+# RFC 5322 dot-atom of ASCII atext: no quoted string, no dot first, last or twice in a row.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LOCAL_PART = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
+# RFC 5321 4.5.3.1.1: the part before the @ is at most 64 octets.
+LOCAL_PART_MAX = 64
+# Letter-digit-hyphen labels of at most 63, at least two of them: Shopify refuses addresses without a
+# dotted domain name (a@localhost, ab@[127.0.0.1]). An internationalised domain is typed as xn--.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})+")
+
+NOT_AN_EMAIL = "Not a valid email address."
+EMAIL_LOCAL_PART = (
+    "Before the @, use only ASCII letters, digits and symbols such as . _ + - "
+    "(no quotes or spaces; a dot neither first, last nor doubled)."
 )
+EMAIL_LOCAL_PART_LENGTH = f"Must be at most {LOCAL_PART_MAX} characters before the @."
+EMAIL_DOMAIN = (
+    "After the @, use a domain name of ASCII letters, digits, hyphens and dots "
+    "(an internationalised domain in its xn-- form)."
+)
+UNSAFE_FIELD_NAME = "A field name holds characters that are not allowed."
 
 
 class AtMost(validate.Validator):
@@ -96,29 +121,42 @@ def limited(field_name: str) -> dict[str, Any]:
 _NOT_EMPTY = validate.Length(min=1, error="Must not be empty.")
 
 
-def _clean_text(value: Any) -> Any:
+class Text(fields.String):
+    """A string that refuses the characters `app.text` names, with the reason, on the field.
+
+    The schema's pre-load normalises only text that passes this check and leaves the rest as sent,
+    so the refusal here sees what the client sent (trimming would drop a trailing U+0085 unseen).
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        problem = text_problem(text)
+        if problem is not None:
+            raise ValidationError(problem)
+        return text
+
+
+def _clean_text(value: str) -> str:
     """NFKC-normalise and trim a string (half-width katakana become full-width)."""
-    if isinstance(value, str):
-        return unicodedata.normalize("NFKC", value).strip()
-    return value
+    return unicodedata.normalize("NFKC", value).strip()
 
 
-def _no_control_characters(value: str) -> None:
-    if _CONTROL.search(value):
-        raise ValidationError("Must not contain control characters.")
+def _email_address(value: str) -> None:
+    """An address we can store, send and put in a mail header, checked once it is canonical.
 
-
-_EMAIL_SYNTAX = validate.Email()
-
-
-def _deliverable_email(value: str) -> None:
-    """RFC syntax and a dotted domain name, reported as one message."""
-    try:
-        _EMAIL_SYNTAX(value.strip())
-    except ValidationError:
-        raise ValidationError("Not a valid email address.") from None
-    if not _DELIVERABLE_EMAIL.match(value.strip()):
-        raise ValidationError("Not a valid email address.")
+    One message at a time: the length first (lower-casing can lengthen an address), then the part
+    before the @ (an unquoted ASCII dot-atom), then the domain.
+    """
+    AtMost("email")(value)
+    local, at, domain = value.rpartition("@")
+    if not at or not local or not domain:
+        raise ValidationError(NOT_AN_EMAIL)
+    if not _LOCAL_PART.fullmatch(local):
+        raise ValidationError(EMAIL_LOCAL_PART)
+    if len(local) > LOCAL_PART_MAX:
+        raise ValidationError(EMAIL_LOCAL_PART_LENGTH)
+    if not _DOMAIN.fullmatch(domain):
+        raise ValidationError(EMAIL_DOMAIN)
 
 
 def _katakana(value: str) -> None:
@@ -127,18 +165,18 @@ def _katakana(value: str) -> None:
 
 
 def _name(field_name: str, *, required: bool) -> fields.String:
-    return fields.String(
+    return Text(
         required=required,
         allow_none=not required,
-        validate=[_NOT_EMPTY, AtMost(field_name), _no_control_characters],
+        validate=[_NOT_EMPTY, AtMost(field_name)],
         metadata=limited(field_name),
     )
 
 
 def _kana(field_name: str) -> fields.String:
-    return fields.String(
+    return Text(
         allow_none=True,
-        validate=[_NOT_EMPTY, AtMost(field_name), _katakana, _no_control_characters],
+        validate=[_NOT_EMPTY, AtMost(field_name), _katakana],
         metadata=limited(field_name),
     )
 
@@ -149,47 +187,60 @@ class RegistrationSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    email = fields.String(
+    email = Text(
         required=True,
-        validate=[AtMost("email"), _deliverable_email],
-        metadata={"format": "email", **limited("email")},
+        validate=_email_address,
+        metadata={
+            "format": "email",
+            "description": "Canonical once stored (NFKC, trimmed, lower case); before the @ an unquoted "
+            "ASCII dot-atom of at most 64 characters, after it an ASCII domain name",
+            **limited("email"),
+        },
     )
     first_name = _name("first_name", required=True)
     last_name = _name("last_name", required=True)
     first_name_kana = _kana("first_name_kana")
     last_name_kana = _kana("last_name_kana")
-    phone = fields.String(
+    phone = Text(
         allow_none=True,
         validate=AtMost("phone"),
         metadata={"description": "Any format; stored as E.164 (JP default)", **limited("phone")},
     )
     birth_date = fields.Date(allow_none=True, format="%Y-%m-%d")
-    postal_code = fields.String(
+    postal_code = Text(
         allow_none=True,
         validate=AtMost("postal_code"),
         metadata={"description": "Japanese postal code, 123-4567", **limited("postal_code")},
     )
-    address = fields.String(
+    address = Text(
         allow_none=True,
-        validate=[_NOT_EMPTY, AtMost("address"), _no_control_characters],
+        validate=[_NOT_EMPTY, AtMost("address")],
         metadata=limited("address"),
     )
-    gender = fields.String(allow_none=True, validate=validate.OneOf(GENDERS))
+    gender = Text(allow_none=True, validate=validate.OneOf(GENDERS))
     accepts_marketing = fields.Boolean(load_default=False)
-    locale = fields.String(load_default="ja", validate=validate.OneOf(LOCALES))
+    locale = Text(load_default="ja", validate=validate.OneOf(LOCALES))
 
     @pre_load
     def _normalise_text(self, data: Any, **_kwargs: Any) -> Any:
         if not isinstance(data, dict):
             raise ValidationError("Expected a JSON object.", field_name="_schema")
-        cleaned = {key: _clean_text(value) for key, value in data.items()}
-        if isinstance(cleaned.get("email"), str):
-            # Lower case before the checks: lowering can lengthen a non-ASCII address, and the
-            # limit must hold for what is stored and sent.
-            cleaned["email"] = cleaned["email"].lower()
+        if any(not isinstance(key, str) or text_problem(key) is not None for key in data):
+            # Not echoed back as an "unknown field": the name itself is what must not travel.
+            raise ValidationError(UNSAFE_FIELD_NAME, field_name="_schema")
         # An empty optional field in a form means "not given", not "invalid".
         optional = set(self.fields) - {"email", "first_name", "last_name"}
-        return {key: (None if key in optional and value == "" else value) for key, value in cleaned.items()}
+        cleaned: dict[str, Any] = {}
+        for key, value in data.items():
+            if isinstance(value, str) and text_problem(value) is None:
+                # The canonical address before the checks: lower-casing can lengthen a non-ASCII
+                # address, and the limit must hold for what is stored and sent. Text that fails
+                # app.text's check stays as sent, for its field to refuse.
+                value = canonical_email(value) if key == "email" else _clean_text(value)
+                if key in optional and value == "":
+                    value = None
+            cleaned[key] = value
+        return cleaned
 
     @validates("phone")
     def _check_phone(self, value: str | None, **_kwargs: Any) -> None:
@@ -212,7 +263,7 @@ class RegistrationSchema(Schema):
 
     @post_load
     def _to_columns(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
-        data["email"] = data["email"].strip().lower()
+        # data["email"] is canonical already (pre-load), the form every system and lock uses.
         if data.get("phone") is not None:
             data["phone"] = phonenumbers.format_number(
                 _parse_phone(data["phone"]), phonenumbers.PhoneNumberFormat.E164
