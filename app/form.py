@@ -35,6 +35,7 @@ from app.intake import IdempotencyConflict, submit
 from app.limits import public_intake
 from app.schemas import FIELD_LIMITS, OLDEST_BIRTH_DATE, load_registration
 from app.services import services
+from app.text import text_problem
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +241,9 @@ def registration_payload(posted: MultiDict[str, str], language: str) -> dict[str
         if name == "accepts_marketing":
             continue
         value = posted.get(name, "")
-        if value.strip():
+        # Blank means only spaces; U+0085 or U+2028 are spaces to Python but refused in any field,
+        # so a value holding one is passed on for the schema to name.
+        if value.strip() or text_problem(value) is not None:
             payload[name] = value
     payload["accepts_marketing"] = name_is_checked(posted, "accepts_marketing")
     payload["locale"] = language

@@ -62,7 +62,10 @@ LABELS: Mapping[str, Mapping[str, str]] = {
 
 HINTS: Mapping[str, Mapping[str, str]] = {
     "ja": {
-        "email": "会員登録のお知らせと会員番号をお送りします。",
+        "email": (
+            "会員登録のお知らせと会員番号をお送りします。"
+            "@より前は半角英数字と . _ + - などの記号のみ（引用符・空白・かな漢字は使えません）。"
+        ),
         "last_name_kana": "全角カタカナ（例: ヤマダ）",
         "first_name_kana": "全角カタカナ（例: ハナコ）",
         "phone": "例: 090-1234-5678",
@@ -71,7 +74,10 @@ HINTS: Mapping[str, Mapping[str, str]] = {
         "address": "都道府県から番地・建物名まで",
     },
     "en": {
-        "email": "We send your membership number here.",
+        "email": (
+            "We send your membership number here. Before the @: ASCII letters, digits and symbols "
+            "such as . _ + - only (no quotes, spaces or accented letters)."
+        ),
         "last_name_kana": "Full-width katakana, e.g. ヤマダ",
         "first_name_kana": "Full-width katakana, e.g. ハナコ",
         "phone": "For example 090-1234-5678",
@@ -206,7 +212,45 @@ MESSAGE_RULES: tuple[MessageRule, ...] = (
         "メールアドレスを name@example.com の形式で入力してください。",
         "Enter an email address like name@example.com.",
     ),
+    _rule(
+        r"Before the @, use only ASCII letters.*",
+        "@より前は半角英数字と . _ + - などの記号で入力してください"
+        "（引用符・空白は使えません。ドットは先頭・末尾・連続では使えません）。",
+    ),
+    _rule(
+        r"Must be at most (?P<max>\d+) characters before the @\.",
+        "@より前は{max}文字以内で入力してください。",
+        "Enter at most {max} characters before the @.",
+    ),
+    _rule(
+        r"After the @, use a domain name.*",
+        "@より後ろは半角英数字・ハイフン・ドットのドメイン名で入力してください"
+        "（日本語ドメインは xn-- で始まる形式で）。",
+    ),
+    # The characters app/text.py refuses in every field, one rule per reason.
+    _rule(
+        r"Must not contain unpaired surrogates.*",
+        "文字として読み取れないデータが含まれています。入力し直してください。",
+        "Contains data that is not text. Please type it again.",
+    ),
     _rule(r"Must not contain control characters\.", "使用できない制御文字が含まれています。"),
+    _rule(
+        r"Must not contain invisible formatting characters.*",
+        "目に見えない書式制御文字（文字の向きを変える記号やゼロ幅の文字など）が含まれています。"
+        "入力し直してください。",
+        "Contains invisible formatting characters (such as direction or zero-width marks). "
+        "Please type it again.",
+    ),
+    _rule(
+        r"Must not contain line or paragraph separators\.",
+        "改行や段落の区切り文字は使えません。",
+        "Line or paragraph breaks are not allowed here.",
+    ),
+    _rule(
+        r"Must not contain replacement characters or noncharacters.*",
+        "文字化けした文字が含まれています。入力し直してください。",
+        "Contains garbled characters. Please type it again.",
+    ),
     _rule(r"Must be written in katakana.*", "全角カタカナで入力してください。"),
     _rule(
         r"Not a valid date\.",

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from flask import flash, redirect, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from app.ops import audit
 from app.ops.auth import current_operator
 from app.ops.blueprint import blueprint, console_path
+from app.ops.inputs import field_problem, record_number
 from app.services import services
 from registrations.models import DeadLetter
 from registrations.replay import NothingToReplay, discard, replay
@@ -27,12 +28,18 @@ NOTE_CHARS = 500
 
 
 @blueprint.post("/dead-letters/act")
-def act_on_dead_letters() -> BaseResponse:
+def act_on_dead_letters() -> BaseResponse | tuple[str, int]:
     """Replay or discard the dead letters in `ids`; a flash message says what happened to each."""
     operator = current_operator() or "?"
-    ids = sorted({int(raw) for raw in request.form.getlist("ids") if raw.strip().isdigit()})
+    numbers = (record_number(raw) for raw in request.form.getlist("ids"))
+    ids = sorted({number for number in numbers if number is not None})
     action = request.form.get("action", "")
-    note = request.form.get("note", "").strip()[:NOTE_CHARS]
+    typed_note = request.form.get("note", "")
+    problem = field_problem("Note", typed_note)
+    if problem is not None:
+        # The note is kept with the dead letter and shown in the console: refused, not cleaned.
+        return render_template("ops/problem.html", title="Request refused", message=problem), 422
+    note = typed_note.strip()[:NOTE_CHARS]
     back = _back(request.form.get("back"))
     if not ids:
         flash("Tick at least one dead letter first.", "error")

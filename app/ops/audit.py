@@ -7,6 +7,7 @@ import logging
 from flask import render_template, request
 
 from app.ops.blueprint import blueprint
+from app.ops.inputs import page_number, shown_as_typed
 from app.services import services
 from registrations.models import OpsAuditEntry
 from registrations.ops_queries import audit_page
@@ -31,12 +32,13 @@ def record(
     with services().database.session() as session:
         session.add(
             OpsAuditEntry(
-                operator=operator[:OPERATOR_CHARS],
+                # Anyone can type a username at the sign-in: kept visible, never as raw controls.
+                operator=shown_as_typed(operator)[:OPERATOR_CHARS],
                 action=action,
                 dead_letter_id=dead_letter_id,
                 registration_id=registration_id,
                 outcome=outcome,
-                note=note[:NOTE_CHARS] if note else None,
+                note=shown_as_typed(note)[:NOTE_CHARS] if note else None,
                 client_address=request.remote_addr,
             )
         )
@@ -47,7 +49,7 @@ def record(
 @blueprint.get("/audit")
 def audit_trail() -> str:
     """The audit trail, newest first, one page at a time."""
-    number = request.args.get("page", 1, type=int) or 1
+    number = page_number()
     with services().database.session() as session:
         page = audit_page(session, number=number)
         session.expunge_all()

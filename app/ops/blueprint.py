@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from app import csrf
 from app.form import SECURITY_HEADERS
 from app.ops.auth import current_operator
+from app.text import text_problem
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +64,17 @@ def _problem(error: HTTPException) -> tuple[str, int]:
 
 
 def console_path(target: str | None) -> str | None:
-    """`target` when it is a path inside the console (a safe place to send someone back to), else None."""
-    if target and (target == "/ops" or target.startswith("/ops/")) and "\\" not in target:
-        return target
-    return None
+    """`target` when it is a path inside the console (a safe place to send someone back to), else None.
+
+    Never a target with a backslash (browsers read it as a slash), white space, or a character no text
+    field accepts: CR/LF in a `next` would otherwise reach the Location header (a 500, or a header
+    injected on a server that lets it through).
+    """
+    if not target or not (target == "/ops" or target.startswith("/ops/")):
+        return None
+    if "\\" in target or any(character.isspace() for character in target) or text_problem(target):
+        return None
+    return target
 
 
 def render_problem(status: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import abort, render_template, request
 
 from app.ops.blueprint import blueprint
+from app.ops.inputs import page_number
 from app.services import services
 from registrations.hints import REPLAY_TASK
 from registrations.models import DEAD_LETTER_STATUSES, SYSTEMS, DeadLetter
@@ -31,7 +32,7 @@ def requested_filter() -> DeadLetterFilter:
 def dead_letters() -> str:
     """Dead letters matching the filter, newest first, with replay and discard for the ones ticked."""
     wanted = requested_filter()
-    number = request.args.get("page", 1, type=int) or 1
+    number = page_number()
     with services().database.session() as session:
         page = dead_letter_page(session, wanted, number=number)
         return render_template(
