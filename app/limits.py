@@ -1,10 +1,15 @@
-"""Per-client rate limit on the public endpoints, stored in Redis so all web workers share it."""
+"""Per-client rate limit on the public endpoints, stored in Redis so all web workers share it.
+
+The client is named in Redis by a keyed hash of its address, never the address itself. (Sign-in
+attempts have their own throttle, on failures: `config.credentials`.)"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 
-from flask import Flask, Response
+from flask import Flask, Response, current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
@@ -13,8 +18,17 @@ from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
+CLIENT_KEY_EXTENSION = "membersync_client_key"
+
+
+def client_key() -> str:
+    """The limiter's key for this request's client: a keyed hash of its address."""
+    key: bytes = current_app.extensions[CLIENT_KEY_EXTENSION]
+    return hmac.new(key, get_remote_address().encode(), hashlib.sha256).hexdigest()[:32]
+
+
 limiter = Limiter(
-    key_func=get_remote_address,
+    key_func=client_key,
     headers_enabled=True,
     # If Redis is unreachable the intake must still accept registrations (they are durable in the
     # database): fall back to per-process memory rather than answering 500.
@@ -40,6 +54,7 @@ def init_app(flask_app: Flask, settings: Settings) -> None:
     """Attach the limiter with Redis storage when Redis is configured, else process memory."""
     flask_app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or "memory://"
     flask_app.config["RATELIMIT_KEY_PREFIX"] = "membersync-intake"
+    flask_app.extensions[CLIENT_KEY_EXTENSION] = settings.derive_key("rate-limit-client")
 
     # Registered before the limiter: Flask runs after-request hooks last-registered first, so this
     # one sees the limiter's headers.

@@ -7,7 +7,6 @@ its own source, and a source that does not answer is left out rather than failin
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections.abc import Iterator
@@ -19,9 +18,10 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from app.ops.auth import credentials_match
+from app.ops.auth import check_credentials, check_token
 from app.services import Services, services
 from config import metrics
+from config.credentials import Verdict, basic_credentials
 from registrations.models import DeadLetter, Registration
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,15 @@ REJECTION_REASONS = {
 @blueprint.get("/metrics")
 def scrape() -> Response:
     """The Prometheus text exposition of every series."""
-    if not _authorised(services()):
+    verdict = _authorised(services())
+    if verdict.retry_after is not None:
+        return Response(
+            "too many failed attempts\n",
+            status=429,
+            headers={"Retry-After": str(verdict.retry_after)},
+            mimetype="text/plain",
+        )
+    if not verdict.allowed:
         return Response(
             "authentication required\n",
             status=401,
@@ -54,16 +62,17 @@ def scrape() -> Response:
     return Response(body, mimetype="text/plain; version=0.0.4")
 
 
-def _authorised(found: Services) -> bool:
-    """A bearer METRICS_TOKEN, or the ops console's basic-auth credentials."""
+def _authorised(found: Services) -> Verdict:
+    """A bearer METRICS_TOKEN, or the ops console's basic-auth credentials; each wrong one counts
+    against the client (and the username) in the sign-in throttle."""
     token = found.settings.metrics_token.value
     header = request.headers.get("Authorization", "")
     if token and header.startswith("Bearer "):
-        return hmac.compare_digest(header[len("Bearer ") :].encode(), token.encode())
-    auth = request.authorization
-    if auth is None or auth.type != "basic":
-        return False
-    return credentials_match(auth.username or "", auth.password or "")
+        return check_token(header[len("Bearer ") :], token)
+    given = basic_credentials(header)
+    if given is None:
+        return Verdict(False)  # no credentials at all: a plain 401, nothing to count
+    return check_credentials(*given)
 
 
 class StateCollector(Collector):

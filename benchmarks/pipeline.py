@@ -541,7 +541,7 @@ def run_pipeline_bench(
         log(f"sandbox: {', '.join(f'{k} {v}' for k, v in sandbox.urls.items())}")
         env = {
             **environ,
-            "MEMBERSYNC_ENV": "test",
+            "MEMBERSYNC_ENV": "development",  # "test" is for the test suite only
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
             "CELERY_BROKER_URL": environ.get("CELERY_BROKER_URL") or redis_url,

@@ -180,7 +180,7 @@ def run_ratelimit_bench(
             bench_sandbox({"SANDBOX_HUBSPOT_RATE_PER_10S": str(options.limit_per_10s)}, latency_ms=0)
         )
         env = {
-            "MEMBERSYNC_ENV": "test",
+            "MEMBERSYNC_ENV": "development",  # "test" is for the test suite only
             "REDIS_URL": redis_url,
             "HUBSPOT_API_URL": sandbox.urls["hubspot"],
             "HUBSPOT_RATE_LIMIT_PER_10S": str(options.limit_per_10s),

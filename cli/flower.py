@@ -2,7 +2,8 @@
 
 Flower reads every `FLOWER_*` variable that names one of its own options (FLOWER_ADDRESS, say);
 the options below are passed on its command line, which wins over those, so auth cannot be
-switched off from the environment.
+switched off from the environment. The basic-auth check itself is ours (`guard_flower_login`):
+throttled like every other check of the ops login, and never a 500 on odd credentials.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+from config.credentials import FailureThrottle, basic_credentials, credentials_match
 from config.settings import ConfigError, Settings, load_settings
 
 DEFAULT_DB = Path("var") / "flower.db"
@@ -79,6 +82,37 @@ def guard_flower_metrics() -> None:
         monitor.Metrics.get = guarded
 
 
+def guard_flower_login(settings: Settings) -> None:
+    """Check Flower's basic auth our way: the ops login, throttled per client address and per
+    username through the Redis the web service uses (so failures add up across the console,
+    `/metrics` and Flower), 429 with Retry-After once over the limit, and 401 for anything
+    malformed. Flower's own check compares text with `hmac.compare_digest`, which raises on
+    non-ASCII credentials (a 500), and counts nothing.
+    """
+    from flower.views import BaseHandler
+    from tornado import web
+
+    expected_username, expected_password = settings.ops_credentials()
+    throttle = FailureThrottle.from_settings(settings)
+
+    def get_current_user(handler: Any) -> bool:
+        given = basic_credentials(handler.request.headers.get("Authorization"))
+        if given is None:
+            raise web.HTTPError(401)  # none given (a browser's first request): ask, count nothing
+        matches = credentials_match(*given, expected_username, expected_password)
+        verdict = throttle.check(handler.request.remote_ip, given[0], matches)
+        if verdict.retry_after is not None:
+            handler.set_status(429)
+            handler.set_header("Retry-After", str(verdict.retry_after))
+            # Finish, not HTTPError: Flower's error page would drop the Retry-After header.
+            raise web.Finish("too many failed attempts\n")
+        if not verdict.allowed:
+            raise web.HTTPError(401)
+        return True
+
+    BaseHandler.get_current_user = get_current_user
+
+
 def main() -> None:
     """Start Flower on the Celery app built from the environment; exits with its status."""
     from tasks.factory import create_celery_app
@@ -91,6 +125,7 @@ def main() -> None:
         sys.exit(f"membersync flower: {error}")
     # The shelve file is created by Flower, its folder is not.
     flower_db().parent.mkdir(parents=True, exist_ok=True)
+    guard_flower_login(settings)
     guard_flower_metrics()
     celery = create_celery_app(settings)
     sys.exit(celery.start(argv) or 0)

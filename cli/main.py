@@ -22,7 +22,7 @@ def _settings() -> Settings:
     # With no services configured, a `membersync dev` running in this folder is the one meant.
     environ = running_dev_environment(os.environ, _announce_once)
     try:
-        return load_settings() if environ == os.environ else Settings.from_env(environ)
+        return load_settings(environ)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
 

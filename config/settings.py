@@ -4,26 +4,54 @@ Each field names its environment variable, a coercer and a default. The defaults
 mode work on a laptop (SQLite under ./var/, the sandbox emulators on their documented ports, the
 sandbox credentials); production sets the real values. An invalid value stops start-up with a
 `ConfigError` that names the variable and never echoes a secret.
+
+Dev mode (MEMBERSYNC_ENV=development or test) relaxes the secrets: ops/ops, a public SECRET_KEY,
+non-Secure cookies. So `test` is refused outside the test suite (whose conftest sets
+MEMBERSYNC_TEST_SUITE=1), and `development` prints a warning on stderr in every process that runs
+with it. Outside dev mode a process starts (`load_settings`) only with OPS_USERNAME/OPS_PASSWORD,
+SECRET_KEY and MEMBER_CODE_KEY set and strong (`config.secret_strength`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from config.secret_strength import key_weakness, password_weakness
 from config.systems import SYSTEMS, RetryPolicy
 
 __all__ = ["PRODUCTION_DEFAULTS", "ConfigError", "RetryPolicy", "Secret", "Settings", "load_settings"]
 
 
+# Dev mode's public signing key: never accepted outside dev mode.
+DEV_SIGNING_KEY = "membersync-dev-only-secret"
+
+
 class ConfigError(ValueError):
     """A setting in the environment is missing or invalid; the message names the variable."""
+
+
+# Set (to 1) by the test suite's conftest, in its own process and so in every process it starts:
+# the one proof that MEMBERSYNC_ENV=test is the test suite and not a copied environment.
+TEST_SUITE_MARKER = "MEMBERSYNC_TEST_SUITE"
+DEV_MODES = frozenset({"development", "test"})
+# Dev mode's member-number key: public (it is here), refused as a value outside dev mode.
+DEV_MEMBER_CODE_KEY = "membersync-dev-only-member-code-key"
+DEVELOPMENT_WARNING = (
+    "membersync: WARNING: MEMBERSYNC_ENV=development: ops/ops login, a public SECRET_KEY, non-Secure "
+    "cookies and the sandbox on this machine. For `membersync dev` only; a production process must "
+    "run without MEMBERSYNC_ENV (or with MEMBERSYNC_ENV=production)."
+)
+_development_warned = False
 
 
 class Secret(str):
@@ -243,10 +271,12 @@ class Settings:
     # limit keys on the client address they report. 0 trusts no header (direct exposure).
     trusted_proxy_count: int = setting("TRUSTED_PROXY_COUNT", _non_negative_int, 0)
     max_request_bytes: int = setting("MAX_REQUEST_BYTES", _positive_int, 16 * 1024)
+    # Signs the session cookie and CSRF tokens, and keys the hashes in Redis (`derive_key`).
     secret_key: Secret = setting("SECRET_KEY", _secret, Secret(""), secret=True)
-    # The key of the member-number HMAC (falls back to SECRET_KEY). Changing it changes only the
-    # numbers of members created afterwards: existing members keep theirs (they are looked up, not
-    # recomputed). Required outside dev mode.
+    # The key of the member-number HMAC: required outside dev mode, and never SECRET_KEY (whoever
+    # recovers the cookie key must not be able to compute member numbers); dev mode falls back to
+    # SECRET_KEY, then to a fixed key. Changing it changes only the numbers of members created
+    # afterwards: existing members keep theirs (they are looked up, not recomputed).
     member_code_key: Secret = setting("MEMBER_CODE_KEY", _secret, Secret(""), secret=True)
     sentry_dsn: Secret = setting("SENTRY_DSN", _secret, Secret(""), secret=True)
     # A bearer token for `/metrics` (a Prometheus scraper); the ops credentials work as well.
@@ -321,7 +351,7 @@ class Settings:
     @property
     def dev_mode(self) -> bool:
         """True under `membersync dev` and in tests: sandbox defaults and ops/ops are allowed."""
-        return self.environment in {"development", "test"}
+        return self.environment in DEV_MODES
 
     @property
     def smaregi_read_budget(self) -> float:
@@ -376,7 +406,7 @@ class Settings:
                 raise ConfigError(f"{name}={shown} is invalid: {error}") from None
         values["retry_policies"] = _retry_policies(env)
         values.update(overrides)
-        if values.get("environment", "production") not in {"development", "test"}:
+        if values.get("environment", "production") not in DEV_MODES:
             values = {**PRODUCTION_DEFAULTS, **values}
         settings = cls(**values)
         if not settings.database_url:
@@ -385,21 +415,98 @@ class Settings:
         return settings
 
     def check(self) -> None:
-        """Refuse values that are wrong together."""
-        if self.environment not in {"production", "development", "test"}:
+        """Refuse values that are wrong together, and weak secrets outside dev mode."""
+        if self.environment not in {"production", *DEV_MODES}:
             raise ConfigError("MEMBERSYNC_ENV must be production, development or test")
+        if self.environment == "test" and os.environ.get(TEST_SUITE_MARKER) != "1":
+            raise ConfigError(
+                "MEMBERSYNC_ENV=test is only for the test suite (it means ops/ops, a public SECRET_KEY "
+                "and the sandbox): unset MEMBERSYNC_ENV for production, or run `membersync dev` locally"
+            )
+        if self.environment == "development":
+            _warn_development()
+        if not self.dev_mode:
+            self._check_secret_strength()
+
+    def _check_secret_strength(self) -> None:
+        """Each secret that is set must be strong; `require_secrets` refuses the missing ones."""
+        password = self.ops_password.value
+        if password and (reason := password_weakness(password, self.ops_username)):
+            raise ConfigError(
+                f"OPS_PASSWORD {reason}: set OPS_PASSWORD to a long random password (at least 12 "
+                "characters, e.g. `openssl rand -base64 18`)"
+            )
+        keys = (("SECRET_KEY", self.secret_key.value), ("MEMBER_CODE_KEY", self.member_code_key.value))
+        for name, value in keys:
+            if value and (reason := key_weakness(value)):
+                raise ConfigError(
+                    f"{name} {reason}: set {name} to a random key of at least 32 characters "
+                    "(e.g. `openssl rand -hex 32`)"
+                )
+        if self.member_code_key.value and self.member_code_key.value == self.secret_key.value:
+            raise ConfigError(
+                "MEMBER_CODE_KEY must differ from SECRET_KEY (whoever recovers the cookie key must not "
+                "be able to compute member numbers): set MEMBER_CODE_KEY to its own random key"
+            )
+
+    def require_secrets(self) -> None:
+        """Outside dev mode, refuse to start without the ops login, SECRET_KEY and MEMBER_CODE_KEY."""
+        if self.dev_mode:
+            return
+        login = "the ops console, /metrics and Flower login"
+        missing = [
+            (name, why)
+            for name, value, why in (
+                ("OPS_USERNAME", self.ops_username, login),
+                ("OPS_PASSWORD", self.ops_password.value, login),
+                ("SECRET_KEY", self.secret_key.value, "signs sessions and CSRF tokens, keys Redis hashes"),
+                ("MEMBER_CODE_KEY", self.member_code_key.value, "keys the member numbers"),
+            )
+            if not value
+        ]
+        if missing:
+            name, why = missing[0]
+            raise ConfigError(
+                f"{name} must be set outside dev mode ({why}); unset: "
+                f"{', '.join(n for n, _ in missing)}. Set each: OPS_PASSWORD at least 12 characters, "
+                "the keys at least 32 random characters (e.g. `openssl rand -hex 32`)"
+            )
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A key for one purpose (the hashes in Redis keys, say), derived from SECRET_KEY: one secret
+        to set, and a hash made for one purpose says nothing about another's."""
+        return hmac.new(self.signing_key.encode(), f"membersync:{purpose}".encode(), hashlib.sha256).digest()
+
+    @property
+    def shared_store_url(self) -> str | None:
+        """Redis for what every web process and Flower must share (sign-in throttles, ops sessions):
+        REDIS_URL; outside dev mode the default Redis too; None (process memory) in dev mode."""
+        if self.redis_url:
+            return self.redis_url
+        return None if self.dev_mode else self.effective_redis_url
+
+    @property
+    def signing_key(self) -> str:
+        """What signs sessions, CSRF tokens and the links we mail: SECRET_KEY; a fixed one in dev mode.
+
+        The worker signs the links and the web service checks them, so both must share it.
+        """
+        if self.secret_key.value:
+            return self.secret_key.value
+        if self.dev_mode:
+            return DEV_SIGNING_KEY
+        raise ConfigError(
+            "SECRET_KEY must be set outside dev mode (it signs sessions, forms and mailed links)"
+        )
 
     @property
     def member_code_secret(self) -> bytes:
-        """The member-number HMAC key: MEMBER_CODE_KEY, else SECRET_KEY; a fixed one in dev mode only."""
-        key = self.member_code_key.value or self.secret_key.value
-        if key:
-            return key.encode()
+        """The member-number HMAC key: MEMBER_CODE_KEY; in dev mode only, SECRET_KEY or a fixed key."""
+        if self.member_code_key.value:
+            return self.member_code_key.value.encode()
         if self.dev_mode:
-            return b"membersync-dev-only-member-code-key"
-        raise ConfigError(
-            "MEMBER_CODE_KEY (or SECRET_KEY) must be set outside dev mode: it keys the member numbers"
-        )
+            return (self.secret_key.value or DEV_MEMBER_CODE_KEY).encode()
+        raise ConfigError("MEMBER_CODE_KEY must be set outside dev mode: it keys the member numbers")
 
     def ops_credentials(self) -> tuple[str, str]:
         """The ops console / Flower login; dev mode falls back to ops/ops, production refuses."""
@@ -445,6 +552,18 @@ PRODUCTION_DEFAULTS: dict[str, Any] = {
 }
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """The process-wide settings from the environment."""
-    return Settings.from_env(**overrides)
+def _warn_development() -> None:
+    """Say once per process, on stderr, that this process runs with dev mode's public secrets."""
+    global _development_warned
+    if _development_warned or os.environ.get(TEST_SUITE_MARKER) == "1":
+        return
+    _development_warned = True
+    print(DEVELOPMENT_WARNING, file=sys.stderr, flush=True)
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """A process's settings from its environment: what every process calls as it starts, so
+    outside dev mode none starts without its secrets (`Settings.require_secrets`)."""
+    settings = Settings.from_env(environ, **overrides)
+    settings.require_secrets()
+    return settings

@@ -2,12 +2,15 @@
 
 Two registrations of one email, handled at the same moment by two workers, would both search a
 vendor, both find nothing and both create: the lock makes the second wait and then find the first.
-The key is a hash of the email, so Redis never holds the address itself.
+The key is a keyed hash (HMAC) of the email, so Redis never holds the address, nor a plain digest
+that a list of addresses would reverse.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -15,6 +18,7 @@ from typing import Protocol
 
 import redis
 
+from config.email_address import canonical_email
 from connectors.errors import TransientError
 
 LOCK_PREFIX = "membersync:lock:email:"
@@ -24,18 +28,20 @@ class LockBusy(TransientError):
     """Another worker holds this person's lock; try again shortly (not a failed attempt)."""
 
 
-def email_lock_key(email: str) -> str:
-    """The Redis key of `email`'s lock (a digest: no personal data in Redis)."""
-    return LOCK_PREFIX + hashlib.sha256(email.strip().lower().encode()).hexdigest()
+def email_lock_key(email: str, key: bytes) -> str:
+    """The Redis key of `email`'s lock: an HMAC under `key` (every worker must use the same key)."""
+    digest = hmac.new(key, canonical_email(email).encode("utf-8", "surrogatepass"), hashlib.sha256)
+    return LOCK_PREFIX + digest.hexdigest()
 
 
 @contextmanager
-def email_lock(client: redis.Redis, email: str, *, timeout: float, wait: float) -> Iterator[None]:
+def email_lock(client: redis.Redis, email: str, *, key: bytes, timeout: float, wait: float) -> Iterator[None]:
     """Hold `email`'s lock for the block; LockBusy when it stays taken for `wait` seconds.
 
     `timeout` frees the lock of a worker that died holding it; it must exceed the longest block.
     """
-    lock = client.lock(email_lock_key(email), timeout=timeout, blocking_timeout=wait, thread_local=False)
+    name = email_lock_key(email, key)
+    lock = client.lock(name, timeout=timeout, blocking_timeout=wait, thread_local=False)
     if not lock.acquire():
         raise LockBusy("another worker is syncing this person")
     try:
@@ -55,15 +61,16 @@ class PersonLocks(Protocol):
 
 
 class RedisPersonLocks:
-    """The production locks: one Redis lock per (hashed) email, shared by all workers."""
+    """The production locks: one Redis lock per (keyed-hash) email, shared by all workers."""
 
-    def __init__(self, client: redis.Redis, *, timeout: float, wait: float) -> None:
+    def __init__(self, client: redis.Redis, *, key: bytes, timeout: float, wait: float) -> None:
         self.client = client
+        self.key = key
         self.timeout = timeout
         self.wait = wait
 
     def hold(self, email: str) -> AbstractContextManager[None]:
-        return email_lock(self.client, email, timeout=self.timeout, wait=self.wait)
+        return email_lock(self.client, email, key=self.key, timeout=self.timeout, wait=self.wait)
 
 
 class LocalPersonLocks:
@@ -71,13 +78,14 @@ class LocalPersonLocks:
 
     def __init__(self, *, wait: float = 5.0) -> None:
         self.wait = wait
+        self.key = secrets.token_bytes(32)  # the locks live and die with this process
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
 
     @contextmanager
     def hold(self, email: str) -> Iterator[None]:
         with self._guard:
-            lock = self._locks.setdefault(email_lock_key(email), threading.Lock())
+            lock = self._locks.setdefault(email_lock_key(email, self.key), threading.Lock())
         if not lock.acquire(timeout=self.wait):
             raise LockBusy("another worker is syncing this person")
         try:

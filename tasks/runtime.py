@@ -43,7 +43,10 @@ class Runtime:
         if self._locks is None:
             settings = self.settings
             self._locks = RedisPersonLocks(
-                self.redis, timeout=settings.lock_timeout_seconds, wait=settings.lock_wait_seconds
+                self.redis,
+                key=settings.derive_key("email-lock"),
+                timeout=settings.lock_timeout_seconds,
+                wait=settings.lock_wait_seconds,
             )
         return self._locks
 

@@ -1,4 +1,5 @@
-"""What a worker does as it starts: RabbitMQ's dead-letter queue, and the outbox relay."""
+"""What a worker does as it starts: refuse to without its member-number key, RabbitMQ's dead-letter
+queue, and the outbox relay."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import worker_init, worker_ready
 
 from config.celery import dead_letter_queue, is_rabbitmq
+from config.settings import ConfigError
 from registrations.outbox import relay, resume_stalled
 from tasks.chains import chain_publisher
 
@@ -26,6 +28,22 @@ def declare_dead_letter_queue(celery: Celery) -> bool:
     with celery.connection_for_write() as connection:
         dead_letter_queue().bind(connection.default_channel).declare()
     return True
+
+
+@worker_init.connect
+def refuse_without_member_code_key(sender: Any, **_kwargs: Any) -> None:
+    """Outside dev mode a worker without MEMBER_CODE_KEY stops before taking a task: started, it
+    would dead-letter every Smaregi step. (`load_settings` refuses it already; this covers a worker
+    whose settings were built another way.) SystemExit, because Celery logs and swallows an
+    Exception raised by a signal handler."""
+    runtime = getattr(getattr(sender, "app", None), "membersync", None)
+    if runtime is None:
+        return
+    try:
+        runtime.settings.member_code_secret  # noqa: B018 - raises ConfigError when there is none
+    except ConfigError as error:
+        log.critical("worker refused to start: %s", error)
+        raise SystemExit(f"membersync worker: {error}") from None
 
 
 @worker_ready.connect

@@ -14,10 +14,14 @@ from celery.contrib.testing.worker import TestWorkController
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from config.settings import Settings
+from config.settings import TEST_SUITE_MARKER, Settings
 from registrations.database import Database
 from sandbox.valkey import redis_answers, start_embedded_redis
 from tests.support.services import BROKERS as BROKERS
+
+# MEMBERSYNC_ENV=test is refused outside the test suite; this marker is how the suite proves it is
+# the suite, to its own settings and to every process it starts (they inherit the environment).
+os.environ[TEST_SUITE_MARKER] = "1"
 
 # Shopify's published Admin schema, read where shared/ sits beside the checkout; never copied in.
 SHOPIFY_SCHEMA_PATH = (

@@ -1,5 +1,7 @@
-"""Signing in to the ops console: OPS_USERNAME / OPS_PASSWORD, compared in constant time, kept in the
-signed session cookie; sign-in attempts are rate limited per client and written to the audit trail."""
+"""Signing in to the ops console: OPS_USERNAME / OPS_PASSWORD, compared in constant time; a session
+opened on the server (`app.ops.sessions`) whose id the signed cookie carries. Every check of the ops
+credentials (the console's sign-in, `/metrics`) goes through the failure throttle of
+`config.credentials`, per client address and per username, shared with Flower through Redis."""
 
 from __future__ import annotations
 
@@ -8,32 +10,57 @@ import hmac
 import logging
 import time
 
-from flask import current_app, session
+from flask import Flask, current_app, g, request, session
 
+from app.ops.sessions import SessionRegistry
 from app.services import services
+from config import credentials
+from config.credentials import FailureThrottle, Verdict
+from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Per client address: enough for a person who mistypes, far too few to guess a password.
-LOGIN_LIMIT = "10/minute"
 # A signed-in session lasts a working day; then the operator signs in again.
 SESSION_SECONDS = 12 * 3600
 OPERATOR_KEY = "ops_operator"
 SINCE_KEY = "ops_since"
 CREDENTIALS_KEY = "ops_credentials"
+SESSION_ID_KEY = "ops_session"
+THROTTLE_EXTENSION = "membersync_auth_throttle"
+SESSIONS_EXTENSION = "membersync_ops_sessions"
+
+
+def init_app(flask_app: Flask, settings: Settings) -> None:
+    """One throttle and one session registry per app, on the Redis every process shares."""
+    flask_app.extensions[THROTTLE_EXTENSION] = FailureThrottle.from_settings(settings)
+    flask_app.extensions[SESSIONS_EXTENSION] = SessionRegistry.from_settings(settings)
 
 
 def credentials_match(username: str, password: str) -> bool:
     """True when both equal the configured ops credentials; the time taken reveals neither."""
     expected_username, expected_password = services().settings.ops_credentials()
-    # Both comparisons always run (no short-circuit), over digests of equal length.
-    username_ok = hmac.compare_digest(_digest(username), _digest(expected_username))
-    password_ok = hmac.compare_digest(_digest(password), _digest(expected_password))
-    return username_ok & password_ok
+    return credentials.credentials_match(username, password, expected_username, expected_password)
 
 
-def _digest(text: str) -> bytes:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+def check_credentials(username: str, password: str) -> Verdict:
+    """The ops login, throttled per client address and per username (429 once over the limit,
+    even for the right pair)."""
+    return _throttle().check(request.remote_addr, username, credentials_match(username, password))
+
+
+def check_token(given: str, expected: str) -> Verdict:
+    """A bearer token (no username: throttled per client address only)."""
+    return _throttle().check(request.remote_addr, None, credentials.same_secret(given, expected))
+
+
+def _throttle() -> FailureThrottle:
+    throttle: FailureThrottle = current_app.extensions[THROTTLE_EXTENSION]
+    return throttle
+
+
+def _sessions() -> SessionRegistry:
+    registry: SessionRegistry = current_app.extensions[SESSIONS_EXTENSION]
+    return registry
 
 
 def _credentials_tag() -> str:
@@ -42,20 +69,29 @@ def _credentials_tag() -> str:
     username, password = services().settings.ops_credentials()
     secret = current_app.secret_key or ""
     key = secret.encode() if isinstance(secret, str) else bytes(secret)
-    return hmac.new(key, f"{username}\0{password}".encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.new(
+        key, f"{username}\0{password}".encode("utf-8", "surrogatepass"), hashlib.sha256
+    ).hexdigest()[:32]
 
 
 def sign_in(username: str) -> None:
-    """Start a fresh session for `username` (nothing of the anonymous session is kept)."""
+    """Start a fresh session for `username` (nothing of the anonymous session is kept); raises
+    SessionStoreUnavailable when the server cannot record it."""
+    session_id = _sessions().open(SESSION_SECONDS)
     session.clear()
     session[OPERATOR_KEY] = username
     session[SINCE_KEY] = int(time.time())
     session[CREDENTIALS_KEY] = _credentials_tag()
+    session[SESSION_ID_KEY] = session_id
 
 
 def sign_out() -> None:
-    """Forget the operator and everything else in the session."""
+    """End the session on the server (a copy of the cookie is refused from now on) and forget it."""
+    session_id = session.get(SESSION_ID_KEY)
+    if isinstance(session_id, str):
+        _sessions().close(session_id)
     session.clear()
+    g.pop("ops_session_open", None)
 
 
 def current_operator() -> str | None:
@@ -69,4 +105,12 @@ def current_operator() -> str | None:
     tag = session.get(CREDENTIALS_KEY)
     if not isinstance(tag, str) or not hmac.compare_digest(tag, _credentials_tag()):
         return None
-    return operator
+    return operator if _session_is_open() else None
+
+
+def _session_is_open() -> bool:
+    """The cookie's session is still open on the server (asked once per request)."""
+    if "ops_session_open" not in g:
+        session_id = session.get(SESSION_ID_KEY)
+        g.ops_session_open = isinstance(session_id, str) and _sessions().is_open(session_id)
+    return bool(g.ops_session_open)

@@ -28,7 +28,8 @@ PROBLEMS = {
     401: ("Sign-in required", "Sign in to use the ops console."),
     404: ("Not found", "There is nothing at this address."),
     405: ("Not allowed", "This address does not take that kind of request."),
-    429: ("Too many attempts", "Too many sign-in attempts from your address. Wait a minute and try again."),
+    429: ("Too many attempts", "Too many failed sign-in attempts. Wait a minute and try again."),
+    503: ("Unavailable", "Signing in is not possible right now (the session store does not answer)."),
 }
 
 

@@ -7,10 +7,10 @@ import logging
 from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from app.limits import limiter
 from app.ops import audit
-from app.ops.auth import LOGIN_LIMIT, credentials_match, current_operator, sign_in, sign_out
-from app.ops.blueprint import blueprint, console_path
+from app.ops.auth import check_credentials, current_operator, sign_in, sign_out
+from app.ops.blueprint import blueprint, console_path, render_problem
+from app.ops.sessions import SessionStoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -25,19 +25,27 @@ def login_form() -> BaseResponse | str:
 
 
 @blueprint.post("/login")
-@limiter.limit(LOGIN_LIMIT)
-def login() -> BaseResponse | tuple[str, int]:
-    """Check the posted credentials: 303 on to the console, or 401 and the form again."""
+def login() -> BaseResponse | tuple[str, int] | tuple[str, int, dict[str, str]]:
+    """Check the posted credentials: 303 on to the console, 401 and the form again, or 429 once
+    this address or this username has failed too often."""
     username = request.form.get("username", "")
     password = request.form.get("password", "")
     target = safe_next(request.form.get("next"))
-    if not credentials_match(username, password):
+    verdict = check_credentials(username, password)
+    if verdict.retry_after is not None:
+        log.warning("ops sign-in throttled")
+        return render_problem(429), 429, {"Retry-After": str(verdict.retry_after)}
+    if not verdict.allowed:
         audit.record("login_refused", operator=username)
         log.warning("ops sign-in refused")
         # The same words whatever was wrong: nothing tells which half of the pair was right.
         page = render_template("ops/login.html", next=target, refused=True)
         return page, 401
-    sign_in(username)
+    try:
+        sign_in(username)
+    except SessionStoreUnavailable:
+        log.error("ops sign-in failed: the session store (Redis) did not answer")
+        return render_problem(503), 503
     audit.record("login", operator=username)
     return redirect(target, code=303)
 

@@ -4,6 +4,7 @@ answers its health check, keeps its API behind basic auth, and saves its state w
 from __future__ import annotations
 
 import base64
+import http.client
 import os
 import signal
 import socket
@@ -19,7 +20,12 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-USERNAME, PASSWORD = "watcher", "flower-test-password"
+USERNAME, PASSWORD = "watcher", "wAtch-9f2Kq7#Lx"
+# Production refuses to start without strong keys (config.settings).
+KEYS = {
+    "SECRET_KEY": "5f0c2b8e9a41d7c3b6e0f18a2d9c4b7e1a3f5d8c",
+    "MEMBER_CODE_KEY": "c7d1e9a3b5f2c8d0e4a6b1f9d3c5e7a2b4d6f8a0",
+}
 # Inherited variables that would point Flower or its Celery app somewhere else.
 FOREIGN = (
     "DATABASE_URL",
@@ -29,6 +35,8 @@ FOREIGN = (
     "APP",
     "OPS_USERNAME",
     "OPS_PASSWORD",
+    "SECRET_KEY",
+    "MEMBER_CODE_KEY",
 )
 
 
@@ -48,6 +56,7 @@ def _environment(tmp_path: Path, redis_url: str, port: int, **extra: str) -> dic
         FLOWER_PORT=str(port),
         FLOWER_DB=str(tmp_path / "state" / "flower.db"),
         FLOWER_ADDRESS="127.0.0.1",
+        **KEYS,
         **extra,
     )
     return env
@@ -66,9 +75,10 @@ def _get(url: str, auth: tuple[str, str] | None = None) -> tuple[int, bytes]:
 
 
 @pytest.fixture
-def flower(tmp_path: Path, redis_url: str) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+def flower(tmp_path: Path, clean_redis: str) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+    """Flower in production mode; its sign-in throttle counts in the test's emptied Redis."""
     port = _free_port()
-    env = _environment(tmp_path, redis_url, port, OPS_USERNAME=USERNAME, OPS_PASSWORD=PASSWORD)
+    env = _environment(tmp_path, clean_redis, port, OPS_USERNAME=USERNAME, OPS_PASSWORD=PASSWORD)
     log = (tmp_path / "flower.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "cli.flower"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
@@ -132,4 +142,73 @@ def test_flower_refuses_to_start_in_production_without_credentials(tmp_path: Pat
         timeout=60,
     )
     assert result.returncode != 0
-    assert "OPS_USERNAME and OPS_PASSWORD must be set" in result.stderr
+    assert "OPS_USERNAME must be set outside dev mode" in result.stderr
+
+
+def _call(base: str, authorization: str | bytes | None, source: str = "127.0.0.1") -> tuple[int, str | None]:
+    """GET /api/workers from `source` (a loopback address) with this raw Authorization header:
+    (status, Retry-After)."""
+    host, _, port = base.removeprefix("http://").partition(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10, source_address=(source, 0))
+    try:
+        connection.putrequest("GET", "/api/workers")
+        if authorization is not None:
+            connection.putheader("Authorization", authorization)
+        connection.endheaders()
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("Retry-After")
+    finally:
+        connection.close()
+
+
+def _basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def test_flower_ends_100_wrong_passwords_in_429s(flower: tuple[str, subprocess.Popen[bytes], Path]) -> None:
+    base = flower[0]
+    answers = [_call(base, _basic(USERNAME, f"guess-{n}")) for n in range(100)]
+    assert [status for status, _ in answers[:10]] == [401] * 10
+    assert {status for status, _ in answers[10:]} == {429}
+    assert all(wait is not None and 1 <= int(wait) <= 60 for _, wait in answers[10:])
+    # Blocked means blocked: the right pair from this address is refused too, and says nothing.
+    assert _call(base, _basic(USERNAME, PASSWORD))[0] == 429
+    # The username is blocked too, from any address; another username from another address is not.
+    assert _call(base, _basic(USERNAME, PASSWORD), source="127.0.0.2")[0] == 429
+    assert _call(base, _basic("someone-else", "wrong"), source="127.0.0.3")[0] == 401
+
+
+def test_flower_throttles_per_username_across_addresses(
+    flower: tuple[str, subprocess.Popen[bytes], Path],
+) -> None:
+    base = flower[0]
+    for n in range(10):
+        assert _call(base, _basic(USERNAME, f"guess-{n}"), source=f"127.0.1.{n + 1}")[0] == 401
+    status, wait = _call(base, _basic(USERNAME, PASSWORD), source="127.0.2.1")
+    assert (status, wait is not None) == (429, True)
+    # Another username from a fresh address is not held up by the first one's failures.
+    assert _call(base, _basic("someone-else", "wrong"), source="127.0.2.2")[0] == 401
+
+
+# Credentials Flower's own check answered with a 500 (non-ASCII text) or that are malformed.
+ODD_AUTHORIZATIONS: list[str | bytes] = [
+    _basic("ユーザー", "パスワード"),
+    _basic(USERNAME, "pässwörd"),
+    "Basic " + base64.b64encode(b"\xff\xfe:\xe9").decode(),  # not UTF-8
+    "Basic " + base64.b64encode(b"no colon").decode(),
+    "Basic !!!not-base64!!!",
+    "Basic",
+    "Bearer something",
+    "Basic ユーザー".encode(),  # raw non-ASCII bytes in the header
+    b"Basic \xe9\xe9\xe9",
+]
+
+
+def test_flower_answers_401_to_odd_credentials_never_500(
+    flower: tuple[str, subprocess.Popen[bytes], Path],
+) -> None:
+    base = flower[0]
+    answers = {repr(authorization): _call(base, authorization)[0] for authorization in ODD_AUTHORIZATIONS}
+    assert answers == {repr(authorization): 401 for authorization in ODD_AUTHORIZATIONS}
+    assert _call(base, _basic(USERNAME, PASSWORD))[0] == 200

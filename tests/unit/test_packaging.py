@@ -132,7 +132,8 @@ def test_shared_environment_is_production_on_postgres_and_redis() -> None:
     assert environment["MEMBERSYNC_ENV"] == "production"
     assert environment["DATABASE_URL"].startswith("postgresql+psycopg://")
     assert environment["REDIS_URL"].startswith("redis://redis:6379/")
-    assert re.fullmatch(r"\$\{SECRET_KEY:\?[^}]+\}", environment["SECRET_KEY"])
+    for name in ("SECRET_KEY", "MEMBER_CODE_KEY"):
+        assert re.fullmatch(rf"\$\{{{name}:\?[^}}]+\}}", environment[name]), f"{name} must be required"
     for name in ("web", "worker", "beat", "migrate", "flower"):
         shared = _environment(_services()[name])
         assert shared["MEMBERSYNC_ENV"] == "production", name
@@ -183,6 +184,7 @@ def test_compose_config_validates_where_compose_exists(tmp_path: Path) -> None:
         **os.environ,
         "POSTGRES_PASSWORD": "example",
         "SECRET_KEY": "example",
+        "MEMBER_CODE_KEY": "example",
         "OPS_USERNAME": "ops",
         "OPS_PASSWORD": "example",
     }
@@ -355,13 +357,13 @@ def test_flower_argv_takes_port_db_credentials_and_bound_from_the_environment() 
         environ={
             "DATABASE_URL": "sqlite://",
             "OPS_USERNAME": "watcher",
-            "OPS_PASSWORD": "s3cr:et",
+            "OPS_PASSWORD": "s3cr:et-Vq8#zK2w",
             "FLOWER_PORT": "6001",
         }
     )
     argv = flower_argv(settings, environ={"FLOWER_DB": "/data/flower.db", "FLOWER_MAX_TASKS": "500"})
     assert "--port=6001" in argv
-    assert "--basic_auth=watcher:s3cr:et" in argv
+    assert "--basic_auth=watcher:s3cr:et-Vq8#zK2w" in argv
     assert "--db=/data/flower.db" in argv
     assert "--max_tasks=500" in argv
     assert not any(arg.startswith("--address") for arg in argv), "production binds every interface"

@@ -3,6 +3,7 @@ a rate-limited sign-in form, a sign-out, and an audit row for each sign-in attem
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -137,9 +138,10 @@ def test_sign_in_is_rate_limited_per_client(anonymous: Any, ops_app: Any) -> Non
     limited = sign_in(anonymous, OPS_USERNAME, OPS_PASSWORD)
     assert limited.status_code == 429
     assert "Too many" in limited.text
-    # Another address has its own allowance.
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    # Another address has its own allowance (for another username: this one is blocked everywhere).
     other = ops_app.test_client()
-    assert sign_in(other, OPS_USERNAME, OPS_PASSWORD, REMOTE_ADDR="203.0.113.9").status_code == 303
+    assert sign_in(other, "someone-else", "guess", REMOTE_ADDR="203.0.113.9").status_code == 401
 
 
 def test_sign_out_ends_the_session(ops: Any, database: Database) -> None:
@@ -161,15 +163,125 @@ def test_changing_the_password_ends_sessions_signed_in_under_the_old_one(
 
 
 def test_production_refuses_to_start_without_ops_credentials(
-    make_settings: Callable[..., Settings], database: Database
+    make_settings: Callable[..., Settings], database: Database, clean_redis: str
 ) -> None:
-    production = {"MEMBERSYNC_ENV": "production", "SECRET_KEY": "k" * 32, "MEMBER_CODE_KEY": "m" * 32}
+    production = {
+        "MEMBERSYNC_ENV": "production",
+        "SECRET_KEY": "5f0c2b8e9a41d7c3b6e0f18a2d9c4b7e1a3f5d8c",
+        "MEMBER_CODE_KEY": "c7d1e9a3b5f2c8d0e4a6b1f9d3c5e7a2b4d6f8a0",
+        "REDIS_URL": clean_redis,
+    }
     with pytest.raises(ConfigError, match="OPS_USERNAME and OPS_PASSWORD"):
         create_app(make_settings(**production), database=database)
-    configured = make_settings(**production, OPS_USERNAME="ops", OPS_PASSWORD="secret")
+    with pytest.raises(ConfigError, match=r"^OPS_PASSWORD is shorter than 12 characters"):
+        make_settings(**production, OPS_USERNAME="ops", OPS_PASSWORD="secret")
+    configured = make_settings(**production, OPS_USERNAME="ops", OPS_PASSWORD="vX9#kLm2-qRt7wZp")
     assert create_app(configured, database=database).test_client().get("/ops/login").status_code == 200
 
 
 def test_dev_mode_falls_back_to_ops_ops(make_settings: Callable[..., Settings], database: Database) -> None:
     client = create_app(make_settings(), database=database).test_client()
     assert sign_in(client, "ops", "ops").status_code == 303
+
+
+# --- sessions end on the server -----------------------------------------------------------------
+
+
+def _session_id(app: Any, cookie: str) -> str:
+    data = app.session_interface.get_signing_serializer(app).loads(cookie)
+    session_id: str = data["ops_session"]
+    return session_id
+
+
+def test_a_copied_cookie_is_refused_after_sign_out(
+    ops: Any, ops_app: Any, ops_settings: Settings, database: Database
+) -> None:
+    cookie = ops.get_cookie("session")
+    assert cookie is not None
+    # The same cookie in another browser, on this process and on another web process (same Redis).
+    thief = ops_app.test_client()
+    other_process = create_app(ops_settings, database=database).test_client()
+    for client in (thief, other_process):
+        client.set_cookie("session", cookie.value)
+        assert client.get("/ops/").status_code == 200, "a signed-in session works on every process"
+
+    assert post_form(ops, "/ops/", "/ops/logout", {}).status_code == 303
+
+    for client in (thief, other_process):
+        answer = client.get("/ops/")
+        assert answer.status_code == 302 and answer.headers["Location"].startswith("/ops/login")
+        assert client.post("/ops/logout").status_code == 401  # no CSRF needed to be refused
+    assert ops.get("/ops/").status_code == 302
+
+
+def test_redis_holds_only_a_keyed_hash_of_the_session_id(ops: Any, ops_app: Any, clean_redis: str) -> None:
+    import redis
+
+    cookie = ops.get_cookie("session")
+    assert cookie is not None
+    session_id = _session_id(ops_app, cookie.value)
+    keys = [key.decode() for key in redis.Redis.from_url(clean_redis).keys("membersync:ops-session:*")]
+    assert len(keys) == 1
+    assert session_id not in keys[0]
+    assert keys[0] != "membersync:ops-session:" + hashlib.sha256(session_id.encode()).hexdigest()
+    assert 0 < redis.Redis.from_url(clean_redis).ttl(keys[0]) <= 12 * 3600
+
+
+def test_a_session_unknown_to_the_server_is_refused(ops: Any, ops_app: Any, clean_redis: str) -> None:
+    import redis
+
+    redis.Redis.from_url(clean_redis).flushdb()  # the server forgot it (or never opened it)
+    assert ops.get("/ops/").status_code == 302
+
+
+def test_sign_in_fails_closed_when_the_session_store_does_not_answer(
+    make_settings: Callable[..., Settings], database: Database
+) -> None:
+    settings = make_settings(
+        OPS_USERNAME=OPS_USERNAME, OPS_PASSWORD=OPS_PASSWORD, REDIS_URL="redis://127.0.0.1:1/0"
+    )
+    client = create_app(settings, database=database).test_client()
+    answer = sign_in(client, OPS_USERNAME, OPS_PASSWORD)
+    assert answer.status_code == 503
+    assert client.get("/ops/").status_code == 302
+    # The throttle counts in process memory meanwhile: guessing is still limited.
+    answers = [sign_in(client, OPS_USERNAME, f"guess {n}").status_code for n in range(11)]
+    assert answers == [401] * 10 + [429]
+
+
+# --- sign-in throttle: per client address and per username ----------------------------------------
+
+
+def test_sign_in_is_throttled_per_username_from_any_address(anonymous: Any, ops_app: Any) -> None:
+    for n in range(10):
+        assert (
+            sign_in(anonymous, OPS_USERNAME, f"guess {n}", REMOTE_ADDR=f"198.51.100.{n + 1}").status_code
+            == 401
+        )
+    limited = sign_in(ops_app.test_client(), OPS_USERNAME, OPS_PASSWORD, REMOTE_ADDR="203.0.113.50")
+    assert limited.status_code == 429
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    # Another username is not held up by this one's failures.
+    assert sign_in(ops_app.test_client(), "someone", "x", REMOTE_ADDR="203.0.113.51").status_code == 401
+
+
+def test_a_successful_sign_in_is_not_counted(anonymous: Any, ops_app: Any) -> None:
+    for _ in range(15):
+        assert sign_in(ops_app.test_client(), OPS_USERNAME, OPS_PASSWORD).status_code == 303
+    assert [sign_in(anonymous, OPS_USERNAME, f"guess {n}").status_code for n in range(10)] == [401] * 10
+
+
+def test_the_throttle_is_shared_by_every_web_process(
+    ops_settings: Settings, database: Database, clean_redis: str
+) -> None:
+    import redis
+
+    first, second = (create_app(ops_settings, database=database).test_client() for _ in range(2))
+    for n in range(5):
+        assert sign_in(first, OPS_USERNAME, f"guess {n}").status_code == 401
+        assert sign_in(second, OPS_USERNAME, f"guess {n}").status_code == 401
+    assert sign_in(first, OPS_USERNAME, OPS_PASSWORD).status_code == 429
+    # Redis names neither the address nor the username, only keyed hashes of them.
+    keys = b" ".join(redis.Redis.from_url(clean_redis).keys("*")).decode()
+    assert "membersync:auth-failures" in keys
+    assert "127.0.0.1" not in keys and OPS_USERNAME not in keys
