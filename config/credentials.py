@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 
 from config.settings import Settings
@@ -77,7 +77,7 @@ class FailureThrottle:
         self.key = key
         self.item: RateLimitItem = parse(limit)
         self.storage: Storage = (
-            storage_from_string(storage_url, key_prefix=KEY_PREFIX, socket_timeout=2)
+            RedisStorage(storage_url, key_prefix=KEY_PREFIX, socket_timeout=2, socket_connect_timeout=2)
             if storage_url
             else MemoryStorage()
         )
