@@ -1,8 +1,10 @@
-"""HubSpot CRM v3 contacts emulator (default port 8013): create, read, list, update, batch upsert, search.
+"""HubSpot CRM v3 contacts emulator (default port 8013): create, read, list, update, batch upsert, search,
+and the Communication Preferences calls marketing consent goes through (`sandbox.hubspot_subscriptions`).
 
 `create_app(HubSpotSettings(...))` builds the Flask app; serve it with `sandbox.common.ThreadedServer`.
 Errors use HubSpot's body `{"status": "error", "message", "correlationId", "category", ...}`; every API
-response carries the X-HubSpot-RateLimit-* headers of a rolling ten-second window.
+response carries the X-HubSpot-RateLimit-* headers of a rolling ten-second window. Read-only and
+calculated properties (the marketing status among them) are refused on every write, as HubSpot does.
 """
 
 from __future__ import annotations
@@ -29,11 +31,29 @@ from sandbox.common import (
     answer_at_once,
     install_controls,
 )
+from sandbox.hubspot_subscriptions import (
+    DEFAULT_SUBSCRIPTION_TYPES,
+    SubscriptionBook,
+    SubscriptionType,
+    install_subscriptions,
+)
 
 CONTACTS = "/crm/v3/objects/contacts"
+# The paths that need the token and count against the rate limit.
+API_PREFIXES = ("/crm/", "/communication-preferences/")
 DEFAULT_PROPERTIES = ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname")
 # Properties HubSpot computes itself; clients may read but not write them.
-READ_ONLY_PROPERTIES = frozenset({"createdate", "hs_object_id", "lastmodifieddate"})
+COMPUTED_PROPERTIES = frozenset({"createdate", "hs_object_id", "lastmodifieddate"})
+# Marketing status: "It is not possible to modify the Marketing contact status property
+# [hs_marketable_status] using HubSpot's API" (HubSpot knowledge base), nor its reason properties;
+# "Unsubscribed from all email" (hs_email_optout) and the per-subscription hs_email_optout_<id> are
+# read-only values too (their definitions say so; UNCONFIRMED beyond that). Consent goes through the
+# Communication Preferences API.
+MARKETING_STATUS_PROPERTIES = frozenset(
+    {"hs_marketable_status", "hs_marketable_reason_id", "hs_marketable_reason_type", "hs_email_optout"}
+)
+READ_ONLY_PROPERTIES = COMPUTED_PROPERTIES | MARKETING_STATUS_PROPERTIES
+_PER_SUBSCRIPTION_OPTOUT = re.compile(r"hs_email_optout_\d+")
 # A subset of HubSpot's default contact properties: enough for a membership sync.
 STANDARD_PROPERTIES = frozenset(
     {
@@ -55,7 +75,6 @@ STANDARD_PROPERTIES = frozenset(
         "date_of_birth",
         "gender",
         "hs_lead_status",
-        "hs_marketable_status",
     }
 )
 SEARCH_OPERATORS = frozenset({"EQ", "NEQ", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY"})
@@ -81,7 +100,6 @@ class HubSpotSettings:
                 "membersync_registration_id",
                 "shopify_customer_id",
                 "smaregi_customer_id",
-                "accepts_marketing",
                 "postal_code",
             }
         )
@@ -91,6 +109,10 @@ class HubSpotSettings:
     window_ms: int = 10_000
     daily_limit: int = 250_000
     search_per_second: int = 4
+    # The portal's subscription types (marketing consent goes to the one that is not internal).
+    subscription_types: tuple[SubscriptionType, ...] = DEFAULT_SUBSCRIPTION_TYPES
+    # A GDPR-enabled portal wants a legal basis and its explanation on every subscribe.
+    gdpr_enabled: bool = True
 
 
 def hubspot_error(status: int, category: str, message: str, **extra: Any) -> Response:
@@ -132,9 +154,14 @@ class ContactBook:
         errors: list[dict[str, Any]] = []
         cleaned: dict[str, str] = {}
         for name, value in properties.items():
-            if name not in self.writable:
-                problem = "READ_ONLY_VALUE" if name in READ_ONLY_PROPERTIES else "PROPERTY_DOESNT_EXIST"
-                errors.append(_property_error(name, problem, f'Property "{name}" is not writable'))
+            if is_read_only(name):
+                # The message names the property; HubSpot's exact wording is UNCONFIRMED.
+                message = f'"{name}" is a read only property; its value cannot be set.'
+                errors.append(_property_error(name, "READ_ONLY_VALUE", message))
+            elif name not in self.writable:
+                errors.append(
+                    _property_error(name, "PROPERTY_DOESNT_EXIST", f'Property "{name}" does not exist')
+                )
             elif value is not None and not isinstance(value, str | int | float | bool):
                 errors.append(_property_error(name, "INVALID_TYPE", f"{name} must be a string or number"))
             elif name == "email" and value and not _EMAIL.fullmatch(str(value)):
@@ -189,6 +216,11 @@ class ContactBook:
         return found, (next_id if next_id <= last else None)
 
 
+def is_read_only(name: str) -> bool:
+    """Whether HubSpot refuses a write of this contact property (computed, or a marketing status)."""
+    return name in READ_ONLY_PROPERTIES or bool(_PER_SUBSCRIPTION_OPTOUT.fullmatch(name))
+
+
 def _property_error(name: str, error: str, message: str) -> dict[str, Any]:
     return {"isValid": False, "message": message, "error": error, "name": name}
 
@@ -212,7 +244,7 @@ def _stamped(contact: Record) -> Record:
 
 def shown(contact: Record, properties: Iterable[str] | None) -> Record:
     """A contact as the API answers it, with the requested properties (HubSpot's defaults otherwise)."""
-    names = list(DEFAULT_PROPERTIES if properties is None else {*properties, *READ_ONLY_PROPERTIES})
+    names = list(DEFAULT_PROPERTIES if properties is None else {*properties, *COMPUTED_PROPERTIES})
     return {**contact, "properties": {name: contact["properties"].get(name) for name in sorted(names)}}
 
 
@@ -284,12 +316,14 @@ def create_app(settings: HubSpotSettings | None = None) -> Flask:
     app = Flask("sandbox.hubspot")
     app.json.sort_keys = False  # type: ignore[attr-defined]
     book = ContactBook(settings)
+    subscriptions = SubscriptionBook(settings.subscription_types)
     window = RollingWindowLimiter(settings.requests_per_window, settings.window_ms / 1000)
     search_window = RollingWindowLimiter(settings.search_per_second, 1.0)
     daily = _DailyCount()
 
     def reset() -> None:
         book.store.clear()
+        subscriptions.store.clear()
         window.reset()
         search_window.reset()
         daily.reset()
@@ -305,7 +339,7 @@ def create_app(settings: HubSpotSettings | None = None) -> Flask:
 
     install_controls(
         app,
-        state=lambda: {"contacts": book.store.all()},
+        state=lambda: {"contacts": book.store.all(), "subscriptions": subscriptions.store.all()},
         reset=reset,
         render_throttle=ten_secondly_limit,
         render_error=lambda: hubspot_error(502, "INTERNAL_ERROR", "The sandbox injected a server error."),
@@ -318,7 +352,7 @@ def create_app(settings: HubSpotSettings | None = None) -> Flask:
 
     @app.before_request
     def authenticate_and_limit() -> Response | None:
-        if not request.path.startswith("/crm/"):
+        if not request.path.startswith(API_PREFIXES):
             return None
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip(), settings.access_token):
@@ -345,7 +379,7 @@ def create_app(settings: HubSpotSettings | None = None) -> Flask:
     @app.after_request
     def rate_limit_headers(response: Response) -> Response:
         # Every API answer carries them, injected faults included: a client paces itself by them.
-        if request.path.startswith("/crm/"):
+        if request.path.startswith(API_PREFIXES):
             verdict = window.peek()
             response.headers["X-HubSpot-RateLimit-Max"] = str(verdict.limit)
             response.headers["X-HubSpot-RateLimit-Remaining"] = str(verdict.remaining)
@@ -355,6 +389,8 @@ def create_app(settings: HubSpotSettings | None = None) -> Flask:
                 max(0, settings.daily_limit - daily.count)
             )
         return response
+
+    install_subscriptions(app, subscriptions, error=hubspot_error, gdpr_enabled=settings.gdpr_enabled)
 
     @app.post(CONTACTS)
     def create_contact() -> Response:

@@ -64,8 +64,11 @@ CONSENT_REFUSED = (
     "Shopify refused the email marketing consent (NOT_SUBSCRIBED, INVALID and REDACTED cannot be set; "
     "no consent is sent for a registrant who did not opt in, UNSUBSCRIBED for a withdrawal)"
 )
-# Words that tie an error to the consent input: the input fields and the enum's type name.
-_CONSENT_WORDS = ("emailmarketingconsent", "marketingstate", "customeremailmarketingstate")
+# Words that tie an error to the consent input: the input field and the input enum's type name (a
+# top-level error naming only `marketingState` may be about the field our documents select).
+_CONSENT_WORDS = ("emailmarketingconsent", "customeremailmarketingstate")
+# A userError's field path or message may name the state itself.
+_CONSENT_FIELD_WORDS = (*_CONSENT_WORDS, "marketingstate")
 
 # What each kind of userError raises (any other userError: PermanentError naming the fields).
 _USER_ERRORS: dict[str, tuple[type[PermanentError], str]] = {
@@ -167,7 +170,8 @@ def user_error_kind(user_errors: Sequence[Mapping[str, Any]]) -> str | None:
 
     if any(
         _names_consent(
-            " ".join(str(part) for part in error.get("field") or []) + " " + str(error.get("message"))
+            " ".join(str(part) for part in error.get("field") or []) + " " + str(error.get("message")),
+            _CONSENT_FIELD_WORDS,
         )
         for error in user_errors
     ):
@@ -207,7 +211,7 @@ def graphql_error(
         return ThrottledError(message, system=SYSTEM, status=status, retry_after=wait)
     if "INTERNAL_SERVER_ERROR" in codes:
         return TransientError(f"{where}: {describe_errors(errors)}", system=SYSTEM, status=status)
-    if _names_consent(describe_errors(errors)):
+    if _names_consent(_error_text(errors)):
         # E.g. a variable refused by type coercion, or a refusal Shopify reports at the top level.
         return ConsentRefused(
             f"{where}: {CONSENT_REFUSED}: {describe_errors(errors)}", system=SYSTEM, status=status
@@ -215,10 +219,22 @@ def graphql_error(
     return PermanentError(f"{where}: {describe_errors(errors)}", system=SYSTEM, status=status)
 
 
-def _names_consent(text: str) -> bool:
+def _error_text(errors: Any) -> str:
+    """Messages and paths of top-level errors as sent (for matching words only, never for messages:
+    a quoted value may be an address)."""
+    if not isinstance(errors, list):
+        return str(errors)
+    parts = []
+    for error in errors:
+        if isinstance(error, Mapping):
+            parts += [str(error.get("message", "")), " ".join(str(part) for part in error.get("path") or [])]
+    return " ".join(parts)
+
+
+def _names_consent(text: str, words: Sequence[str] = _CONSENT_WORDS) -> bool:
     """Whether an error's field path or message is about the email marketing consent input."""
     squeezed = re.sub(r"[\s_]", "", text.lower())  # "marketing state", "marketingState", ...
-    return any(word in squeezed for word in _CONSENT_WORDS)
+    return any(word in squeezed for word in words)
 
 
 def describe_errors(errors: Any) -> str:

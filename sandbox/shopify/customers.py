@@ -30,6 +30,19 @@ _EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 _PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 _E164_PATTERN = re.compile(r"^\+[1-9]\d{6,14}$")
 
+# Email marketing states Shopify refuses as input, with why (the 2026-10 schema's own descriptions of
+# CustomerEmailMarketingState; CustomerEmailMarketingConsentInput.marketingState: "Accepted values:
+# SUBSCRIBED, UNSUBSCRIBED, and PENDING. NOT_SUBSCRIBED, REDACTED, and INVALID are rejected if sent as
+# input"). The sandbox does not load Shopify's schema file, so they are written here;
+# tests/unit/test_shopify_consent_values.py checks them against it. How Shopify words and reports
+# the refusal is UNCONFIRMED: the sandbox answers a userError on the consent field.
+READ_ONLY_CONSENT_STATES = {
+    "NOT_SUBSCRIBED": "cannot be set; use UNSUBSCRIBED instead to indicate the customer opted out",
+    "INVALID": "is internally set and read-only",
+    "REDACTED": "is internally set and read-only",
+}
+CONSENT_STATE_PATH = ["emailMarketingConsent", "marketingState"]
+
 COUNTRY_NAMES = {
     "AU": "Australia",
     "CA": "Canada",
@@ -92,6 +105,13 @@ class MutationOutcome:
 def user_error(path: list[str] | None, message: str) -> dict[str, Any]:
     """A UserError (field path + message; Shopify's UserError has no code)."""
     return {"field": path, "message": message}
+
+
+def consent_errors(consent_input: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The UserErrors of an email marketing consent input: a state Shopify refuses as input."""
+    state = (consent_input or {}).get("marketingState")
+    why = READ_ONLY_CONSENT_STATES.get(str(state))
+    return [user_error(CONSENT_STATE_PATH, f"Marketing state {state} {why}")] if why else []
 
 
 class CustomerStore:
@@ -167,6 +187,11 @@ class CustomerStore:
         if not errors and not any(fields.get(name) for name in ("email", "phone", "firstName", "lastName")):
             # Shopify's base error; the GraphQL field path is UNCONFIRMED (null, as for other base errors).
             errors.append(user_error(None, "Customer must have a name, phone number or email address"))
+        errors += consent_errors(customer_input.get("emailMarketingConsent"))
+        if customer_input.get("emailMarketingConsent") and not fields.get("email"):
+            # "The `email` field is required when creating a customer with email marketing consent
+            # information" (the schema); the wording of the refusal is UNCONFIRMED.
+            errors.append(user_error(["email"], "Email is required to set email marketing consent"))
         errors += self._metafield_errors(customer_input.get("metafields") or [])
         if errors:
             return MutationOutcome(user_errors=errors)
@@ -204,6 +229,7 @@ class CustomerStore:
             return MutationOutcome(user_errors=[user_error(["id"], "Customer does not exist")])
         now = now_iso()
         fields, errors = self._validated_fields(customer_input, now)
+        errors += consent_errors(customer_input.get("emailMarketingConsent"))
         errors += self._metafield_errors(customer_input.get("metafields") or [])
         if errors:
             return MutationOutcome(user_errors=errors)
@@ -221,6 +247,37 @@ class CustomerStore:
             return MutationOutcome(customer=self.records.update(legacy_id, apply))
         except DuplicateKeyError as duplicate:
             return MutationOutcome(user_errors=[_taken(duplicate)])
+
+    def update_consent(self, consent_update: dict[str, Any]) -> MutationOutcome:
+        """customerEmailMarketingConsentUpdate: store state, opt-in level and consent time.
+
+        Its userErrors carry a code (CustomerEmailMarketingConsentUpdateUserErrorCode): INCLUSION for
+        a state Shopify does not take as input, INVALID for an unknown customer or one without an
+        email ("The customer must have an email address to update their consent"; wording and codes
+        of these refusals are UNCONFIRMED).
+        """
+        consent = consent_update["emailMarketingConsent"]
+        refused = consent_errors(consent)
+        if refused:
+            return MutationOutcome(user_errors=[{**error, "code": "INCLUSION"} for error in refused])
+        legacy_id = legacy_id_of(consent_update.get("customerId") or "")
+        current = self.records.get(legacy_id) if legacy_id is not None else None
+        if legacy_id is None or current is None:
+            return MutationOutcome(user_errors=[_coded(["customerId"], "Customer does not exist")])
+        if not current.get("email"):
+            return MutationOutcome(
+                user_errors=[_coded(["customerId"], "Customer must have an email address")]
+            )
+        now = now_iso()
+
+        def apply(record: Record) -> Record:
+            return {
+                **record,
+                "updatedAt": now,
+                "emailMarketingConsent": self._consent({"emailMarketingConsent": consent}, record, now),
+            }
+
+        return MutationOutcome(customer=self.records.update(legacy_id, apply))
 
     def add_address(
         self, customer_id: str, address_input: dict[str, Any], *, default: bool
@@ -465,6 +522,11 @@ def _address_input_of(address: Record) -> dict[str, Any]:
 def _taken(duplicate: DuplicateKeyError) -> Record:
     label = "Email" if duplicate.index == "email" else "Phone"
     return user_error([duplicate.index], f"{label} has already been taken")
+
+
+def _coded(path: list[str], message: str, code: str = "INVALID") -> Record:
+    """A CustomerEmailMarketingConsentUpdateUserError."""
+    return {"field": path, "message": message, "code": code}
 
 
 def _set_error(path: list[str], code: str, message: str, index: int | None) -> Record:

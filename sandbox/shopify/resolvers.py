@@ -244,6 +244,14 @@ def resolve_customer_update(_root: None, info: GraphQLResolveInfo, input: Record
     return {"customer": outcome.customer, "userErrors": outcome.user_errors}
 
 
+def resolve_customer_email_marketing_consent_update(
+    _root: None, info: GraphQLResolveInfo, input: Record
+) -> Record:
+    """Mutation.customerEmailMarketingConsentUpdate."""
+    outcome = _context(info).customers.update_consent(input)
+    return {"customer": outcome.customer, "userErrors": outcome.user_errors}
+
+
 def resolve_customer_address_create(
     _root: None,
     info: GraphQLResolveInfo,
@@ -311,6 +319,7 @@ _RESOLVERS = {
     ("QueryRoot", "currentBulkOperation"): resolve_current_bulk_operation,
     ("Mutation", "customerCreate"): resolve_customer_create,
     ("Mutation", "customerUpdate"): resolve_customer_update,
+    ("Mutation", "customerEmailMarketingConsentUpdate"): resolve_customer_email_marketing_consent_update,
     ("Mutation", "customerAddressCreate"): resolve_customer_address_create,
     ("Mutation", "customerAddressUpdate"): resolve_customer_address_update,
     ("Mutation", "metafieldsSet"): resolve_metafields_set,

@@ -105,8 +105,10 @@ def test_create_stores_the_customer_as_sent(
     [stored] = stored_customers(shop_url)
     assert stored["id"] == customer.id
     assert stored["tags"] == ["membersync"] and stored["locale"] == "ja"
-    assert stored["emailMarketingConsent"]["marketingState"] == "SUBSCRIBED"
-    assert stored["emailMarketingConsent"]["marketingOptInLevel"] == "SINGLE_OPT_IN"
+    # Asked for marketing email: a double opt-in request until the owner confirms, never SUBSCRIBED.
+    assert stored["emailMarketingConsent"]["marketingState"] == "PENDING"
+    assert stored["emailMarketingConsent"]["marketingOptInLevel"] == "CONFIRMED_OPT_IN"
+    assert customer.marketing_state == "PENDING"
     [address] = stored["addresses"]
     assert (address["address1"], address["zip"], address["countryCodeV2"]) == (
         "東京都渋谷区神宮前1-2-3",
