@@ -8,12 +8,12 @@ from typing import Any
 from celery import Celery
 from flask import Flask
 
-from app import api, errors, form, health, limits, metrics, openapi, webhooks
+from app import api, confirm, errors, form, health, limits, metrics, openapi, webhooks
 from app import ops as ops_console
 from app.request_body import CappedRequest
 from app.services import Services
 from config.observability import init_sentry, install_log_redaction
-from config.settings import ConfigError, Settings, load_settings
+from config.settings import Settings, load_settings
 from registrations.database import Database
 from tasks.factory import create_celery_app
 
@@ -39,7 +39,7 @@ def create_app(
     flask_app.request_class = CappedRequest
     flask_app.config.update(
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
-        SECRET_KEY=settings.secret_key.value or _dev_secret_key(settings),
+        SECRET_KEY=settings.signing_key,
         JSON_SORT_KEYS=False,
         # A second layer behind the form's CSRF token; HTTPS-only cookies outside dev mode.
         SESSION_COOKIE_SAMESITE="Lax",
@@ -64,14 +64,7 @@ def create_app(
     flask_app.register_blueprint(metrics.blueprint)
     flask_app.register_blueprint(openapi.blueprint)
     flask_app.register_blueprint(form.blueprint)
+    flask_app.register_blueprint(confirm.blueprint)
     ops_console.init_app(flask_app, settings)
     flask_app.register_blueprint(webhooks.blueprint)
     return flask_app
-
-
-def _dev_secret_key(settings: Settings) -> str:
-    # Sessions (CSRF tokens) need a key; outside dev mode a random one per process would break CSRF
-    # across gunicorn workers, so production must set SECRET_KEY.
-    if not settings.dev_mode:
-        raise ConfigError("SECRET_KEY must be set outside dev mode (it signs the form's CSRF token)")
-    return "membersync-dev-only-secret"

@@ -265,6 +265,12 @@ class Settings:
     ops_username: str | None = setting("OPS_USERNAME", _optional_str, None)
     ops_password: Secret = setting("OPS_PASSWORD", _secret, Secret(""), secret=True)
     ops_alert_email: str | None = setting("OPS_ALERT_EMAIL", _email_or_none, None)
+    # The web service as the registrant's browser reaches it: the base of the confirmation and
+    # unsubscribe links in the mails the worker sends.
+    public_url: str = setting("PUBLIC_URL", _base_url, "http://127.0.0.1:8000")
+    # How long a registrant has to confirm by the link we mailed (marketing consent, a claim on an
+    # address that is already a member, a card found at the till); after that it expires.
+    confirmation_days: int = setting("CONFIRMATION_DAYS", _positive_int, 7)
 
     intake_rate_limit: str | None = setting("INTAKE_RATE_LIMIT", _rate_limit, "60/minute")
     # How many reverse proxies sit in front of the web service and set X-Forwarded-For; the rate

@@ -51,9 +51,11 @@ class System:
     name: str
     task_name: str
     step: str  # "module:Class" of the step's domain logic (registrations.steps)
-    connector: str  # "module:Class" of the real client, built with `from_settings(settings, limiter=)`
+    # "module:Class" of the real client, built with `from_settings(settings, limiter=)`; None for a
+    # step that only uses the other systems' clients (consent goes to all three vendors).
+    connector: str | None
     default_retry: RetryPolicy
-    # The Settings attribute that switches the step on; None: always on (the master).
+    # The Settings attribute that switches the step on; None: always on (the master, consent).
     switch: str | None = None
     # The master's failure stops the chain: nothing else can be synced without the customer master.
     master: bool = False
@@ -112,6 +114,16 @@ SYSTEMS: tuple[System, ...] = (
         connector="connectors.mailer:Mailer",
         default_retry=RetryPolicy(8, 5, 600, 2 * 3600),
         switch="sync_welcome_email_enabled",
+    ),
+    System(
+        # Marketing consent, once its owner confirmed (double opt-in) or withdrew it: Shopify's
+        # consent, Smaregi's mail flag and HubSpot's subscription, in one idempotent step. Last, so
+        # the vendors' ids are known; with nothing decided it does nothing.
+        name="consent",
+        task_name="membersync.consent.update",
+        step="registrations.steps.consent:ConsentStep",
+        connector=None,
+        default_retry=RetryPolicy(10, 5, 600, 4 * 3600),
     ),
 )
 

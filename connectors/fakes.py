@@ -36,7 +36,7 @@ from connectors.hubspot.subscriptions import (
     SubscriptionStatus,
     refuse_marketing_properties,
 )
-from connectors.mailer.client import MemberNumberMessage, WelcomeMessage
+from connectors.mailer.client import MemberNumberMessage, NoticeMessage, WelcomeMessage
 from connectors.shopify.answers import CONSENT_REFUSED, ConsentRefused, EmailTaken, PhoneTaken
 from connectors.shopify.mapping import (
     SETTABLE_MARKETING_STATES,
@@ -147,6 +147,7 @@ class FakeShopify(FakeSystem):
         accepts_marketing: bool = False,
         postal_code: str | None = None,
         address: str | None = None,
+        registration_id: str | None = None,
     ) -> ShopifyCustomer:
         """A new customer; EmailTaken or PhoneTaken, as Shopify's userErrors say, when one is in use."""
         if any(same_email(customer.email, email) for customer in self.customers.values()):
@@ -168,6 +169,7 @@ class FakeShopify(FakeSystem):
             marketing_state=consent["marketingState"] if consent else "NOT_SUBSCRIBED",
             marketing_opt_in_level=consent["marketingOptInLevel"] if consent else None,
             marketing_updated_at=consent["consentUpdatedAt"] if consent else None,
+            registration_id=registration_id,
         )
         self.customers[customer.id] = customer
         if postal_code or address:
@@ -186,6 +188,28 @@ class FakeShopify(FakeSystem):
         self.addresses[address_id] = {"zip": postal_code, "address1": address}
         self.customers[customer_id] = dataclasses.replace(customer, address_id=address_id)
         return address_id
+
+    @vendor_call
+    def update_customer(self, customer_id: str, **fields: Any) -> ShopifyCustomer:
+        """Change only the fields given (the address fields change or add the default address)."""
+        customer = self.customers.get(customer_id)
+        if customer is None:
+            raise NotFoundError("shopify customer: no such customer", system=self.system)
+        own = {"first_name": "first_name", "last_name": "last_name", "phone": "phone"}
+        changes = {own[name]: value for name, value in fields.items() if name in own}
+        customer = dataclasses.replace(customer, **changes)
+        if {"postal_code", "address"} & set(fields):
+            if customer.address_id is None:
+                address_id = f"gid://shopify/MailingAddress/{self._next_id()}?model_name=CustomerAddress"
+                customer = dataclasses.replace(customer, address_id=address_id)
+                self.addresses[address_id] = {"zip": None, "address1": None}
+            stored = self.addresses[customer.address_id or ""]
+            if "postal_code" in fields:
+                stored["zip"] = fields["postal_code"]
+            if "address" in fields:
+                stored["address1"] = fields["address"]
+        self.customers[customer_id] = customer
+        return customer
 
     @vendor_call
     def find_customers_by_email(self, email: str) -> list[ShopifyCustomer]:
@@ -428,14 +452,14 @@ class FakeHubSpot(FakeSystem):
 
 
 class FakeMailer(FakeSystem):
-    """The mail server: every message sent (welcome or member number) is kept in `sent`, in order;
-    nothing is deduplicated here."""
+    """The mail server: every message sent (welcome, member number or notice) is kept in `sent`, in
+    order; nothing is deduplicated here. Tell the kinds apart by type."""
 
     system = "email"
 
     def __init__(self) -> None:
         super().__init__()
-        self.sent: list[WelcomeMessage | MemberNumberMessage] = []
+        self.sent: list[WelcomeMessage | MemberNumberMessage | NoticeMessage] = []
 
     @vendor_call
     def send_welcome(self, message: WelcomeMessage) -> None:
@@ -444,5 +468,10 @@ class FakeMailer(FakeSystem):
 
     @vendor_call
     def send_member_number(self, message: MemberNumberMessage) -> None:
+        """Record `message` as sent (a second send of the same Message-ID is a second email)."""
+        self.sent.append(message)
+
+    @vendor_call
+    def send_notice(self, message: NoticeMessage) -> None:
         """Record `message` as sent (a second send of the same Message-ID is a second email)."""
         self.sent.append(message)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from connectors.hubspot.client import HubSpotContact
 from connectors.hubspot.subscriptions import SubscriptionStatus
-from connectors.mailer.client import MemberNumberMessage, WelcomeMessage
+from connectors.mailer.client import MemberNumberMessage, NoticeMessage, WelcomeMessage
 from connectors.shopify.mapping import ShopifyCustomer
 from connectors.smaregi.members import SmaregiMember
 
@@ -33,8 +33,12 @@ class ShopifyApi(Protocol):
         accepts_marketing: bool = False,
         postal_code: str | None = None,
         address: str | None = None,
+        registration_id: str | None = None,
     ) -> ShopifyCustomer:
         """Create a customer; EmailTaken when the email is in use, PhoneTaken for the phone.
+
+        `registration_id` marks the customer as that registration's (read back by
+        `find_customers_by_email`), so a retry after a lost answer recognises its own customer.
 
         `accepts_marketing=True` records a double opt-in request (PENDING); False sends no consent.
         """
@@ -46,6 +50,10 @@ class ShopifyApi(Protocol):
 
     def find_customers_by_email(self, email: str) -> list[ShopifyCustomer]:
         """Customers whose email is exactly `email` (any case)."""
+        ...
+
+    def update_customer(self, customer_id: str, **fields: Any) -> ShopifyCustomer:
+        """Change only the fields given (create's keyword names); NotFoundError for an unknown id."""
         ...
 
     def set_member_number(self, customer_id: str, member_number: str) -> None:
@@ -142,7 +150,8 @@ class HubSpotApi(Protocol):
 
 
 class MailSender(Protocol):
-    """The welcome email, and the member number when the welcome went out without it."""
+    """The welcome email, the member number when the welcome went out without it, and the notice to
+    an address that already belongs to a member."""
 
     def send_welcome(self, message: WelcomeMessage) -> None:
         """Send `message` (its Message-ID is deterministic per registration)."""
@@ -150,4 +159,8 @@ class MailSender(Protocol):
 
     def send_member_number(self, message: MemberNumberMessage) -> None:
         """Send `message` (its Message-ID is deterministic per registration, not the welcome's)."""
+        ...
+
+    def send_notice(self, message: NoticeMessage) -> None:
+        """Send the "already a member" notice (no personal data; Message-ID per registration)."""
         ...

@@ -37,6 +37,8 @@ class Connectors:
         limiters = client_limiters(settings, client)
         clients = {}
         for system in SYSTEMS:
+            if system.connector is None:
+                continue  # a step that uses the other systems' clients
             factory = resolve(system.connector)
             clients[system.name] = factory.from_settings(settings, **limiters.get(system.name, {}))
         return cls(clients)

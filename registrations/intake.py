@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
+from registrations import confirmations
 from registrations.models import SYSTEMS, OutboxMessage, Registration, SyncStep
 
 
@@ -72,6 +73,9 @@ def accept_registration(
     ]
     session.add(registration)
     session.flush()
+    if registration.accepts_marketing:
+        # Double opt-in: only a request here; nothing is subscribed until the owner confirms.
+        confirmations.request(session, registration, confirmations.MARKETING, settings=settings)
     outbox = OutboxMessage(registration_id=registration.id)
     session.add(outbox)
     session.flush()

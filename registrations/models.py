@@ -19,8 +19,10 @@ from config.systems import SYSTEM_NAMES
 # The systems a registration is synced to, in pipeline order (the registry's order).
 SYSTEMS: tuple[str, ...] = SYSTEM_NAMES
 
-REGISTRATION_STATUSES = ("accepted", "syncing", "synced", "partial", "failed")
-STEP_STATES = ("pending", "running", "succeeded", "skipped", "dead")
+REGISTRATION_STATUSES = ("accepted", "syncing", "synced", "partial", "failed", "waiting")
+# `waiting`: the step waits for a person (the address's owner confirming a card found at the till);
+# it is finished for now, and a decision (or its expiry) reopens it.
+STEP_STATES = ("pending", "running", "succeeded", "skipped", "dead", "waiting")
 DEAD_LETTER_STATUSES = ("open", "replayed", "resolved", "discarded")
 
 
@@ -85,6 +87,10 @@ class Registration(Base):
     # When the member number reached the registrant by mail (in the welcome, or in a follow-up once
     # Smaregi gave it): NULL means they still wait for it.
     member_number_mailed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Whose address this is, as the master step found it: "owner" (this registration made the person),
+    # "claim" (someone already held the address: nothing typed here is written anywhere until the
+    # owner confirms), "confirmed" (a claim its owner confirmed). NULL until the master step ran.
+    ownership: Mapped[str | None] = mapped_column(String(16))
 
     steps: Mapped[list[SyncStep]] = relationship(
         back_populates="registration", cascade="all, delete-orphan", order_by="SyncStep.id"
@@ -135,6 +141,10 @@ class Identity(Base):
     smaregi_customer_id: Mapped[str | None] = mapped_column(String(32))
     smaregi_customer_code: Mapped[str | None] = mapped_column(String(20))
     hubspot_contact_id: Mapped[str | None] = mapped_column(String(32))
+    # The address's welcome email went out (once ever), and the last "already a member" notice (at
+    # most one a day): a stranger typing the address cannot make us mail its owner more than that.
+    welcomed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -202,6 +212,37 @@ class DeadLetter(Base):
     notes: Mapped[str | None] = mapped_column(Text)
     # When ops were told about this dead letter (the batched alert); NULL = not yet.
     alerted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+
+
+CONFIRMATION_KINDS = ("marketing", "profile", "card")
+CONFIRMATION_STATES = ("requested", "confirmed", "declined", "expired", "withdrawn")
+
+
+class Confirmation(Base):
+    """Something only the address's owner may decide, asked through a signed link sent to the address.
+
+    marketing: the consent record (特定電子メール法): when it was asked for, from where (form or
+    API), which text was shown (`text_version`), when confirmed, when withdrawn. profile: apply what a
+    registration of an address that already belongs to a member typed. card: link the member card
+    made at the till with this address (`subject` is its Smaregi customer id).
+    """
+
+    __tablename__ = "confirmations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    registration_id: Mapped[str] = mapped_column(
+        ForeignKey("registrations.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default="requested", index=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)  # canonical
+    source: Mapped[str] = mapped_column(String(16))  # form / api
+    text_version: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str | None] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ReconciliationRun(Base):

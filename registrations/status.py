@@ -11,7 +11,8 @@ from config.systems import MASTER
 from registrations.database import Database
 from registrations.models import SYSTEMS, Registration, SyncStep
 
-FINISHED_STATES = frozenset({"succeeded", "skipped", "dead"})
+# Finished for now: `waiting` steps wait for a person (a confirmation), whose answer reopens them.
+FINISHED_STATES = frozenset({"succeeded", "skipped", "dead", "waiting"})
 
 
 def remaining_systems(steps: Iterable[SyncStep]) -> list[str]:
@@ -25,7 +26,8 @@ def derive_status(steps: Iterable[SyncStep]) -> str:
 
     failed: the master (Shopify) is dead-lettered, so nothing else can follow; synced: every step
     succeeded or was skipped; accepted: nothing has started; syncing: something is under way;
-    partial: finished, with a non-master step dead-lettered.
+    partial: finished, with a non-master step dead-lettered; waiting: finished but for a step that
+    waits for the address's owner to confirm (a card found at the till).
     """
     state = {step.system: step.state for step in steps}
     if state.get(MASTER.name) == "dead":
@@ -35,7 +37,9 @@ def derive_status(steps: Iterable[SyncStep]) -> str:
         return "synced"
     if values & {"pending", "running"}:
         return "accepted" if values <= {"pending", "skipped"} else "syncing"
-    return "partial"
+    if "dead" in values:
+        return "partial"
+    return "waiting"  # everything else is done; a step waits for the address's owner to answer
 
 
 def public_status_document(registration: Registration) -> dict[str, Any]:

@@ -19,13 +19,14 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from config.settings import RetryPolicy, Settings
+from registrations import confirmations
 from registrations.database import Database
 from registrations.dead_letters import record_dead_letter
 from registrations.identities import find_identity, identity_for
 from registrations.models import DeadLetter, OutboxMessage, Registration, SyncStep, utcnow
 from registrations.replay import reopen
 from registrations.retry import retries_exhausted
-from registrations.status import derive_status
+from registrations.status import FINISHED_STATES, derive_status
 from registrations.steps.base import Known, Outcome, Registrant, Work
 
 
@@ -129,7 +130,7 @@ class StepLedger:
             if registration is None:
                 return Finished("missing")
             step = registration.step(self.system)
-            if step.state in {"succeeded", "skipped", "dead"}:
+            if step.state in FINISHED_STATES:
                 return Finished(step.state)
             if not self.settings.enabled_systems()[self.system]:
                 step.state = "skipped"
@@ -154,12 +155,17 @@ class StepLedger:
         with self.database.session() as session:
             registration = session.get(Registration, registration_id)
             assert registration is not None  # claimed a moment ago; registrations are never deleted mid-run
+            card = confirmations.latest(session, registration_id, confirmations.CARD)
             return Work(
                 registration_id=registration_id,
                 registrant=Registrant.of(registration),
                 known=Known.of(find_identity(session, registration.email)),
                 previous_external_id=registration.step(self.system).external_id,
                 member_number_mailed=registration.member_number_mailed_at is not None,
+                ownership=registration.ownership,
+                requests=confirmations.open_requests(session, registration_id),
+                card=(card.state, card.subject) if card is not None else None,
+                marketing=confirmations.marketing_consent(session, registration_id),
             )
 
     def record(self, registration_id: str, delivery_id: str, outcome: Outcome) -> Recorded:
@@ -179,7 +185,7 @@ class StepLedger:
                     SyncStep.celery_task_id == delivery_id,
                 )
                 .values(
-                    state="succeeded",
+                    state="waiting" if outcome.waiting else "succeeded",
                     external_id=outcome.external_id,
                     note=outcome.note,
                     last_error=None,
@@ -193,10 +199,19 @@ class StepLedger:
             # at the same moment, decide about the member-number email one after the other.
             registration = session.get(Registration, registration_id, with_for_update=True)
             assert registration is not None
-            if outcome.learned:
+            if outcome.learned or outcome.welcomed or outcome.notified:
                 identity = identity_for(session, registration.email)
                 for column, value in outcome.learned.items():
                     setattr(identity, column, value)
+                if outcome.welcomed:
+                    identity.welcomed_at = utcnow()
+                if outcome.notified:
+                    identity.notified_at = utcnow()
+            if outcome.ownership is not None:
+                registration.ownership = outcome.ownership
+            if outcome.request is not None:
+                kind, subject = outcome.request
+                confirmations.request(session, registration, kind, settings=self.settings, subject=subject)
             if outcome.member_number_mailed and registration.member_number_mailed_at is None:
                 registration.member_number_mailed_at = utcnow()
             session.refresh(registration, ["steps"])

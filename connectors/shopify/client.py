@@ -94,6 +94,7 @@ class ShopifyClient:
         address: str | None = None,
         tags: Sequence[str] = ("membersync",),
         note: str | None = None,
+        registration_id: str | None = None,
     ) -> ShopifyCustomer:
         """customerCreate, then customerAddressCreate for the address (its default) when one is given.
 
@@ -120,8 +121,21 @@ class ShopifyClient:
         }
         fields = cast(CustomerFields, {name: value for name, value in given.items() if value is not None})
         variables = {"input": customer_input(fields)}
+        if registration_id is not None:
+            # Marks the customer as this registration's own: a retry after a lost answer finds the
+            # mark and finishes its own work; a customer without it belongs to someone else.
+            variables["input"]["metafields"] = [
+                {
+                    "namespace": documents.MEMBER_NUMBER_NAMESPACE,
+                    "key": documents.REGISTRATION_KEY,
+                    "type": MEMBER_NUMBER_TYPE,
+                    "value": registration_id,
+                }
+            ]
         data = self._execute(documents.CREATE_CUSTOMER, variables, cost_estimate=MUTATION_COST)
-        customer = self._mutated_customer(data, "customerCreate")
+        customer = dataclasses.replace(
+            self._mutated_customer(data, "customerCreate"), registration_id=registration_id
+        )
         if not (postal_code or address):
             return customer
         address_id = self.add_address(customer.id, postal_code=postal_code, address=address)
@@ -150,6 +164,7 @@ class ShopifyClient:
             "email": email.strip(),
             "metafieldNamespace": documents.MEMBER_NUMBER_NAMESPACE,
             "metafieldKey": documents.MEMBER_NUMBER_KEY,
+            "registrationKey": documents.REGISTRATION_KEY,
         }
         data = self._execute(documents.FIND_CUSTOMER_BY_EMAIL, variables, cost_estimate=FIND_COST)
         node = data.get("customerByIdentifier")

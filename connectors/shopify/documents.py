@@ -12,6 +12,9 @@ from __future__ import annotations
 # Where the member number lives on a Shopify customer.
 MEMBER_NUMBER_NAMESPACE = "membersync"
 MEMBER_NUMBER_KEY = "member_number"
+# The registration that created the customer (set by customerCreate): how a retry whose create answer
+# was lost tells its own customer from one that already held the address (never written to).
+REGISTRATION_KEY = "registration"
 
 # The customer fields every read and write brings back, so the connector maps one shape.
 CUSTOMER_FIELDS = """
@@ -71,7 +74,9 @@ mutation CreateCustomer($input: CustomerInput!) {
 # search of customers(query:). Emails are unique per shop, so there is never more than one.
 FIND_CUSTOMER_BY_EMAIL = (
     """
-query FindCustomerByEmail($email: String!, $metafieldNamespace: String!, $metafieldKey: String!) {
+query FindCustomerByEmail(
+  $email: String!, $metafieldNamespace: String!, $metafieldKey: String!, $registrationKey: String!
+) {
   customerByIdentifier(identifier: {emailAddress: $email}) {
     ...MemberCustomer
     memberNumber: metafield(namespace: $metafieldNamespace, key: $metafieldKey) {
@@ -79,6 +84,9 @@ query FindCustomerByEmail($email: String!, $metafieldNamespace: String!, $metafi
       value
       type
       compareDigest
+    }
+    registration: metafield(namespace: $metafieldNamespace, key: $registrationKey) {
+      value
     }
   }
 }

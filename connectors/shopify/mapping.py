@@ -39,6 +39,8 @@ class ShopifyCustomer:
     last_name: str | None
     phone: str | None
     member_number: str | None = None  # metafield membersync.member_number, when the read fetched it
+    # metafield membersync.registration: the registration whose create made this customer (lookups)
+    registration_id: str | None = None
     updated_at: str | None = None
     address_id: str | None = None  # the default address's global id; None when it has no address
     # defaultEmailAddress's consent as Shopify reports it (CustomerEmailAddressMarketingState:
@@ -84,6 +86,7 @@ def customer_from_node(node: Mapping[str, Any]) -> ShopifyCustomer:
         last_name=node.get("lastName"),
         phone=_inner(node, "defaultPhoneNumber", "phoneNumber"),
         member_number=member_number.get("value") if isinstance(member_number, Mapping) else None,
+        registration_id=_inner(node, "registration", "value"),
         updated_at=node.get("updatedAt"),
         address_id=_inner(node, "defaultAddress", "id"),
         marketing_state=_inner(node, "defaultEmailAddress", "marketingState"),

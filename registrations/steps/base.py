@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, ClassVar
 
 from config.settings import Settings
@@ -45,6 +46,9 @@ class Known:
     smaregi_customer_id: str | None = None
     smaregi_customer_code: str | None = None
     hubspot_contact_id: str | None = None
+    # The address's one welcome went out; the last "already a member" notice (at most one a day).
+    welcomed_at: datetime | None = None
+    notified_at: datetime | None = None
 
     @classmethod
     def of(cls, identity: Identity | None) -> Known:
@@ -65,6 +69,14 @@ class Work:
     previous_external_id: str | None = None
     # Whether the member number has reached the registrant by mail already.
     member_number_mailed: bool = False
+    # Whose address this is (registrations.ownership): owner, claim, confirmed; None before the master.
+    ownership: str | None = None
+    # This registration's open confirmation requests, kind → id (for the links in its mail).
+    requests: Mapping[str, str] = field(default_factory=dict)
+    # This registration's latest card confirmation: (state, the card's Smaregi customer id).
+    card: tuple[str, str | None] | None = None
+    # The marketing consent this registration's owner decided: (confirmed | withdrawn, when).
+    marketing: tuple[str, datetime] | None = None
 
 
 @dataclass(frozen=True)
@@ -72,12 +84,21 @@ class Outcome:
     """What the vendor answered: the step's external id and what it taught us about the person
     (identity columns to set)."""
 
-    external_id: str
+    external_id: str | None
     learned: dict[str, str] = field(default_factory=dict)
     # Why this success differs from the plain path, for ops (no personal data): kept on the step.
     note: str | None = None
     # This run mailed the member number to the registrant (sets registrations.member_number_mailed_at).
     member_number_mailed: bool = False
+    # Whose address this is, as the master step found it (sets registrations.ownership).
+    ownership: str | None = None
+    # The step waits for the address's owner (a confirmation): state `waiting`, not succeeded.
+    waiting: bool = False
+    # Ask the owner (a confirmation request of this kind, about `subject`) when recording.
+    request: tuple[str, str | None] | None = None
+    # This run sent the address's welcome / an "already a member" notice (identity timestamps).
+    welcomed: bool = False
+    notified: bool = False
 
 
 class Step:

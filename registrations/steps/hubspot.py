@@ -1,4 +1,8 @@
-"""HubSpot (a mirror that owns nothing): upsert the contact by email."""
+"""HubSpot (a mirror that owns nothing): upsert the contact by email.
+
+A registration of an address that already belongs to a member mirrors nothing it typed: the
+contact keeps what the owner gave until the owner confirms (then this step runs again).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,13 @@ from typing import TYPE_CHECKING
 
 from registrations import profiles
 from registrations.steps.base import Outcome, Step, Work
+from registrations.steps.shopify import CLAIM
 
 if TYPE_CHECKING:
     from connectors.registry import Connectors
+
+CLAIM_NOTE = "the address already belongs to a member: nothing written"
+CLAIM_WAIT_NOTE = "the address already belongs to a member: waiting for its owner to confirm"
 
 
 class HubSpotContactStep(Step):
@@ -18,6 +26,11 @@ class HubSpotContactStep(Step):
     locks_email = True  # the identity row is shared with the other steps of this person
 
     def call(self, work: Work, connectors: Connectors) -> Outcome:
+        if work.ownership == CLAIM:
+            known = work.known.hubspot_contact_id
+            if known is not None:
+                return Outcome(known, note=CLAIM_NOTE)
+            return Outcome(None, waiting=True, note=CLAIM_WAIT_NOTE)
         contact = connectors.hubspot.upsert_contact(
             email=work.registrant.email, properties=profiles.hubspot_properties(work.registrant)
         )

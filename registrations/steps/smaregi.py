@@ -20,11 +20,16 @@ from connectors.errors import AmbiguousMatch, ConnectorError, PermanentError, Th
 from connectors.interfaces import SmaregiApi
 from connectors.smaregi import SmaregiMember, member_code
 from registrations import profiles
+from registrations.confirmations import CARD
 from registrations.directory import MemberDirectory, directory_email
 from registrations.steps.base import Outcome, Registrant, Step, Work
+from registrations.steps.shopify import CLAIM
 
 if TYPE_CHECKING:
     from connectors.registry import Connectors
+
+CLAIM_WAIT_NOTE = "the address already belongs to a member: waiting for its owner to confirm"
+CARD_WAIT_NOTE = "a card made at the till holds this address: waiting for its owner to say it is theirs"
 
 # Different people whose emails hash to the same member code are astronomically rare; a few salts
 # are plenty, and running out means something else is wrong.
@@ -35,8 +40,10 @@ MEMBER_CODE_SALTS = 3
 class Membership:
     """The member the registrant now is, and how (for the step's note; no personal data)."""
 
-    member: SmaregiMember
+    member: SmaregiMember | None
     note: str | None = None
+    # A card made at the till holds the address: its owner is asked first (its customer id).
+    waiting_for: str | None = None
 
 
 class SmaregiMemberStep(Step):
@@ -54,6 +61,10 @@ class SmaregiMemberStep(Step):
         known = work.known
         if known.smaregi_customer_id is not None:
             return Outcome(known.smaregi_customer_id)
+        if work.ownership == CLAIM:
+            # The address belongs to someone else's registration: no card is made from what a
+            # stranger typed until the owner confirms it.
+            return Outcome(None, waiting=True, note=CLAIM_WAIT_NOTE)
         try:
             key = self.settings.member_code_secret
         except ConfigError as error:
@@ -65,8 +76,12 @@ class SmaregiMemberStep(Step):
             work.registrant,
             key=key,
             max_age_seconds=self.settings.smaregi_directory_max_age_seconds,
+            card=work.card,
         )
+        if membership.waiting_for is not None:
+            return Outcome(None, waiting=True, note=CARD_WAIT_NOTE, request=(CARD, membership.waiting_for))
         member = membership.member
+        assert member is not None
         if known.shopify_customer_id is not None:
             # Smaregi owns the number; Shopify shows it (metafield membersync.member_number).
             connectors.shopify.set_member_number(known.shopify_customer_id, member.customer_code)
@@ -84,12 +99,30 @@ def link_or_create(
     *,
     key: bytes,
     max_age_seconds: float,
+    card: tuple[str, str | None] | None = None,
 ) -> Membership:
-    """The member holding `registrant`'s e-mail (a walk-in keeps their number), else a new one."""
+    """The member this registrant is: our own member for the address (a lost answer), the card made
+    at the till once its owner confirmed it, else a new member.
+
+    A card made at the till with this address is never linked on the address alone (anyone can
+    type an address): the registrant's owner is asked first, and the step waits; declined or
+    expired, they get a member of their own.
+    """
+    decided = card[0] if card is not None else None
+    if decided == "confirmed" and card is not None and card[1]:
+        member = smaregi.get_member(card[1])
+        if member is not None:
+            directory.record([member])
+            return Membership(member, "linked the card made at the till, as its owner confirmed")
+    if decided in {"declined", "expired", "confirmed"}:
+        return create(smaregi, directory, registrant, key=key)
     members = _holders(smaregi, directory, registrant.email)
     # About to create: a card made at the till a moment ago must be known first.
     if not members and directory.refresh_if_stale(smaregi, max_age_seconds) is not None:
         members = _holders(smaregi, directory, registrant.email)
+    ours = [member for member in members if _is_ours(member, registrant.email, key)]
+    if ours:
+        return Membership(ours[0], "adopted our own member found in the directory")
     if len(members) > 1:
         # Never guess which card is this person's: a person decides. Codes are not personal data.
         codes = ", ".join(member.customer_code for member in members)
@@ -97,8 +130,15 @@ def link_or_create(
             f"{len(members)} Smaregi members share this e-mail (customer codes {codes})", system="smaregi"
         )
     if members:
-        return Membership(members[0], "linked an existing Smaregi member")
+        return Membership(None, waiting_for=members[0].customer_id)
     return create(smaregi, directory, registrant, key=key)
+
+
+def _is_ours(member: SmaregiMember, email: str, key: bytes) -> bool:
+    """Whether `member` carries one of the codes we derive for `email` (we created it)."""
+    return any(
+        member.customer_code == member_code(email, key=key, salt=salt) for salt in range(MEMBER_CODE_SALTS)
+    )
 
 
 def _holders(smaregi: SmaregiApi, directory: MemberDirectory, email: str) -> list[SmaregiMember]:

@@ -50,4 +50,5 @@ def test_contract_task_names_are_registered() -> None:
         "membersync.smaregi.upsert_member",
         "membersync.hubspot.upsert_contact",
         "membersync.mail.send_welcome",
+        "membersync.consent.update",
     ]

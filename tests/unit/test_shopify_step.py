@@ -7,7 +7,7 @@ registration. The customer is created without it, the other systems keep it, the
 from __future__ import annotations
 
 from connectors.errors import TransientError
-from registrations.steps.shopify import ADOPTED_OTHER_PHONE_NOTE, PHONE_TAKEN_NOTE
+from registrations.steps.shopify import ADOPTED_OTHER_PHONE_NOTE, CLAIM_NOTE, PHONE_TAKEN_NOTE
 from tests.support.world import World
 
 PHONE = "+819012345678"
@@ -116,9 +116,32 @@ def test_an_adopted_customer_keeps_its_own_phone_and_address(world: World) -> No
     world.run("shopify", registration_id)
 
     step = world.registration(registration_id).step("shopify")
-    assert (step.state, step.external_id, step.note) == ("succeeded", existing.id, ADOPTED_OTHER_PHONE_NOTE)
+    # Someone else's customer: a claim, nothing written, its owner asked (a profile confirmation).
+    assert (step.state, step.external_id, step.note) == ("succeeded", existing.id, CLAIM_NOTE)
+    assert world.registration(registration_id).ownership == "claim"
     assert world.shopify.customers[existing.id] == existing  # nothing Shopify holds was overwritten
     assert world.shopify.count("add_address") == 1  # only the one inside the original create
+
+
+def test_a_shopper_without_an_address_gets_none_from_a_stranger(world: World) -> None:
+    existing = world.shopify.create_customer(email="hanako@example.com", first_name="H", last_name="Y")
+    registration_id = world.accept(postal_code="150-0001", address="東京都渋谷区神宮前1-2-3")
+
+    world.run("shopify", registration_id)
+
+    assert world.shopify.customers[existing.id].address_id is None  # no shipping address from a stranger
+    assert world.shopify.count("add_address") == 0 and world.shopify.count("update_customer") == 0
+
+
+def test_our_own_customer_found_after_a_lost_answer_is_finished_not_claimed(world: World) -> None:
+    registration_id = world.accept(phone="+819099998888")
+    world.shopify.lose_next_answer("create_customer")
+
+    world.run("shopify", registration_id)
+
+    registration = world.registration(registration_id)
+    assert (registration.step("shopify").state, registration.ownership) == ("succeeded", "owner")
+    assert registration.step("shopify").note is None
 
 
 def test_a_registration_without_phone_adopting_has_no_note(world: World) -> None:
@@ -130,4 +153,4 @@ def test_a_registration_without_phone_adopting_has_no_note(world: World) -> None
     world.run("shopify", registration_id)
 
     step = world.registration(registration_id).step("shopify")
-    assert (step.external_id, step.note) == (existing.id, None)
+    assert (step.external_id, step.note) == (existing.id, CLAIM_NOTE)

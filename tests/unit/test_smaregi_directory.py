@@ -201,8 +201,8 @@ def test_a_walk_in_made_at_the_till_a_moment_ago_is_linked_and_keeps_their_code(
 
     membership = settle(smaregi, directory)
 
-    assert membership.member.customer_code == "STORE-1"  # type: ignore[attr-defined]
-    assert membership.member.customer_id == walk_in.customer_id  # type: ignore[attr-defined]
+    # Found, but never linked on the address alone: the step waits for its owner to say it is theirs.
+    assert membership.member is None and membership.waiting_for == walk_in.customer_id
     assert smaregi.count("create_member") == 0 and len(smaregi.members) == 1
 
 

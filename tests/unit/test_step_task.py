@@ -29,7 +29,7 @@ def test_a_registration_reaches_every_system_once(world: World) -> None:
     registration = world.registration(registration_id)
     assert registration.status == "synced"
     assert {step.system: step.state for step in registration.steps} == dict.fromkeys(
-        ("shopify", "smaregi", "hubspot", "email"), "succeeded"
+        ("shopify", "smaregi", "hubspot", "email", "consent"), "succeeded"
     )
     with world.database.session() as session:
         identity = session.scalar(select(Identity))
@@ -88,8 +88,9 @@ def test_a_permanent_failure_dead_letters_that_step_and_the_chain_goes_on(world:
     [letter] = world.dead_letters()
     assert f"#{letter.id}" in str(result.result) and "membersync.replay" in str(result.result)
     # ...and the rest of the pipeline queued past it (the chain itself ended with the failure).
-    assert world.published == [(registration_id, ["email"])]
+    assert world.published == [(registration_id, ["email", "consent"])]
     world.run("email", registration_id)
+    world.run("consent", registration_id)
     registration = world.registration(registration_id)
     assert registration.step("hubspot").state == "dead"
     assert registration.step("email").state == "succeeded"

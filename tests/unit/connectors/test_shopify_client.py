@@ -344,7 +344,7 @@ def test_find_by_email_looks_the_exact_address_up_by_identifier(
     body = sent(api)
     assert body["query"] == documents.FIND_CUSTOMER_BY_EMAIL
     assert "customerByIdentifier(identifier: {emailAddress: $email})" in body["query"]
-    assert body["variables"] == {"email": EMAIL, **METAFIELD_VARIABLES}
+    assert body["variables"] == {"email": EMAIL, **METAFIELD_VARIABLES, "registrationKey": "registration"}
     assert [(customer.id, customer.member_number, customer.address_id) for customer in found] == [
         (GID, "M000123", ADDRESS_GID)
     ]
