@@ -1,12 +1,17 @@
-"""The welcome and member-number emails: templates, the member-number barcode and the SMTP client."""
+"""The welcome, member-number and "already a member" emails: templates, the member-number barcode and
+the SMTP client."""
 
 from connectors.mailer.barcode import BarcodeImage, code128_png
 from connectors.mailer.client import (
     Mailer,
     MemberNumberMessage,
+    NoticeMessage,
     WelcomeMessage,
     member_number_message_id,
+    notice_message_id,
+    recipient,
     render_member_number,
+    render_notice,
     render_welcome,
     sender_domain,
     welcome_message_id,
@@ -16,10 +21,14 @@ __all__ = [
     "BarcodeImage",
     "Mailer",
     "MemberNumberMessage",
+    "NoticeMessage",
     "WelcomeMessage",
     "code128_png",
     "member_number_message_id",
+    "notice_message_id",
+    "recipient",
     "render_member_number",
+    "render_notice",
     "render_welcome",
     "sender_domain",
     "welcome_message_id",

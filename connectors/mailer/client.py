@@ -1,12 +1,24 @@
-"""The welcome email and the member-number email: rendered from templates (Japanese and English)
-and sent over plain SMTP.
+"""The welcome email, the member-number email and the "already a member" notice: rendered from
+templates (Japanese and English) and sent over plain SMTP.
 
-The welcome goes to every registrant; the member-number email follows only when the welcome went out
-before Smaregi had given the number. Each is multipart/alternative: a text part and an HTML part that
-is multipart/related with the member-number barcode inline (cid:). Each Message-ID is derived from the
-registration id (a different one per kind), so every retry sends the same message and a client that
-sees it twice shows it once. Nothing is fetched when a message is opened: no remote images, no
-tracking.
+The welcome goes to every new member; the member-number email follows only when the welcome went out
+before Smaregi had given the number; the notice goes to an address that already belongs to a member
+when someone registers with it again. Each is multipart/alternative: a text part and an HTML part
+(multipart/related with the member-number barcode inline, cid:, when there is a number). Each
+Message-ID is derived from the registration id (a different one per kind), so every retry sends the
+same message and a client that sees it twice shows it once. Nothing is fetched when a message is
+opened: no remote images, no tracking.
+
+Links (double opt-in, "is this card yours?", unsubscribe) are capabilities the domain signs; here they
+are only checked to be plain http(s) URLs, set on a line of their own in the text part and escaped in
+the HTML part, and never folded or broken. A welcome with an unsubscribe link also carries the
+List-Unsubscribe headers (RFC 2369, one-click per RFC 8058).
+
+The notice carries no personal data: the typed name may be a stranger's, so its template is given
+no name, number or address at all.
+
+Every recipient is a plain addr-spec (dot-atom local part, ASCII): anything else is refused before a
+header is written, so a quoted or folded address can never reach the To: header or the envelope.
 
 Failures, as the pipeline needs them (`connectors.errors`):
 - no connection, timeouts, a dropped connection, 4xx replies → TransientError (retry later);
@@ -54,10 +66,32 @@ MEMBER_NUMBER_SUBJECTS: Mapping[str, str] = {
     "ja": "【会員番号のお知らせ】会員バーコードをお送りします",
     "en": "Your membership number",
 }
+NOTICE_SUBJECTS: Mapping[str, str] = {
+    "ja": "【ご確認】このメールアドレスでの会員登録について",
+    "en": "About a registration with your e-mail address",
+}
+# The domain's default lifetime of a confirmation link (CONFIRMATION_DAYS), for messages built without one.
+DEFAULT_CONFIRM_DAYS = 7
 BARCODE_FILENAME = "member-barcode.png"
 _ID_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 _ENHANCED_STATUS = re.compile(rb"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
+# RFC 5322 dot-atom: atext runs joined by single dots. No quoted strings, comments, spaces or
+# non-ASCII: a quoted local part once went raw into To: and reached another mailbox.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})+")
+# RFC 5321: a path of at most 256 octets with its brackets, a local part of at most 64.
+MAX_ADDRESS_OCTETS, MAX_LOCAL_OCTETS = 254, 64
+# A link: http(s), then only the characters RFC 3986 allows in a URI (no space, quote, angle
+# bracket or backslash, so it cannot end an HTML attribute, a header's <...> or a line).
+_URL = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+# A header line may hold 998 octets (RFC 5322 2.1.1); "List-Unsubscribe: <" and ">" take 21.
+MAX_URL_OCTETS = 900
+# Headers whose value must never be folded: a folded id reads back with a leading space in some
+# parsers (Python's among them), and a folded URL is a broken link for a mail client's unsubscribe.
+_UNFOLDED_HEADERS = frozenset({"message-id", "list-unsubscribe", "list-unsubscribe-post"})
 
 _templates = Environment(
     loader=PackageLoader("connectors.mailer", "templates"),
@@ -71,20 +105,22 @@ _templates = Environment(
 
 
 class _MailPolicy(EmailPolicy):
-    """The default policy, except that Message-ID is never folded.
+    """The default policy, except that Message-ID and the List-Unsubscribe headers are never folded.
 
     A Message-ID longer than a line (a long sender domain) would be folded, and a folded one reads
     back with a leading space in some parsers (Python's among them), so two sends of one message
-    could look like two messages. Our ids are short ASCII, far below the 998-octet line limit.
+    could look like two messages. A List-Unsubscribe URL has no space to fold at, and the policy
+    would split it into encoded words a mail client cannot follow. All are ASCII checked here,
+    below the 998-octet line limit.
     """
 
     def fold(self, name: str, value: Any) -> str:
-        if name.lower() == "message-id":
+        if name.lower() in _UNFOLDED_HEADERS:
             return f"{name}: {str(value).strip()}{self.linesep}"
         return super().fold(name, value)
 
     def fold_binary(self, name: str, value: Any) -> bytes:
-        if name.lower() == "message-id":
+        if name.lower() in _UNFOLDED_HEADERS:
             return self.fold(name, value).encode("ascii")
         return super().fold_binary(name, value)
 
@@ -100,9 +136,19 @@ class WelcomeMessage:
     first_name: str
     last_name: str
     locale: str  # "ja" | "en"
-    # None when the Smaregi step is dead or skipped: the mail then says the number follows.
+    # None when the Smaregi step is dead or skipped, or waits for the card answer: the mail then
+    # says the number follows.
     member_number: str | None
     message_id: str
+    # The double opt-in page: the registrant asked for news by e-mail; none is sent until confirmed.
+    confirm_marketing_url: str | None = None
+    # How long the confirm link is valid (the domain's CONFIRMATION_DAYS), said in the mail.
+    confirm_days: int = DEFAULT_CONFIRM_DAYS
+    # The "is this card yours?" page, for a till-made card found with this address. The number then
+    # follows once they answer, so a message with both a card link and a number is refused.
+    card_url: str | None = None
+    # The withdraw link: a footer line and the List-Unsubscribe headers.
+    unsubscribe_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +161,23 @@ class MemberNumberMessage:
     locale: str  # "ja" | "en"
     member_number: str
     message_id: str
+
+
+@dataclass(frozen=True)
+class NoticeMessage:
+    """The "you are already a member" notice to an address someone registered with again.
+
+    No name, number or postal address, by design: whoever registered typed them, and they may be a
+    stranger's; the owner's own details are not repeated to an inbox we only know by its address.
+    """
+
+    to: str
+    locale: str  # "ja" | "en"
+    message_id: str
+    # The page where the owner can accept the details typed in this registration (None: nothing to
+    # accept, the notice only says nothing changed).
+    confirm_url: str | None
+    confirm_days: int = DEFAULT_CONFIRM_DAYS
 
 
 @dataclass(frozen=True)
@@ -138,27 +201,88 @@ def sender_domain(mail_from: str) -> str:
     return domain
 
 
-def welcome_message_id(registration_id: str, *, domain: str) -> str:
-    """The welcome email's Message-ID for a registration: the same on every retry."""
+def _message_id(kind: str, registration_id: str, domain: str) -> str:
     if not _ID_TEXT.fullmatch(registration_id) or not _DOMAIN.fullmatch(domain):
         raise ValueError("a Message-ID needs a plain registration id and an ASCII domain")
-    return f"<welcome.{registration_id}@{domain}>"
+    return f"<{kind}.{registration_id}@{domain}>"
+
+
+def welcome_message_id(registration_id: str, *, domain: str) -> str:
+    """The welcome email's Message-ID for a registration: the same on every retry."""
+    return _message_id("welcome", registration_id, domain)
 
 
 def member_number_message_id(registration_id: str, *, domain: str) -> str:
     """The member-number email's Message-ID for a registration: the same on every retry, never the
     welcome's (a client would take the second for a copy of the first and hide it)."""
-    if not _ID_TEXT.fullmatch(registration_id) or not _DOMAIN.fullmatch(domain):
-        raise ValueError("a Message-ID needs a plain registration id and an ASCII domain")
-    return f"<member-number.{registration_id}@{domain}>"
+    return _message_id("member-number", registration_id, domain)
+
+
+def notice_message_id(registration_id: str, *, domain: str) -> str:
+    """The "already a member" notice's Message-ID for the registration that caused it: the same on
+    every retry, never another kind's."""
+    return _message_id("notice", registration_id, domain)
+
+
+def recipient(address: str) -> str:
+    """`address` as the To: header and the envelope carry it: a plain addr-spec, or ValueError.
+
+    The local part must be an RFC 5322 dot-atom in ASCII (no quotes, spaces, CR/LF, comments or
+    display name); the domain a dotted host name, converted to its ASCII (IDNA) form if typed in
+    Unicode. The error never quotes the address (it ends up in step notes and logs).
+    """
+    local, at, domain = address.rpartition("@")
+    if not at or not _DOT_ATOM.fullmatch(local) or len(local) > MAX_LOCAL_OCTETS:
+        raise ValueError("the recipient's local part is not a plain ASCII dot-atom")
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_domain = ""
+    if not _HOSTNAME.fullmatch(ascii_domain):
+        raise ValueError("the recipient's domain is not a host name")
+    plain = f"{local}@{ascii_domain}"
+    if len(plain) > MAX_ADDRESS_OCTETS:
+        raise ValueError(f"the recipient's address is longer than {MAX_ADDRESS_OCTETS} octets")
+    return plain
+
+
+def _link(url: str | None, what: str) -> str | None:
+    """A link the domain made, checked to be a plain http(s) URL that survives a header and HTML."""
+    if url is None:
+        return None
+    if not _URL.fullmatch(url) or len(url) > MAX_URL_OCTETS:
+        raise ValueError(f"the {what} link is not a plain http(s) URL of at most {MAX_URL_OCTETS} characters")
+    return url
+
+
+def _days(days: int) -> int:
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ValueError("a link's validity is a whole number of days, at least 1")
+    return days
 
 
 def render_welcome(message: WelcomeMessage, *, mail_from: str) -> EmailMessage:
     """The welcome email as a MIME message: text and HTML alternatives, the barcode inline."""
     locale = message.locale if message.locale in LOCALES else DEFAULT_LOCALE
     member_number = message.member_number or None
+    card_url = _link(message.card_url, "card")
+    if card_url is not None and member_number is not None:
+        # The number would be the found card's or a second member's: both wait for the answer.
+        raise ValueError("a welcome that asks about a found card carries no member number yet")
+    unsubscribe_url = _link(message.unsubscribe_url, "unsubscribe")
     subject = SUBJECTS[locale, member_number is not None]
-    return _render("welcome", locale, subject, message, member_number, mail_from=mail_from)
+    context = {
+        "first_name": message.first_name,
+        "last_name": message.last_name,
+        "member_number": member_number,
+        "confirm_marketing_url": _link(message.confirm_marketing_url, "marketing confirmation"),
+        "confirm_days": _days(message.confirm_days),
+        "card_url": card_url,
+        "unsubscribe_url": unsubscribe_url,
+    }
+    return _render(
+        "welcome", locale, subject, message, context, member_number, unsubscribe_url, mail_from=mail_from
+    )
 
 
 def render_member_number(message: MemberNumberMessage, *, mail_from: str) -> EmailMessage:
@@ -167,47 +291,74 @@ def render_member_number(message: MemberNumberMessage, *, mail_from: str) -> Ema
     if not message.member_number:
         raise ValueError("a member-number email needs the member number")
     subject = MEMBER_NUMBER_SUBJECTS[locale]
-    return _render("member_number", locale, subject, message, message.member_number, mail_from=mail_from)
+    context = {
+        "first_name": message.first_name,
+        "last_name": message.last_name,
+        "member_number": message.member_number,
+    }
+    return _render(
+        "member_number", locale, subject, message, context, message.member_number, None, mail_from=mail_from
+    )
+
+
+def render_notice(message: NoticeMessage, *, mail_from: str) -> EmailMessage:
+    """The "already a member" notice as a MIME message: text and HTML alternatives, no image.
+
+    Its templates see only the link and its validity: no name, number or address can slip in.
+    """
+    locale = message.locale if message.locale in LOCALES else DEFAULT_LOCALE
+    context = {
+        "confirm_url": _link(message.confirm_url, "confirmation"),
+        "confirm_days": _days(message.confirm_days),
+    }
+    return _render(
+        "notice", locale, NOTICE_SUBJECTS[locale], message, context, None, None, mail_from=mail_from
+    )
 
 
 def _render(
     template: str,
     locale: str,
     subject: str,
-    message: WelcomeMessage | MemberNumberMessage,
+    message: WelcomeMessage | MemberNumberMessage | NoticeMessage,
+    fields: Mapping[str, Any],
     member_number: str | None,
+    unsubscribe_url: str | None,
     *,
     mail_from: str,
 ) -> EmailMessage:
-    """`template`'s text and HTML for `locale` as one MIME message, the barcode inline when there is
-    a member number."""
+    """`template`'s text and HTML for `locale`, given `fields`, as one MIME message: the barcode
+    inline when there is a member number, the List-Unsubscribe headers when there is a link."""
+    to = recipient(message.to)
+    display_name, _ = email.utils.parseaddr(mail_from)
+    context: dict[str, Any] = {
+        **fields,
+        "locale": locale,
+        "subject": subject,
+        "sender_name": display_name or sender_domain(mail_from),
+    }
     barcode = None
     if member_number is not None:
         image = code128_png(member_number)
         barcode = _InlineBarcode(
             cid=_barcode_content_id(message.message_id), png=image.png, width=image.width, height=image.height
         )
-    display_name, _ = email.utils.parseaddr(mail_from)
-    context: dict[str, Any] = {
-        "locale": locale,
-        "subject": subject,
-        "first_name": message.first_name,
-        "last_name": message.last_name,
-        "member_number": member_number,
-        "barcode": barcode,
-        "sender_name": display_name or sender_domain(mail_from),
-    }
+        context["barcode"] = barcode
     text = _templates.get_template(f"{template}.{locale}.txt").render(context)
     html = _templates.get_template(f"{template}.{locale}.html").render(context)
 
     mime = EmailMessage(policy=_MAIL_POLICY)
     mime["From"] = mail_from
-    mime["To"] = message.to
+    mime["To"] = to
     mime["Subject"] = subject
     mime["Date"] = email.utils.format_datetime(datetime.now(UTC))
     mime["Message-ID"] = message.message_id
     # RFC 3834: an automatic message, so out-of-office responders do not answer it.
     mime["Auto-Submitted"] = "auto-generated"
+    if unsubscribe_url is not None:
+        # RFC 2369 and RFC 8058: the mail client's own "unsubscribe" POSTs to the link, no page to read.
+        mime["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+        mime["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     mime.set_content(text)
     mime.add_alternative(html, subtype="html")
     if barcode is not None:
@@ -286,6 +437,10 @@ class Mailer:
         """The registration's member-number Message-ID in MAIL_FROM's domain."""
         return member_number_message_id(registration_id, domain=self.domain)
 
+    def notice_message_id(self, registration_id: str) -> str:
+        """The registration's "already a member" notice Message-ID in MAIL_FROM's domain."""
+        return notice_message_id(registration_id, domain=self.domain)
+
     def send(self, message: EmailMessage) -> None:
         """Hand one message to the SMTP server (RFC 5321; STARTTLS RFC 3207; AUTH RFC 4954).
 
@@ -329,6 +484,14 @@ class Mailer:
             rendered = render_member_number(message, mail_from=self.mail_from)
         except ValueError as error:
             raise PermanentError(f"member-number email cannot be rendered: {error}", system=SYSTEM) from None
+        self.send(rendered)
+
+    def send_notice(self, message: NoticeMessage) -> None:
+        """Render the "already a member" notice and send it."""
+        try:
+            rendered = render_notice(message, mail_from=self.mail_from)
+        except ValueError as error:
+            raise PermanentError(f"notice email cannot be rendered: {error}", system=SYSTEM) from None
         self.send(rendered)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from config.settings import Settings
 from config.systems import SYSTEMS
 from connectors.fakes import FakeHubSpot, FakeMailer, FakeShopify, FakeSmaregi
-from connectors.mailer import MemberNumberMessage, WelcomeMessage
+from connectors.mailer import MemberNumberMessage, NoticeMessage, WelcomeMessage
 from connectors.registry import Connectors
 from registrations.database import Database
 from registrations.intake import accept_registration
@@ -105,3 +105,6 @@ class World:
 
     def number_mails(self) -> list[MemberNumberMessage]:
         return [message for message in self.mailer.sent if isinstance(message, MemberNumberMessage)]
+
+    def notices(self) -> list[NoticeMessage]:
+        return [message for message in self.mailer.sent if isinstance(message, NoticeMessage)]

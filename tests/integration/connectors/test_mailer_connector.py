@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from connectors.errors import PermanentError, TransientError
-from connectors.mailer import Mailer, WelcomeMessage, code128_png
+from connectors.mailer import Mailer, NoticeMessage, WelcomeMessage, code128_png
 from sandbox.mailcatcher import MailCatcher
 
 pytestmark = pytest.mark.integration
@@ -173,4 +173,61 @@ def test_auth_not_offered_is_permanent(catcher: MailCatcher) -> None:
         mailer_for(catcher.host, catcher.smtp_port, username="membersync", password="pw").send_welcome(
             welcome()
         )
+    assert inbox(catcher) == []
+
+
+def test_links_and_one_click_unsubscribe_survive_a_real_smtp_conversation(catcher: MailCatcher) -> None:
+    mailer = mailer_for(catcher.host, catcher.smtp_port)
+    confirm = "https://shop.example/confirm/eyJjIjoiMSJ9.Z1x2.abc?from=mail&kind=marketing"
+    unsubscribe = "https://shop.example/unsubscribe/" + "eyJjIjoiMyJ9.Z1x2.ghi-_" * 8
+    mailer.send_welcome(
+        WelcomeMessage(
+            to="taro@example.com",
+            first_name="Taro",
+            last_name="Yamada",
+            locale="en",
+            member_number=MEMBER_NUMBER,
+            message_id=mailer.welcome_message_id("43"),
+            confirm_marketing_url=confirm,
+            unsubscribe_url=unsubscribe,
+        )
+    )
+    [summary] = inbox(catcher)
+    parsed = raw_message(catcher, summary["id"])
+    # Longer than a line, yet never folded: a client's one-click unsubscribe POSTs to exactly this.
+    assert parsed["List-Unsubscribe"] == f"<{unsubscribe}>"
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert confirm in summary["text"].splitlines()
+    assert f"To stop news by e-mail: {unsubscribe}" in summary["text"].splitlines()
+    detail = requests.get(f"{catcher.url}/api/messages/{summary['id']}", timeout=5).json()
+    assert (
+        'href="https://shop.example/confirm/eyJjIjoiMSJ9.Z1x2.abc?from=mail&amp;kind=marketing"'
+        in detail["html"]
+    )
+
+
+def test_the_notice_reaches_the_address_with_no_name_or_number(catcher: MailCatcher) -> None:
+    mailer = mailer_for(catcher.host, catcher.smtp_port)
+    message_id = mailer.notice_message_id("44")
+    mailer.send_notice(
+        NoticeMessage(
+            to="hanako@example.jp",
+            locale="ja",
+            message_id=message_id,
+            confirm_url="https://shop.example/confirm/eyJjIjoiOSJ9.Z1x2.xyz",
+        )
+    )
+    [summary] = inbox(catcher)
+    assert summary["recipients"] == ["hanako@example.jp"]
+    assert summary["message_id"] == "<notice.44@membersync.example>"
+    assert summary["subject"] == "【ご確認】このメールアドレスでの会員登録について"
+    assert summary["parts"] == []
+    assert "https://shop.example/confirm/eyJjIjoiOSJ9.Z1x2.xyz" in summary["text"].splitlines()
+    assert raw_message(catcher, summary["id"])["List-Unsubscribe"] is None
+
+
+def test_a_quoted_local_part_never_reaches_the_server(catcher: MailCatcher) -> None:
+    mailer = mailer_for(catcher.host, catcher.smtp_port)
+    with pytest.raises(PermanentError, match="cannot be rendered"):
+        mailer.send_notice(NoticeMessage('"a..b"@example.com', "en", mailer.notice_message_id("45"), None))
     assert inbox(catcher) == []
