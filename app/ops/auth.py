@@ -12,7 +12,7 @@ import time
 
 from flask import Flask, current_app, g, request, session
 
-from app.ops.sessions import SessionRegistry
+from app.ops.sessions import SessionRegistry, SessionStoreUnavailable
 from app.services import services
 from config import credentials
 from config.credentials import FailureThrottle, Verdict
@@ -26,6 +26,10 @@ OPERATOR_KEY = "ops_operator"
 SINCE_KEY = "ops_since"
 CREDENTIALS_KEY = "ops_credentials"
 SESSION_ID_KEY = "ops_session"
+# With Redis down the console is needed most (its overview says what is down), so a sign-in then
+# still opens it, for a short session that the server has no record of and so cannot end early.
+OUTAGE_SESSION_SECONDS = 15 * 60
+OUTAGE_KEY = "ops_outage_session"
 THROTTLE_EXTENSION = "membersync_auth_throttle"
 SESSIONS_EXTENSION = "membersync_ops_sessions"
 
@@ -75,14 +79,22 @@ def _credentials_tag() -> str:
 
 
 def sign_in(username: str) -> None:
-    """Start a fresh session for `username` (nothing of the anonymous session is kept); raises
-    SessionStoreUnavailable when the server cannot record it."""
-    session_id = _sessions().open(SESSION_SECONDS)
+    """Start a fresh session for `username` (nothing of the anonymous session is kept)."""
+    try:
+        session_id: str | None = _sessions().open(SESSION_SECONDS)
+    except SessionStoreUnavailable:
+        log.warning(
+            "ops sessions: the session store did not answer; a short session that sign-out cannot end"
+        )
+        session_id = None
     session.clear()
     session[OPERATOR_KEY] = username
     session[SINCE_KEY] = int(time.time())
     session[CREDENTIALS_KEY] = _credentials_tag()
-    session[SESSION_ID_KEY] = session_id
+    if session_id is None:
+        session[OUTAGE_KEY] = True
+    else:
+        session[SESSION_ID_KEY] = session_id
 
 
 def sign_out() -> None:
@@ -109,8 +121,17 @@ def current_operator() -> str | None:
 
 
 def _session_is_open() -> bool:
-    """The cookie's session is still open on the server (asked once per request)."""
+    """The cookie's session is still open on the server (asked once per request), or is a short
+    one opened while the server could not record it."""
     if "ops_session_open" not in g:
         session_id = session.get(SESSION_ID_KEY)
-        g.ops_session_open = isinstance(session_id, str) and _sessions().is_open(session_id)
+        if isinstance(session_id, str):
+            g.ops_session_open = _sessions().is_open(session_id)
+        else:
+            since = session.get(SINCE_KEY)
+            g.ops_session_open = (
+                session.get(OUTAGE_KEY) is True
+                and isinstance(since, int)
+                and time.time() - since <= OUTAGE_SESSION_SECONDS
+            )
     return bool(g.ops_session_open)

@@ -29,7 +29,6 @@ PROBLEMS = {
     404: ("Not found", "There is nothing at this address."),
     405: ("Not allowed", "This address does not take that kind of request."),
     429: ("Too many attempts", "Too many failed sign-in attempts. Wait a minute and try again."),
-    503: ("Unavailable", "Signing in is not possible right now (the session store does not answer)."),
 }
 
 

@@ -3,8 +3,8 @@
 The cookie is only signed, so a copy of it stays valid as long as the server accepts it. Each
 sign-in therefore opens a session here under a random id that the cookie carries; sign-out closes
 it, and a copied cookie is refused from then on. Redis keeps them for every web process (memory in
-dev mode without Redis); its keys hold a keyed hash of the id, never the id itself. A store that
-does not answer signs nobody in: the console fails closed.
+dev mode without Redis); its keys hold a keyed hash of the id, never the id itself. A session the
+store cannot confirm is refused; what a sign-in does while the store is down is `app.ops.auth`'s.
 """
 
 from __future__ import annotations
