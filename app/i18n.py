@@ -297,3 +297,144 @@ def localise_errors(messages: object, language: str) -> dict[str, list[str]]:
         items = value if isinstance(value, list) else [value]
         localised[str(field)] = [localise_message(str(field), str(item), language) for item in items]
     return localised
+
+
+# The confirmation pages behind the links we mail (app/confirm.py). The questions are keyed by the
+# confirmation's `text_version` (registrations.confirmations.TEXT_VERSIONS), so the record names the
+# exact words its owner answered: a new wording is a new version added here, and an old version stays
+# as long as records point at it. `{shop}` is the shop's name (MAIL_FROM's display name). No page ever
+# shows personal data: a link can be forwarded.
+CONFIRMATION_QUESTIONS: Mapping[str, Mapping[str, Mapping[str, str]]] = {
+    "marketing-2026-12": {
+        "ja": {
+            "title": "お知らせメールの確認",
+            "question": "{shop} からのお知らせをメールで受け取りますか？",
+            "hint": "配信はいつでも、各メールにある配信停止のリンクから止められます。",
+            "yes": "はい、お知らせを受け取ります",
+        },
+        "en": {
+            "title": "News by e-mail",
+            "question": "Receive news by e-mail from {shop}?",
+            "hint": "You can stop them at any time with the unsubscribe link in every message.",
+            "yes": "Yes, send me news",
+        },
+    },
+    "profile-2026-12": {
+        "ja": {
+            "title": "会員情報の更新の確認",
+            "question": (
+                "お客様のメールアドレスで会員登録がありました。"
+                "そのとき入力された内容を、お客様の会員情報に反映しますか？"
+            ),
+            "hint": "お心当たりがない場合は「いいえ」を選んでください。会員情報は変更されません。",
+            "marketing_note": (
+                "「はい」を選ぶと、{shop} からのお知らせメールの受け取りにも同意したことになります。"
+            ),
+            "yes": "はい、反映します",
+            "no": "いいえ、変更しません",
+        },
+        "en": {
+            "title": "Update your membership?",
+            "question": (
+                "Someone registered with your e-mail address. "
+                "Apply the details they entered to your membership?"
+            ),
+            "hint": "If this was not you, choose No: nothing in your membership changes.",
+            "marketing_note": (
+                "Yes also subscribes you to news by e-mail from {shop}, as that registration asked."
+            ),
+            "yes": "Yes, apply them",
+            "no": "No, change nothing",
+        },
+    },
+    "card-2026-12": {
+        "ja": {
+            "title": "会員カードの確認",
+            "question": (
+                "このメールアドレスで店舗にて作成された会員カードが見つかりました。お客様のカードですか？"
+            ),
+            "yes": "はい、このカードと会員番号を使います",
+            "no": "いいえ、自分のカードを作ってください",
+        },
+        "en": {
+            "title": "Is this your member card?",
+            "question": "We found a member card made in our shop with this e-mail address. Is it yours?",
+            "yes": "Yes, keep that card and its number",
+            "no": "No, give me a card of my own",
+        },
+    },
+}
+
+# What was decided, by (kind, state) of the confirmation: shown after the answer and whenever its link
+# is opened again.
+CONFIRMATION_OUTCOMES: Mapping[str, Mapping[tuple[str, str], str]] = {
+    "ja": {
+        ("marketing", "confirmed"): (
+            "{shop} からのお知らせをメールでお届けします。配信はいつでも停止できます。"
+        ),
+        ("marketing", "declined"): "お知らせメールはお送りしません。",
+        ("marketing", "withdrawn"): "{shop} からのお知らせメールの配信を停止しました。",
+        ("marketing", "expired"): "確認の期限が過ぎたため、お知らせメールはお送りしません。",
+        ("profile", "confirmed"): "入力された内容を会員情報に反映します。",
+        ("profile", "declined"): "会員情報は変更しません。",
+        ("profile", "expired"): "確認の期限が過ぎたため、会員情報は変更しません。",
+        ("card", "confirmed"): (
+            "見つかった会員カードをお客様の会員情報に結び付けます。会員番号はそのまま使えます。"
+        ),
+        ("card", "declined"): "お客様専用の会員カードをお作りします。",
+        ("card", "expired"): "確認の期限が過ぎたため、お客様専用の会員カードをお作りします。",
+    },
+    "en": {
+        ("marketing", "confirmed"): (
+            "You will receive news by e-mail from {shop}. You can stop it at any time."
+        ),
+        ("marketing", "declined"): "You will not receive news by e-mail.",
+        ("marketing", "withdrawn"): "You no longer receive news by e-mail from {shop}.",
+        ("marketing", "expired"): "The time to confirm has passed: you will not receive news by e-mail.",
+        ("profile", "confirmed"): "The details they entered will be applied to your membership.",
+        ("profile", "declined"): "Nothing in your membership changes.",
+        ("profile", "expired"): "The time to confirm has passed: nothing in your membership changes.",
+        ("card", "confirmed"): "The card is linked to your membership and keeps its number.",
+        ("card", "declined"): "We will make you a card of your own.",
+        ("card", "expired"): "The time to confirm has passed: we will make you a card of your own.",
+    },
+}
+
+CONFIRMATION_TEXT: Mapping[str, Mapping[str, str]] = {
+    "ja": {
+        "switch_language": TEXT["ja"]["switch_language"],
+        "done_title": "ありがとうございます",
+        "decided_title": "回答済みです",
+        "expired_title": "有効期限が切れています",
+        "unsubscribe_title": "お知らせメールの配信停止",
+        "unsubscribe_question": "{shop} からのお知らせメールの配信を停止しますか？",
+        "unsubscribe_button": "お知らせメールを停止する",
+        "unsubscribed_title": "配信を停止しました",
+        "invalid_title": "このリンクは使えません",
+        "invalid_body": (
+            "リンクが正しくないか、有効期限が切れています。メールからコピーした場合は、"
+            "リンク全体がコピーされているかご確認ください。"
+        ),
+        "problem_title": "送信できませんでした",
+        "bad_request_body": "回答を読み取れませんでした。メールのリンクを開き直してもう一度お試しください。",
+        "rate_limited_body": "短時間にアクセスが集中しています。しばらく待ってからもう一度お試しください。",
+    },
+    "en": {
+        "switch_language": TEXT["en"]["switch_language"],
+        "done_title": "Thank you",
+        "decided_title": "Already answered",
+        "expired_title": "This request has expired",
+        "unsubscribe_title": "Stop news by e-mail",
+        "unsubscribe_question": "Stop receiving news by e-mail from {shop}?",
+        "unsubscribe_button": "Stop news by e-mail",
+        "unsubscribed_title": "Unsubscribed",
+        "invalid_title": "This link cannot be used",
+        "invalid_body": (
+            "The link is not valid or has expired. If you copied it from an e-mail, check that "
+            "you copied all of it."
+        ),
+        "problem_title": "Your answer could not be sent",
+        "bad_request_body": "Your answer could not be read. Please open the link in the e-mail again.",
+        "rate_limited_body": "Too many requests in a short time. Please wait a moment and retry.",
+    },
+}

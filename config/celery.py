@@ -19,6 +19,8 @@ MAINTENANCE_QUEUE = "membersync.maintenance"
 # ever schedule (longer waits are re-scheduled in steps), or Redis redelivers a still-waiting task.
 VISIBILITY_TIMEOUT_SECONDS = 2 * 3600
 LONGEST_COUNTDOWN_SECONDS = 3600
+# How often unanswered confirmations are swept into `expired`.
+CONFIRMATION_EXPIRY_INTERVAL_SECONDS = 15 * 60.0
 
 # RabbitMQ only: every queue is a quorum queue (replicated, durable) whose rejected and
 # over-delivered messages go to the dead-letter exchange, where `membersync.dead` keeps them.
@@ -110,6 +112,7 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, A
             "membersync.reconcile": {"queue": BULK_QUEUE},
             "membersync.outbox.relay": {"queue": MAINTENANCE_QUEUE},
             "membersync.alerts.dead_letters": {"queue": MAINTENANCE_QUEUE},
+            "membersync.confirmations.expire": {"queue": MAINTENANCE_QUEUE},
             "membersync.smaregi.directory_pull": {"queue": MAINTENANCE_QUEUE},
             "membersync.smaregi.directory_reread": {"queue": MAINTENANCE_QUEUE},
         },
@@ -126,6 +129,12 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, A
             "dead-letter-alerts": {
                 "task": "membersync.alerts.dead_letters",
                 "schedule": float(settings.dead_letter_alert_interval_seconds),
+            },
+            # Unanswered confirmation links expire (CONFIRMATION_DAYS); a page past its time already
+            # says so, so a quarter of an hour late only delays a card of one's own that long.
+            "confirmation-expiry": {
+                "task": "membersync.confirmations.expire",
+                "schedule": CONFIRMATION_EXPIRY_INTERVAL_SECONDS,
             },
             # The Smaregi member directory's incremental pull (a full load when one is due).
             "smaregi-directory-pull": {

@@ -1,4 +1,5 @@
-"""Tasks besides the steps: the outbox relay and dead-letter digest on beat, and replay for ops.
+"""Tasks besides the steps: the outbox relay, dead-letter digest and confirmation expiry on beat,
+and replay for ops.
 
 Each is a thin call into the domain with the tasks layer's publisher.
 """
@@ -11,7 +12,8 @@ from celery import shared_task
 
 from config import metrics
 from registrations.alerts import OverBudget, alert_new_dead_letters, report_steps_over_budget
-from registrations.outbox import relay, resume_stalled
+from registrations.confirmations import expire_due
+from registrations.outbox import publish, relay, resume_stalled
 from registrations.replay import NothingToReplay, replay
 from tasks.chains import chain_publisher
 
@@ -43,6 +45,17 @@ def alert_task(self: Any) -> int:
     for step in report_steps_over_budget(runtime.settings, runtime.database, first_time):
         metrics.STEP_OVER_BUDGET.labels(step.system).inc()
     return alert_new_dead_letters(runtime.settings, runtime.database)
+
+
+@shared_task(name="membersync.confirmations.expire", bind=True, ignore_result=True)
+def expire_confirmations_task(self: Any) -> int:
+    """Beat-scheduled expiry of unanswered confirmations; an expired card request gets its own member.
+
+    Returns how many confirmations' follow-ups were published (the relay covers a broker that is down).
+    """
+    runtime = self.app.membersync
+    outbox_ids = expire_due(runtime.database)
+    return publish(chain_publisher(self.app), runtime.database, outbox_ids)
 
 
 @shared_task(name="membersync.replay", bind=True, ignore_result=False, throws=(NothingToReplay,))
