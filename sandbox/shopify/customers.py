@@ -491,9 +491,13 @@ class CustomerStore:
                 "marketingOptInLevel": "SINGLE_OPT_IN",
                 "consentUpdatedAt": None,
             }
+        previous = record.get("emailMarketingConsent") or {}
         return {
             "marketingState": given["marketingState"],
-            "marketingOptInLevel": given.get("marketingOptInLevel") or "SINGLE_OPT_IN",
+            # A change that names no level keeps the one the customer had (UNCONFIRMED for Shopify).
+            "marketingOptInLevel": given.get("marketingOptInLevel")
+            or previous.get("marketingOptInLevel")
+            or "SINGLE_OPT_IN",
             "consentUpdatedAt": given.get("consentUpdatedAt") or now,
         }
 

@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connectors.errors import ConflictError, PermanentError, ThrottledError, TransientError
+from connectors.errors import ConflictError, NotFoundError, PermanentError, ThrottledError, TransientError
 from connectors.fakes import FakeHubSpot, FakeMailer, FakeShopify, FakeSmaregi
+from connectors.hubspot import SubscriptionRefused
 from connectors.interfaces import HubSpotApi, MailSender, ShopifyApi, SmaregiApi
 from connectors.mailer import WelcomeMessage
-from connectors.shopify import EmailTaken, PhoneTaken
+from connectors.shopify import ConsentRefused, EmailTaken, PhoneTaken
 from connectors.smaregi import member_code
 
 EMAIL = "hanako@example.com"
@@ -290,3 +291,77 @@ def test_concurrent_upserts_of_one_email_make_one_contact() -> None:
     outcomes = race(16, lambda: hubspot.upsert_contact(email=EMAIL, properties={}))
     assert len(hubspot.contacts) == 1
     assert {getattr(outcome, "id", None) for outcome in outcomes} == {"1"}
+
+
+# --- marketing consent ----------------------------------------------------------------------------
+
+
+def test_the_shopify_fake_creates_without_consent_or_with_a_request_and_never_subscribed() -> None:
+    shopify = FakeShopify()
+    quiet = shopify.create_customer(email=EMAIL, first_name="H", last_name="Y")
+    asked = shopify.create_customer(
+        email="other@example.com", first_name="O", last_name="T", accepts_marketing=True
+    )
+    assert quiet.marketing_state == "NOT_SUBSCRIBED"
+    assert (asked.marketing_state, asked.marketing_opt_in_level) == ("PENDING", "CONFIRMED_OPT_IN")
+
+
+@pytest.mark.parametrize("state", ["NOT_SUBSCRIBED", "INVALID", "REDACTED"])
+def test_the_shopify_fake_refuses_the_states_shopify_refuses(state: str) -> None:
+    shopify = FakeShopify()
+    customer = shopify.create_customer(email=EMAIL, first_name="H", last_name="Y", accepts_marketing=True)
+    with pytest.raises(ConsentRefused):
+        shopify.update_marketing_consent(customer.id, state)
+    assert shopify.customers[customer.id].marketing_state == "PENDING"
+
+
+def test_the_shopify_fake_stores_a_confirmation_and_a_withdrawal() -> None:
+    shopify = FakeShopify()
+    customer = shopify.create_customer(email=EMAIL, first_name="H", last_name="Y", accepts_marketing=True)
+    confirmed_at = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)
+
+    confirmed = shopify.update_marketing_consent(
+        customer.id, "SUBSCRIBED", opt_in_level="CONFIRMED_OPT_IN", consent_updated_at=confirmed_at
+    )
+    withdrawn = shopify.update_marketing_consent(customer.id, "UNSUBSCRIBED")
+
+    assert (confirmed.marketing_state, confirmed.marketing_updated_at) == (
+        "SUBSCRIBED",
+        "2026-11-29T01:00:00Z",
+    )
+    assert withdrawn.marketing_state == "UNSUBSCRIBED"
+    with pytest.raises(PermanentError):
+        shopify.update_marketing_consent("gid://shopify/Customer/404", "SUBSCRIBED")
+
+
+def test_the_smaregi_fake_keeps_the_flag_given_at_create_and_changes_it() -> None:
+    smaregi = FakeSmaregi()
+    member = smaregi.create_member(
+        customer_code="1", last_name="Y", first_name="H", mail_address=EMAIL, mail_receive_flag=False
+    )
+    assert member.mail_receive_flag is False
+    assert smaregi.set_mail_receive_flag(member.customer_id, True).mail_receive_flag is True
+    with pytest.raises(NotFoundError):
+        smaregi.set_mail_receive_flag("404", True)
+
+
+def test_the_hubspot_fake_keeps_the_legal_basis_and_never_resubscribes_an_opt_out() -> None:
+    hubspot = FakeHubSpot()
+    assert not hubspot.subscription_status(EMAIL).subscribed
+
+    first = hubspot.subscribe(EMAIL, legal_basis="CONSENT_WITH_NOTICE", explanation="confirmed by link")
+    again = hubspot.subscribe(EMAIL.upper(), legal_basis="CONSENT_WITH_NOTICE", explanation="again")
+    assert first == again and first.legal_basis == "CONSENT_WITH_NOTICE"
+    assert hubspot.subscription_status(EMAIL).legal_basis_explanation == "confirmed by link"
+
+    hubspot.unsubscribe(EMAIL, explanation="withdrawn")
+    assert not hubspot.subscription_status(EMAIL).subscribed
+    with pytest.raises(SubscriptionRefused):
+        hubspot.subscribe(EMAIL, legal_basis="CONSENT_WITH_NOTICE", explanation="once more")
+
+
+def test_the_hubspot_fake_refuses_a_marketing_property_as_the_client_does() -> None:
+    hubspot = FakeHubSpot()
+    with pytest.raises(ValueError, match="hs_marketable_status"):
+        hubspot.upsert_contact(email=EMAIL, properties={"hs_marketable_status": "true"})
+    assert hubspot.contacts == {}

@@ -458,6 +458,31 @@ def test_update_member_patches_the_given_fields(
         smaregi.update_member("7", nickname="x")
 
 
+@pytest.mark.parametrize(("receive", "flag"), [(True, "1"), (False, "0")])
+def test_set_mail_receive_flag_patches_only_the_flag(
+    mocked: responses.RequestsMock, smaregi: SmaregiClient, receive: bool, flag: str
+) -> None:
+    token_answer(mocked)
+    mocked.patch(f"{CUSTOMERS}/7", json={**member_json(), "mailReceiveFlag": flag})
+
+    member = smaregi.set_mail_receive_flag("7", receive)
+
+    request = sent(mocked, 1)
+    assert request.method == "PATCH" and request.url == f"{CUSTOMERS}/7"
+    assert json_body(request) == {"mailReceiveFlag": flag}
+    assert member.mail_receive_flag is receive
+
+
+def test_set_mail_receive_flag_of_an_unknown_member_is_not_found(
+    mocked: responses.RequestsMock, smaregi: SmaregiClient
+) -> None:
+    token_answer(mocked)
+    mocked.patch(f"{CUSTOMERS}/404", status=404, json={"title": "Not Found", "status": 404})
+
+    with pytest.raises(NotFoundError):
+        smaregi.set_mail_receive_flag("404", True)
+
+
 def test_points_absolute_and_relative(mocked: responses.RequestsMock, smaregi: SmaregiClient) -> None:
     token_answer(mocked)
     mocked.patch(f"{CUSTOMERS}/7/point", json=member_json())
