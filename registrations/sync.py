@@ -92,9 +92,13 @@ def queue_member_number_mail(
     """
     if registration.member_number_mailed_at is not None or not settings.enabled_systems()[NUMBER_MAIL]:
         return None
+    if registration.ownership == "claim":
+        return None  # the number is the address owner's: a stranger's registration never mails it
     states = {step.system: step.state for step in registration.steps}
     if states.get(NUMBER_SOURCE) != "succeeded" or states.get(NUMBER_MAIL) != "succeeded":
         return None
+    if registration.step(NUMBER_MAIL).external_id is None:
+        return None  # this registration mailed nothing (the address had its welcome already)
     identity = find_identity(session, registration.email)
     if identity is None or not identity.smaregi_customer_code:
         return None  # no number to send: reopening would only loop

@@ -15,8 +15,7 @@ from registrations.steps.shopify import CLAIM
 if TYPE_CHECKING:
     from connectors.registry import Connectors
 
-CLAIM_NOTE = "the address already belongs to a member: nothing written"
-CLAIM_WAIT_NOTE = "the address already belongs to a member: waiting for its owner to confirm"
+CLAIM_NOTE = "the address already belongs to a member: nothing written unless its owner confirms"
 
 
 class HubSpotContactStep(Step):
@@ -27,10 +26,8 @@ class HubSpotContactStep(Step):
 
     def call(self, work: Work, connectors: Connectors) -> Outcome:
         if work.ownership == CLAIM:
-            known = work.known.hubspot_contact_id
-            if known is not None:
-                return Outcome(known, note=CLAIM_NOTE)
-            return Outcome(None, waiting=True, note=CLAIM_WAIT_NOTE)
+            # Nothing mirrored from what a stranger typed; a confirmed claim runs this step again.
+            return Outcome(work.known.hubspot_contact_id, note=CLAIM_NOTE)
         contact = connectors.hubspot.upsert_contact(
             email=work.registrant.email, properties=profiles.hubspot_properties(work.registrant)
         )

@@ -28,7 +28,7 @@ from registrations.steps.shopify import CLAIM
 if TYPE_CHECKING:
     from connectors.registry import Connectors
 
-CLAIM_WAIT_NOTE = "the address already belongs to a member: waiting for its owner to confirm"
+CLAIM_NOTE = "the address already belongs to a member: nothing written unless its owner confirms"
 CARD_WAIT_NOTE = "a card made at the till holds this address: waiting for its owner to say it is theirs"
 
 # Different people whose emails hash to the same member code are astronomically rare; a few salts
@@ -63,8 +63,8 @@ class SmaregiMemberStep(Step):
             return Outcome(known.smaregi_customer_id)
         if work.ownership == CLAIM:
             # The address belongs to someone else's registration: no card is made from what a
-            # stranger typed until the owner confirms it.
-            return Outcome(None, waiting=True, note=CLAIM_WAIT_NOTE)
+            # stranger typed; if its owner confirms, this step runs again (as a confirmed claim).
+            return Outcome(None, note=CLAIM_NOTE)
         try:
             key = self.settings.member_code_secret
         except ConfigError as error:

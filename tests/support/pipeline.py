@@ -185,6 +185,13 @@ class Pipeline:
             assert registration is not None, registration_id
             return status_document(registration)
 
+    def registrations(self) -> list[Registration]:
+        """Every registration, detached (for assertions on their columns)."""
+        with self.database.session() as session:
+            rows = list(session.scalars(select(Registration)))
+            session.expunge_all()
+            return rows
+
     def statuses(self) -> dict[str, str]:
         with self.database.session() as session:
             return {row[0]: row[1] for row in session.execute(select(Registration.id, Registration.status))}
