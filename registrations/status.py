@@ -18,6 +18,8 @@ FINISHED_STATES = frozenset({"succeeded", "skipped", "dead", "waiting"})
 def remaining_systems(steps: Iterable[SyncStep]) -> list[str]:
     """The systems whose step is still to run, in pipeline order."""
     state = {step.system: step.state for step in steps}
+    # A system the registration has no step for (accepted before that system existed) is pending:
+    # its step row is made when it is claimed.
     return [system for system in SYSTEMS if state.get(system, "pending") not in FINISHED_STATES]
 
 

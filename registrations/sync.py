@@ -133,7 +133,13 @@ class StepLedger:
             registration = session.get(Registration, registration_id)
             if registration is None:
                 return Finished("missing")
-            step = registration.step(self.system)
+            try:
+                step = registration.step(self.system)
+            except KeyError:
+                # Accepted before this system existed: its step starts now.
+                step = SyncStep(system=self.system, state="pending")
+                registration.steps.append(step)
+                session.flush()
             if step.state in FINISHED_STATES:
                 return Finished(step.state)
             if not self.settings.enabled_systems()[self.system]:

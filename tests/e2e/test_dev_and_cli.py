@@ -93,6 +93,7 @@ def test_db_upgrade_then_status_and_dlq(tmp_path: Path, monkeypatch: pytest.Monk
         "smaregi",
         "hubspot",
         "email",
+        "consent",
     }
     assert "cli@example.com" not in status.output
 

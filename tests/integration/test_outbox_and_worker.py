@@ -67,7 +67,7 @@ def test_a_real_worker_runs_the_whole_chain(
         database, registration_id
     )
     task_ids = steps_run(database, registration_id)
-    assert len(set(task_ids.values())) == 4  # four distinct tasks, one per system
+    assert len(set(task_ids.values())) == 5  # five distinct tasks, one per system
     assert celery.conf.task_acks_late and celery.conf.task_reject_on_worker_lost
 
 

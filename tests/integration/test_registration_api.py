@@ -48,13 +48,13 @@ def test_minimal_body_is_accepted_durably(client: Any, database: Database) -> No
     assert set(body) == {"id", "status", "status_url"}
     assert body["status"] == "accepted"
     assert response.headers["Location"] == body["status_url"] == f"/api/registrations/{body['id']}"
-    assert counts(database) == (1, 4, 1)
+    assert counts(database) == (1, 5, 1)
 
     status = client.get(body["status_url"])
     assert status.status_code == 200
     document = status.get_json()
     assert document["id"] == body["id"]
-    assert set(document["steps"]) == {"shopify", "smaregi", "hubspot", "email"}
+    assert set(document["steps"]) == {"shopify", "smaregi", "hubspot", "email", "consent"}
     assert all(step["state"] == "pending" for step in document["steps"].values())
     assert "hanako" not in json.dumps(document).lower()
 
@@ -161,7 +161,7 @@ def test_same_idempotency_key_twice_is_one_registration(client: Any, database: D
     assert first.status_code == second.status_code == 202
     assert first.get_json()["id"] == second.get_json()["id"]
     assert second.headers.get("Idempotent-Replayed") == "true"
-    assert counts(database) == (1, 4, 1)
+    assert counts(database) == (1, 5, 1)
 
 
 def test_same_key_after_normalisation_is_the_same_body(client: Any, database: Database) -> None:
@@ -171,7 +171,7 @@ def test_same_key_after_normalisation_is_the_same_body(client: Any, database: Da
         "/api/registrations", json={**MINIMAL, "email": " HANAKO@example.com"}, headers=headers
     )
     assert first.get_json()["id"] == again.get_json()["id"]
-    assert counts(database) == (1, 4, 1)
+    assert counts(database) == (1, 5, 1)
 
 
 def test_same_key_with_another_body_is_409(client: Any, database: Database) -> None:
@@ -180,7 +180,7 @@ def test_same_key_with_another_body_is_409(client: Any, database: Database) -> N
     conflict = client.post("/api/registrations", json={**MINIMAL, "first_name": "Taro"}, headers=headers)
     assert conflict.status_code == 409
     assert "Idempotency-Key" in conflict.get_json()["errors"]
-    assert counts(database) == (1, 4, 1)
+    assert counts(database) == (1, 5, 1)
 
 
 def test_a_bad_idempotency_key_is_refused(client: Any, database: Database) -> None:

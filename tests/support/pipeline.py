@@ -8,6 +8,7 @@ every registration has settled.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
@@ -318,3 +320,36 @@ def assert_exactly_once(sandbox: Any, emails: set[str]) -> None:
         assert set(held) == emails, f"{system}: missing {emails - set(held)}, extra {set(held) - emails}"
     repeated = {email: count for email, count in member_number_mails(sandbox).items() if count > 1}
     assert not repeated, f"member-number email sent more than once: {repeated}"
+
+
+LINK = re.compile(r"https?://[^\s<>\"]+/(?:confirm|unsubscribe)/[A-Za-z0-9._-]+")
+
+
+def mails_to(sandbox: Any, address: str) -> list[dict[str, Any]]:
+    """The caught messages addressed to `address`."""
+    return [m for m in sandbox.messages() if address in m["recipients"]]
+
+
+def links(message: dict[str, Any], kind: str) -> list[str]:
+    """The paths of the links of `kind` (confirm / unsubscribe) in a caught message's text part."""
+    found = {urlsplit(url).path for url in LINK.findall(message.get("text") or "")}
+    return sorted(path for path in found if path.startswith(f"/{kind}/"))
+
+
+def wait_for(condition: Any, timeout: float = 60, what: str = "condition") -> Any:
+    """Poll `condition` until it is truthy; its value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def answer_card(pipeline: Pipeline, sandbox: Any, registration_id: str, email: str, answer: str) -> None:
+    """Wait until the registration waits for its owner about a card made at the till, then answer
+    the welcome mail's "is this card yours?" link as the owner would (the page's POST)."""
+    wait_for(lambda: pipeline.statuses().get(registration_id) == "waiting", what="the card question")
+    [card] = links(mails_to(sandbox, email)[0], "confirm")
+    assert pipeline.client.post(card, data={"answer": answer}).status_code == 200

@@ -44,6 +44,12 @@ def upgrade() -> None:
     with op.batch_alter_table("identities") as batch:
         batch.add_column(sa.Column("welcomed_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("notified_at", sa.DateTime(timezone=True), nullable=True))
+    # Every registration has a step per system: earlier ones had nothing decided, so their consent
+    # step has nothing to do.
+    op.execute(
+        "INSERT INTO sync_steps (registration_id, system, state, attempts, updated_at) "
+        "SELECT id, 'consent', 'skipped', 0, CURRENT_TIMESTAMP FROM registrations"
+    )
     # Registrations synced before this revision were their address's first: their owners.
     op.execute("UPDATE registrations SET ownership = 'owner' WHERE status <> 'accepted'")
     # An address whose welcome step succeeded has had its one welcome.
@@ -55,6 +61,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM sync_steps WHERE system = 'consent'")
     with op.batch_alter_table("identities") as batch:
         batch.drop_column("notified_at")
         batch.drop_column("welcomed_at")

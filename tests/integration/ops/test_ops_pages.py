@@ -43,7 +43,14 @@ def test_overview_counts_statuses_and_open_dead_letters_by_system_and_reason(ops
     html = ops.get("/ops/").text
     statuses = dict(table_rows(html, "statuses"))  # type: ignore[arg-type]
     # A dead non-master step with steps still to run is "syncing"; a dead master is "failed".
-    assert statuses == {"accepted": "3", "syncing": "3", "synced": "0", "partial": "0", "failed": "1"}
+    assert statuses == {
+        "accepted": "3",
+        "syncing": "3",
+        "synced": "0",
+        "partial": "0",
+        "failed": "1",
+        "waiting": "0",
+    }
     assert sorted(table_rows(html, "open-dead-letters")) == [
         ["hubspot", "retries_exhausted", "2"],
         ["shopify", "ambiguous_match", "1"],

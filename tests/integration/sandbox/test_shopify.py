@@ -78,6 +78,7 @@ def email_lookup(email: str) -> dict[str, Any]:
         "email": email,
         "metafieldNamespace": documents.MEMBER_NUMBER_NAMESPACE,
         "metafieldKey": documents.MEMBER_NUMBER_KEY,
+        "registrationKey": documents.REGISTRATION_KEY,
     }
 
 

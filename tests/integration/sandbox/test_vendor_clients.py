@@ -128,6 +128,7 @@ def test_shopify_python_api_round_trip(shopify_graphql: Any) -> None:
                 "email": "hanako@example.com",
                 "metafieldNamespace": documents.MEMBER_NUMBER_NAMESPACE,
                 "metafieldKey": documents.MEMBER_NUMBER_KEY,
+                "registrationKey": documents.REGISTRATION_KEY,
             },
         )
     )
