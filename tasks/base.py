@@ -121,7 +121,9 @@ class StepTask(Task):
                 except TRANSIENT_DATABASE_ERRORS:
                     log.warning("could not publish the follow-up of %s; the relay will", registration_id)
             self._count_success(registration_id)
-            return {"registration_id": registration_id, "state": "succeeded"}
+            # Flower shows the result: a step that waits for the address's owner says so.
+            state = "waiting" if outcome.waiting else "succeeded"
+            return {"registration_id": registration_id, "state": state}
         except PermanentError as error:
             return self._dead_letter(registration_id, error, getattr(error, "reason", "permanent"))
         except TransientError as error:
