@@ -11,7 +11,8 @@ from kombu import Exchange, Queue
 from config.settings import Settings
 from config.systems import REALTIME_QUEUE, SYSTEMS
 
-# Queues: realtime registrations never wait behind reconciliation traffic.
+# Queues: realtime registrations never wait behind reconciliation traffic (the bulk queue is
+# consumed already; the reconciliation issue routes its task there).
 BULK_QUEUE = "membersync.bulk"
 MAINTENANCE_QUEUE = "membersync.maintenance"
 
@@ -109,7 +110,6 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, A
         "task_default_queue": REALTIME_QUEUE,
         "task_routes": {
             **{system.task_name: {"queue": system.queue} for system in SYSTEMS},
-            "membersync.reconcile": {"queue": BULK_QUEUE},
             "membersync.outbox.relay": {"queue": MAINTENANCE_QUEUE},
             "membersync.alerts.dead_letters": {"queue": MAINTENANCE_QUEUE},
             "membersync.confirmations.expire": {"queue": MAINTENANCE_QUEUE},

@@ -10,7 +10,7 @@ from config.celery import (
     celery_config,
 )
 from config.settings import Settings
-from config.systems import SYSTEMS
+from config.systems import REALTIME_QUEUE, SYSTEMS
 from tasks.factory import create_celery_app
 
 
@@ -26,12 +26,24 @@ def test_reliable_defaults() -> None:
     assert all(policy.cap_seconds < visibility for policy in settings.retry_policies.values())
 
 
-def test_relay_is_scheduled_and_reconciliation_has_its_own_queue() -> None:
+def test_relay_is_scheduled_on_the_maintenance_queue() -> None:
     config = celery_config(Settings.from_env(environ={}))
     schedule = {entry["task"]: entry for entry in config["beat_schedule"].values()}
     assert schedule["membersync.outbox.relay"]["schedule"] == 15.0
-    assert config["task_routes"]["membersync.reconcile"]["queue"] == BULK_QUEUE
     assert config["task_routes"]["membersync.outbox.relay"]["queue"] == MAINTENANCE_QUEUE
+
+
+def test_every_routed_and_scheduled_task_is_registered() -> None:
+    # A route or a beat entry naming no task is dead configuration: nothing ever runs under it.
+    settings = Settings.from_env(environ={"DATABASE_URL": "sqlite:///:memory:"})
+    celery = create_celery_app(settings)
+    celery.loader.import_default_modules()
+    config = celery_config(settings)
+    routed = set(config["task_routes"])
+    scheduled = {entry["task"] for entry in config["beat_schedule"].values()}
+    assert routed | scheduled <= set(celery.tasks), sorted((routed | scheduled) - set(celery.tasks))
+    queues = {route["queue"] for route in config["task_routes"].values()}
+    assert queues <= {REALTIME_QUEUE, BULK_QUEUE, MAINTENANCE_QUEUE}
 
 
 def test_only_the_publisher_fails_fast() -> None:
