@@ -60,7 +60,9 @@ def reopen_dead_letters(session: Session, ids: str | int) -> Replayed:
         raise NothingToReplay(str(ids))
     registration = session.get(Registration, letters[0].registration_id)
     assert registration is not None  # dead letters cascade with their registration
-    systems = tuple(s for s in SYSTEMS if registration.step(s).state == "dead")
+    # In pipeline order; a registration accepted before a system existed has no step for it.
+    state = {step.system: step.state for step in registration.steps}
+    systems = tuple(s for s in SYSTEMS if state.get(s) == "dead")
     now = utcnow()
     for letter in letters:
         letter.status = "replayed"

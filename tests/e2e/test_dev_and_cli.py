@@ -64,6 +64,7 @@ def test_db_upgrade_then_status_and_dlq(tmp_path: Path, monkeypatch: pytest.Monk
     assert upgraded.exit_code == 0, upgraded.output
     assert (tmp_path / "cli.db").exists()
 
+    from config.systems import SYSTEM_NAMES
     from registrations.database import Database
     from registrations.models import DeadLetter, Registration, SyncStep
 
@@ -71,7 +72,7 @@ def test_db_upgrade_then_status_and_dlq(tmp_path: Path, monkeypatch: pytest.Monk
         registration = Registration(
             request_fingerprint="f", email="cli@example.com", first_name="A", last_name="B"
         )
-        registration.steps = [SyncStep(system=s) for s in ("shopify", "smaregi", "hubspot", "email")]
+        registration.steps = [SyncStep(system=s) for s in SYSTEM_NAMES]
         session.add(registration)
         session.flush()
         session.add(
