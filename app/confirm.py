@@ -3,8 +3,8 @@
 The signed token is the capability (registrations.confirmations): whoever holds the link may answer,
 so the pages show no personal data (a link can be forwarded) and need no session or CSRF token (a
 mail client's one-click unsubscribe carries no cookies). GET only shows the question, because mail
-scanners fetch every link; the page's POST decides, commits, then publishes the outbox row the
-decision queued. Every kind of bad link (damaged, forged, signed with another key, too old, for
+scanners fetch every link; the page's POST decides and commits, and the services' database publishes
+the outbox row the decision queued after that commit (a broker that is down leaves it to the relay). Every kind of bad link (damaged, forged, signed with another key, too old, for
 another action, naming nothing) gets the same 404 page, and the public per-client rate limit makes
 guessing expensive.
 """
@@ -51,7 +51,6 @@ from registrations.confirmations import (
     withdraw,
 )
 from registrations.models import Confirmation, Registration, utcnow
-from registrations.outbox import publish
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +130,6 @@ def confirm_answer(token: str) -> tuple[str, int]:
         else:
             title = "done_title" if decided.changed else "decided_title"
         page = _outcome_page(language, title, decided.kind, decided.state)
-    _publish(decided.outbox_id)
     log.info("confirmation %s (%s) answered: %s", confirmation.id, decided.kind, decided.state)
     return _render(page, token), 200
 
@@ -168,7 +166,6 @@ def unsubscribe(token: str) -> tuple[str, int] | Response:
             abort(404)
         _confirmation, registration = _load(session, confirmation_id)
         language = _language(registration)
-    _publish(decided.outbox_id)
     log.info("confirmation %s: marketing consent withdrawn (changed=%s)", confirmation_id, decided.changed)
     if request.form.get(ONE_CLICK_FIELD) == ONE_CLICK_VALUE:
         return Response("Unsubscribed.\n", status=200, mimetype="text/plain")
@@ -205,7 +202,7 @@ def shop_name(settings: Settings) -> str:
     try:
         return sender_domain(settings.mail_from)
     except ValueError:
-        return urlsplit(settings.public_url).hostname or ""
+        return urlsplit(settings.public_url or "").hostname or ""
 
 
 def _read(token: str, action: str) -> str:
@@ -302,15 +299,3 @@ def _language(registration: Registration) -> str:
 def _visitor_language() -> str:
     # No registration to go by: `lang`, else the browser's Accept-Language, else Japanese.
     return choose_language(request.args.get("lang"), request.accept_languages)
-
-
-def _publish(outbox_id: int | None) -> None:
-    """Publish the decision's outbox row after commit; the relay covers a broker that is down."""
-    if outbox_id is None:
-        return
-    found = services()
-    try:
-        publish(found.publisher, found.database, [outbox_id])
-    except Exception:
-        # The decision is committed: a 500 now would tell the owner it failed. The relay publishes it.
-        log.exception("publishing outbox %s failed; the outbox relay will", outbox_id)

@@ -267,7 +267,7 @@ class Settings:
     ops_alert_email: str | None = setting("OPS_ALERT_EMAIL", _email_or_none, None)
     # The web service as the registrant's browser reaches it: the base of the confirmation and
     # unsubscribe links in the mails the worker sends.
-    public_url: str = setting("PUBLIC_URL", _base_url, "http://127.0.0.1:8000")
+    public_url: str | None = setting("PUBLIC_URL", _optional_base_url, None)
     # How long a registrant has to confirm by the link we mailed (marketing consent, a claim on an
     # address that is already a member, a card found at the till); after that it expires.
     confirmation_days: int = setting("CONFIRMATION_DAYS", _positive_int, 7)
@@ -490,6 +490,22 @@ class Settings:
         if self.redis_url:
             return self.redis_url
         return None if self.dev_mode else self.effective_redis_url
+
+    @property
+    def public_base_url(self) -> str:
+        """The base of the links we mail: PUBLIC_URL; this machine's web port in dev mode only.
+
+        Outside dev mode a link to 127.0.0.1 would reach nobody, so a missing PUBLIC_URL is an
+        error (the mail step dead-letters naming it) rather than a mail whose links do not work.
+        """
+        if self.public_url:
+            return self.public_url
+        if self.dev_mode:
+            return f"http://127.0.0.1:{self.port}"
+        raise ConfigError(
+            "PUBLIC_URL must be set outside dev mode: it is the base of the confirmation and "
+            "unsubscribe links in the mails (e.g. https://members.example.jp)"
+        )
 
     @property
     def signing_key(self) -> str:

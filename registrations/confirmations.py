@@ -34,21 +34,21 @@ from config.settings import Settings
 from registrations.database import Database
 from registrations.models import Confirmation, OutboxMessage, Registration, utcnow
 from registrations.replay import reopen
+from registrations.states import ConfirmationKind, ConfirmationState, Ownership, StepState
 from registrations.status import derive_status
 
-MARKETING, PROFILE, CARD = "marketing", "profile", "card"
-REQUESTED, CONFIRMED, DECLINED, EXPIRED, WITHDRAWN = (
-    "requested",
-    "confirmed",
-    "declined",
-    "expired",
-    "withdrawn",
-)
+# The vocabulary (registrations.states) under the short names callers import from here.
+MARKETING, PROFILE, CARD = ConfirmationKind.MARKETING, ConfirmationKind.PROFILE, ConfirmationKind.CARD
+REQUESTED = ConfirmationState.REQUESTED
+CONFIRMED = ConfirmationState.CONFIRMED
+DECLINED = ConfirmationState.DECLINED
+EXPIRED = ConfirmationState.EXPIRED
+WITHDRAWN = ConfirmationState.WITHDRAWN
 
 # The wording a registrant is shown, by version: a change of wording is a new version, so the
 # record says exactly what each person agreed to. The texts themselves live with the form and the
 # confirmation page (app/i18n.py), keyed by these versions.
-TEXT_VERSIONS = {MARKETING: "marketing-2026-12", PROFILE: "profile-2026-12", CARD: "card-2026-12"}
+TEXT_VERSIONS: dict[str, str] = {MARKETING: "marketing-2026-12", PROFILE: "profile-2026-12", CARD: "card-2026-12"}
 
 # What a decision on each kind reopens (the steps re-read the decision when they run).
 REOPENS: dict[str, tuple[str, ...]] = {
@@ -102,7 +102,7 @@ def read(settings: Settings, token: str, action: str) -> str:
 
 def link(settings: Settings, confirmation_id: str, action: str) -> str:
     """The absolute URL of the page behind a mailed link."""
-    return f"{settings.public_url}/{action}/{sign(settings, confirmation_id, action)}"
+    return f"{settings.public_base_url}/{action}/{sign(settings, confirmation_id, action)}"
 
 
 def request(
@@ -213,7 +213,7 @@ def decide(session: Session, confirmation_id: str, *, accept: bool) -> Decided:
         if not accept:
             _give_up_waiting(registration)
             return Decided(PROFILE, DECLINED, changed=True)
-        registration.ownership = "confirmed"
+        registration.ownership = Ownership.CONFIRMED
         marketing = requested(session, registration.id, MARKETING)
         if marketing is not None:
             marketing.state, marketing.decided_at = CONFIRMED, now
@@ -283,8 +283,8 @@ def _after_expiry(session: Session, confirmation: Confirmation) -> int | None:
 def _give_up_waiting(registration: Registration) -> None:
     """A claim its owner declined or let expire: the steps that waited for it end, nothing written."""
     for step in registration.steps:
-        if step.state == "waiting":
-            step.state = "skipped"
+        if step.state == StepState.WAITING:
+            step.state = StepState.SKIPPED
             step.note = "the address's owner did not confirm this registration: nothing written"
     registration.status = derive_status(registration.steps)
 
@@ -292,4 +292,6 @@ def _give_up_waiting(registration: Registration) -> None:
 def _reopen(session: Session, registration: Registration, systems: Sequence[str]) -> OutboxMessage:
     """Reopen those of `systems` the registration has (a disabled one stays skipped)."""
     present = {step.system: step.state for step in registration.steps}
-    return reopen(session, registration, [s for s in systems if present.get(s) not in (None, "skipped")])
+    return reopen(
+        session, registration, [s for s in systems if present.get(s) not in (None, StepState.SKIPPED)]
+    )

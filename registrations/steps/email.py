@@ -14,6 +14,8 @@ from datetime import timedelta
 from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
+from config.settings import ConfigError
+from connectors.errors import PermanentError
 from connectors.mailer import (
     MemberNumberMessage,
     WelcomeMessage,
@@ -23,8 +25,8 @@ from connectors.mailer import (
 from connectors.mailer.client import NoticeMessage, notice_message_id
 from registrations import confirmations
 from registrations.models import utcnow
+from registrations.states import Ownership
 from registrations.steps.base import Outcome, Step, Work
-from registrations.steps.shopify import CLAIM
 
 if TYPE_CHECKING:
     from connectors.registry import Connectors
@@ -45,9 +47,13 @@ class WelcomeEmailStep(Step):
     locks_email = True  # the address's welcome and notice limits are read and set one at a time
 
     def call(self, work: Work, connectors: Connectors) -> Outcome:
+        try:
+            self.settings.public_base_url  # noqa: B018 - the links need it: fail before any mail
+        except ConfigError as error:
+            raise PermanentError(str(error), system=self.system) from None
         if work.previous_external_id is not None:
             return self._member_number(work, connectors, welcome_id=work.previous_external_id)
-        if work.ownership == CLAIM:
+        if work.ownership == Ownership.CLAIM:
             return self._notice(work, connectors)
         if work.known.welcomed_at is not None:
             return Outcome(None, note=WELCOMED_BEFORE_NOTE)
