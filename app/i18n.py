@@ -11,6 +11,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from registrations.states import ConfirmationKind as Kind
+from registrations.states import ConfirmationState as State
+
 LANGUAGES = ("ja", "en")
 DEFAULT_LANGUAGE = "ja"
 # The other language of each, for the language switch.
@@ -369,34 +372,36 @@ CONFIRMATION_QUESTIONS: Mapping[str, Mapping[str, Mapping[str, str]]] = {
 # is opened again.
 CONFIRMATION_OUTCOMES: Mapping[str, Mapping[tuple[str, str], str]] = {
     "ja": {
-        ("marketing", "confirmed"): (
+        (Kind.MARKETING, State.CONFIRMED): (
             "{shop} からのお知らせをメールでお届けします。配信はいつでも停止できます。"
         ),
-        ("marketing", "declined"): "お知らせメールはお送りしません。",
-        ("marketing", "withdrawn"): "{shop} からのお知らせメールの配信を停止しました。",
-        ("marketing", "expired"): "確認の期限が過ぎたため、お知らせメールはお送りしません。",
-        ("profile", "confirmed"): "入力された内容を会員情報に反映します。",
-        ("profile", "declined"): "会員情報は変更しません。",
-        ("profile", "expired"): "確認の期限が過ぎたため、会員情報は変更しません。",
-        ("card", "confirmed"): (
+        (Kind.MARKETING, State.DECLINED): "お知らせメールはお送りしません。",
+        (Kind.MARKETING, State.WITHDRAWN): "{shop} からのお知らせメールの配信を停止しました。",
+        (Kind.MARKETING, State.EXPIRED): "確認の期限が過ぎたため、お知らせメールはお送りしません。",
+        (Kind.PROFILE, State.CONFIRMED): "入力された内容を会員情報に反映します。",
+        (Kind.PROFILE, State.DECLINED): "会員情報は変更しません。",
+        (Kind.PROFILE, State.EXPIRED): "確認の期限が過ぎたため、会員情報は変更しません。",
+        (Kind.CARD, State.CONFIRMED): (
             "見つかった会員カードをお客様の会員情報に結び付けます。会員番号はそのまま使えます。"
         ),
-        ("card", "declined"): "お客様専用の会員カードをお作りします。",
-        ("card", "expired"): "確認の期限が過ぎたため、お客様専用の会員カードをお作りします。",
+        (Kind.CARD, State.DECLINED): "お客様専用の会員カードをお作りします。",
+        (Kind.CARD, State.EXPIRED): "確認の期限が過ぎたため、お客様専用の会員カードをお作りします。",
     },
     "en": {
-        ("marketing", "confirmed"): (
+        (Kind.MARKETING, State.CONFIRMED): (
             "You will receive news by e-mail from {shop}. You can stop it at any time."
         ),
-        ("marketing", "declined"): "You will not receive news by e-mail.",
-        ("marketing", "withdrawn"): "You no longer receive news by e-mail from {shop}.",
-        ("marketing", "expired"): "The time to confirm has passed: you will not receive news by e-mail.",
-        ("profile", "confirmed"): "The details they entered will be applied to your membership.",
-        ("profile", "declined"): "Nothing in your membership changes.",
-        ("profile", "expired"): "The time to confirm has passed: nothing in your membership changes.",
-        ("card", "confirmed"): "The card is linked to your membership and keeps its number.",
-        ("card", "declined"): "We will make you a card of your own.",
-        ("card", "expired"): "The time to confirm has passed: we will make you a card of your own.",
+        (Kind.MARKETING, State.DECLINED): "You will not receive news by e-mail.",
+        (Kind.MARKETING, State.WITHDRAWN): "You no longer receive news by e-mail from {shop}.",
+        (Kind.MARKETING, State.EXPIRED): (
+            "The time to confirm has passed: you will not receive news by e-mail."
+        ),
+        (Kind.PROFILE, State.CONFIRMED): "The details they entered will be applied to your membership.",
+        (Kind.PROFILE, State.DECLINED): "Nothing in your membership changes.",
+        (Kind.PROFILE, State.EXPIRED): "The time to confirm has passed: nothing in your membership changes.",
+        (Kind.CARD, State.CONFIRMED): "The card is linked to your membership and keeps its number.",
+        (Kind.CARD, State.DECLINED): "We will make you a card of your own.",
+        (Kind.CARD, State.EXPIRED): "The time to confirm has passed: we will make you a card of your own.",
     },
 }
 

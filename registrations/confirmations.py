@@ -48,7 +48,11 @@ WITHDRAWN = ConfirmationState.WITHDRAWN
 # The wording a registrant is shown, by version: a change of wording is a new version, so the
 # record says exactly what each person agreed to. The texts themselves live with the form and the
 # confirmation page (app/i18n.py), keyed by these versions.
-TEXT_VERSIONS: dict[str, str] = {MARKETING: "marketing-2026-12", PROFILE: "profile-2026-12", CARD: "card-2026-12"}
+TEXT_VERSIONS: dict[str, str] = {
+    MARKETING: "marketing-2026-12",
+    PROFILE: "profile-2026-12",
+    CARD: "card-2026-12",
+}
 
 # What a decision on each kind reopens (the steps re-read the decision when they run).
 REOPENS: dict[str, tuple[str, ...]] = {

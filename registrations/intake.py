@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from config.settings import Settings
 from registrations import confirmations
 from registrations.models import SYSTEMS, OutboxMessage, Registration, SyncStep
+from registrations.states import StepState
 
 
 class IdempotencyConflict(Exception):
@@ -69,7 +70,8 @@ def accept_registration(
     )
     enabled = settings.enabled_systems()
     registration.steps = [
-        SyncStep(system=system, state="pending" if enabled[system] else "skipped") for system in SYSTEMS
+        SyncStep(system=system, state=StepState.PENDING if enabled[system] else StepState.SKIPPED)
+        for system in SYSTEMS
     ]
     session.add(registration)
     session.flush()

@@ -15,15 +15,21 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from config.systems import SYSTEM_NAMES
+from registrations.states import (
+    ConfirmationKind,
+    ConfirmationState,
+    DeadLetterStatus,
+    RegistrationStatus,
+    StepState,
+)
 
 # The systems a registration is synced to, in pipeline order (the registry's order).
 SYSTEMS: tuple[str, ...] = SYSTEM_NAMES
 
-REGISTRATION_STATUSES = ("accepted", "syncing", "synced", "partial", "failed", "waiting")
-# `waiting`: the step waits for a person (the address's owner confirming a card found at the till);
-# it is finished for now, and a decision (or its expiry) reopens it.
-STEP_STATES = ("pending", "running", "succeeded", "skipped", "dead", "waiting")
-DEAD_LETTER_STATUSES = ("open", "replayed", "resolved", "discarded")
+# The columns' values (registrations.states spells them).
+REGISTRATION_STATUSES: tuple[str, ...] = tuple(RegistrationStatus)
+STEP_STATES: tuple[str, ...] = tuple(StepState)
+DEAD_LETTER_STATUSES: tuple[str, ...] = tuple(DeadLetterStatus)
 
 
 def utcnow() -> datetime:
@@ -81,7 +87,7 @@ class Registration(Base):
     accepts_marketing: Mapped[bool] = mapped_column(Boolean, default=False)
     locale: Mapped[str] = mapped_column(String(2), default="ja")
     source: Mapped[str] = mapped_column(String(16), default="api")
-    status: Mapped[str] = mapped_column(String(16), default="accepted", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=RegistrationStatus.ACCEPTED, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     # When the member number reached the registrant by mail (in the welcome, or in a follow-up once
@@ -115,7 +121,7 @@ class SyncStep(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     registration_id: Mapped[str] = mapped_column(ForeignKey("registrations.id", ondelete="CASCADE"))
     system: Mapped[str] = mapped_column(String(16))
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[str] = mapped_column(String(16), default=StepState.PENDING)
     external_id: Mapped[str | None] = mapped_column(String(255))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -208,14 +214,14 @@ class DeadLetter(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     first_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=DeadLetterStatus.OPEN, index=True)
     notes: Mapped[str | None] = mapped_column(Text)
     # When ops were told about this dead letter (the batched alert); NULL = not yet.
     alerted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
 
 
-CONFIRMATION_KINDS = ("marketing", "profile", "card")
-CONFIRMATION_STATES = ("requested", "confirmed", "declined", "expired", "withdrawn")
+CONFIRMATION_KINDS: tuple[str, ...] = tuple(ConfirmationKind)
+CONFIRMATION_STATES: tuple[str, ...] = tuple(ConfirmationState)
 
 
 class Confirmation(Base):
@@ -234,7 +240,7 @@ class Confirmation(Base):
         ForeignKey("registrations.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[str] = mapped_column(String(16))
-    state: Mapped[str] = mapped_column(String(16), default="requested", index=True)
+    state: Mapped[str] = mapped_column(String(16), default=ConfirmationState.REQUESTED, index=True)
     email: Mapped[str] = mapped_column(String(254), index=True)  # canonical
     source: Mapped[str] = mapped_column(String(16))  # form / api
     text_version: Mapped[str] = mapped_column(String(32))

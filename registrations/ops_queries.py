@@ -26,6 +26,7 @@ from registrations.models import (
     Registration,
     utcnow,
 )
+from registrations.states import DeadLetterStatus, RegistrationStatus
 
 # Every percentile of the overview is computed over at most this many synced registrations (the
 # newest): enough for a stable p99, bounded in memory whatever the day's volume.
@@ -65,7 +66,7 @@ def open_dead_letters_by_system_and_reason(session: Session) -> dict[tuple[str, 
     """Open dead letters counted by (system, reason), largest first."""
     rows = session.execute(
         select(DeadLetter.system, func.substr(DeadLetter.message, 1, REASON_PREFIX_CHARS))
-        .where(DeadLetter.status == "open")
+        .where(DeadLetter.status == DeadLetterStatus.OPEN)
         .order_by(DeadLetter.id.desc())
         .limit(REASON_SAMPLE)
     )
@@ -90,7 +91,7 @@ def time_to_synced(session: Session, *, window: timedelta = timedelta(hours=24))
     since = utcnow() - window
     rows = session.execute(
         select(Registration.created_at, Registration.updated_at)
-        .where(Registration.status == "synced", Registration.updated_at >= since)
+        .where(Registration.status == RegistrationStatus.SYNCED, Registration.updated_at >= since)
         .order_by(Registration.updated_at.desc())
         .limit(SYNC_TIME_SAMPLE)
     )
@@ -148,7 +149,7 @@ class DeadLetterFilter:
 
     system: str | None = None
     reason: str | None = None
-    status: str | None = "open"
+    status: str | None = DeadLetterStatus.OPEN
 
 
 @dataclass(frozen=True)

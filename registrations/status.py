@@ -10,9 +10,7 @@ from sqlalchemy import select
 from config.systems import MASTER
 from registrations.database import Database
 from registrations.models import SYSTEMS, Registration, SyncStep
-
-# Finished for now: `waiting` steps wait for a person (a confirmation), whose answer reopens them.
-FINISHED_STATES = frozenset({"succeeded", "skipped", "dead", "waiting"})
+from registrations.states import FINISHED_STEP_STATES, RegistrationStatus, StepState
 
 
 def remaining_systems(steps: Iterable[SyncStep]) -> list[str]:
@@ -20,7 +18,7 @@ def remaining_systems(steps: Iterable[SyncStep]) -> list[str]:
     state = {step.system: step.state for step in steps}
     # A system the registration has no step for (accepted before that system existed) is pending:
     # its step row is made when it is claimed.
-    return [system for system in SYSTEMS if state.get(system, "pending") not in FINISHED_STATES]
+    return [system for system in SYSTEMS if state.get(system, StepState.PENDING) not in FINISHED_STEP_STATES]
 
 
 def derive_status(steps: Iterable[SyncStep]) -> str:
@@ -32,16 +30,19 @@ def derive_status(steps: Iterable[SyncStep]) -> str:
     waits for the address's owner to confirm (a card found at the till).
     """
     state = {step.system: step.state for step in steps}
-    if state.get(MASTER.name) == "dead":
-        return "failed"
+    if state.get(MASTER.name) == StepState.DEAD:
+        return RegistrationStatus.FAILED
     values = set(state.values())
-    if values <= {"succeeded", "skipped"}:
-        return "synced"
-    if values & {"pending", "running"}:
-        return "accepted" if values <= {"pending", "skipped"} else "syncing"
-    if "dead" in values:
-        return "partial"
-    return "waiting"  # everything else is done; a step waits for the address's owner to answer
+    if values <= {StepState.SUCCEEDED, StepState.SKIPPED}:
+        return RegistrationStatus.SYNCED
+    if values & {StepState.PENDING, StepState.RUNNING}:
+        if values <= {StepState.PENDING, StepState.SKIPPED}:
+            return RegistrationStatus.ACCEPTED
+        return RegistrationStatus.SYNCING
+    if StepState.DEAD in values:
+        return RegistrationStatus.PARTIAL
+    # Everything else is done; a step waits for the address's owner to answer.
+    return RegistrationStatus.WAITING
 
 
 def public_status_document(registration: Registration) -> dict[str, Any]:
@@ -87,6 +88,6 @@ def synced_after(database: Database, registration_id: str) -> float | None:
                 Registration.id == registration_id
             )
         ).one_or_none()
-    if row is None or row.status != "synced":
+    if row is None or row.status != RegistrationStatus.SYNCED:
         return None
     return max(0.0, (row.updated_at - row.created_at).total_seconds())

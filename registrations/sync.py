@@ -26,7 +26,8 @@ from registrations.identities import find_identity, identity_for
 from registrations.models import DeadLetter, OutboxMessage, Registration, SyncStep, utcnow
 from registrations.replay import reopen
 from registrations.retry import retries_exhausted
-from registrations.status import FINISHED_STATES, derive_status
+from registrations.states import FINISHED_STEP_STATES, DeadLetterStatus, Ownership, StepState
+from registrations.status import derive_status
 from registrations.steps.base import Known, Outcome, Registrant, Work
 
 
@@ -92,10 +93,10 @@ def queue_member_number_mail(
     """
     if registration.member_number_mailed_at is not None or not settings.enabled_systems()[NUMBER_MAIL]:
         return None
-    if registration.ownership == "claim":
+    if registration.ownership == Ownership.CLAIM:
         return None  # the number is the address owner's: a stranger's registration never mails it
     states = {step.system: step.state for step in registration.steps}
-    if states.get(NUMBER_SOURCE) != "succeeded" or states.get(NUMBER_MAIL) != "succeeded":
+    if states.get(NUMBER_SOURCE) != StepState.SUCCEEDED or states.get(NUMBER_MAIL) != StepState.SUCCEEDED:
         return None
     if registration.step(NUMBER_MAIL).external_id is None:
         return None  # this registration mailed nothing (the address had its welcome already)
@@ -137,15 +138,15 @@ class StepLedger:
                 step = registration.step(self.system)
             except KeyError:
                 # Accepted before this system existed: its step starts now.
-                step = SyncStep(system=self.system, state="pending")
+                step = SyncStep(system=self.system, state=StepState.PENDING)
                 registration.steps.append(step)
                 session.flush()
-            if step.state in FINISHED_STATES:
+            if step.state in FINISHED_STEP_STATES:
                 return Finished(step.state)
             if not self.settings.enabled_systems()[self.system]:
-                step.state = "skipped"
+                step.state = StepState.SKIPPED
                 registration.status = derive_status(registration.steps)
-                return Finished("skipped")
+                return Finished(StepState.SKIPPED)
             if not self._free(step, delivery_id):
                 # Another delivery holds this step right now (a duplicate publish): its chain goes
                 # on from here, so this one stops rather than running later steps too early.
@@ -153,7 +154,7 @@ class StepLedger:
             # A step left running with its attempts used up means every earlier attempt ended with
             # no bookkeeping: a worker died mid-step. A message that keeps killing workers must
             # still run out of attempts.
-            if step.state == "running" and step.attempts >= self.policy.max_attempts:
+            if step.state == StepState.RUNNING and step.attempts >= self.policy.max_attempts:
                 return WorkerLost(step.attempts)
             if not self._take(session, step, delivery_id):
                 return Finished("held")  # lost the compare-and-set to another delivery a moment ago
@@ -191,11 +192,11 @@ class StepLedger:
                 .where(
                     SyncStep.registration_id == registration_id,
                     SyncStep.system == self.system,
-                    SyncStep.state == "running",
+                    SyncStep.state == StepState.RUNNING,
                     SyncStep.celery_task_id == delivery_id,
                 )
                 .values(
-                    state="waiting" if outcome.waiting else "succeeded",
+                    state=StepState.WAITING if outcome.waiting else StepState.SUCCEEDED,
                     external_id=outcome.external_id,
                     note=outcome.note,
                     last_error=None,
@@ -246,7 +247,7 @@ class StepLedger:
             elapsed = (utcnow() - (step.first_attempt_at or registration.created_at)).total_seconds()
             if retries_exhausted(self.policy, 0 if deferred else step.attempts, elapsed):
                 return RetryDecision(exhausted=True, attempts=step.attempts)
-            step.state = "pending"
+            step.state = StepState.PENDING
             if not deferred:
                 step.last_error = public_error(error)
             return RetryDecision(exhausted=False, attempts=step.attempts)
@@ -255,7 +256,7 @@ class StepLedger:
         """Mark the step dead and open (or refresh) its dead letter; returns the dead letter's id."""
         with self.database.session() as session:
             registration, step = self._load(session, registration_id)
-            step.state = "dead"
+            step.state = StepState.DEAD
             step.last_error = f"{reason}: {public_error(error)}"
             letter = record_dead_letter(
                 session,
@@ -277,7 +278,7 @@ class StepLedger:
                 select(DeadLetter.id).where(
                     DeadLetter.registration_id == registration_id,
                     DeadLetter.system == self.system,
-                    DeadLetter.status == "open",
+                    DeadLetter.status == DeadLetterStatus.OPEN,
                 )
             )
             return letter_id
@@ -295,7 +296,7 @@ class StepLedger:
         """Whether this delivery may take the step (the same rule as `_take`, read first)."""
         lease_expired = self._lease_expired()
         return (
-            step.state == "pending"
+            step.state == StepState.PENDING
             or step.celery_task_id == delivery_id
             or (step.updated_at is not None and step.updated_at < lease_expired)
         )
@@ -312,13 +313,13 @@ class StepLedger:
             .where(
                 SyncStep.id == step.id,
                 or_(
-                    SyncStep.state == "pending",
-                    and_(SyncStep.state == "running", SyncStep.celery_task_id == delivery_id),
-                    and_(SyncStep.state == "running", SyncStep.updated_at < lease_expired),
+                    SyncStep.state == StepState.PENDING,
+                    and_(SyncStep.state == StepState.RUNNING, SyncStep.celery_task_id == delivery_id),
+                    and_(SyncStep.state == StepState.RUNNING, SyncStep.updated_at < lease_expired),
                 ),
             )
             .values(
-                state="running",
+                state=StepState.RUNNING,
                 attempts=SyncStep.attempts + 1,
                 celery_task_id=delivery_id,
                 # The retry budget runs from the first attempt (a replay starts a new one).

@@ -28,6 +28,7 @@ from registrations.hints import dead_letter_summary
 from registrations.locks import LockBusy
 from registrations.outbox import publish, queue_remaining
 from registrations.retry import deferral_delay, retry_delay
+from registrations.states import StepState
 from registrations.status import synced_after
 from registrations.steps.base import Step
 from registrations.sync import Claimed, Finished, StepLedger, WorkerLost
@@ -37,7 +38,7 @@ from tasks.runtime import Runtime
 log = logging.getLogger(__name__)
 
 # How a delivery that found nothing to do is counted.
-_FINISHED_OUTCOME = {"skipped": "skipped", "held": "held", "missing": "missing"}
+_FINISHED_OUTCOME = {StepState.SKIPPED: StepState.SKIPPED, "held": "held", "missing": "missing"}
 
 # What a database says when it is unavailable for now (locked, restarting, connection dropped), as
 # opposed to a statement that can never succeed.
@@ -92,7 +93,7 @@ class StepTask(Task):
             if isinstance(claimed, Finished):
                 if claimed.state == "held":
                     raise Ignore()  # another delivery holds the step and carries the chain on
-                if claimed.state == "dead":
+                if claimed.state == StepState.DEAD:
                     self._already_dead(registration_id)
                 metrics.STEP_OUTCOMES.labels(
                     self.system, _FINISHED_OUTCOME.get(claimed.state, "already_done")
@@ -122,7 +123,7 @@ class StepTask(Task):
                     log.warning("could not publish the follow-up of %s; the relay will", registration_id)
             self._count_success(registration_id)
             # Flower shows the result: a step that waits for the address's owner says so.
-            state = "waiting" if outcome.waiting else "succeeded"
+            state = StepState.WAITING if outcome.waiting else StepState.SUCCEEDED
             return {"registration_id": registration_id, "state": state}
         except PermanentError as error:
             return self._dead_letter(registration_id, error, getattr(error, "reason", "permanent"))
@@ -132,7 +133,7 @@ class StepTask(Task):
             return self._retry_or_dead_letter(registration_id, _database_error(error))
 
     def _count_success(self, registration_id: str) -> None:
-        metrics.STEP_OUTCOMES.labels(self.system, "succeeded").inc()
+        metrics.STEP_OUTCOMES.labels(self.system, StepState.SUCCEEDED).inc()
         try:
             seconds = synced_after(self.runtime.database, registration_id)
         except TRANSIENT_DATABASE_ERRORS:
@@ -200,7 +201,7 @@ class StepTask(Task):
         """
         try:
             letter_id = self.ledger.dead_letter(registration_id, error, reason, self.name)
-            metrics.STEP_OUTCOMES.labels(self.system, "dead").inc()
+            metrics.STEP_OUTCOMES.labels(self.system, StepState.DEAD).inc()
             metrics.DEAD_LETTERS.labels(self.system, reason).inc()
         except TRANSIENT_DATABASE_ERRORS as db_error:
             self._retry_without_database(registration_id, _database_error(db_error))

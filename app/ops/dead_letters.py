@@ -10,6 +10,7 @@ from app.services import services
 from registrations.hints import REPLAY_TASK
 from registrations.models import DEAD_LETTER_STATUSES, SYSTEMS, DeadLetter
 from registrations.ops_queries import DeadLetterFilter, dead_letter_page, dead_letter_reason
+from registrations.states import DeadLetterStatus
 
 # The reasons a step is dead-lettered with (the text before the first ':' of its message).
 KNOWN_REASONS = ("retries_exhausted", "permanent", "conflict", "not_found", "ambiguous_match", "worker_lost")
@@ -20,7 +21,7 @@ def requested_filter() -> DeadLetterFilter:
     """The list's filter from the query string; an unknown value is ignored, status defaults to open."""
     system = request.args.get("system", "")
     reason = request.args.get("reason", "")
-    status = request.args.get("status", "open")
+    status = request.args.get("status", DeadLetterStatus.OPEN)
     return DeadLetterFilter(
         system=system if system in SYSTEMS else None,
         reason=reason if reason in KNOWN_REASONS else None,

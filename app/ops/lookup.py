@@ -16,6 +16,7 @@ from app.services import services
 from config.email_address import canonical_email
 from registrations.models import DeadLetter
 from registrations.ops_queries import dead_letters_of, registration_with_steps, registrations_by_email
+from registrations.states import DeadLetterStatus
 
 ID_NOT_FOUND = "No registration or dead letter has that id."
 EMAIL_MISSING = "Enter an e-mail address."
@@ -76,6 +77,6 @@ def registration(registration_id: str) -> str:
             "ops/registration.html",
             registration=found,
             dead_letters=letters,
-            open_letter_ids=[letter.id for letter in letters if letter.status == "open"],
+            open_letter_ids=[letter.id for letter in letters if letter.status == DeadLetterStatus.OPEN],
             flower_url=flower,
         )

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from registrations import profiles
+from registrations.states import Ownership
 from registrations.steps.base import Outcome, Step, Work
-from registrations.steps.shopify import CLAIM
 
 if TYPE_CHECKING:
     from connectors.registry import Connectors
@@ -25,7 +25,7 @@ class HubSpotContactStep(Step):
     locks_email = True  # the identity row is shared with the other steps of this person
 
     def call(self, work: Work, connectors: Connectors) -> Outcome:
-        if work.ownership == CLAIM:
+        if work.ownership == Ownership.CLAIM:
             # Nothing mirrored from what a stranger typed; a confirmed claim runs this step again.
             return Outcome(work.known.hubspot_contact_id, note=CLAIM_NOTE)
         contact = connectors.hubspot.upsert_contact(

@@ -16,6 +16,7 @@ from connectors.interfaces import ShopifyApi
 from connectors.shopify import EmailTaken, PhoneTaken
 from registrations import profiles
 from registrations.confirmations import PROFILE
+from registrations.states import Ownership
 from registrations.steps.base import Outcome, Registrant, Step, Work
 
 if TYPE_CHECKING:
@@ -30,8 +31,6 @@ ADOPTED_OTHER_PHONE_NOTE = (
 CLAIM_NOTE = "the address already belongs to a customer: nothing written; its owner is asked to confirm"
 APPLIED_NOTE = "applied the details the address's owner confirmed"
 
-OWNER, CLAIM, CONFIRMED = "owner", "claim", "confirmed"
-
 
 class ShopifyCustomerStep(Step):
     """Create the Shopify customer; an address that already belongs to one is only claimed."""
@@ -41,7 +40,7 @@ class ShopifyCustomerStep(Step):
 
     def call(self, work: Work, connectors: Connectors) -> Outcome:
         customer_id = work.known.shopify_customer_id
-        if work.ownership == CONFIRMED:
+        if work.ownership == Ownership.CONFIRMED:
             return apply_confirmed(connectors.shopify, work.registrant, customer_id)
         if customer_id is not None:
             # An earlier registration made this person: this one writes nothing until its owner
@@ -50,7 +49,7 @@ class ShopifyCustomerStep(Step):
                 customer_id,
                 {"shopify_customer_id": customer_id},
                 note=CLAIM_NOTE,
-                ownership=CLAIM,
+                ownership=Ownership.CLAIM,
                 request=(PROFILE, None),
             )
         return create_or_adopt(connectors.shopify, work.registrant, registration_id=work.registration_id)
@@ -71,7 +70,7 @@ def create_or_adopt(shopify: ShopifyApi, registrant: Registrant, *, registration
             note = PHONE_TAKEN_NOTE
     except EmailTaken:
         return adopt(shopify, registrant, registration_id=registration_id)
-    return Outcome(customer.id, {"shopify_customer_id": customer.id}, note=note, ownership=OWNER)
+    return Outcome(customer.id, {"shopify_customer_id": customer.id}, note=note, ownership=Ownership.OWNER)
 
 
 def adopt(shopify: ShopifyApi, registrant: Registrant, *, registration_id: str) -> Outcome:
@@ -91,11 +90,15 @@ def adopt(shopify: ShopifyApi, registrant: Registrant, *, registration_id: str) 
     customer = found[0]
     learned = {"shopify_customer_id": customer.id}
     if customer.registration_id != registration_id:
-        return Outcome(customer.id, learned, note=CLAIM_NOTE, ownership=CLAIM, request=(PROFILE, None))
+        return Outcome(
+            customer.id, learned, note=CLAIM_NOTE, ownership=Ownership.CLAIM, request=(PROFILE, None)
+        )
     if customer.address_id is None and (registrant.postal_code or registrant.address):
         shopify.add_address(customer.id, postal_code=registrant.postal_code, address=registrant.address)
     differs = registrant.phone is not None and customer.phone != registrant.phone
-    return Outcome(customer.id, learned, note=ADOPTED_OTHER_PHONE_NOTE if differs else None, ownership=OWNER)
+    return Outcome(
+        customer.id, learned, note=ADOPTED_OTHER_PHONE_NOTE if differs else None, ownership=Ownership.OWNER
+    )
 
 
 def apply_confirmed(shopify: ShopifyApi, registrant: Registrant, customer_id: str | None) -> Outcome:
@@ -116,7 +119,9 @@ def apply_confirmed(shopify: ShopifyApi, registrant: Registrant, customer_id: st
     }
     if typed:
         shopify.update_customer(customer_id, **typed)
-    return Outcome(customer_id, {"shopify_customer_id": customer_id}, note=APPLIED_NOTE, ownership=CONFIRMED)
+    return Outcome(
+        customer_id, {"shopify_customer_id": customer_id}, note=APPLIED_NOTE, ownership=Ownership.CONFIRMED
+    )
 
 
 # What a confirmed claim may change on the customer: the profile, not the address's identity.

@@ -22,8 +22,8 @@ from connectors.smaregi import SmaregiMember, member_code
 from registrations import profiles
 from registrations.confirmations import CARD
 from registrations.directory import MemberDirectory, directory_email
+from registrations.states import ConfirmationState, Ownership
 from registrations.steps.base import Outcome, Registrant, Step, Work
-from registrations.steps.shopify import CLAIM
 
 if TYPE_CHECKING:
     from connectors.registry import Connectors
@@ -61,7 +61,7 @@ class SmaregiMemberStep(Step):
         known = work.known
         if known.smaregi_customer_id is not None:
             return Outcome(known.smaregi_customer_id)
-        if work.ownership == CLAIM:
+        if work.ownership == Ownership.CLAIM:
             # The address belongs to someone else's registration: no card is made from what a
             # stranger typed; if its owner confirms, this step runs again (as a confirmed claim).
             return Outcome(None, note=CLAIM_NOTE)
@@ -109,12 +109,12 @@ def link_or_create(
     expired, they get a member of their own.
     """
     decided = card[0] if card is not None else None
-    if decided == "confirmed" and card is not None and card[1]:
+    if decided == ConfirmationState.CONFIRMED and card is not None and card[1]:
         member = smaregi.get_member(card[1])
         if member is not None:
             directory.record([member])
             return Membership(member, "linked the card made at the till, as its owner confirmed")
-    if decided in {"declined", "expired", "confirmed"}:
+    if decided in {ConfirmationState.DECLINED, ConfirmationState.EXPIRED, ConfirmationState.CONFIRMED}:
         return create(smaregi, directory, registrant, key=key)
     members = _holders(smaregi, directory, registrant.email)
     # About to create: a card made at the till a moment ago must be known first.

@@ -1,0 +1,86 @@
+"""The pipeline's vocabularies: every state a row can be in, spelled once.
+
+Each is a `StrEnum`, so a member *is* the string stored in the database (`StepState.PENDING ==
+"pending"`, same hash): rows read back as plain strings compare equal to the members, JSON and
+Jinja render them as their value, and no migration was needed to introduce them. Production code
+names a state only through these members (`tests/unit/test_vocabulary.py` keeps it so); a
+migration spells the states of its own time and never imports them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class StepState(StrEnum):
+    """Where one registration stands in one system (`sync_steps.state`)."""
+
+    PENDING = "pending"  # to run (new, retried after a transient failure, or reopened)
+    RUNNING = "running"  # claimed by one delivery (its Celery task id), under a lease
+    SUCCEEDED = "succeeded"
+    SKIPPED = "skipped"  # the system was switched off; a backfill reopens it
+    DEAD = "dead"  # dead-lettered: failed for good or out of retries
+    # Waits for a person (the address's owner confirming a card found at the till): finished for
+    # now, and a decision (or its expiry) reopens it.
+    WAITING = "waiting"
+
+
+# Nothing to run for now: the chain goes past these (a replay or a decision reopens them).
+FINISHED_STEP_STATES = frozenset({StepState.SUCCEEDED, StepState.SKIPPED, StepState.DEAD, StepState.WAITING})
+
+
+class RegistrationStatus(StrEnum):
+    """A registration's status, derived from its steps (`registrations.status.derive_status`)."""
+
+    ACCEPTED = "accepted"  # nothing has started
+    SYNCING = "syncing"  # something is under way
+    SYNCED = "synced"  # every step succeeded or was skipped
+    PARTIAL = "partial"  # finished, with a non-master step dead-lettered
+    FAILED = "failed"  # the master is dead-lettered: nothing else can follow
+    WAITING = "waiting"  # finished but for a step that waits for the address's owner
+
+
+class DeadLetterStatus(StrEnum):
+    """What ops did with a dead letter (`dead_letters.status`)."""
+
+    OPEN = "open"
+    REPLAYED = "replayed"
+    RESOLVED = "resolved"
+    DISCARDED = "discarded"
+
+
+class ConfirmationKind(StrEnum):
+    """What only an address's owner may decide (`confirmations.kind`)."""
+
+    MARKETING = "marketing"  # news by e-mail (double opt-in)
+    PROFILE = "profile"  # apply what a registration of an address that is already a member typed
+    CARD = "card"  # link a member card made at the till with this address
+
+
+class ConfirmationState(StrEnum):
+    """requested → confirmed | declined | expired; a confirmed consent may be withdrawn."""
+
+    REQUESTED = "requested"
+    CONFIRMED = "confirmed"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"
+
+
+class Ownership(StrEnum):
+    """Whose address a registration typed, as the master step found it (`registrations.ownership`)."""
+
+    OWNER = "owner"  # this registration made the person
+    CLAIM = "claim"  # someone already held the address: nothing typed here is written anywhere
+    CONFIRMED = "confirmed"  # a claim its owner confirmed
+
+
+# Every vocabulary, for the test that keeps each state spelled here only.
+VOCABULARIES: tuple[type[StrEnum], ...] = (
+    StepState,
+    RegistrationStatus,
+    DeadLetterStatus,
+    ConfirmationKind,
+    ConfirmationState,
+    Ownership,
+)
