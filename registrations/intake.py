@@ -16,8 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
+from config.systems import SYSTEM_NAMES
 from registrations import confirmations
-from registrations.models import SYSTEMS, OutboxMessage, Registration, SyncStep
+from registrations.models import OutboxMessage, Registration, SyncStep
 from registrations.states import StepState
 
 
@@ -71,7 +72,7 @@ def accept_registration(
     enabled = settings.enabled_systems()
     registration.steps = [
         SyncStep(system=system, state=StepState.PENDING if enabled[system] else StepState.SKIPPED)
-        for system in SYSTEMS
+        for system in SYSTEM_NAMES
     ]
     session.add(registration)
     session.flush()

@@ -14,7 +14,6 @@ from sqlalchemy import DateTime as _DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from config.systems import SYSTEM_NAMES
 from registrations.states import (
     ConfirmationKind,
     ConfirmationState,
@@ -22,9 +21,6 @@ from registrations.states import (
     RegistrationStatus,
     StepState,
 )
-
-# The systems a registration is synced to, in pipeline order (the registry's order).
-SYSTEMS: tuple[str, ...] = SYSTEM_NAMES
 
 # The columns' values (registrations.states spells them).
 REGISTRATION_STATUSES: tuple[str, ...] = tuple(RegistrationStatus)

@@ -14,8 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
+from config.systems import SYSTEM_NAMES
 from registrations.database import Database
-from registrations.models import SYSTEMS, DeadLetter, OutboxMessage, Registration, SyncStep, utcnow
+from registrations.models import DeadLetter, OutboxMessage, Registration, SyncStep, utcnow
 from registrations.outbox import Publisher, publish
 from registrations.status import derive_status
 
@@ -62,7 +63,7 @@ def reopen_dead_letters(session: Session, ids: str | int) -> Replayed:
     assert registration is not None  # dead letters cascade with their registration
     # In pipeline order; a registration accepted before a system existed has no step for it.
     state = {step.system: step.state for step in registration.steps}
-    systems = tuple(s for s in SYSTEMS if state.get(s) == "dead")
+    systems = tuple(s for s in SYSTEM_NAMES if state.get(s) == "dead")
     now = utcnow()
     for letter in letters:
         letter.status = "replayed"
@@ -123,8 +124,8 @@ def discard(database: Database, dead_letter_id: int, *, note: str | None = None)
 
 def backfill(publisher: Publisher, database: Database, settings: Settings, system: str) -> int:
     """Reopen every `skipped` step of `system` (after it was switched on) and publish; returns how many."""
-    if system not in SYSTEMS:
-        raise ValueError(f"unknown system {system!r}; expected one of {', '.join(SYSTEMS)}")
+    if system not in SYSTEM_NAMES:
+        raise ValueError(f"unknown system {system!r}; expected one of {', '.join(SYSTEM_NAMES)}")
     if not settings.enabled_systems()[system]:
         # Its steps would only be skipped again: the switch comes first.
         raise ValueError(f"{system} is switched off; switch it on before the backfill")

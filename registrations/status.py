@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from config.systems import MASTER
+from config.systems import MASTER, SYSTEM_NAMES
 from registrations.database import Database
-from registrations.models import SYSTEMS, Registration, SyncStep
+from registrations.models import Registration, SyncStep
 from registrations.states import FINISHED_STEP_STATES, RegistrationStatus, StepState
 
 
@@ -18,7 +18,9 @@ def remaining_systems(steps: Iterable[SyncStep]) -> list[str]:
     state = {step.system: step.state for step in steps}
     # A system the registration has no step for (accepted before that system existed) is pending:
     # its step row is made when it is claimed.
-    return [system for system in SYSTEMS if state.get(system, StepState.PENDING) not in FINISHED_STEP_STATES]
+    return [
+        system for system in SYSTEM_NAMES if state.get(system, StepState.PENDING) not in FINISHED_STEP_STATES
+    ]
 
 
 def derive_status(steps: Iterable[SyncStep]) -> str:

@@ -7,8 +7,9 @@ from flask import abort, render_template, request
 from app.ops.blueprint import blueprint
 from app.ops.inputs import page_number
 from app.services import services
+from config.systems import SYSTEM_NAMES
 from registrations.hints import REPLAY_TASK
-from registrations.models import DEAD_LETTER_STATUSES, SYSTEMS, DeadLetter
+from registrations.models import DEAD_LETTER_STATUSES, DeadLetter
 from registrations.ops_queries import DeadLetterFilter, dead_letter_page, dead_letter_reason
 from registrations.states import DeadLetterStatus
 
@@ -23,7 +24,7 @@ def requested_filter() -> DeadLetterFilter:
     reason = request.args.get("reason", "")
     status = request.args.get("status", DeadLetterStatus.OPEN)
     return DeadLetterFilter(
-        system=system if system in SYSTEMS else None,
+        system=system if system in SYSTEM_NAMES else None,
         reason=reason if reason in KNOWN_REASONS else None,
         status=status if status in DEAD_LETTER_STATUSES else None,
     )
@@ -40,7 +41,7 @@ def dead_letters() -> str:
             "ops/dead_letters.html",
             page=page,
             wanted=wanted,
-            systems=SYSTEMS,
+            systems=SYSTEM_NAMES,
             reasons=KNOWN_REASONS,
             statuses=DEAD_LETTER_STATUSES,
             any_status=ANY,

@@ -6,17 +6,18 @@ from collections.abc import Callable
 from typing import Any
 
 from config.settings import Settings
+from config.systems import SYSTEM_NAMES
 from connectors.errors import PermanentError
 from registrations.alerts import alert_new_dead_letters
 from registrations.database import Database
 from registrations.dead_letters import record_dead_letter
-from registrations.models import SYSTEMS, Registration, SyncStep
+from registrations.models import Registration, SyncStep
 
 
 def dead_letter(database: Database, email: str, system: str) -> str:
     with database.session() as session:
         registration = Registration(request_fingerprint="f", email=email, first_name="花子", last_name="山田")
-        registration.steps = [SyncStep(system=name) for name in SYSTEMS]
+        registration.steps = [SyncStep(system=name) for name in SYSTEM_NAMES]
         session.add(registration)
         session.flush()
         record_dead_letter(
@@ -76,7 +77,7 @@ def test_a_step_past_its_budget_is_reported_once(
         registration = Registration(
             request_fingerprint="f", email="jiro@example.com", first_name="次郎", last_name="山田"
         )
-        registration.steps = [SyncStep(system=name, state="succeeded") for name in SYSTEMS]
+        registration.steps = [SyncStep(system=name, state="succeeded") for name in SYSTEM_NAMES]
         registration.step("hubspot").state = "pending"
         registration.step("hubspot").first_attempt_at = utcnow() - timedelta(seconds=budget + 60)
         registration.step("smaregi").state = "running"
