@@ -4,9 +4,9 @@ The signed token is the capability (registrations.confirmations): whoever holds 
 so the pages show no personal data (a link can be forwarded) and need no session or CSRF token (a
 mail client's one-click unsubscribe carries no cookies). GET only shows the question, because mail
 scanners fetch every link; the page's POST decides and commits, and the services' database publishes
-the outbox row the decision queued after that commit (a broker that is down leaves it to the relay). Every kind of bad link (damaged, forged, signed with another key, too old, for
-another action, naming nothing) gets the same 404 page, and the public per-client rate limit makes
-guessing expensive.
+the outbox row the decision queued after that commit (a broker that is down leaves it to the relay).
+Every kind of bad link (damaged, forged, signed with another key, too old, for another action, naming
+nothing) gets the same 404 page, and the public per-client rate limit makes guessing expensive.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """One way in for a registration, used by the JSON API and the HTML form alike.
 
-Validate → write registration, steps and outbox in one transaction → commit → publish. A rejected
-registration writes nothing; an accepted one is durable before anyone is told so.
+Validate → write registration, steps and outbox in one transaction → commit → publish (the
+services' database publishes the outbox row after the commit; a broker that is down leaves it to the
+relay, never fails the request). A rejected registration writes nothing; an accepted one is durable
+before anyone is told so.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -20,11 +21,8 @@ from registrations.intake import (
     find_by_idempotency_key,
     fingerprint,
 )
-from registrations.outbox import publish
 
 __all__ = ["IdempotencyConflict", "submit"]
-
-log = logging.getLogger(__name__)
 
 
 def submit(payload: Any, *, idempotency_key: str | None = None, source: str = "api") -> Acceptance:
@@ -47,13 +45,4 @@ def submit(payload: Any, *, idempotency_key: str | None = None, source: str = "a
             if existing.request_fingerprint != fingerprint(fields):
                 raise IdempotencyConflict(idempotency_key) from None
             acceptance = Acceptance(existing, created=False, outbox_id=None)
-    if acceptance.outbox_id is not None:
-        try:
-            publish(found.publisher, found.database, [acceptance.outbox_id])
-        except Exception:
-            # The registration is committed: answering 500 now would make the client retry and
-            # register twice. The outbox relay publishes it.
-            log.exception(
-                "publishing registration %s failed; the outbox relay will", acceptance.registration.id
-            )
     return acceptance

@@ -1,4 +1,4 @@
-"""What the request handlers use: settings, database, and a publisher for the outbox."""
+"""What the request handlers use: settings, and a database that publishes its outbox rows after commit."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from flask import current_app
 
 from config.settings import Settings
 from registrations.database import Database
-from registrations.outbox import Publisher
+from registrations.outbox import publish_after_commit
 from tasks.chains import chain_publisher
 
 
@@ -16,9 +16,9 @@ class Services:
 
     def __init__(self, settings: Settings, database: Database, celery: Celery) -> None:
         self.settings = settings
-        self.database = database
+        # Every transaction a request commits publishes the outbox rows it wrote, on `celery`'s broker.
+        self.database = publish_after_commit(database, chain_publisher(celery))
         self.celery = celery
-        self.publisher: Publisher = chain_publisher(celery)
 
 
 def services() -> Services:

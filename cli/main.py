@@ -202,9 +202,7 @@ def _celery() -> Any:
 @click.option("--all", "replay_all", is_flag=True, help="Replay every open dead letter.")
 def dlq_replay(dead_letter_id: str | None, replay_all: bool) -> None:
     """Re-run the chain from the failed step (ID: a dead-letter id or a registration id)."""
-    from registrations.outbox import publish
-    from registrations.replay import NothingToReplay, open_dead_letter_registrations, reopen_dead_letters
-    from tasks.chains import chain_publisher
+    from registrations.replay import NothingToReplay, open_dead_letter_registrations, replay, was_published
 
     if replay_all == (dead_letter_id is not None):
         raise click.UsageError("give either a DEAD_LETTER_ID or --all")
@@ -215,14 +213,12 @@ def dlq_replay(dead_letter_id: str | None, replay_all: bool) -> None:
     unpublished: list[dict[str, Any]] = []
     for target in targets:
         try:
-            with database.session() as session:
-                outcome = reopen_dead_letters(session, target)
+            outcome = replay(database, target)
         except NothingToReplay:
             raise click.ClickException(f"no open dead letter for {target}") from None
         entry = {"registration_id": outcome.registration_id, "systems": list(outcome.systems)}
-        # publish() counts the rows that reached the broker; a row it could not send stays in the outbox.
-        sent = publish(chain_publisher(celery), database, [outcome.outbox_id])
-        (replayed if sent else unpublished).append(entry)
+        # Published after the commit; a row the broker did not take stays in the outbox.
+        (replayed if was_published(database, outcome) else unpublished).append(entry)
     _print({"replayed": replayed, "count": len(replayed), "not_published": unpublished})
     if unpublished:
         raise click.ClickException(
@@ -251,12 +247,10 @@ def dlq_discard(dead_letter_id: int, note: str | None) -> None:
 def backfill(system: str) -> None:
     """Complete the SYSTEM steps that were skipped while it was switched off."""
     from registrations.replay import backfill as run_backfill
-    from tasks.chains import chain_publisher
 
-    celery = _celery()
-    runtime = celery.membersync
+    runtime = _celery().membersync
     try:
-        count = run_backfill(chain_publisher(celery), runtime.database, runtime.settings, system)
+        count = run_backfill(runtime.database, runtime.settings, system)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
     _print({"system": system, "reopened": count})

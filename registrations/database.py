@@ -1,8 +1,14 @@
-"""Engine and sessions for SQLite (embedded, WAL) and PostgreSQL, and `db upgrade` via Alembic."""
+"""Engine and sessions for SQLite (embedded, WAL) and PostgreSQL, and `db upgrade` via Alembic.
+
+A session also notes the outbox rows its transaction writes, so that a database bound to a publisher
+(`registrations.outbox.publish_after_commit`) hands them over once the transaction has committed:
+the unit of work behind "publish after commit", in one place.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import copy
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,8 +20,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
+from registrations.models import OutboxMessage
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+# `Session.info` key: the ids of the outbox rows the session's transaction has written so far.
+OUTBOX_WRITTEN = "membersync.outbox_written"
+
+# Given the outbox ids a transaction wrote, after its commit (registrations.outbox publishes them).
+AfterCommit = Callable[[list[int]], None]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -41,8 +54,21 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def _note_outbox_rows(session: Session, _flush_context: Any) -> None:
+    # after_flush: `session.new` still lists what this flush inserted, and their ids are assigned now.
+    written = [row.id for row in session.new if isinstance(row, OutboxMessage)]
+    if written:
+        session.info.setdefault(OUTBOX_WRITTEN, []).extend(written)
+
+
+def _forget_outbox_rows(session: Session) -> None:
+    # Rolled back: those rows do not exist, so nothing of them may be published.
+    session.info.pop(OUTBOX_WRITTEN, None)
+
+
 class Database:
-    """One engine and its session factory."""
+    """One engine and its session factory; `after_commit` (unset: nothing) is told which outbox rows
+    each committed transaction wrote."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -59,12 +85,33 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self.sessions, "after_flush", _note_outbox_rows)
+        event.listen(self.sessions, "after_rollback", _forget_outbox_rows)
+        self.after_commit: AfterCommit | None = None
+
+    def with_after_commit(self, after_commit: AfterCommit) -> Database:
+        """This database (the same engine and sessions) whose committed transactions hand the outbox
+        ids they wrote to `after_commit`. The original is unchanged: one database may serve a web app and
+        workers on different brokers (tests do), each publishing to its own."""
+        bound = copy.copy(self)
+        bound.after_commit = after_commit
+        return bound
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session whose transaction commits on success and rolls back on any error."""
-        with self.sessions() as session, session.begin():
-            yield session
+        """A session whose transaction commits on success and rolls back on any error.
+
+        After the commit (not in SQLAlchemy's after_commit event, where the connection is still
+        checked out: a publish opening sessions of its own would then hold one connection while
+        waiting for a second), the outbox rows it wrote go to `after_commit`. An error in the block
+        rolls back and skips that.
+        """
+        with self.sessions() as session:
+            with session.begin():
+                yield session
+            written = session.info.pop(OUTBOX_WRITTEN, [])
+        if written and self.after_commit is not None:
+            self.after_commit(written)
 
     def upgrade(self, revision: str = "head") -> None:
         """Run Alembic migrations up to `revision`."""

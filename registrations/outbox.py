@@ -1,8 +1,12 @@
 """Transactional outbox: publish after commit, and a relay for whatever stayed unpublished.
 
-The registration and its outbox row commit together; only then is the chain sent to the broker. If
-the broker is down the request still succeeds and the relay (beat schedule and worker start)
-publishes the row later, so an accepted registration never depends on the broker being up.
+Whatever needs a chain (an acceptance, a replay, a backfill, a confirmation's decision, a step's
+follow-up, the rest of a chain past a failed step, a stalled chain) only writes an outbox row in its
+own transaction. `publish_after_commit` binds a database to a publisher: every transaction of the
+bound database that wrote outbox rows publishes them right after its commit, and a rolled-back one
+publishes nothing. One error policy, here only: a failure to publish is logged (ids and the error's
+class, never personal data) and the row stays for the relay (beat schedule and worker start), so an
+accepted registration never depends on the broker being up.
 
 This module knows no broker: it is handed a `Publisher` (the tasks layer's, which builds the Celery
 chain), so the domain stays free of Celery.
@@ -60,6 +64,42 @@ def publish(publisher: Publisher, database: Database, outbox_ids: Iterable[int])
     return published
 
 
+def publish_after_commit(database: Database, publisher: Publisher) -> Database:
+    """`database`, whose transactions publish the outbox rows they wrote right after their commit.
+
+    A failure leaves the row to the relay: a broker error is recorded on the row by `publish`, and
+    anything else (the database failing while the row is marked) is logged here. Either way the
+    transaction that wrote the row has committed, so its caller carries on as if it had been sent.
+    """
+
+    def after_commit(outbox_ids: list[int]) -> None:
+        try:
+            publish(publisher, database, outbox_ids)
+        except Exception as error:  # the commit stands; the relay publishes what is left
+            log.warning(
+                "outbox %s not published after commit (%s); the relay will",
+                ", ".join(map(str, outbox_ids)),
+                type(error).__name__,
+            )
+
+    return database.with_after_commit(after_commit)
+
+
+def published_ids(database: Database, outbox_ids: Iterable[int]) -> list[int]:
+    """Those of `outbox_ids` that have reached the broker (by now: the relay may have sent one since)."""
+    wanted = list(outbox_ids)
+    if not wanted:
+        return []
+    with database.session() as session:
+        return list(
+            session.scalars(
+                select(OutboxMessage.id)
+                .where(OutboxMessage.id.in_(wanted), OutboxMessage.published_at.is_not(None))
+                .order_by(OutboxMessage.id)
+            )
+        )
+
+
 def unpublished_ids(database: Database, *, older_than_seconds: float) -> list[int]:
     """Outbox rows still unpublished and older than the given age."""
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
@@ -76,6 +116,14 @@ def unpublished_ids(database: Database, *, older_than_seconds: float) -> list[in
 def relay(publisher: Publisher, database: Database, *, older_than_seconds: float) -> int:
     """Re-publish what stayed unpublished; returns how many went out."""
     return publish(publisher, database, unpublished_ids(database, older_than_seconds=older_than_seconds))
+
+
+def relay_and_resume(publisher: Publisher, database: Database, settings: Settings) -> int:
+    """One run of the relay (beat, worker start): publish the rows left unpublished for longer than
+    OUTBOX_RELAY_AFTER_SECONDS (younger ones are being published by their writer), then queue again
+    the chains that stalled after publishing. Returns how many went out."""
+    published = relay(publisher, database, older_than_seconds=settings.outbox_relay_after_seconds)
+    return published + resume_stalled(publish_after_commit(database, publisher), settings)
 
 
 def stalled_registration_ids(
@@ -106,8 +154,10 @@ def stalled_registration_ids(
         return list(rows)
 
 
-def resume_stalled(publisher: Publisher, database: Database, settings: Settings) -> int:
-    """Queue the remaining chain of every stalled registration again (steps are idempotent)."""
+def resume_stalled(database: Database, settings: Settings) -> int:
+    """Queue the remaining chain of every stalled registration again (steps are idempotent); each
+    row is published after its commit when `database` publishes (the worker's does). Returns how
+    many went out."""
     outbox_ids = []
     for registration_id in stalled_registration_ids(
         database,
@@ -129,14 +179,14 @@ def resume_stalled(publisher: Publisher, database: Database, settings: Settings)
             outbox_ids.append(message.id)
     if outbox_ids:
         log.info("resuming %d stalled registration(s)", len(outbox_ids))
-    return publish(publisher, database, outbox_ids)
+    return len(published_ids(database, outbox_ids))
 
 
 def queue_remaining(database: Database, registration_id: str) -> int | None:
     """An outbox row for the registration's unfinished steps (None when nothing is left to run).
 
     A failed step ends its Celery chain; this carries the rest of the pipeline on past it, durably:
-    published right away by the caller, or by the relay if the broker is down.
+    published after the commit when `database` publishes, or by the relay if the broker is down.
     """
     with database.session() as session:
         registration = session.get(Registration, registration_id)

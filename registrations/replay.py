@@ -1,4 +1,5 @@
-"""Replay of dead letters and backfill of skipped steps: reopen the steps, then publish via the outbox.
+"""Replay of dead letters and backfill of skipped steps: reopen the steps and queue them in the outbox
+(published after the commit when the database publishes, else by the relay).
 
 Replay re-runs the chain from the first unfinished step (succeeded steps are no-ops). It takes a
 dead-letter id or a registration id, so ops can call it from the CLI, the ops console or Flower's
@@ -17,7 +18,7 @@ from config.settings import Settings
 from config.systems import SYSTEM_NAMES
 from registrations.database import Database
 from registrations.models import DeadLetter, OutboxMessage, Registration, SyncStep, utcnow
-from registrations.outbox import Publisher, publish
+from registrations.outbox import published_ids
 from registrations.status import derive_status
 
 BACKFILL_BATCH = 500
@@ -89,12 +90,15 @@ def _open_letters(session: Session, ids: str | int) -> list[DeadLetter]:
     )
 
 
-def replay(publisher: Publisher, database: Database, ids: str | int) -> Replayed:
-    """Reopen and publish (the outbox relay covers a broker that is down right now)."""
+def replay(database: Database, ids: str | int) -> Replayed:
+    """Reopen and queue; published after the commit (the outbox relay covers a broker that is down)."""
     with database.session() as session:
-        replayed = reopen_dead_letters(session, ids)
-    publish(publisher, database, [replayed.outbox_id])
-    return replayed
+        return reopen_dead_letters(session, ids)
+
+
+def was_published(database: Database, replayed: Replayed) -> bool:
+    """Whether the replay's chain has reached the broker (False: it waits in the outbox for the relay)."""
+    return bool(published_ids(database, [replayed.outbox_id]))
 
 
 def open_dead_letter_registrations(database: Database) -> list[str]:
@@ -122,8 +126,9 @@ def discard(database: Database, dead_letter_id: int, *, note: str | None = None)
         return letter
 
 
-def backfill(publisher: Publisher, database: Database, settings: Settings, system: str) -> int:
-    """Reopen every `skipped` step of `system` (after it was switched on) and publish; returns how many."""
+def backfill(database: Database, settings: Settings, system: str) -> int:
+    """Reopen every `skipped` step of `system` (after it was switched on) and queue it, a batch per
+    transaction (each published after its commit); returns how many."""
     if system not in SYSTEM_NAMES:
         raise ValueError(f"unknown system {system!r}; expected one of {', '.join(SYSTEM_NAMES)}")
     if not settings.enabled_systems()[system]:
@@ -144,5 +149,4 @@ def backfill(publisher: Publisher, database: Database, settings: Settings, syste
             outbox_ids = [reopen(session, registration, [system]).id for registration in registrations]
         if not outbox_ids:
             return total
-        publish(publisher, database, outbox_ids)
         total += len(outbox_ids)

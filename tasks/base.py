@@ -26,13 +26,12 @@ from connectors.errors import PermanentError, RateLimited, ThrottledError, Trans
 from connectors.ratelimit import one_step
 from registrations.hints import dead_letter_summary
 from registrations.locks import LockBusy
-from registrations.outbox import publish, queue_remaining
+from registrations.outbox import queue_remaining
 from registrations.retry import deferral_delay, retry_delay
 from registrations.states import StepState
 from registrations.status import synced_after
 from registrations.steps.base import Step
 from registrations.sync import Claimed, Finished, StepLedger, WorkerLost
-from tasks.chains import chain_publisher
 from tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -114,13 +113,8 @@ class StepTask(Task):
                         "step %s of %s was taken over; its holder records it", self.system, registration_id
                     )
                     raise Ignore()
-            if recorded.outbox_id is not None:
-                # This success reopened a finished step (the member number's email): publish it now.
-                # It is committed in the outbox, so a failure here is the relay's, never this step's.
-                try:
-                    publish(chain_publisher(self.app), self.runtime.database, [recorded.outbox_id])
-                except TRANSIENT_DATABASE_ERRORS:
-                    log.warning("could not publish the follow-up of %s; the relay will", registration_id)
+            # A finished step this success reopened (the member number's email) was queued in the
+            # outbox with the record and published after its commit (or is left to the relay).
             self._count_success(registration_id)
             # Flower shows the result: a step that waits for the address's owner says so.
             state = StepState.WAITING if outcome.waiting else StepState.SUCCEEDED
@@ -211,12 +205,10 @@ class StepTask(Task):
         raise StepDeadLettered(dead_letter_summary(self.system, registration_id, letter_id, reason))
 
     def _carry_on(self, registration_id: str) -> None:
-        """Queue the registration's remaining steps past this failed one (the relay covers failures)."""
-        database = self.runtime.database
+        """Queue the registration's remaining steps past this failed one (published after the commit;
+        the relay covers a broker that is down)."""
         try:
-            outbox_id = queue_remaining(database, registration_id)
-            if outbox_id is not None:
-                publish(chain_publisher(self.app), database, [outbox_id])
+            queue_remaining(self.runtime.database, registration_id)
         except TRANSIENT_DATABASE_ERRORS:
             # The stalled sweep finds the pending steps and queues them.
             log.warning("could not queue the rest of %s; the stalled sweep will", registration_id)

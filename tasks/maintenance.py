@@ -1,7 +1,8 @@
 """Tasks besides the steps: the outbox relay, dead-letter digest and confirmation expiry on beat,
 and replay for ops.
 
-Each is a thin call into the domain with the tasks layer's publisher.
+Each is a thin call into the domain. The runtime's database publishes the outbox rows a task's
+transactions write after their commit; the relay is handed the publisher for the rows left over.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from celery import shared_task
 from config import metrics
 from registrations.alerts import OverBudget, alert_new_dead_letters, report_steps_over_budget
 from registrations.confirmations import expire_due
-from registrations.outbox import publish, relay, resume_stalled
+from registrations.outbox import published_ids, relay_and_resume
 from registrations.replay import NothingToReplay, replay
 from tasks.chains import chain_publisher
 
@@ -22,10 +23,7 @@ from tasks.chains import chain_publisher
 def relay_task(self: Any) -> int:
     """Beat-scheduled relay of unpublished outbox rows, and of chains that stalled after publishing."""
     runtime = self.app.membersync
-    settings = runtime.settings
-    publisher = chain_publisher(self.app)
-    published = relay(publisher, runtime.database, older_than_seconds=settings.outbox_relay_after_seconds)
-    return published + resume_stalled(publisher, runtime.database, settings)
+    return relay_and_resume(chain_publisher(self.app), runtime.database, runtime.settings)
 
 
 # A step over budget is reported once; the memory of it outlives any sensible investigation.
@@ -54,8 +52,7 @@ def expire_confirmations_task(self: Any) -> int:
     Returns how many confirmations' follow-ups were published (the relay covers a broker that is down).
     """
     runtime = self.app.membersync
-    outbox_ids = expire_due(runtime.database)
-    return publish(chain_publisher(self.app), runtime.database, outbox_ids)
+    return len(published_ids(runtime.database, expire_due(runtime.database)))
 
 
 @shared_task(name="membersync.replay", bind=True, ignore_result=False, throws=(NothingToReplay,))
@@ -64,5 +61,5 @@ def replay_task(self: Any, dead_letter_or_registration_id: str) -> dict[str, obj
 
     Nothing open to replay is an ordinary answer, not a crash: a short FAILURE with no traceback.
     """
-    replayed = replay(chain_publisher(self.app), self.app.membersync.database, dead_letter_or_registration_id)
+    replayed = replay(self.app.membersync.database, dead_letter_or_registration_id)
     return {"registration_id": replayed.registration_id, "systems": list(replayed.systems)}

@@ -11,7 +11,7 @@ from celery.signals import worker_init, worker_ready
 
 from config.celery import dead_letter_queue, is_rabbitmq
 from config.settings import ConfigError
-from registrations.outbox import relay, resume_stalled
+from registrations.outbox import relay_and_resume
 from tasks.chains import chain_publisher
 
 log = logging.getLogger(__name__)
@@ -62,11 +62,7 @@ def relay_at_worker_start(sender: Any, **_kwargs: Any) -> None:
     if runtime is None:
         return
     try:
-        # Not younger rows: the request that wrote them is publishing them right now.
-        settings = runtime.settings
-        publisher = chain_publisher(celery)
-        count = relay(publisher, runtime.database, older_than_seconds=settings.outbox_relay_after_seconds)
-        count += resume_stalled(publisher, runtime.database, settings)
+        count = relay_and_resume(chain_publisher(celery), runtime.database, runtime.settings)
     except Exception:
         log.exception("outbox relay at worker start failed")
         return

@@ -58,7 +58,6 @@ def act_on_dead_letters() -> BaseResponse | tuple[str, int]:
 def replay_letters(ids: Iterable[int], operator: str) -> None:
     """Replay the registrations of the given dead letters, each once; flash and audit the outcome."""
     database = services().database
-    publisher = services().publisher
     with database.session() as session:
         letters = list(session.scalars(select(DeadLetter).where(DeadLetter.id.in_(list(ids)))))
     closed = sorted(letter.id for letter in letters if letter.status != "open")
@@ -71,7 +70,7 @@ def replay_letters(ids: Iterable[int], operator: str) -> None:
     for registration_id, letter_id in first_open.items():
         reopened = _open_letter_ids(registration_id)
         try:
-            replayed = replay(publisher, database, str(letter_id))
+            replayed = replay(database, str(letter_id))
         except NothingToReplay:
             closed.append(letter_id)
             continue

@@ -23,6 +23,7 @@ from app import create_app
 from config.settings import Settings
 from registrations.database import Database
 from registrations.models import OutboxMessage, Registration
+from registrations.outbox import publish_after_commit
 
 VALID = {"email": "hanako@example.com", "first_name": "Hanako", "last_name": "Yamada"}
 TEXT_FIELDS = ("email", "first_name", "last_name", "first_name_kana", "last_name_kana", "address", "phone")
@@ -48,8 +49,8 @@ class Web:
     def __init__(self, settings: Settings, database: Database) -> None:
         self.app = create_app(settings, database=database)
         self.published: list[str] = []
-        self.app.extensions["membersync"].publisher = lambda registration_id, *_: self.published.append(
-            registration_id
+        self.app.extensions["membersync"].database = publish_after_commit(
+            database, lambda registration_id, *_: self.published.append(registration_id)
         )
         self.client = self.app.test_client()
         self.database = database

@@ -7,6 +7,7 @@ next attempt within the same call; the attempt counting and dead-lettering are t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from registrations.database import Database
 from registrations.intake import accept_registration
 from registrations.locks import LocalPersonLocks
 from registrations.models import Base, DeadLetter, Identity, Registration
+from registrations.outbox import publish_after_commit
 from tasks.factory import create_celery_app
 
 PERSON = {"email": "hanako@example.com", "first_name": "花子", "last_name": "山田", "locale": "ja"}
@@ -51,9 +53,18 @@ class World:
         runtime._locks = LocalPersonLocks(wait=1.0)
         # What would go to the broker: (registration id, systems) per published chain.
         self.published: list[tuple[str, list[str]]] = []
+        # Set to an exception to play a broker that is down.
+        self.broker_error: Exception | None = None
+        # The database as the tasks have it: its commits publish their outbox rows into `published`.
+        # (`database` itself publishes nothing: what the test writes waits for a relay.)
+        self.publishing = publish_after_commit(self.database, self.publish)
+        runtime.database = self.publishing
 
-    def publisher(self, _celery: Any = None) -> Any:
-        return lambda rid, systems: self.published.append((rid, list(systems)))
+    def publish(self, registration_id: str, systems: Sequence[str]) -> None:
+        """The publisher: records the chain, or raises `broker_error`."""
+        if self.broker_error is not None:
+            raise self.broker_error
+        self.published.append((registration_id, list(systems)))
 
     def switch(self, **env: str) -> None:
         """Change settings as a restart with a new environment would."""

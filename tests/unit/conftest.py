@@ -7,16 +7,12 @@ from pathlib import Path
 
 import pytest
 
-import tasks.base
-import tasks.maintenance
 from tests.support.world import World
 
 
 @pytest.fixture()
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+def world(tmp_path: Path) -> Iterator[World]:
     """The pipeline in this process; what it publishes lands in `world.published`."""
     made = World(tmp_path)
-    monkeypatch.setattr(tasks.base, "chain_publisher", made.publisher)
-    monkeypatch.setattr(tasks.maintenance, "chain_publisher", made.publisher)
     yield made
     made.database.dispose()

@@ -7,12 +7,9 @@ publishing are the real ones, only the broker is a list.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from sqlalchemy import select
 
-import tasks.base
 from connectors.errors import PermanentError
 from connectors.mailer import WelcomeMessage
 from registrations.identities import identity_for
@@ -55,7 +52,7 @@ def test_after_a_replay_the_number_follows_once(world: World) -> None:
     registration_id = welcome_without_number(world)
     welcome_id = world.registration(registration_id).step("email").external_id
 
-    replay(world.publisher(), world.database, world.letter_ids()[0])
+    replay(world.publishing, world.letter_ids()[0])
     assert world.published == [(registration_id, ["smaregi"])]
     world.run_published()
 
@@ -79,12 +76,12 @@ def test_after_a_replay_the_number_follows_once(world: World) -> None:
 
 def test_a_second_replay_or_a_redelivery_sends_nothing_more(world: World) -> None:
     registration_id = welcome_without_number(world)
-    replay(world.publisher(), world.database, registration_id)
+    replay(world.publishing, registration_id)
     world.run_published()
     assert len(world.number_mails()) == 1
 
     with pytest.raises(NothingToReplay):
-        replay(world.publisher(), world.database, registration_id)
+        replay(world.publishing, registration_id)
     world.run_all(registration_id)  # every step delivered again
     with world.database.session() as session:
         registration = session.get(Registration, registration_id)
@@ -94,24 +91,16 @@ def test_a_second_replay_or_a_redelivery_sends_nothing_more(world: World) -> Non
     assert len(world.number_mails()) == 1 and len(world.welcomes()) == 1
 
 
-def test_the_reopened_step_is_in_the_outbox_for_the_relay_when_publishing_fails(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_reopened_step_is_in_the_outbox_for_the_relay_when_publishing_fails(world: World) -> None:
     registration_id = welcome_without_number(world)
-
-    def broker_down(_celery: Any) -> Any:
-        def publish(_rid: str, _systems: Any) -> None:
-            raise ConnectionError("broker down")
-
-        return publish
 
     def unpublished() -> list[int]:
         with world.database.session() as session:
             return list(session.scalars(select(OutboxMessage.id).where(OutboxMessage.published_at.is_(None))))
 
     before = unpublished()  # the acceptance's row: this harness publishes nothing on intake
-    monkeypatch.setattr(tasks.base, "chain_publisher", broker_down)
-    replay(world.publisher(), world.database, registration_id)
+    replay(world.publishing, registration_id)
+    world.broker_error = ConnectionError("broker down")  # for the follow-up the Smaregi step queues
     world.run_published()
     assert world.number_mails() == []
     [follow_up] = set(unpublished()) - set(before)
@@ -130,7 +119,7 @@ def test_a_backfilled_smaregi_step_sends_the_number(world: World) -> None:
     assert [message.member_number for message in world.welcomes()] == [None]
 
     world.switch(SYNC_SMAREGI_ENABLED="true")
-    assert backfill(world.publisher(), world.database, world.settings, "smaregi") == 1
+    assert backfill(world.publishing, world.settings, "smaregi") == 1
     world.run_published()
     assert [message.member_number for message in world.number_mails()] == [world.member_code()]
     assert world.registration(registration_id).member_number_mailed_at is not None
@@ -167,7 +156,7 @@ def test_smaregi_succeeding_while_the_welcome_is_being_sent_still_gets_the_numbe
 def test_no_follow_up_while_email_is_switched_off(world: World) -> None:
     registration_id = welcome_without_number(world)
     world.switch(SYNC_WELCOME_EMAIL_ENABLED="false")
-    replay(world.publisher(), world.database, registration_id)
+    replay(world.publishing, registration_id)
     world.run_published()
     assert world.number_mails() == []
     registration = world.registration(registration_id)
@@ -177,12 +166,12 @@ def test_no_follow_up_while_email_is_switched_off(world: World) -> None:
 def test_a_follow_up_the_mail_server_refuses_is_dead_lettered_and_replayable(world: World) -> None:
     registration_id = welcome_without_number(world)
     world.mailer.fail_next("send_member_number", PermanentError("SMTP 550", system="email"))
-    replay(world.publisher(), world.database, registration_id)
+    replay(world.publishing, registration_id)
     world.run_published()
     assert world.registration(registration_id).step("email").state == "dead"
     assert world.number_mails() == []
 
-    replay(world.publisher(), world.database, registration_id)
+    replay(world.publishing, registration_id)
     world.run_published()
     assert [message.member_number for message in world.number_mails()] == [world.member_code()]
     assert len(world.welcomes()) == 1

@@ -226,10 +226,10 @@ def test_replay_reopens_the_dead_step_and_publishes_the_rest_of_the_chain(world:
     registration_id = world.accept()
     world.run_all(registration_id)
     [letter] = world.dead_letters()
-    published: list[tuple[str, list[str]]] = []
-    replayed = replay(lambda rid, systems: published.append((rid, list(systems))), world.database, letter.id)
+    world.published.clear()
+    replayed = replay(world.publishing, letter.id)
     assert replayed.systems == ("smaregi",)
-    assert published == [(registration_id, ["smaregi"])]
+    assert world.published == [(registration_id, ["smaregi"])]
     step = world.registration(registration_id).step("smaregi")
     assert (step.state, step.attempts) == ("pending", 0)
     world.run("smaregi", registration_id)

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from registrations.replay import open_dead_letter_registrations, replay
-from tasks.chains import chain_publisher
 from tests.support.pipeline import Pipeline, assert_exactly_once, person
 from tests.support.services import BROKERS
 
@@ -36,7 +35,7 @@ def run_with_faults(pipeline: Pipeline, sandbox: Any, faults: dict[str, float], 
             sandbox.faults(vendor)  # the vendor recovered
         celery = pipeline.celery()
         for registration_id in open_dead_letter_registrations(pipeline.database):
-            replay(chain_publisher(celery), pipeline.database, registration_id)
+            replay(celery.membersync.database, registration_id)
         statuses = pipeline.wait_settled(ids, timeout=60)
     assert set(statuses.values()) == {"synced"}, statuses
     assert not pipeline.open_dead_letters()
