@@ -3,9 +3,10 @@
 Everything that differs between systems is said here once, and the rest is derived: the pipeline
 order (the order of `SYSTEMS`), the Celery task names and routes, the retry policy defaults and
 `RETRY_POLICY_<NAME>` variables, the on/off switch of each step, and the shared rate-limit budget.
-The connector and the step are named as `module:attribute` references, because `config` is the
-bottom layer: connectors and steps import it, never the other way round. `docs/architecture.md`
-has the checklist for adding a system.
+`config` is the bottom layer, so the step and the client of a system are not named here: the layers
+above map the system's name to them by plain import (`registrations.steps.registry.STEP_CLASSES`,
+`connectors.registry.Connectors`), and a test checks both cover exactly these systems.
+`docs/architecture.md` has the checklist for adding a system.
 """
 
 from __future__ import annotations
@@ -50,10 +51,6 @@ class System:
 
     name: str
     task_name: str
-    step: str  # "module:Class" of the step's domain logic (registrations.steps)
-    # "module:Class" of the real client, built with `from_settings(settings, limiter=)`; None for a
-    # step that only uses the other systems' clients (consent goes to all three vendors).
-    connector: str | None
     default_retry: RetryPolicy
     # The Settings attribute that switches the step on; None: always on (the master, consent).
     switch: str | None = None
@@ -72,8 +69,6 @@ SYSTEMS: tuple[System, ...] = (
     System(
         name="shopify",
         task_name="membersync.shopify.create_customer",
-        step="registrations.steps.shopify:ShopifyCustomerStep",
-        connector="connectors.shopify:ShopifyClient",
         # The master retries longest: the registration is nothing without it.
         default_retry=RetryPolicy(12, 2, 600, 3 * 3600),
         master=True,
@@ -84,8 +79,6 @@ SYSTEMS: tuple[System, ...] = (
     System(
         name="smaregi",
         task_name="membersync.smaregi.upsert_member",
-        step="registrations.steps.smaregi:SmaregiMemberStep",
-        connector="connectors.smaregi:SmaregiClient",
         default_retry=RetryPolicy(10, 2, 600, 2 * 3600),
         switch="sync_smaregi_enabled",
         # Reads and writes are counted apart, per second per contract; a short slack keeps us from
@@ -101,8 +94,6 @@ SYSTEMS: tuple[System, ...] = (
     System(
         name="hubspot",
         task_name="membersync.hubspot.upsert_contact",
-        step="registrations.steps.hubspot:HubSpotContactStep",
-        connector="connectors.hubspot:HubSpotClient",
         default_retry=RetryPolicy(8, 5, 600, 2 * 3600),
         switch="sync_hubspot_enabled",
         budget=Budget("rolling_window", limit_setting="hubspot_rate_limit_per_10s", window_seconds=10.0),
@@ -110,19 +101,16 @@ SYSTEMS: tuple[System, ...] = (
     System(
         name="email",
         task_name="membersync.mail.send_welcome",
-        step="registrations.steps.email:WelcomeEmailStep",
-        connector="connectors.mailer:Mailer",
         default_retry=RetryPolicy(8, 5, 600, 2 * 3600),
         switch="sync_welcome_email_enabled",
     ),
     System(
         # Marketing consent, once its owner confirmed (double opt-in) or withdrew it: Shopify's
-        # consent, Smaregi's mail flag and HubSpot's subscription, in one idempotent step. Last, so
-        # the vendors' ids are known; with nothing decided it does nothing.
+        # consent, Smaregi's mail flag and HubSpot's subscription, in one idempotent step through
+        # the three vendors' clients (it has no client of its own). Last, so the vendors' ids are
+        # known; with nothing decided it does nothing.
         name="consent",
         task_name="membersync.consent.update",
-        step="registrations.steps.consent:ConsentStep",
-        connector=None,
         default_retry=RetryPolicy(10, 5, 600, 4 * 3600),
     ),
 )

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol, Unpack
 
 from connectors.hubspot.client import HubSpotContact
 from connectors.hubspot.subscriptions import SubscriptionStatus
 from connectors.mailer.client import MemberNumberMessage, NoticeMessage, WelcomeMessage
-from connectors.shopify.mapping import ShopifyCustomer
+from connectors.shopify.mapping import CustomerFields, ShopifyCustomer
 from connectors.smaregi.members import SmaregiMember
 
 
@@ -52,7 +52,7 @@ class ShopifyApi(Protocol):
         """Customers whose email is exactly `email` (any case)."""
         ...
 
-    def update_customer(self, customer_id: str, **fields: Any) -> ShopifyCustomer:
+    def update_customer(self, customer_id: str, **fields: Unpack[CustomerFields]) -> ShopifyCustomer:
         """Change only the fields given (create's keyword names); NotFoundError for an unknown id."""
         ...
 

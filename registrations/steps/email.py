@@ -75,7 +75,7 @@ class WelcomeEmailStep(Step):
             unsubscribe_url=self._link(marketing, confirmations.UNSUBSCRIBE),
             confirm_days=self.settings.confirmation_days,
         )
-        connectors.mailer.send_welcome(message)
+        connectors.email.send_welcome(message)
         return Outcome(
             message.message_id, member_number_mailed=message.member_number is not None, welcomed=True
         )
@@ -92,7 +92,7 @@ class WelcomeEmailStep(Step):
             confirm_url=self._link(work.requests.get(confirmations.PROFILE), confirmations.CONFIRM),
             confirm_days=self.settings.confirmation_days,
         )
-        connectors.mailer.send_notice(message)
+        connectors.email.send_notice(message)
         return Outcome(message.message_id, note=NOTICE_NOTE, notified=True)
 
     def _link(self, confirmation_id: str | None, action: str) -> str | None:
@@ -113,7 +113,7 @@ class WelcomeEmailStep(Step):
             member_number=number,
             message_id=member_number_message_id(work.registration_id, domain=self._domain()),
         )
-        connectors.mailer.send_member_number(message)
+        connectors.email.send_member_number(message)
         # The external id stays the welcome's: it is what tells a later run the welcome went out.
         return Outcome(welcome_id, note=FOLLOW_UP_NOTE, member_number_mailed=True)
 

@@ -48,7 +48,7 @@ class World:
         self.hubspot, self.mailer = FakeHubSpot(), FakeMailer()
         runtime = self.celery.membersync
         runtime._connectors = Connectors(
-            {"shopify": self.shopify, "smaregi": self.smaregi, "hubspot": self.hubspot, "email": self.mailer}
+            shopify=self.shopify, smaregi=self.smaregi, hubspot=self.hubspot, email=self.mailer
         )
         runtime._locks = LocalPersonLocks(wait=1.0)
         # What would go to the broker: (registration id, systems) per published chain.
