@@ -24,6 +24,7 @@ from sqlalchemy import and_, or_, select
 from config.settings import Settings
 from registrations.database import Database
 from registrations.models import OutboxMessage, Registration, SyncStep, utcnow
+from registrations.states import StepState
 from registrations.status import remaining_systems
 
 log = logging.getLogger(__name__)
@@ -144,8 +145,8 @@ def stalled_registration_ids(
             select(SyncStep.registration_id)
             .where(
                 or_(
-                    and_(SyncStep.state == "pending", SyncStep.updated_at <= stalled),
-                    and_(SyncStep.state == "running", SyncStep.updated_at <= lease_expired),
+                    and_(SyncStep.state == StepState.PENDING, SyncStep.updated_at <= stalled),
+                    and_(SyncStep.state == StepState.RUNNING, SyncStep.updated_at <= lease_expired),
                 )
             )
             .group_by(SyncStep.registration_id)
@@ -171,7 +172,7 @@ def resume_stalled(database: Database, settings: Settings) -> int:
             # (a running step's timestamp is its holder's lease: never touched here).
             for step in session.scalars(
                 select(SyncStep).where(
-                    SyncStep.registration_id == registration_id, SyncStep.state == "pending"
+                    SyncStep.registration_id == registration_id, SyncStep.state == StepState.PENDING
                 )
             ):
                 step.updated_at = utcnow()
