@@ -15,6 +15,7 @@ from app import csrf
 from app.form import SECURITY_HEADERS
 from app.ops.auth import current_operator
 from app.text import text_problem
+from registrations.states import DeadLetterStatus
 
 log = logging.getLogger(__name__)
 
@@ -103,4 +104,9 @@ def _ops_duration(seconds: float | None) -> str:
 
 @blueprint.context_processor
 def _page_context() -> dict[str, Any]:
-    return {"operator": current_operator(), "csrf_token": csrf.issue_token()}
+    # The pages compare with the vocabulary's members, never with bare state strings.
+    return {
+        "operator": current_operator(),
+        "csrf_token": csrf.issue_token(),
+        "DeadLetterStatus": DeadLetterStatus,
+    }
