@@ -72,12 +72,13 @@ import requests
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from registrations.states import RegistrationStatus
 from tasks.queues import queue_depths
 
 QUEUES = "membersync.realtime,membersync.bulk,membersync.maintenance"
 POOLS = ("threads", "prefork", "gevent", "eventlet", "solo")
 VENDORS = ("shopify", "smaregi", "hubspot")
-SETTLED = frozenset({"synced", "partial", "failed"})
+SETTLED = frozenset({RegistrationStatus.SYNCED, RegistrationStatus.PARTIAL, RegistrationStatus.FAILED})
 PROJECT = Path(__file__).resolve().parents[1]
 WORKER_READY_SECONDS = 60
 WORKER_STOP_SECONDS = 20
@@ -489,7 +490,9 @@ def measure_baseline(
     calls = vendor_calls(urls) - calls_before
     with database.session() as session:
         synced = session.scalar(
-            select(func.count()).where(Registration.id.in_(ids), Registration.status == "synced")
+            select(func.count()).where(
+                Registration.id.in_(ids), Registration.status == RegistrationStatus.SYNCED
+            )
         )
     baseline = Baseline(count, seconds, calls, int(synced or 0))
     log(
@@ -670,7 +673,7 @@ def _post_and_wait(
         for registration_id, status, created_at, updated_at in rows:
             created[registration_id] = created_at
             statuses[registration_id] = status
-            if status == "synced" and registration_id not in synced_at:
+            if status == RegistrationStatus.SYNCED and registration_id not in synced_at:
                 synced_at[registration_id] = updated_at
         settled = sum(1 for status in statuses.values() if status in SETTLED)
         if settled == len(ids):
