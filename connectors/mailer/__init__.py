@@ -1,17 +1,19 @@
-"""The welcome, member-number and "already a member" emails: templates, the member-number barcode and
-the SMTP client."""
+"""The welcome, member-number and "already a member" emails and the ops alert: templates, the
+member-number barcode and the SMTP client."""
 
 from connectors.mailer.barcode import BarcodeImage, code128_png
 from connectors.mailer.client import (
     Mailer,
     MemberNumberMessage,
     NoticeMessage,
+    OpsAlertMessage,
     WelcomeMessage,
     member_number_message_id,
     notice_message_id,
     recipient,
     render_member_number,
     render_notice,
+    render_ops_alert,
     render_welcome,
     sender_domain,
     welcome_message_id,
@@ -22,6 +24,7 @@ __all__ = [
     "Mailer",
     "MemberNumberMessage",
     "NoticeMessage",
+    "OpsAlertMessage",
     "WelcomeMessage",
     "code128_png",
     "member_number_message_id",
@@ -29,6 +32,7 @@ __all__ = [
     "recipient",
     "render_member_number",
     "render_notice",
+    "render_ops_alert",
     "render_welcome",
     "sender_domain",
     "welcome_message_id",

@@ -1,5 +1,6 @@
 """The welcome email, the member-number email and the "already a member" notice: rendered from
-templates (Japanese and English) and sent over plain SMTP.
+templates (Japanese and English) and sent over plain SMTP; and the ops alert (the dead-letter digest,
+steps past their retry budget) to OPS_ALERT_EMAIL, plain English text.
 
 The welcome goes to every new member; the member-number email follows only when the welcome went out
 before Smaregi had given the number; the notice goes to an address that already belongs to a member
@@ -181,6 +182,20 @@ class NoticeMessage:
 
 
 @dataclass(frozen=True)
+class OpsAlertMessage:
+    """A message to ops: what happened and what to do (`summary`), then one line per dead letter or
+    step. Ids, systems and reasons only: the caller never puts a registrant's personal data in it.
+    """
+
+    to: str
+    subject: str
+    summary: tuple[str, ...]
+    lines: tuple[str, ...]
+    # The Message-ID's left part ("dead-letters", "over-budget"): each alert is a new message.
+    kind: str
+
+
+@dataclass(frozen=True)
 class _InlineBarcode:
     cid: str
     png: bytes
@@ -314,6 +329,22 @@ def render_notice(message: NoticeMessage, *, mail_from: str) -> EmailMessage:
     return _render(
         "notice", locale, NOTICE_SUBJECTS[locale], message, context, None, None, mail_from=mail_from
     )
+
+
+def render_ops_alert(message: OpsAlertMessage, *, mail_from: str) -> EmailMessage:
+    """The ops alert as a MIME message: plain text, a fresh Message-ID in MAIL_FROM's domain."""
+    if not _ID_TEXT.fullmatch(message.kind):
+        raise ValueError("an ops alert's kind is a plain word")
+    text = _templates.get_template("ops_alert.txt").render(summary=message.summary, lines=message.lines)
+    mime = EmailMessage(policy=_MAIL_POLICY)
+    mime["From"] = mail_from
+    mime["To"] = recipient(message.to)
+    mime["Subject"] = message.subject
+    mime["Date"] = email.utils.format_datetime(datetime.now(UTC))
+    mime["Message-ID"] = email.utils.make_msgid(message.kind, domain=sender_domain(mail_from))
+    mime["Auto-Submitted"] = "auto-generated"
+    mime.set_content(text)
+    return mime
 
 
 def _render(
@@ -492,6 +523,14 @@ class Mailer:
             rendered = render_notice(message, mail_from=self.mail_from)
         except ValueError as error:
             raise PermanentError(f"notice email cannot be rendered: {error}", system=SYSTEM) from None
+        self.send(rendered)
+
+    def send_ops_alert(self, message: OpsAlertMessage) -> None:
+        """Render an ops alert and send it."""
+        try:
+            rendered = render_ops_alert(message, mail_from=self.mail_from)
+        except ValueError as error:
+            raise PermanentError(f"ops alert cannot be rendered: {error}", system=SYSTEM) from None
         self.send(rendered)
 
 
