@@ -22,8 +22,9 @@ from app.ops.auth import check_credentials, check_token
 from app.services import Services, services
 from config import metrics
 from config.credentials import Verdict, basic_credentials
+from registrations.dead_letters import open_dead_letters
 from registrations.models import DeadLetter, Registration
-from registrations.states import DeadLetterStatus, RegistrationStatus
+from registrations.states import RegistrationStatus
 
 # The statuses the registrations gauge reports (a series each, zero included). `waiting` is not one of
 # them yet: adding it adds a series, which dashboards would see.
@@ -104,9 +105,10 @@ class StateCollector(Collector):
                     select(Registration.status, func.count()).group_by(Registration.status)
                 ).all()
                 letters = session.execute(
-                    select(DeadLetter.system, func.count())
-                    .where(DeadLetter.status == DeadLetterStatus.OPEN)
+                    open_dead_letters()
+                    .with_only_columns(DeadLetter.system, func.count())
                     .group_by(DeadLetter.system)
+                    .order_by(None)
                 ).all()
         except Exception:
             log.warning("metrics: the database did not answer")

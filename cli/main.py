@@ -9,7 +9,6 @@ import sys
 from typing import Any
 
 import click
-from sqlalchemy import select
 
 from config.settings import ConfigError, Settings, load_settings
 from config.systems import SYSTEMS
@@ -142,7 +141,7 @@ def db_upgrade() -> None:
 
 @main.group()
 def dlq() -> None:
-    """Dead letters: list, show, replay, discard."""
+    """Dead letters: list, show, replay, discard, resolve."""
 
 
 def _dead_letter_document(letter: DeadLetter) -> dict[str, Any]:
@@ -170,22 +169,22 @@ def _dead_letter_document(letter: DeadLetter) -> dict[str, Any]:
 )
 def dlq_list(status_filter: str) -> None:
     """Dead letters as JSON, oldest first."""
-    query = select(DeadLetter).order_by(DeadLetter.id)
-    if status_filter != "all":
-        query = query.where(DeadLetter.status == status_filter)
-    with _database().session() as session:
-        _print([_dead_letter_document(letter) for letter in session.scalars(query)])
+    from registrations.dead_letters import DeadLetterFilter, DeadLetters
+
+    wanted = DeadLetterFilter(status=None if status_filter == "all" else status_filter)
+    _print([_dead_letter_document(letter) for letter in DeadLetters(_database()).list(wanted)])
 
 
 @dlq.command("show")
 @click.argument("dead_letter_id", type=int)
 def dlq_show(dead_letter_id: int) -> None:
     """One dead letter as JSON."""
-    with _database().session() as session:
-        letter = session.get(DeadLetter, dead_letter_id)
-        if letter is None:
-            raise click.ClickException(f"no dead letter {dead_letter_id}")
-        _print({**_dead_letter_document(letter), "args": letter.args, "notes": letter.notes})
+    from registrations.dead_letters import DeadLetters
+
+    letter = DeadLetters(_database()).show(dead_letter_id)
+    if letter is None:
+        raise click.ClickException(f"no dead letter {dead_letter_id}")
+    _print({**_dead_letter_document(letter), "args": letter.args, "notes": letter.notes})
 
 
 def _celery() -> Any:
@@ -202,23 +201,23 @@ def _celery() -> Any:
 @click.option("--all", "replay_all", is_flag=True, help="Replay every open dead letter.")
 def dlq_replay(dead_letter_id: str | None, replay_all: bool) -> None:
     """Re-run the chain from the failed step (ID: a dead-letter id or a registration id)."""
-    from registrations.replay import NothingToReplay, open_dead_letter_registrations, replay, was_published
+    from registrations.dead_letters import DeadLetters, NothingToReplay
 
     if replay_all == (dead_letter_id is not None):
         raise click.UsageError("give either a DEAD_LETTER_ID or --all")
-    celery = _celery()
-    database = celery.membersync.database
-    targets = open_dead_letter_registrations(database) if replay_all else [str(dead_letter_id)]
+    # The worker's database: a replay is published after its commit, on the worker's broker.
+    letters = DeadLetters(_celery().membersync.database)
+    targets = letters.open_registrations() if replay_all else [str(dead_letter_id)]
     replayed: list[dict[str, Any]] = []
     unpublished: list[dict[str, Any]] = []
     for target in targets:
         try:
-            outcome = replay(database, target)
+            outcome = letters.replay(target)
         except NothingToReplay:
             raise click.ClickException(f"no open dead letter for {target}") from None
         entry = {"registration_id": outcome.registration_id, "systems": list(outcome.systems)}
-        # Published after the commit; a row the broker did not take stays in the outbox.
-        (replayed if was_published(database, outcome) else unpublished).append(entry)
+        # A row the broker did not take stays in the outbox for the relay.
+        (replayed if outcome.published else unpublished).append(entry)
     _print({"replayed": replayed, "count": len(replayed), "not_published": unpublished})
     if unpublished:
         raise click.ClickException(
@@ -233,11 +232,25 @@ def dlq_replay(dead_letter_id: str | None, replay_all: bool) -> None:
 @click.option("--note", default=None, help="Why it needs nothing more (kept on the dead letter).")
 def dlq_discard(dead_letter_id: int, note: str | None) -> None:
     """Close a dead letter without replaying it."""
-    from registrations.replay import NothingToReplay, discard
+    from registrations.dead_letters import DeadLetters, NotOpen
 
     try:
-        letter = discard(_database(), dead_letter_id, note=note)
-    except NothingToReplay:
+        letter = DeadLetters(_database()).discard(dead_letter_id, note=note)
+    except NotOpen:
+        raise click.ClickException(f"no open dead letter {dead_letter_id}") from None
+    _print(_dead_letter_document(letter))
+
+
+@dlq.command("resolve")
+@click.argument("dead_letter_id", type=int)
+@click.option("--note", required=True, help="What was done by hand instead (kept on the dead letter).")
+def dlq_resolve(dead_letter_id: int, note: str) -> None:
+    """Close a dead letter whose work was done by hand (in the vendor's own tool); nothing is run."""
+    from registrations.dead_letters import DeadLetters, NotOpen
+
+    try:
+        letter = DeadLetters(_database()).resolve(dead_letter_id, note=note)
+    except NotOpen:
         raise click.ClickException(f"no open dead letter {dead_letter_id}") from None
     _print(_dead_letter_document(letter))
 

@@ -1,23 +1,26 @@
-"""Batched alerts for new dead letters: one digest email to OPS_ALERT_EMAIL, plus a Sentry event.
+"""Batched alerts for new dead letters: one digest email to OPS_ALERT_EMAIL, plus a Sentry event; and
+the report of steps past their retry budget.
 
 A burst of failures (a vendor down for an hour) becomes one message per run, not one per
-registration. The digest carries ids, systems and reasons only: no personal data.
+registration. The new dead letters come from `registrations.dead_letters.DeadLetters`; each mail is
+an ops alert rendered and sent by the mailer connector. They carry ids, systems and reasons only: no
+personal data.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid, parseaddr
 
 import sentry_sdk
 from sqlalchemy import select
 
 from config.settings import Settings
+from connectors.mailer import Mailer, OpsAlertMessage
 from registrations.database import Database
+from registrations.dead_letters import DeadLetters
 from registrations.models import DeadLetter, SyncStep, utcnow
 
 log = logging.getLogger(__name__)
@@ -25,54 +28,35 @@ log = logging.getLogger(__name__)
 ALERT_BATCH = 200
 
 
-def digest(settings: Settings, letters: list[DeadLetter]) -> EmailMessage:
-    """The digest email for `letters` (ids, systems, reasons, attempts)."""
-    message = EmailMessage()
-    message["Subject"] = f"[Membersync] {len(letters)} new dead letter(s)"
-    message["From"] = settings.mail_from
-    message["To"] = settings.ops_alert_email or ""
-    message["Date"] = formatdate(localtime=False)
-    domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "membersync.local"
-    message["Message-ID"] = make_msgid("dead-letters", domain=domain)
-    lines = [
-        f"{len(letters)} registration step(s) could not be synced and wait for ops.",
-        "Replay with `membersync dlq replay ID` (or --all), or from the ops console.",
-        "",
-    ]
-    lines += [
-        f"#{letter.id}  {letter.system:<8} registration {letter.registration_id}  "
-        f"{letter.error_class} after {letter.attempts} attempt(s): {letter.message[:200]}"
-        for letter in letters
-    ]
-    message.set_content("\n".join(lines) + "\n")
-    return message
+def digest(to: str, letters: Sequence[DeadLetter]) -> OpsAlertMessage:
+    """The digest for `letters` (ids, systems, reasons, attempts)."""
+    return OpsAlertMessage(
+        to=to,
+        subject=f"[Membersync] {len(letters)} new dead letter(s)",
+        summary=(
+            f"{len(letters)} registration step(s) could not be synced and wait for ops.",
+            "Replay with `membersync dlq replay ID` (or --all), or from the ops console.",
+        ),
+        lines=tuple(
+            f"#{letter.id}  {letter.system:<8} registration {letter.registration_id}  "
+            f"{letter.error_class} after {letter.attempts} attempt(s): {letter.message[:200]}"
+            for letter in letters
+        ),
+        kind="dead-letters",
+    )
 
 
 def alert_new_dead_letters(settings: Settings, database: Database) -> int:
     """Tell ops about dead letters not yet alerted; returns how many were in the digest."""
-    from connectors.mailer import Mailer
 
-    with database.session() as session:
-        letters = list(
-            session.scalars(
-                select(DeadLetter)
-                .where(DeadLetter.alerted_at.is_(None), DeadLetter.status == "open")
-                .order_by(DeadLetter.id)
-                .limit(ALERT_BATCH)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        if not letters:
-            return 0
+    def tell(letters: Sequence[DeadLetter]) -> None:
         sentry_sdk.capture_message(f"{len(letters)} new dead letter(s)", level="error")
         if settings.ops_alert_email:
-            Mailer.from_settings(settings).send(digest(settings, letters))
+            Mailer.from_settings(settings).send_ops_alert(digest(settings.ops_alert_email, letters))
         else:
             log.warning("%d new dead letter(s); OPS_ALERT_EMAIL is not set", len(letters))
-        now = utcnow()
-        for letter in letters:
-            letter.alerted_at = now
-        return len(letters)
+
+    return DeadLetters(database).alert_new(tell, limit=ALERT_BATCH)
 
 
 @dataclass(frozen=True)
@@ -126,8 +110,6 @@ def report_steps_over_budget(
 ) -> list[OverBudget]:
     """Tell ops (log, Sentry, and OPS_ALERT_EMAIL) of each step over budget, once: `first_time`
     says whether a step was already reported (a shared memory, such as a Redis key per step)."""
-    from connectors.mailer import Mailer
-
     news = [step for step in steps_over_budget(settings, database) if first_time(step)]
     if not news:
         return []
@@ -140,18 +122,15 @@ def report_steps_over_budget(
         log.warning("%s (past its retry budget)", line)
     sentry_sdk.capture_message(f"{len(news)} step(s) past their retry budget", level="warning")
     if settings.ops_alert_email:
-        message = EmailMessage()
-        message["Subject"] = f"[Membersync] {len(news)} step(s) past their retry budget"
-        message["From"] = settings.mail_from
-        message["To"] = settings.ops_alert_email
-        message["Date"] = formatdate(localtime=False)
-        domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "membersync.local"
-        message["Message-ID"] = make_msgid("over-budget", domain=domain)
-        message.set_content(
-            "These steps ran past their retry budget without finishing; their chain was probably lost.\n"
-            "Check the worker, then re-run with `membersync dlq replay REGISTRATION_ID`.\n\n"
-            + "\n".join(lines)
-            + "\n"
+        alert = OpsAlertMessage(
+            to=settings.ops_alert_email,
+            subject=f"[Membersync] {len(news)} step(s) past their retry budget",
+            summary=(
+                "These steps ran past their retry budget without finishing; their chain was probably lost.",
+                "Check the worker, then re-run with `membersync dlq replay REGISTRATION_ID`.",
+            ),
+            lines=tuple(lines),
+            kind="over-budget",
         )
-        Mailer.from_settings(settings).send(message)
+        Mailer.from_settings(settings).send_ops_alert(alert)
     return news

@@ -1,14 +1,14 @@
-"""What the ops console reads: counts, sync-time percentiles, finders, dead-letter and audit pages.
+"""What the ops console reads: counts, sync-time percentiles, finders, pages (the audit trail's; the
+dead letters are read through `registrations.dead_letters`).
 
 Read-only queries that work the same on SQLite and PostgreSQL; anything a portable SQL expression
-cannot say (a dead letter's reason, percentiles) is computed in Python over a bounded query.
+cannot say (percentiles) is computed in Python over a bounded query.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,22 +26,12 @@ from registrations.models import (
     Registration,
     utcnow,
 )
-from registrations.states import DeadLetterStatus, RegistrationStatus
+from registrations.states import RegistrationStatus
 
 # Every percentile of the overview is computed over at most this many synced registrations (the
 # newest): enough for a stable p99, bounded in memory whatever the day's volume.
 SYNC_TIME_SAMPLE = 20_000
-# The overview counts reasons over at most this many open dead letters (an outage can open many).
-REASON_SAMPLE = 20_000
-# A reason is an identifier (retries_exhausted, permanent, ...); the rest of a message is detail.
-REASON_PREFIX_CHARS = 64
 PAGE_SIZE = 50
-
-
-def dead_letter_reason(message: str | None) -> str:
-    """The reason a dead letter was written: the text of its message before the first ':'."""
-    reason, colon, _ = (message or "").partition(":")
-    return reason.strip() if colon else "unknown"
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
@@ -60,20 +50,6 @@ def registrations_by_status(session: Session) -> dict[str, int]:
     ):
         counts[status] = count
     return counts
-
-
-def open_dead_letters_by_system_and_reason(session: Session) -> dict[tuple[str, str], int]:
-    """Open dead letters counted by (system, reason), largest first."""
-    rows = session.execute(
-        select(DeadLetter.system, func.substr(DeadLetter.message, 1, REASON_PREFIX_CHARS))
-        .where(DeadLetter.status == DeadLetterStatus.OPEN)
-        .order_by(DeadLetter.id.desc())
-        .limit(REASON_SAMPLE)
-    )
-    counted: Counter[tuple[str, str]] = Counter(
-        (str(system), dead_letter_reason(str(prefix))) for system, prefix in rows
-    )
-    return dict(counted.most_common())
 
 
 @dataclass(frozen=True)
@@ -144,15 +120,6 @@ def dead_letters_of(session: Session, registration_id: str) -> list[DeadLetter]:
 
 
 @dataclass(frozen=True)
-class DeadLetterFilter:
-    """Which dead letters a list shows: a system, a reason and a status (any when None)."""
-
-    system: str | None = None
-    reason: str | None = None
-    status: str | None = DeadLetterStatus.OPEN
-
-
-@dataclass(frozen=True)
 class Page:
     """One page of a newest-first list, and whether there is a next one."""
 
@@ -161,33 +128,14 @@ class Page:
     has_next: bool
 
 
-def dead_letter_page(session: Session, wanted: DeadLetterFilter, *, number: int = 1) -> Page:
-    """One page of the dead letters that match `wanted`, newest first.
-
-    The reason is matched on the message's prefix `reason:` in SQL, so paging stays in the database.
-    """
-    query = select(DeadLetter)
-    if wanted.system:
-        query = query.where(DeadLetter.system == wanted.system)
-    if wanted.status:
-        query = query.where(DeadLetter.status == wanted.status)
-    if wanted.reason:
-        query = query.where(DeadLetter.message.startswith(f"{wanted.reason}:", autoescape=True))
-    return _page(session, query.order_by(DeadLetter.id.desc()), number)
-
-
-def dead_letter_systems(session: Session) -> list[str]:
-    """The systems that have any dead letter (for the filter's choices)."""
-    return sorted(session.scalars(select(DeadLetter.system).distinct()))
-
-
 def audit_page(session: Session, *, number: int = 1) -> Page:
     """One page of the ops audit trail, newest first."""
     query = select(OpsAuditEntry).order_by(OpsAuditEntry.at.desc(), OpsAuditEntry.id.desc())
-    return _page(session, query, number)
+    return page_of(session, query, number)
 
 
-def _page(session: Session, query: Any, number: int) -> Page:
+def page_of(session: Session, query: Any, number: int) -> Page:
+    """Page `number` (from 1) of the ordered `query`, PAGE_SIZE rows."""
     number = max(1, number)
     rows = list(session.scalars(query.offset((number - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)))
     return Page(rows=rows[:PAGE_SIZE], number=number, has_next=len(rows) > PAGE_SIZE)

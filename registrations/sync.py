@@ -15,18 +15,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.orm import Session
 
 from config.settings import RetryPolicy, Settings
 from registrations import confirmations
 from registrations.database import Database
-from registrations.dead_letters import record_dead_letter
+from registrations.dead_letters import open_dead_letters, record_dead_letter
 from registrations.identities import find_identity, identity_for
 from registrations.models import DeadLetter, OutboxMessage, Registration, SyncStep, utcnow
 from registrations.replay import reopen
 from registrations.retry import retries_exhausted
-from registrations.states import FINISHED_STEP_STATES, DeadLetterStatus, Ownership, StepState
+from registrations.states import FINISHED_STEP_STATES, Ownership, StepState
 from registrations.status import derive_status
 from registrations.steps.base import Known, Outcome, Registrant, Work
 
@@ -275,10 +275,8 @@ class StepLedger:
         """The id of this step's open dead letter, if any."""
         with self.database.session() as session:
             letter_id: int | None = session.scalar(
-                select(DeadLetter.id).where(
-                    DeadLetter.registration_id == registration_id,
-                    DeadLetter.system == self.system,
-                    DeadLetter.status == DeadLetterStatus.OPEN,
+                open_dead_letters(registration_id=registration_id, system=self.system).with_only_columns(
+                    DeadLetter.id
                 )
             )
             return letter_id

@@ -14,8 +14,8 @@ from celery import shared_task
 from config import metrics
 from registrations.alerts import OverBudget, alert_new_dead_letters, report_steps_over_budget
 from registrations.confirmations import expire_due
+from registrations.dead_letters import DeadLetters, NothingToReplay
 from registrations.outbox import published_ids, relay_and_resume
-from registrations.replay import NothingToReplay, replay
 from tasks.chains import chain_publisher
 
 
@@ -61,5 +61,5 @@ def replay_task(self: Any, dead_letter_or_registration_id: str) -> dict[str, obj
 
     Nothing open to replay is an ordinary answer, not a crash: a short FAILURE with no traceback.
     """
-    replayed = replay(self.app.membersync.database, dead_letter_or_registration_id)
+    replayed = DeadLetters(self.app.membersync.database).replay(dead_letter_or_registration_id)
     return {"registration_id": replayed.registration_id, "systems": list(replayed.systems)}

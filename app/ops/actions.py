@@ -11,7 +11,6 @@ import logging
 from collections.abc import Iterable
 
 from flask import flash, redirect, render_template, request, url_for
-from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from app.ops import audit
@@ -19,8 +18,7 @@ from app.ops.auth import current_operator
 from app.ops.blueprint import blueprint, console_path
 from app.ops.inputs import field_problem, record_number
 from app.services import services
-from registrations.models import DeadLetter
-from registrations.replay import NothingToReplay, discard, replay
+from registrations.dead_letters import DeadLetters, NotOpen
 
 log = logging.getLogger(__name__)
 
@@ -57,51 +55,43 @@ def act_on_dead_letters() -> BaseResponse | tuple[str, int]:
 
 def replay_letters(ids: Iterable[int], operator: str) -> None:
     """Replay the registrations of the given dead letters, each once; flash and audit the outcome."""
-    database = services().database
-    with database.session() as session:
-        letters = list(session.scalars(select(DeadLetter).where(DeadLetter.id.in_(list(ids)))))
-    closed = sorted(letter.id for letter in letters if letter.status != "open")
-    first_open: dict[str, int] = {}
-    for letter in sorted(letters, key=lambda letter: letter.id):
-        if letter.status == "open":
-            first_open.setdefault(letter.registration_id, letter.id)
+    replays = DeadLetters(services().database).replay_letters(ids)
     replayed_ids: list[int] = []
     runs: list[str] = []
-    for registration_id, letter_id in first_open.items():
-        reopened = _open_letter_ids(registration_id)
-        try:
-            replayed = replay(database, str(letter_id))
-        except NothingToReplay:
-            closed.append(letter_id)
-            continue
+    for replayed in replays.replayed:
         systems = ", ".join(replayed.systems) or "nothing"
-        for reopened_id in reopened:
+        for letter_id in replayed.letter_ids:
             audit.record(
                 "replay",
                 operator=operator,
-                dead_letter_id=reopened_id,
-                registration_id=registration_id,
+                dead_letter_id=letter_id,
+                registration_id=replayed.registration_id,
                 outcome=f"replayed: {systems}",
             )
-        log.info("ops %s replayed dead letters %s of registration %s", operator, reopened, registration_id)
-        replayed_ids.extend(reopened)
-        runs.append(f"registration {registration_id} runs {systems} again")
+        log.info(
+            "ops %s replayed dead letters %s of registration %s",
+            operator,
+            list(replayed.letter_ids),
+            replayed.registration_id,
+        )
+        replayed_ids.extend(replayed.letter_ids)
+        runs.append(f"registration {replayed.registration_id} runs {systems} again")
     if replayed_ids:
         # One message, however many were ticked: flashes travel in the session cookie.
         what = runs[0] if len(runs) == 1 else f"{len(runs)} registrations run their remaining steps again"
         flash(f"Replayed {_numbers(sorted(replayed_ids))}: {what}.", "success")
-    _flash_not_open(closed, operator, "replay")
+    _flash_not_open(replays.not_open, operator, "replay")
 
 
 def discard_letters(ids: Iterable[int], operator: str, note: str) -> None:
     """Discard each given dead letter with the note (and who wrote it); flash and audit the outcome."""
-    database = services().database
+    letters = DeadLetters(services().database)
     discarded: list[int] = []
     closed: list[int] = []
     for letter_id in ids:
         try:
-            letter = discard(database, letter_id, note=f"{note} (ops: {operator})")
-        except NothingToReplay:
+            letter = letters.discard(letter_id, note=f"{note} (ops: {operator})")
+        except NotOpen:
             closed.append(letter_id)
             continue
         discarded.append(letter_id)
@@ -117,17 +107,6 @@ def discard_letters(ids: Iterable[int], operator: str, note: str) -> None:
         log.info("ops %s discarded dead letters %s", operator, discarded)
         flash(f"Discarded {_numbers(discarded)}.", "success")
     _flash_not_open(closed, operator, "discard")
-
-
-def _open_letter_ids(registration_id: str) -> list[int]:
-    with services().database.session() as session:
-        return list(
-            session.scalars(
-                select(DeadLetter.id)
-                .where(DeadLetter.registration_id == registration_id, DeadLetter.status == "open")
-                .order_by(DeadLetter.id)
-            )
-        )
 
 
 def _flash_not_open(letter_ids: list[int], operator: str, action: str) -> None:

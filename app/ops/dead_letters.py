@@ -8,9 +8,9 @@ from app.ops.blueprint import blueprint
 from app.ops.inputs import page_number
 from app.services import services
 from config.systems import SYSTEM_NAMES
+from registrations.dead_letters import DeadLetterFilter, DeadLetters, dead_letter_reason
 from registrations.hints import REPLAY_TASK
-from registrations.models import DEAD_LETTER_STATUSES, DeadLetter
-from registrations.ops_queries import DeadLetterFilter, dead_letter_page, dead_letter_reason
+from registrations.models import DEAD_LETTER_STATUSES
 from registrations.states import DeadLetterStatus
 
 # The reasons a step is dead-lettered with (the text before the first ':' of its message).
@@ -34,33 +34,30 @@ def requested_filter() -> DeadLetterFilter:
 def dead_letters() -> str:
     """Dead letters matching the filter, newest first, with replay and discard for the ones ticked."""
     wanted = requested_filter()
-    number = page_number()
-    with services().database.session() as session:
-        page = dead_letter_page(session, wanted, number=number)
-        return render_template(
-            "ops/dead_letters.html",
-            page=page,
-            wanted=wanted,
-            systems=SYSTEM_NAMES,
-            reasons=KNOWN_REASONS,
-            statuses=DEAD_LETTER_STATUSES,
-            any_status=ANY,
-            reason_of=dead_letter_reason,
-            back=request.full_path.rstrip("?"),
-        )
+    page = DeadLetters(services().database).page(wanted, number=page_number())
+    return render_template(
+        "ops/dead_letters.html",
+        page=page,
+        wanted=wanted,
+        systems=SYSTEM_NAMES,
+        reasons=KNOWN_REASONS,
+        statuses=DEAD_LETTER_STATUSES,
+        any_status=ANY,
+        reason_of=dead_letter_reason,
+        back=request.full_path.rstrip("?"),
+    )
 
 
 @blueprint.get("/dead-letters/<int:dead_letter_id>")
 def dead_letter(dead_letter_id: int) -> str:
     """One dead letter: what failed and why, and the three ways to re-run it."""
-    with services().database.session() as session:
-        letter = session.get(DeadLetter, dead_letter_id)
-        if letter is None:
-            abort(404)
-        return render_template(
-            "ops/dead_letter.html",
-            letter=letter,
-            reason=dead_letter_reason(letter.message),
-            replay_task=REPLAY_TASK,
-            back=request.full_path.rstrip("?"),
-        )
+    letter = DeadLetters(services().database).show(dead_letter_id)
+    if letter is None:
+        abort(404)
+    return render_template(
+        "ops/dead_letter.html",
+        letter=letter,
+        reason=dead_letter_reason(letter.message),
+        replay_task=REPLAY_TASK,
+        back=request.full_path.rstrip("?"),
+    )

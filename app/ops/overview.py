@@ -9,12 +9,8 @@ from flask import render_template
 from app.ops.blueprint import blueprint
 from app.ops.probes import broker_queue_depths, rate_limit_headroom
 from app.services import services
-from registrations.ops_queries import (
-    last_reconciliation_run,
-    open_dead_letters_by_system_and_reason,
-    registrations_by_status,
-    time_to_synced,
-)
+from registrations.dead_letters import DeadLetters
+from registrations.ops_queries import last_reconciliation_run, registrations_by_status, time_to_synced
 
 
 @blueprint.get("/")
@@ -25,11 +21,12 @@ def overview() -> str:
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="ops-overview") as pool:
         queues = pool.submit(broker_queue_depths, settings)
         headroom = pool.submit(rate_limit_headroom, settings)
+        dead_letters = DeadLetters(services().database).open_by_system_and_reason()
         with services().database.session() as session:
             page = render_template(
                 "ops/overview.html",
                 statuses=registrations_by_status(session),
-                dead_letters=open_dead_letters_by_system_and_reason(session),
+                dead_letters=dead_letters,
                 sync_times=time_to_synced(session),
                 reconciliation=last_reconciliation_run(session),
                 queues=queues.result(),

@@ -102,6 +102,21 @@ def test_db_upgrade_then_status_and_dlq(tmp_path: Path, monkeypatch: pytest.Monk
     assert [letter["message"] for letter in listed] == ["ambiguous_match"]
     assert runner.invoke(main, ["status", "no-such-id"]).exit_code != 0
 
+    # Done by hand in the vendor's tool: resolved with a note, nothing run, listed as resolved.
+    letter_id = str(listed[0]["id"])
+    assert runner.invoke(main, ["dlq", "resolve", letter_id]).exit_code != 0  # the note is required
+    resolved = runner.invoke(main, ["dlq", "resolve", letter_id, "--note", "member made at the till"])
+    assert resolved.exit_code == 0, resolved.output
+    assert json.loads(resolved.output)["status"] == "resolved"
+    shown = json.loads(runner.invoke(main, ["dlq", "show", letter_id]).output)
+    assert shown["notes"] == "resolved: member made at the till"
+    assert json.loads(runner.invoke(main, ["dlq", "list"]).output) == []
+    assert [
+        item["id"] for item in json.loads(runner.invoke(main, ["dlq", "list", "--status", "resolved"]).output)
+    ] == [int(letter_id)]
+    again = runner.invoke(main, ["dlq", "resolve", letter_id, "--note", "twice"])
+    assert again.exit_code != 0 and f"no open dead letter {letter_id}" in again.output
+
 
 def test_an_invalid_setting_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORT", "eighty")

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from registrations.database import Database
+from registrations.dead_letters import DeadLetters, NothingToReplay
 from registrations.models import Registration
-from registrations.replay import NothingToReplay, replay
 from tests.support.pipeline import Pipeline, person
 
 # Settled for the registration, and the email step too (the follow-up reopens it after the replay).
@@ -77,8 +77,8 @@ def test_a_replayed_smaregi_step_mails_the_number_once(pipeline: Pipeline, sandb
     assert mailed_at(pipeline, late_id) is None
 
     sandbox.faults("smaregi")  # Smaregi is back; ops replay what was dead-lettered
-    queued = pipeline.celery().membersync.database  # publishes after each commit
-    replay(queued, late_id)
+    letters = DeadLetters(pipeline.celery().membersync.database)  # publishes after each commit
+    letters.replay(late_id)
     wait_for(lambda: mailed_at(pipeline, late_id) is not None, pipeline, "the member-number email")
     assert pipeline.wait_settled([late_id]) == {late_id: "synced"}
 
@@ -91,7 +91,7 @@ def test_a_replayed_smaregi_step_mails_the_number_once(pipeline: Pipeline, sandb
 
     # A second replay finds nothing open; a redelivered email task finds its step finished.
     with pytest.raises(NothingToReplay):
-        replay(queued, late_id)
+        letters.replay(late_id)
     pipeline.celery().send_task("membersync.mail.send_welcome", args=(late_id,))
     # The person whose welcome could carry the number: one email, no follow-up.
     early_id = pipeline.register(early)

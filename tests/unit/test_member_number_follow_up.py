@@ -12,9 +12,10 @@ from sqlalchemy import select
 
 from connectors.errors import PermanentError
 from connectors.mailer import WelcomeMessage
+from registrations.dead_letters import DeadLetters, NothingToReplay
 from registrations.identities import identity_for
 from registrations.models import OutboxMessage, Registration
-from registrations.replay import NothingToReplay, backfill, replay
+from registrations.replay import backfill
 from registrations.steps.base import Known, Registrant, Work
 from registrations.steps.email import WelcomeEmailStep
 from registrations.sync import queue_member_number_mail
@@ -52,7 +53,7 @@ def test_after_a_replay_the_number_follows_once(world: World) -> None:
     registration_id = welcome_without_number(world)
     welcome_id = world.registration(registration_id).step("email").external_id
 
-    replay(world.publishing, world.letter_ids()[0])
+    DeadLetters(world.publishing).replay(world.letter_ids()[0])
     assert world.published == [(registration_id, ["smaregi"])]
     world.run_published()
 
@@ -76,12 +77,12 @@ def test_after_a_replay_the_number_follows_once(world: World) -> None:
 
 def test_a_second_replay_or_a_redelivery_sends_nothing_more(world: World) -> None:
     registration_id = welcome_without_number(world)
-    replay(world.publishing, registration_id)
+    DeadLetters(world.publishing).replay(registration_id)
     world.run_published()
     assert len(world.number_mails()) == 1
 
     with pytest.raises(NothingToReplay):
-        replay(world.publishing, registration_id)
+        DeadLetters(world.publishing).replay(registration_id)
     world.run_all(registration_id)  # every step delivered again
     with world.database.session() as session:
         registration = session.get(Registration, registration_id)
@@ -99,7 +100,7 @@ def test_the_reopened_step_is_in_the_outbox_for_the_relay_when_publishing_fails(
             return list(session.scalars(select(OutboxMessage.id).where(OutboxMessage.published_at.is_(None))))
 
     before = unpublished()  # the acceptance's row: this harness publishes nothing on intake
-    replay(world.publishing, registration_id)
+    DeadLetters(world.publishing).replay(registration_id)
     world.broker_error = ConnectionError("broker down")  # for the follow-up the Smaregi step queues
     world.run_published()
     assert world.number_mails() == []
@@ -156,7 +157,7 @@ def test_smaregi_succeeding_while_the_welcome_is_being_sent_still_gets_the_numbe
 def test_no_follow_up_while_email_is_switched_off(world: World) -> None:
     registration_id = welcome_without_number(world)
     world.switch(SYNC_WELCOME_EMAIL_ENABLED="false")
-    replay(world.publishing, registration_id)
+    DeadLetters(world.publishing).replay(registration_id)
     world.run_published()
     assert world.number_mails() == []
     registration = world.registration(registration_id)
@@ -166,12 +167,12 @@ def test_no_follow_up_while_email_is_switched_off(world: World) -> None:
 def test_a_follow_up_the_mail_server_refuses_is_dead_lettered_and_replayable(world: World) -> None:
     registration_id = welcome_without_number(world)
     world.mailer.fail_next("send_member_number", PermanentError("SMTP 550", system="email"))
-    replay(world.publishing, registration_id)
+    DeadLetters(world.publishing).replay(registration_id)
     world.run_published()
     assert world.registration(registration_id).step("email").state == "dead"
     assert world.number_mails() == []
 
-    replay(world.publishing, registration_id)
+    DeadLetters(world.publishing).replay(registration_id)
     world.run_published()
     assert [message.member_number for message in world.number_mails()] == [world.member_code()]
     assert len(world.welcomes()) == 1

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from registrations.dead_letters import dead_letter_reason
 from registrations.hints import dead_letter_summary, replay_hint
-from registrations.ops_queries import dead_letter_reason, percentile
+from registrations.ops_queries import percentile
 
 
 @pytest.mark.parametrize(

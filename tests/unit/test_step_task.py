@@ -17,8 +17,8 @@ from sqlalchemy.exc import OperationalError
 
 from config.settings import Settings
 from connectors.errors import PermanentError, RateLimited, TransientError
+from registrations.dead_letters import DeadLetters
 from registrations.models import Identity, Registration
-from registrations.replay import replay
 from registrations.sync import StepLedger
 from tests.support.world import PERSON, World
 
@@ -227,7 +227,7 @@ def test_replay_reopens_the_dead_step_and_publishes_the_rest_of_the_chain(world:
     world.run_all(registration_id)
     [letter] = world.dead_letters()
     world.published.clear()
-    replayed = replay(world.publishing, letter.id)
+    replayed = DeadLetters(world.publishing).replay(letter.id)
     assert replayed.systems == ("smaregi",)
     assert world.published == [(registration_id, ["smaregi"])]
     step = world.registration(registration_id).step("smaregi")

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from registrations.database import Database
+from registrations.dead_letters import DeadLetters
 from registrations.models import DeadLetter, OpsAuditEntry, OutboxMessage, Registration
-from registrations.replay import discard
 from tasks.queues import queue_depths
 from tests.integration.ops.conftest import OPS_USERNAME, Seeder, csrf_token
 from tests.integration.ops.test_ops_pages import table_rows
@@ -67,7 +67,7 @@ def test_list_filters_by_system_reason_and_status(ops: Any, seed: Seeder, databa
     hubspot_exhausted = seed.dead(seed.registration(), "hubspot", "retries_exhausted")
     smaregi_exhausted = seed.dead(seed.registration(), "smaregi", "retries_exhausted")
     discarded = seed.dead(seed.registration(), "hubspot", "permanent")
-    discard(database, discarded, note="test")
+    DeadLetters(database).discard(discarded, note="test")
 
     assert listed(ops) == [smaregi_exhausted, hubspot_exhausted, smaregi_permanent]  # open, newest first
     assert listed(ops, "?system=smaregi") == [smaregi_exhausted, smaregi_permanent]
@@ -203,7 +203,7 @@ def test_acting_on_a_closed_dead_letter_does_nothing_and_says_so(
     ops: Any, seed: Seeder, database: Database
 ) -> None:
     letter_id = seed.dead(seed.registration(), "smaregi")
-    discard(database, letter_id, note="by someone else meanwhile")
+    DeadLetters(database).discard(letter_id, note="by someone else meanwhile")
     answer = act(ops, [letter_id], "replay")
     assert f"dead letter #{letter_id}: not open" in ops.get(answer.headers["Location"]).text
     assert letters(database)[letter_id].status == "discarded"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from registrations.replay import open_dead_letter_registrations, replay
+from registrations.dead_letters import DeadLetters
 from tests.support.pipeline import Pipeline, assert_exactly_once, person
 from tests.support.services import BROKERS
 
@@ -34,8 +34,9 @@ def run_with_faults(pipeline: Pipeline, sandbox: Any, faults: dict[str, float], 
         for vendor in VENDORS:
             sandbox.faults(vendor)  # the vendor recovered
         celery = pipeline.celery()
-        for registration_id in open_dead_letter_registrations(pipeline.database):
-            replay(celery.membersync.database, registration_id)
+        letters = DeadLetters(celery.membersync.database)  # publishes each replay after its commit
+        for registration_id in letters.open_registrations():
+            letters.replay(registration_id)
         statuses = pipeline.wait_settled(ids, timeout=60)
     assert set(statuses.values()) == {"synced"}, statuses
     assert not pipeline.open_dead_letters()
