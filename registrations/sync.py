@@ -63,7 +63,8 @@ class RetryDecision:
 @dataclass(frozen=True)
 class Recorded:
     """What `StepLedger.record` did: whether this delivery still held the step, and the outbox row of
-    a step that this success reopened (to publish now; the relay covers a failed publish)."""
+    a step that this success reopened (published after the record's commit by the worker's database;
+    the relay covers a failed publish)."""
 
     held: bool
     outbox_id: int | None = None
