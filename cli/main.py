@@ -14,6 +14,7 @@ from config.settings import ConfigError, Settings, load_settings
 from config.systems import SYSTEMS
 from registrations.database import Database
 from registrations.models import DeadLetter, Registration
+from registrations.states import DeadLetterStatus
 
 
 def _settings() -> Settings:
@@ -163,7 +164,7 @@ def _dead_letter_document(letter: DeadLetter) -> dict[str, Any]:
 @click.option(
     "--status",
     "status_filter",
-    default="open",
+    default=DeadLetterStatus.OPEN.value,  # the value: click shows an enum default by its name
     show_default=True,
     help="open/replayed/resolved/discarded/all",
 )

@@ -22,6 +22,7 @@ from connectors.mailer import Mailer, OpsAlertMessage
 from registrations.database import Database
 from registrations.dead_letters import DeadLetters
 from registrations.models import DeadLetter, SyncStep, utcnow
+from registrations.states import StepState
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def steps_over_budget(settings: Settings, database: Database) -> list[OverBudget
                 select(SyncStep.id, SyncStep.registration_id, SyncStep.state, SyncStep.first_attempt_at)
                 .where(
                     SyncStep.system == system,
-                    SyncStep.state.in_(("pending", "running")),
+                    SyncStep.state.in_((StepState.PENDING, StepState.RUNNING)),
                     SyncStep.first_attempt_at.is_not(None),
                     SyncStep.first_attempt_at < started_before,
                 )

@@ -19,6 +19,7 @@ from app.ops.blueprint import blueprint, console_path
 from app.ops.inputs import field_problem, record_number
 from app.services import services
 from registrations.dead_letters import DeadLetters, NotOpen
+from registrations.states import DeadLetterStatus
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def discard_letters(ids: Iterable[int], operator: str, note: str) -> None:
             operator=operator,
             dead_letter_id=letter_id,
             registration_id=letter.registration_id,
-            outcome="discarded",
+            outcome=DeadLetterStatus.DISCARDED,
             note=note,
         )
     if discarded:
