@@ -99,7 +99,7 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
-@blueprint.get("/confirm/<token>")
+@blueprint.get("/confirm/<token>", merge_slashes=False)
 @public_intake
 def confirm_page(token: str) -> tuple[str, int]:
     """The question with its buttons, or what was decided, or that it expired. Changes nothing."""
@@ -110,7 +110,7 @@ def confirm_page(token: str) -> tuple[str, int]:
     return _render(page, token), 200
 
 
-@blueprint.post("/confirm/<token>")
+@blueprint.post("/confirm/<token>", merge_slashes=False)
 @public_intake
 def confirm_answer(token: str) -> tuple[str, int]:
     """The owner's answer (`answer=yes|no`): decided, committed, published; a second one changes nothing."""
@@ -134,7 +134,7 @@ def confirm_answer(token: str) -> tuple[str, int]:
     return _render(page, token), 200
 
 
-@blueprint.get("/unsubscribe/<token>")
+@blueprint.get("/unsubscribe/<token>", merge_slashes=False)
 @public_intake
 def unsubscribe_page(token: str) -> tuple[str, int]:
     """One button that stops news by e-mail. Changes nothing."""
@@ -154,7 +154,7 @@ def unsubscribe_page(token: str) -> tuple[str, int]:
     return _render(page, token), 200
 
 
-@blueprint.post("/unsubscribe/<token>")
+@blueprint.post("/unsubscribe/<token>", merge_slashes=False)
 @public_intake
 def unsubscribe(token: str) -> tuple[str, int] | Response:
     """Withdraw the address's consent everywhere; a mail client's one-click POST gets a short answer."""

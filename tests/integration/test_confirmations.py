@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from itsdangerous.timed import TimestampSigner
@@ -239,11 +239,16 @@ def test_every_bad_link_is_the_same_404(
 
 @hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(token=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=300))
+@example(token="/0")  # once a 308 redirect (Werkzeug merged the slashes of /confirm//0)
 def test_no_token_whatever_it_holds_reaches_a_5xx(client: Any, token: str) -> None:
+    # A token never holds "/": such a path is not a link of ours and may meet routing's own 4xx
+    # (405: another method's rule matched), never a redirect (merge_slashes is off) or a 5xx.
+    expected = {404} if "/" not in token else set(range(400, 500))
     for prefix in ("/confirm/", "/unsubscribe/"):
         url = prefix + quote(token, safe="")
-        assert client.get(url).status_code == 404
-        assert client.post(url, data={"answer": "yes", "List-Unsubscribe": "One-Click"}).status_code == 404
+        assert client.get(url).status_code in expected
+        answer = client.post(url, data={"answer": "yes", "List-Unsubscribe": "One-Click"})
+        assert answer.status_code in expected
 
 
 def test_an_expired_request_says_so_and_stays_unsubscribed(
