@@ -14,18 +14,7 @@ from sqlalchemy import DateTime as _DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from registrations.states import (
-    ConfirmationKind,
-    ConfirmationState,
-    DeadLetterStatus,
-    RegistrationStatus,
-    StepState,
-)
-
-# The columns' values (registrations.states spells them).
-REGISTRATION_STATUSES: tuple[str, ...] = tuple(RegistrationStatus)
-STEP_STATES: tuple[str, ...] = tuple(StepState)
-DEAD_LETTER_STATUSES: tuple[str, ...] = tuple(DeadLetterStatus)
+from registrations.states import ConfirmationState, DeadLetterStatus, RegistrationStatus, StepState
 
 
 def utcnow() -> datetime:
@@ -214,10 +203,6 @@ class DeadLetter(Base):
     notes: Mapped[str | None] = mapped_column(Text)
     # When ops were told about this dead letter (the batched alert); NULL = not yet.
     alerted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
-
-
-CONFIRMATION_KINDS: tuple[str, ...] = tuple(ConfirmationKind)
-CONFIRMATION_STATES: tuple[str, ...] = tuple(ConfirmationState)
 
 
 class Confirmation(Base):

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session, selectinload
 
 from config.email_address import canonical_email
 from registrations.models import (
-    REGISTRATION_STATUSES,
     DeadLetter,
     OpsAuditEntry,
     ReconciliationRun,
@@ -44,7 +43,7 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
 
 def registrations_by_status(session: Session) -> dict[str, int]:
     """How many registrations are in each status (every status listed, zero included)."""
-    counts = dict.fromkeys(REGISTRATION_STATUSES, 0)
+    counts = dict.fromkeys((status.value for status in RegistrationStatus), 0)
     for status, count in session.execute(
         select(Registration.status, func.count()).group_by(Registration.status)
     ):

@@ -10,12 +10,13 @@ from app.services import services
 from config.systems import SYSTEM_NAMES
 from registrations.dead_letters import DeadLetterFilter, DeadLetters, dead_letter_reason
 from registrations.hints import REPLAY_TASK
-from registrations.models import DEAD_LETTER_STATUSES
 from registrations.states import DeadLetterStatus
 
 # The reasons a step is dead-lettered with (the text before the first ':' of its message).
 KNOWN_REASONS = ("retries_exhausted", "permanent", "conflict", "not_found", "ambiguous_match", "worker_lost")
 ANY = "any"
+# The statuses the list filters by, as the query string and the page spell them.
+DEAD_LETTER_STATUSES = tuple(status.value for status in DeadLetterStatus)
 
 
 def requested_filter() -> DeadLetterFilter:
