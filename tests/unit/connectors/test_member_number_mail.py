@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -13,15 +12,14 @@ import pytest
 from connectors.errors import PermanentError
 from connectors.fakes import FakeMailer
 from connectors.mailer import (
-    Mailer,
     MemberNumberMessage,
     code128_png,
     member_number_message_id,
     render_member_number,
     welcome_message_id,
 )
+from tests.support.mail import MAIL_FROM, body, recording_mailer
 
-MAIL_FROM = "Membersync <welcome@membersync.example>"
 REGISTRATION_ID = "7d6f1c2e-8a3b-4c5d-9e0f-112233445566"
 MEMBER_NUMBER = "4913205588312347"
 
@@ -37,12 +35,6 @@ def number_mail(**changes: Any) -> MemberNumberMessage:
         **changes,
     }
     return MemberNumberMessage(**fields)
-
-
-def body(message: EmailMessage, subtype: str) -> str:
-    part = message.get_body(preferencelist=(subtype,))
-    assert part is not None
-    return str(part.get_content())
 
 
 def test_its_message_id_is_deterministic_and_never_the_welcomes() -> None:
@@ -94,53 +86,20 @@ def test_customer_values_are_escaped_in_html() -> None:
     assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
 
 
-class RecordingSMTP:
-    """Stands in for smtplib.SMTP and keeps what was sent."""
-
-    sent: list[EmailMessage] = []
-
-    def __init__(self, host: str, port: int, *, timeout: float) -> None:
-        pass
-
-    def send_message(self, message: EmailMessage) -> dict[str, Any]:
-        RecordingSMTP.sent.append(message)
-        return {}
-
-    def quit(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def mailer() -> Mailer:
-    return Mailer(
-        host="smtp.example",
-        port=25,
-        username=None,
-        password="",
-        starttls=False,
-        mail_from=MAIL_FROM,
-        timeout=5,
-        smtp_factory=RecordingSMTP,  # type: ignore[arg-type]
-    )
-
-
 def test_the_mailer_sends_it_with_its_own_message_id() -> None:
-    RecordingSMTP.sent = []
-    real = mailer()
+    real, connections = recording_mailer()
     real.send_member_number(number_mail(message_id=real.member_number_message_id(REGISTRATION_ID)))
-    [sent] = RecordingSMTP.sent
+    [sent] = [message for smtp in connections for message in smtp.sent]
     assert sent["Message-ID"] == f"<member-number.{REGISTRATION_ID}@membersync.example>"
     assert sent["To"] == "hanako@example.jp"
 
 
 def test_a_number_that_cannot_be_drawn_is_permanent_and_nothing_is_sent() -> None:
-    RecordingSMTP.sent = []
+    real, connections = recording_mailer()
     for number in ("", "会員"):
         with pytest.raises(PermanentError):
-            mailer().send_member_number(number_mail(member_number=number))
-    assert RecordingSMTP.sent == []
+            real.send_member_number(number_mail(member_number=number))
+    assert connections == []  # refused before any connection
 
 
 def test_the_fake_mailer_keeps_number_mails_in_order_with_welcomes() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from email.message import EmailMessage
 from typing import Any
 
 import jinja2
@@ -14,15 +13,14 @@ from connectors.errors import PermanentError
 from connectors.fakes import FakeMailer
 from connectors.interfaces import MailSender
 from connectors.mailer import (
-    Mailer,
     NoticeMessage,
     member_number_message_id,
     notice_message_id,
     render_notice,
     welcome_message_id,
 )
+from tests.support.mail import MAIL_FROM, body, recording_mailer
 
-MAIL_FROM = "Membersync <welcome@membersync.example>"
 REGISTRATION_ID = "7d6f1c2e-8a3b-4c5d-9e0f-112233445566"
 CONFIRM = "https://shop.example/confirm/eyJjIjoiOSJ9.Z1x2.xyz?kind=profile&from=notice"
 
@@ -36,12 +34,6 @@ def notice(**changes: Any) -> NoticeMessage:
         **changes,
     }
     return NoticeMessage(**fields)
-
-
-def body(message: EmailMessage, subtype: str) -> str:
-    part = message.get_body(preferencelist=(subtype,))
-    assert part is not None
-    return str(part.get_content())
 
 
 @pytest.fixture
@@ -158,42 +150,6 @@ def test_its_message_id_is_deterministic_and_never_another_kinds() -> None:
     for registration_id, domain in [("", "a.example"), ("a b", "a.example"), ("a>", "a.example"), ("1", "")]:
         with pytest.raises(ValueError):
             notice_message_id(registration_id, domain=domain)
-
-
-class RecordingSMTP:
-    def __init__(self, host: str, port: int, *, timeout: float) -> None:
-        self.sent: list[EmailMessage] = []
-        self.quit_called = False
-
-    def send_message(self, message: EmailMessage) -> dict[str, Any]:
-        self.sent.append(message)
-        return {}
-
-    def quit(self) -> None:
-        self.quit_called = True
-
-    def close(self) -> None:
-        pass
-
-
-def recording_mailer() -> tuple[Mailer, list[RecordingSMTP]]:
-    connections: list[RecordingSMTP] = []
-
-    def factory(host: str, port: int, *, timeout: float) -> RecordingSMTP:
-        connections.append(RecordingSMTP(host, port, timeout=timeout))
-        return connections[-1]
-
-    mailer = Mailer(
-        host="smtp.example",
-        port=25,
-        username=None,
-        password="",
-        starttls=False,
-        mail_from=MAIL_FROM,
-        timeout=5,
-        smtp_factory=factory,  # type: ignore[arg-type]
-    )
-    return mailer, connections
 
 
 def test_send_notice_renders_and_sends_once() -> None:

@@ -4,7 +4,6 @@ other mail."""
 
 from __future__ import annotations
 
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -12,9 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.errors import PermanentError
-from connectors.mailer import Mailer, OpsAlertMessage, render_ops_alert
-
-MAIL_FROM = "Membersync <welcome@membersync.example>"
+from connectors.mailer import OpsAlertMessage, render_ops_alert
+from tests.support.mail import MAIL_FROM, recording_mailer
 
 
 def alert(**changes: Any) -> OpsAlertMessage:
@@ -67,41 +65,6 @@ def test_a_line_never_becomes_a_header_or_markup(line: str) -> None:
             "MIME-Version",
         ]
     )
-
-
-class RecordingSMTP:
-    def __init__(self, host: str, port: int, *, timeout: float) -> None:
-        self.sent: list[EmailMessage] = []
-
-    def send_message(self, message: EmailMessage) -> dict[str, Any]:
-        self.sent.append(message)
-        return {}
-
-    def quit(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def recording_mailer() -> tuple[Mailer, list[RecordingSMTP]]:
-    connections: list[RecordingSMTP] = []
-
-    def factory(host: str, port: int, *, timeout: float) -> RecordingSMTP:
-        connections.append(RecordingSMTP(host, port, timeout=timeout))
-        return connections[-1]
-
-    mailer = Mailer(
-        host="smtp.example",
-        port=25,
-        username=None,
-        password="",
-        starttls=False,
-        mail_from=MAIL_FROM,
-        timeout=5,
-        smtp_factory=factory,  # type: ignore[arg-type]
-    )
-    return mailer, connections
 
 
 def test_send_ops_alert_renders_and_sends_once() -> None:
