@@ -13,7 +13,7 @@ them, while the worker already works, and the database is polled until every one
 What is reported (the last stdout line, one JSON object; progress goes to stderr):
 
 - `per_second`: registrations synced / (the moment the last of them became `synced` - the
-  `created_at` of the first accepted). Intake, broker, worker, database and the four steps all count.
+  `created_at` of the first accepted). Intake, broker, worker, database and every step all count.
 - `p50_s`, `p99_s`: per registration, `registrations.updated_at` of the row once its status is
   `synced` (the commit that made it synced: nothing writes the row after that) minus its
   `created_at` (the intake's commit). Nearest-rank percentiles over the synced registrations. All N
@@ -26,7 +26,7 @@ What is reported (the last stdout line, one JSON object; progress goes to stderr
   synced registrations whose address some system does not hold.
 - `baseline_per_second`: what the same code achieves sequentially, one registration at a time, in
   one thread and with no broker: registrations are written exactly as the intake writes them and the
-  four step tasks are run one after the other in this process (`Task.apply`, the worker's own code),
+  step tasks are run one after the other in this process (`Task.apply`, the worker's own code),
   against the same sandbox, latency, database and Redis. It is measured over
   `--baseline-registrations` (default min(N, 10)) registrations of its own, after one untimed
   warm-up, before the worker starts.
@@ -457,7 +457,7 @@ class Baseline:
 def measure_baseline(
     settings: Any, database: Any, urls: Mapping[str, str], count: int, run_id: str, log: Say = say
 ) -> Baseline:
-    """`count` registrations, each written as the intake writes it and then taken through the four
+    """`count` registrations, each written as the intake writes it and then taken through all its
     steps one after the other in this thread (the worker's task code via `Task.apply`, no broker)."""
     from config.systems import SYSTEMS
     from registrations.intake import accept_registration

@@ -365,7 +365,7 @@ def bench_pipeline(
     baseline_registrations: int | None,
     intake_threads: int,
 ) -> None:
-    """End-to-end throughput against the sandbox: intake, broker, one real worker, the four steps."""
+    """End-to-end throughput against the sandbox: intake, broker, one real worker, every step."""
     from benchmarks.pipeline import BenchError, PipelineOptions, run_pipeline_bench
 
     options = PipelineOptions(
