@@ -1,13 +1,16 @@
 """Per-client rate limit on the public endpoints, stored in Redis so all web workers share it.
 
 The client is named in Redis by a keyed hash of its address, never the address itself. (Sign-in
-attempts have their own throttle, on failures: `config.credentials`.)"""
+attempts have their own throttle, on failures: `config.credentials`. Webhooks have a budget of their
+own, per presented credential: `webhook_limit`.)"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, Response, current_app
 from flask_limiter import Limiter
@@ -48,6 +51,23 @@ def intake_limit_off() -> bool:
 
 
 public_intake = limiter.limit(intake_limit, exempt_when=intake_limit_off)
+
+# A webhook's budget (not INTAKE_RATE_LIMIT): a vendor delivers from a few shared addresses and may
+# not retry, so the public per-IP limit would drop its bursts. Generous, and keyed by the credential
+# presented, so a caller spraying wrong tokens only spends its own budget, never the vendor's.
+WEBHOOK_LIMIT = "600/minute"
+
+
+def webhook_limit(scope: str, credential: Callable[[], str]) -> Any:
+    """A limit shared by the routes of one webhook, per (keyed hash of the) presented credential."""
+
+    def key() -> str:
+        secret: bytes = current_app.extensions[CLIENT_KEY_EXTENSION]
+        presented = credential().encode("utf-8", "surrogatepass")
+        return hmac.new(secret, presented, hashlib.sha256).hexdigest()[:32]
+
+    # Read per request (a callable), so a test can lower it.
+    return limiter.shared_limit(lambda: WEBHOOK_LIMIT, scope=scope, key_func=key)
 
 
 def init_app(flask_app: Flask, settings: Settings) -> None:

@@ -1,11 +1,16 @@
-"""`POST /webhooks/smaregi`: Smaregi's `pos:customers` event, queued for a re-read of the ids it names.
+"""`POST /webhooks/smaregi/<token>`: Smaregi's `pos:customers` event, queued for a re-read of its ids.
 
 Smaregi sends header `Smaregi-Event: pos:customers` and a body `{"contractId", "event", "action":
 "created|edited|deleted|bulk-update|bulk-deleted", "customerIds": ["1", ...]}`. It documents no
-signing scheme, so the endpoint requires a shared secret of our own in the `X-Membersync-Webhook-Token`
-header (SMAREGI_WEBHOOK_TOKEN; configure Smaregi's webhook to send it), compared in constant time,
-and trusts nothing in the body but the ids: the members are re-read through the API by a task, and
-the directory changes only by what Smaregi answers there. The answer is 202 at once.
+signing scheme and no custom header, so the shared secret of our own (SMAREGI_WEBHOOK_TOKEN) travels
+in the URL path Smaregi is given; `POST /webhooks/smaregi` with the secret in the
+`X-Membersync-Webhook-Token` header is the alternative, for senders that can set one. Both are
+compared in constant time; the path form is redacted from every log line and Sentry URL
+(config.observability). The body's `contractId` must be our SMAREGI_CONTRACT_ID, and nothing else in it
+is trusted but the ids: the members are re-read through the API by a task, and the directory changes
+only by what Smaregi answers there. The answer is 200 with an empty body at once (Smaregi wants 200
+within seconds and does not retry, per third parties), and the endpoint has its own limit rather than
+the public per-IP one (`app.limits.webhook_limit`).
 """
 
 from __future__ import annotations
@@ -16,10 +21,10 @@ import logging
 import re
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 
 from app.errors import error_response
-from app.limits import public_intake
+from app.limits import webhook_limit
 from app.services import services
 from tasks.directory import REREAD_BATCH, REREAD_TASK
 
@@ -34,19 +39,53 @@ ACTIONS = frozenset({"created", "edited", "deleted", "bulk-update", "bulk-delete
 # customerIds are decimal numbers on Smaregi; anything else is not one of its ids.
 _CUSTOMER_ID = re.compile(r"^[0-9]{1,32}$")
 MAX_IDS = 10_000
+# Longer than any token we would configure; a longer one is refused before it is compared.
+MAX_TOKEN_LENGTH = 512
+
+
+def _presented_token() -> str:
+    """The secret this request presents: the path segment, else the header."""
+    token = (request.view_args or {}).get("token")
+    return token if isinstance(token, str) else request.headers.get(TOKEN_HEADER, "")
+
+
+_limit = webhook_limit("smaregi-webhook", _presented_token)
+
+
+@blueprint.post("/smaregi/<token>")
+@_limit
+def smaregi_customers_by_path(token: str) -> tuple[Response, int]:
+    """The primary form: the secret is the last path segment."""
+    return _receive(token, wrong_status=403)
 
 
 @blueprint.post("/smaregi")
-@public_intake
+@_limit
 def smaregi_customers() -> tuple[Response, int]:
-    """Accept a `pos:customers` event: 202 once its ids are queued for a re-read."""
-    expected = services().settings.smaregi_webhook_token.value
+    """The alternative: the secret in the `X-Membersync-Webhook-Token` header."""
+    return _receive(request.headers.get(TOKEN_HEADER, ""), wrong_status=401)
+
+
+def _token_matches(given: str, expected: str) -> bool:
+    """Constant-time comparison of bytes; an overlong or unencodable token simply does not match."""
+    if len(given) > MAX_TOKEN_LENGTH:
+        return False
+    try:
+        presented = given.encode()
+    except UnicodeEncodeError:  # a lone surrogate: no configured token has one
+        return False
+    return hmac.compare_digest(presented, expected.encode())
+
+
+def _receive(given: str, *, wrong_status: int) -> tuple[Response, int]:
+    """Accept a `pos:customers` event: 200 with an empty body once its ids are queued."""
+    settings = services().settings
+    expected = settings.smaregi_webhook_token.value
     if not expected:
         # Without a configured secret nobody can be authenticated: refuse rather than trust anyone.
         return error_response(403, {TOKEN_HEADER: ["SMAREGI_WEBHOOK_TOKEN is not configured."]})
-    given = request.headers.get(TOKEN_HEADER, "")
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        return error_response(401, {TOKEN_HEADER: ["Missing or wrong webhook token."]})
+    if not _token_matches(given, expected):
+        return error_response(wrong_status, {TOKEN_HEADER: ["Missing or wrong webhook token."]})
     if request.headers.get(EVENT_HEADER) != CUSTOMERS_EVENT:
         return error_response(400, {EVENT_HEADER: [f"Must be {CUSTOMERS_EVENT}."]})
     if request.mimetype != "application/json":
@@ -55,6 +94,11 @@ def smaregi_customers() -> tuple[Response, int]:
         body = json.loads(request.get_data(cache=False))
     except (ValueError, UnicodeDecodeError, RecursionError):
         return error_response(400, {"_request": ["Body is not valid JSON."]})
+    if isinstance(body, dict) and body.get("contractId") != settings.smaregi_contract_id:
+        # Another contract's event (or a forged one): its ids are not ours to re-read. Logged
+        # without the body.
+        log.warning("smaregi webhook refused: contractId is not SMAREGI_CONTRACT_ID")
+        return error_response(403, {"contractId": ["Not this service's Smaregi contract."]})
     errors = _problems(body)
     if errors:
         return error_response(422, errors)
@@ -68,7 +112,7 @@ def smaregi_customers() -> tuple[Response, int]:
         response, status = error_response(503, {"_request": ["Could not queue the event; try again."]})
         response.headers["Retry-After"] = "30"
         return response, status
-    return jsonify({"accepted": len(ids)}), 202
+    return Response(status=200), 200
 
 
 def _problems(body: Any) -> dict[str, list[str]]:

@@ -14,11 +14,15 @@ from config.settings import Settings
 
 # What is replaced anywhere in a message, exception text or breadcrumb before it leaves the process:
 # email addresses; phone numbers (Japanese national or E.164, with or without separators); and
-# credentials (bearer tokens, Shopify and HubSpot access tokens, basic-auth user info in URLs).
+# credentials (bearer tokens, Shopify and HubSpot access tokens, basic-auth user info in URLs, the
+# Smaregi webhook's path secret).
 _EMAIL = re.compile(r"[^@\s\"'<>/:]+@[^@\s\"'<>]+\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"(?<![\w./])(?:\+\d{1,3}[\s-]?)?\(?0?\d{1,4}\)?(?:[\s-]?\d{2,4}){2,3}(?![\w.])")
 _TOKEN = re.compile(r"(?i)\bbearer\s+\S+|\b(?:shpat|shpca|shppa|pat)[-_][\w-]+")
 _USERINFO = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
+# The Smaregi webhook carries its secret in the URL path (app.webhooks): access logs, werkzeug's
+# request lines and Sentry URLs would otherwise record it.
+_SECRET_PATH = re.compile(r"(/webhooks/smaregi/)[^\s?#\"']+")
 _REDACTED = "[redacted]"
 # Breadcrumb data that can carry a request or response body, or a query string.
 _BODY_KEYS = {"body", "data", "request_body", "response_body", "http.query", "http.fragment", "query"}
@@ -28,6 +32,7 @@ def scrub_text(text: str) -> str:
     """`text` without email addresses, phone numbers or credentials."""
     text = _TOKEN.sub(_REDACTED, text)
     text = _USERINFO.sub("://" + _REDACTED + "@", text)
+    text = _SECRET_PATH.sub(r"\1***", text)
     text = _EMAIL.sub(_REDACTED, text)
     return _PHONE.sub(
         lambda match: _REDACTED if sum(c.isdigit() for c in match.group()) >= 9 else match.group(), text
