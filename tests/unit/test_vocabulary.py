@@ -30,7 +30,6 @@ MIGRATIONS = "registrations/migrations/"
 
 # The same words meaning something other than a state, each with the reason.
 ALLOWED: dict[tuple[str, str], str] = {
-    ("app/webhooks.py", "accepted"): "the webhook answer's JSON key: how many ids were queued",
     ("connectors/mailer/client.py", "card"): "the name of the welcome mail's card link, in an error message",
     ("connectors/shopify/versions.py", "requested"): "a metric label: the Admin API version requested",
     ("tasks/directory.py", "skipped"): "a directory pull's report kind when another pull is running",
