@@ -1,4 +1,4 @@
-"""The `membersync` command line: dev, sandbox, status, dlq, backfill, reconcile, db, bench."""
+"""The `membersync` command line: dev, sandbox, status, check, dlq, backfill, reconcile, db, bench."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import importlib.metadata
 import json
 import os
 import sys
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import click
@@ -76,7 +78,17 @@ def _print(document: Any) -> None:
     click.echo(json.dumps(document, indent=2, ensure_ascii=False, default=str))
 
 
+def _version() -> str:
+    """The installed distribution's version; from a checkout that is not installed, pyproject.toml's."""
+    try:
+        return importlib.metadata.version("membersync")
+    except importlib.metadata.PackageNotFoundError:
+        with (Path(__file__).resolve().parent.parent / "pyproject.toml").open("rb") as pyproject:
+            return str(tomllib.load(pyproject)["project"]["version"])
+
+
 @click.group()
+@click.version_option(version=_version(), prog_name="membersync")
 def main() -> None:
     """Membersync: one registration, a member everywhere (Shopify, Smaregi, HubSpot, welcome email)."""
 
@@ -125,6 +137,27 @@ def status(registration_id: str) -> None:
         if registration is None:
             raise click.ClickException(f"no registration {registration_id}")
         _print(status_document(registration))
+
+
+@main.command()
+def check() -> None:
+    """Each enabled vendor's credentials and scopes, by one cheap read; exits 1 when one fails."""
+    import redis
+
+    from cli.check import FAILED, check_all, summary
+    from connectors.registry import Connectors
+
+    settings = _settings()
+    try:
+        connectors = Connectors.from_settings(settings, redis.Redis.from_url(settings.effective_redis_url))
+    except ValueError as error:  # a setting the clients refuse (e.g. MAIL_FROM)
+        raise click.ClickException(str(error)) from None
+    outcomes = check_all(connectors, settings.enabled_systems())
+    for name, outcome in outcomes.items():
+        click.echo(f"{name}: {outcome.status}" + (f" ({outcome.reason})" if outcome.reason else ""))
+    click.echo(json.dumps(summary(outcomes), ensure_ascii=False))
+    if any(outcome.status == FAILED for outcome in outcomes.values()):
+        sys.exit(1)
 
 
 @main.group()

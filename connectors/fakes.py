@@ -95,6 +95,10 @@ class FakeSystem:
         with self._lock:
             return sum(1 for name, _ in self.calls if name == self._method(method))
 
+    @vendor_call
+    def check(self) -> None:
+        """`membersync check`'s cheap read: answers, unless a failure is queued with fail_next."""
+
     def _method(self, name: str) -> str:
         if not getattr(getattr(type(self), name, None), "vendor_call", False):
             raise ValueError(f"{type(self).__name__} has no API method {name!r}")

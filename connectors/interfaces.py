@@ -2,8 +2,8 @@
 
 The real clients (`ShopifyClient`, `SmaregiClient`, `HubSpotClient`, `Mailer`) and the in-process
 fakes in `connectors.fakes` both satisfy these, so a step is written against the interface and a
-unit test runs it without a network. Only the calls the pipeline makes are here; reconciliation and
-ops tools use the concrete clients.
+unit test runs it without a network. Only the calls the pipeline makes are here (and `check()`, the
+cheap read of `membersync check`); reconciliation and ops tools use the concrete clients.
 """
 
 from __future__ import annotations
@@ -74,6 +74,11 @@ class ShopifyApi(Protocol):
         """
         ...
 
+    def check(self) -> None:
+        """One cheap read that proves the credentials and scopes (`membersync check`); raises a
+        ConnectorError when the system refuses or does not answer."""
+        ...
+
 
 class SmaregiApi(Protocol):
     """POS members: list them (for the member directory), look one up by code or id, create one, and
@@ -126,6 +131,11 @@ class SmaregiApi(Protocol):
         """mailReceiveFlag "1" (receives marketing mail) or "0"; NotFoundError for an unknown member."""
         ...
 
+    def check(self) -> None:
+        """One cheap read that proves the credentials and scopes (`membersync check`); raises a
+        ConnectorError when the system refuses or does not answer."""
+        ...
+
 
 class HubSpotApi(Protocol):
     """The CRM mirror: one upsert by email; marketing consent as a subscription with a legal basis."""
@@ -148,6 +158,11 @@ class HubSpotApi(Protocol):
         """The address's status for the marketing subscription type."""
         ...
 
+    def check(self) -> None:
+        """One cheap read that proves the credentials and scopes (`membersync check`); raises a
+        ConnectorError when the system refuses or does not answer."""
+        ...
+
 
 class MailSender(Protocol):
     """The welcome email, the member number when the welcome went out without it, and the notice to
@@ -163,4 +178,9 @@ class MailSender(Protocol):
 
     def send_notice(self, message: NoticeMessage) -> None:
         """Send the "already a member" notice (no personal data; Message-ID per registration)."""
+        ...
+
+    def check(self) -> None:
+        """Connect and greet the server (STARTTLS and AUTH when configured) without sending anything
+        (`membersync check`); raises a ConnectorError as a send would."""
         ...

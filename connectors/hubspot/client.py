@@ -175,6 +175,11 @@ class HubSpotClient:
             if after is None:
                 return
 
+    def check(self) -> None:
+        """One contact read (`membersync check`): proves the token and the crm.objects.contacts.read
+        scope (docs/api/crm/contacts: GET /crm/v3/objects/contacts?limit=1)."""
+        json_body(self.http.request("GET", CONTACTS, params={"limit": "1"}), f"{SYSTEM} list")
+
     # --- marketing consent: the Communication Preferences API (v3) ---------------------------------
 
     def subscription_definitions(self) -> list[SubscriptionDefinition]:

@@ -501,6 +501,28 @@ class Mailer:
             else:
                 _close(smtp)
 
+    def check(self) -> None:
+        """Connect, EHLO, STARTTLS and AUTH when configured, QUIT: nothing is sent (`membersync check`).
+
+        Failures are classified as send() classifies them.
+        """
+        try:
+            smtp = self._smtp_factory(self.host, self.port, timeout=self.timeout)
+        except (smtplib.SMTPException, OSError) as error:
+            raise _classify(error) from None
+        try:
+            code, reply = smtp.ehlo()
+            if code != 250:
+                raise smtplib.SMTPHeloError(code, reply)
+            if self.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if self.username:
+                smtp.login(self.username, self._password)
+        except (smtplib.SMTPException, OSError) as error:
+            _close(smtp)
+            raise _classify(error) from None
+        _quit(smtp)
+
     def send_welcome(self, message: WelcomeMessage) -> None:
         """Render the welcome email and send it."""
         try:

@@ -49,6 +49,8 @@ MUTATION_COST = 10.0
 CUSTOMER_COST = 5.0
 # customerByIdentifier answers one customer or null.
 FIND_COST = CUSTOMER_COST
+# shop { name }: one object.
+SHOP_COST = 1.0
 
 
 class ShopifyClient:
@@ -265,6 +267,14 @@ class ShopifyClient:
             "value": member_number,
         }
         self._execute(documents.SET_METAFIELDS, {"metafields": [metafield]}, cost_estimate=MUTATION_COST)
+
+    def check(self) -> None:
+        """One cheap read that proves the shop, token and API version (`membersync check`).
+
+        query { shop { name } } (https://shopify.dev/docs/api/admin-graphql/2026-10/queries/shop);
+        a refusal raises as any call does (PermanentError for a bad token or a missing scope).
+        """
+        self._execute(documents.SHOP_NAME, {}, cost_estimate=SHOP_COST)
 
     @staticmethod
     def _mutated_address_id(data: Mapping[str, Any], root: str) -> str:

@@ -286,6 +286,15 @@ query PollBulkOperation($id: ID!) {
 }
 """
 
+# `membersync check`: the cheapest read that proves the token and the API version (one object).
+SHOP_NAME = """
+query ShopName {
+  shop {
+    name
+  }
+}
+"""
+
 ALL_DOCUMENTS: dict[str, str] = {
     "CreateCustomer": CREATE_CUSTOMER,
     "FindCustomerByEmail": FIND_CUSTOMER_BY_EMAIL,
@@ -298,4 +307,5 @@ ALL_DOCUMENTS: dict[str, str] = {
     "BulkCustomersQuery": BULK_CUSTOMERS_QUERY,
     "StartBulkCustomerExport": START_BULK_CUSTOMER_EXPORT,
     "PollBulkOperation": POLL_BULK_OPERATION,
+    "ShopName": SHOP_NAME,
 }

@@ -206,6 +206,11 @@ class SmaregiClient:
         response = self._call("GET", self._path("/pos/customers"), params=params)
         return [SmaregiMember.from_api(record) for record in json_body(response, LIST, array=True)]
 
+    def check(self) -> None:
+        """A token, then one member read (`membersync check`): proves the credentials and the
+        pos.customers:read scope (apidoc POS: GET /pos/customers?limit=1)."""
+        self.list_members(limit=1)
+
     def iter_members(self, *, page_size: int = MAX_PAGE_SIZE) -> Iterator[SmaregiMember]:
         """Every member, page by page until a short page (apidoc POS: GET /pos/customers)."""
         page = 1

@@ -311,12 +311,22 @@ def resolve_current_bulk_operation(
     return None if bulk_operations is None else bulk_operations.current(type)
 
 
+# The sandbox's one shop (sandbox.myshopify.com).
+SHOP_NAME = "Membersync Sandbox"
+
+
+def resolve_shop(_root: None, _info: GraphQLResolveInfo) -> Record:
+    """QueryRoot.shop: the shop's name."""
+    return {"name": SHOP_NAME}
+
+
 _RESOLVERS = {
     ("QueryRoot", "customer"): resolve_customer,
     ("QueryRoot", "customers"): resolve_customers,
     ("QueryRoot", "customerByIdentifier"): resolve_customer_by_identifier,
     ("QueryRoot", "bulkOperation"): resolve_bulk_operation,
     ("QueryRoot", "currentBulkOperation"): resolve_current_bulk_operation,
+    ("QueryRoot", "shop"): resolve_shop,
     ("Mutation", "customerCreate"): resolve_customer_create,
     ("Mutation", "customerUpdate"): resolve_customer_update,
     ("Mutation", "customerEmailMarketingConsentUpdate"): resolve_customer_email_marketing_consent_update,

@@ -74,6 +74,12 @@ type QueryRoot {
   bulkOperation(id: ID!): BulkOperation
   currentBulkOperation(type: BulkOperationType = QUERY): BulkOperation
     @deprecated(reason: "Use `bulkOperations` with status filter instead.")
+  shop: Shop!
+}
+
+"The shop itself; only its name (what `membersync check` reads)."
+type Shop {
+  name: String!
 }
 
 type Mutation {
