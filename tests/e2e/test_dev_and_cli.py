@@ -20,7 +20,7 @@ from cli import devserver
 from cli.main import main
 from sandbox.valkey import redis_answers
 
-CONTRACT_COMMANDS = ("dev", "sandbox", "status", "dlq", "reconcile", "db", "bench")
+CONTRACT_COMMANDS = ("dev", "sandbox", "status", "dlq", "reconcile", "check", "db", "bench", "directory")
 
 
 def free_port() -> int:
