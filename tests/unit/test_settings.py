@@ -180,6 +180,7 @@ def test_production_refuses_a_weak_ops_password(password: str) -> None:
         "abcdefghijklmnopqrstuvwxyzabcdefgh",
         "12345678901234567890123456789012",
         "my-changeme-key-please-0123456789abcdef",
+        "0f3a9c7e" * 4,  # eight different characters, but one short piece said four times
     ],
 )
 def test_production_refuses_a_weak_key(variable: str, key: str) -> None:
