@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +21,7 @@ from connectors.http import HttpClient, Timeouts, credentials_refusal, json_body
 from connectors.ratelimit import RateLimiter
 from connectors.smaregi.answers import SYSTEM, SmaregiPolicy
 from connectors.smaregi.members import SmaregiMember, member_fields, smaregi_time
+from connectors.smaregi.points import POINT_DIVISIONS, PointMovementResult, PointTransaction
 from connectors.smaregi.tokens import TokenPolicy, TokenSource
 
 __all__ = ["MAX_PAGE_SIZE", "SmaregiClient"]
@@ -29,12 +30,19 @@ __all__ = ["MAX_PAGE_SIZE", "SmaregiClient"]
 MAX_PAGE_SIZE = 500
 # What error messages call a list answer.
 LIST = f"{SYSTEM} member list"
+MOVEMENT = f"{SYSTEM} point movement"
+TRANSACTIONS = f"{SYSTEM} transaction list"
+# GET /pos/transactions: a period filter spans at most 31 days (official); pages of at most 100 (a
+# third party says 100 once line items are included; we never ask for more).
+MAX_TRANSACTION_WINDOW = timedelta(days=31) - timedelta(seconds=1)
+TRANSACTION_PAGE_SIZE = 100
 # Smaregi reads with GET; everything else writes, and is counted against the write budget.
 READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 class SmaregiClient:
-    """POS members of one Smaregi contract: list, look up by code or id, create, update, points.
+    """POS members of one Smaregi contract: list, look up by code or id, create, update, move points
+    and read the point transactions.
 
     Smaregi counts reads and writes apart: `api`'s limiter takes reads, `write_limiter` (when given)
     takes writes; without one, every call takes from `api`'s limiter.
@@ -169,13 +177,78 @@ class SmaregiClient:
         """
         return self.update_member(customer_id, mail_receive_flag=receive)
 
-    def set_points(self, customer_id: str, point: int) -> None:
-        """Set the point balance to `point` (apidoc POS: PATCH /pos/customers/{customerId}/point)."""
-        self._call("PATCH", f"{self._member_path(customer_id)}/point", json={"point": str(point)})
+    def add_points(
+        self, customer_id: str, points: int, *, expire_date: date | None = None
+    ) -> PointMovementResult:
+        """Move the balance by `points`, negative subtracting (apidoc POS: POST
+        /pos/customers/{customerId}/point/add); the answer names the transactions it made.
 
-    def add_points(self, customer_id: str, point: int) -> None:
-        """Add `point` to the balance (apidoc POS: POST /pos/customers/{customerId}/point/add)."""
-        self._call("POST", f"{self._member_path(customer_id)}/point/add", json={"point": str(point)})
+        Not idempotent and without an idempotency key: a lost answer may or may not have moved the
+        points. The caller (`registrations.points.PointLedger`) settles that by reading the
+        member's point transactions, never by sending again blindly. A subtraction below zero is
+        refused (400). Smaregi has no single absolute set for one member: only the asynchronous bulk.
+        """
+        body = {"point": str(points)}
+        if expire_date is not None:
+            body["pointExpireDate"] = expire_date.isoformat()
+        response = self._call("POST", f"{self._member_path(customer_id)}/point/add", json=body)
+        return PointMovementResult.from_api(json_body(response, MOVEMENT, required=("customerId",)))
+
+    def point_transactions(
+        self,
+        customer_id: str,
+        *,
+        since: datetime,
+        until: datetime | None = None,
+        division: str | None = None,
+        page_size: int = TRANSACTION_PAGE_SIZE,
+    ) -> list[PointTransaction]:
+        """The member's point transactions (取引区分 6, 7, 8) received from `since` to `until` (now).
+
+        apidoc POS: GET /pos/transactions with `transaction_date_time-from` / `-to` (the documented
+        period filter: at most 31 days, so a longer span is read in 31-day windows), `page`,
+        `limit` and `sort=transactionDateTime`. `transaction_head_division` narrows the answer
+        (named by a third party, UNCONFIRMED); no member filter is documented, so the member and
+        the division are also checked here on every transaction, whatever the server filtered.
+        Needs the scope pos.transactions:read.
+        """
+        if not 0 < page_size <= TRANSACTION_PAGE_SIZE:
+            raise ValueError(f"page_size must be 1 to {TRANSACTION_PAGE_SIZE}")
+        end = until or datetime.now(UTC)
+        found: list[PointTransaction] = []
+        start = since
+        while start <= end:
+            window_end = min(end, start + MAX_TRANSACTION_WINDOW)
+            found.extend(self._point_transactions_in(customer_id, start, window_end, division, page_size))
+            start = window_end + timedelta(seconds=1)
+        return found
+
+    def _point_transactions_in(
+        self, customer_id: str, start: datetime, end: datetime, division: str | None, page_size: int
+    ) -> Iterator[PointTransaction]:
+        params: dict[str, Any] = {
+            "transaction_date_time-from": smaregi_time(start),
+            "transaction_date_time-to": smaregi_time(end),
+            "sort": "transactionDateTime",
+            "limit": page_size,
+        }
+        if division is not None:
+            params["transaction_head_division"] = division
+        page = 1
+        while True:
+            response = self._call("GET", self._path("/pos/transactions"), params={**params, "page": page})
+            records = json_body(response, TRANSACTIONS, array=True)
+            for record in records:
+                if "transactionHeadId" not in record:
+                    continue
+                transaction = PointTransaction.from_api(record)
+                if transaction.customer_id == customer_id and transaction.division in (
+                    {division} if division is not None else POINT_DIVISIONS
+                ):
+                    yield transaction
+            if len(records) < page_size:
+                return
+            page += 1
 
     def list_members(
         self,

@@ -45,6 +45,13 @@ class SmaregiMember:
     updated_at: datetime | None = None  # updDateTime: Smaregi's time of the member's last change
     # mailReceiveFlag ("1" receives marketing mail, "0" not); None when the answer did not say.
     mail_receive_flag: bool | None = None
+    # Smaregi owns these (rank and points); the profile fields are read for drift against Shopify.
+    rank: str | None = None
+    phone_number: str | None = None
+    post_code: str | None = None
+    address: str | None = None
+    # The point balance as a number (`point` keeps Smaregi's string); None when absent or not a number.
+    points: int | None = None
 
     @classmethod
     def from_api(cls, record: Mapping[str, Any]) -> SmaregiMember:
@@ -63,7 +70,22 @@ class SmaregiMember:
             point=text("point"),
             updated_at=parse_time(text("updDateTime")),
             mail_receive_flag={"1": True, "0": False}.get(text("mailReceiveFlag") or ""),
+            rank=text("rank") or None,
+            phone_number=text("phoneNumber") or None,
+            post_code=text("postCode") or None,
+            address=text("address") or None,
+            points=parse_int(text("point")),
         )
+
+
+def parse_int(value: str | None) -> int | None:
+    """The integer in one of Smaregi's string numbers ("120", "-5"), or None when absent or not one."""
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None
 
 
 def parse_time(value: str | None) -> datetime | None:

@@ -7,6 +7,12 @@ reset or a body without them):
                                             (会員必須項目設定): a create without them is 400
     "plan_without_customers_api": true      the contract's plan has no customers API: every
                                             /pos/customers call is 403
+    "faulted_paths": "/point/add$"          the shared faults (error, throttle, timeout after
+                                            commit, latency) hit only API paths this regular
+                                            expression finds (a lost point/add answer alone)
+
+Points: POST /pos/customers/{id}/point/add moves a balance (relative) and records a transaction
+(sandbox.smaregi.transactions), which GET /pos/transactions lists (scope pos.transactions:read).
 
 Reads (GET) and writes (everything else) have separate per-second budgets per contract, as Smaregi
 counts them; over budget answers 429 with Retry-After.
@@ -17,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,11 +43,12 @@ from sandbox.common import (
 )
 from sandbox.smaregi.listing import JST, Listing, ListingError
 from sandbox.smaregi.members import MEMBER_FIELDS, InvalidParams, invalid_member_fields, parse_point
-from sandbox.smaregi.tokens import CUSTOMER_SCOPES, TokenIssuer
+from sandbox.smaregi.tokens import CUSTOMER_SCOPES, GRANTABLE_SCOPES, TRANSACTIONS_READ, TokenIssuer
+from sandbox.smaregi.transactions import POINTS_ADDED, POINTS_SUBTRACTED, TransactionLog, TransactionQuery
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 # The emulator's own fault keys in POST /_sandbox/faults, beside the shared ones.
-REFUSAL_KEYS = ("required_fields", "plan_without_customers_api")
+REFUSAL_KEYS = ("required_fields", "plan_without_customers_api", "faulted_paths")
 
 
 @dataclass
@@ -77,6 +85,8 @@ class Refusals:
 
     required_fields: tuple[str, ...] = ()
     plan_without_customers_api: bool = False
+    # The shared faults hit only API paths this pattern finds; None: every API path.
+    faulted_paths: re.Pattern[str] | None = None
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> Refusals:
@@ -87,7 +97,14 @@ class Refusals:
         plan = body.get("plan_without_customers_api", False)
         if not isinstance(plan, bool):
             raise FaultConfigError("plan_without_customers_api must be true or false")
-        return cls(tuple(required), plan)
+        paths = body.get("faulted_paths")
+        try:
+            pattern = re.compile(paths) if isinstance(paths, str) else None
+        except re.error:
+            pattern = None
+        if paths is not None and pattern is None:
+            raise FaultConfigError("faulted_paths must be a regular expression")
+        return cls(tuple(required), plan, pattern)
 
 
 def problem(status: int, title: str, detail: str, invalid_params: InvalidParams | None = None) -> Response:
@@ -125,6 +142,7 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # No e-mail index: Smaregi has no e-mail search (see sandbox.smaregi.listing).
     members = MemberStore(id_field="customerId", unique={"customer_code": lambda m: m.get("customerCode")})
+    transactions = TransactionLog()
     tokens = TokenIssuer(settings.token_expires_in)
     reads = RollingWindowLimiter(settings.reads, 1.0)
     writes = RollingWindowLimiter(settings.writes, 1.0)
@@ -133,6 +151,7 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
     def reset() -> None:
         nonlocal refusals
         members.clear()
+        transactions.clear()
         reads.reset()
         writes.reset()
         refusals = Refusals()
@@ -155,12 +174,22 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
         refusals = own
         return jsonify({"faults": {**config.as_json(), **_refusals_json(refusals)}})
 
+    def faulted(path: str) -> bool:
+        """Whether the shared faults may hit this path (an API path that `faulted_paths` finds)."""
+        pattern = refusals.faulted_paths
+        return not path.startswith("/_sandbox/") and (pattern is None or pattern.search(path) is not None)
+
     controls = install_controls(
         app,
-        state=lambda: {"customers": members.all(), "refusals": _refusals_json(refusals)},
+        state=lambda: {
+            "customers": members.all(),
+            "transactions": transactions.all(),
+            "refusals": _refusals_json(refusals),
+        },
         reset=reset,
         render_throttle=_too_many_requests,
         render_error=lambda: problem(500, "Internal Server Error", "The sandbox injected a server error."),
+        faultable=lambda api_request: faulted(api_request.path),
     )
 
     @app.errorhandler(HTTPException)
@@ -177,8 +206,8 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
         if request.form.get("grant_type") != "client_credentials":
             return _oauth_error(400, "unsupported_grant_type", "grant_type must be client_credentials.")
         requested = frozenset(request.form.get("scope", "").split()) or CUSTOMER_SCOPES
-        if not requested <= CUSTOMER_SCOPES:
-            unknown = " ".join(sorted(requested - CUSTOMER_SCOPES))
+        if not requested <= GRANTABLE_SCOPES:
+            unknown = " ".join(sorted(requested - GRANTABLE_SCOPES))
             return _oauth_error(400, "invalid_scope", f"Unknown scope: {unknown}")
         token = tokens.issue(contract_id, requested)
         return jsonify(
@@ -202,6 +231,8 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
                 response.headers["WWW-Authenticate"] = 'Bearer realm="smaregi"'
                 return response
             needed = "pos.customers:read" if request.method == "GET" else "pos.customers:write"
+            if "/pos/transactions" in request.path:
+                needed = TRANSACTIONS_READ
             if needed not in token.scopes:
                 return problem(403, "Forbidden", f"The access token lacks the scope {needed}.")
             budget = reads if request.method in READ_METHODS else writes
@@ -271,38 +302,70 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
             return _member_not_found(customer_id)
         return "", 204
 
-    @app.patch("/<contract_id>/pos/customers/<customer_id>/point")
-    def set_points(contract_id: str, customer_id: str) -> Response:
-        """PATCH /pos/customers/{customerId}/point: set the balance to {"point": "N"}."""
-        return _change_points(customer_id, relative=False)
-
     @app.post("/<contract_id>/pos/customers/<customer_id>/point/add")
     def add_points(contract_id: str, customer_id: str) -> Response:
-        """POST /pos/customers/{customerId}/point/add: add {"point": "N"} (N may be negative)."""
-        return _change_points(customer_id, relative=True)
+        """POST /pos/customers/{customerId}/point/add: {"point": "N"} moves the balance by N (strings;
+        negative subtracts; below zero refused) and records a transaction (取引区分 6 or 7).
 
-    def _change_points(customer_id: str, *, relative: bool) -> Response:
+        The answer: {customerId, point, mile, pointExpireDate, updDateTime, transactionHeadIds}.
+        """
         body = _json_object()
         if isinstance(body, Response):
             return body
-        invalid = [{"name": name, "reason": "is not allowed here"} for name in body if name != "point"]
-        point = parse_point(body.get("point"), allow_negative=relative)
-        if point is None:
-            expected = "an integer" if relative else "an integer of at least 0"
-            invalid.append({"name": "point", "reason": f"must be a string holding {expected}"})
+        invalid = [
+            {"name": name, "reason": "is not allowed here"}
+            for name in body
+            if name not in {"point", "mile", "pointExpireDate"}
+        ]
+        point = parse_point(body.get("point"), allow_negative=True)
+        if point is None or point == 0:
+            invalid.append({"name": "point", "reason": "must be a string holding a non-zero integer"})
+        expire = body.get("pointExpireDate")
+        if expire is not None and not _is_date(expire):
+            invalid.append({"name": "pointExpireDate", "reason": "must be a date as YYYY-MM-DD"})
         if invalid or point is None:
             return _validation_problem(invalid)
+        moved: list[Record] = []
 
         def apply(member: Record) -> Record:
-            balance = int(member["point"]) + point if relative else point
+            balance = int(member["point"] or "0") + point
             if balance < 0:
                 raise _NegativeBalanceError
-            return {**member, "point": str(balance), "updDateTime": _now()}
+            # Recorded under the member's lock: the balance and its transaction change together.
+            division = POINTS_ADDED if point > 0 else POINTS_SUBTRACTED
+            moved.append(transactions.record(member, division, abs(point)))
+            changed = {**member, "point": str(balance)}
+            if expire is not None:
+                changed["pointExpireDate"] = expire
+            return changed
 
         try:
-            return _change_member(customer_id, apply)
+            answer = _change_member(customer_id, apply)
         except _NegativeBalanceError:
             return _validation_problem([{"name": "point", "reason": "would make the balance negative"}])
+        if answer.status_code != 200:
+            return answer
+        member = answer.get_json()
+        return jsonify(
+            {
+                "customerId": member["customerId"],
+                "point": member["point"],
+                "mile": member.get("mile"),
+                "pointExpireDate": member.get("pointExpireDate"),
+                "updDateTime": member["updDateTime"],
+                "transactionHeadIds": [transaction["transactionHeadId"] for transaction in moved],
+            }
+        )
+
+    @app.get("/<contract_id>/pos/transactions")
+    def list_transactions(contract_id: str) -> Response:
+        """GET /pos/transactions: the documented period, id range, sort and paging (see
+        sandbox.smaregi.transactions); a short page is the last."""
+        try:
+            query = TransactionQuery.parse(request.args, datetime.datetime.now(JST))
+        except ListingError as exc:
+            return _validation_problem([{"name": exc.name, "reason": exc.reason}])
+        return jsonify(query.select(transactions.all()))
 
     def _change_member(customer_id: str, change: Callable[[Record], Record]) -> Response:
         try:
@@ -333,6 +396,14 @@ class _NegativeBalanceError(Exception):
     """A relative point change would take the balance below zero."""
 
 
+def _is_date(value: Any) -> bool:
+    """Whether `value` is a date string YYYY-MM-DD."""
+    try:
+        return isinstance(value, str) and len(value) == 10 and bool(datetime.date.fromisoformat(value))
+    except ValueError:
+        return False
+
+
 def _client_authenticated(authorization: str, settings: SmaregiSettings) -> bool:
     scheme, _, encoded = authorization.partition(" ")
     if scheme.lower() != "basic":
@@ -351,6 +422,7 @@ def _refusals_json(refusals: Refusals) -> dict[str, Any]:
     return {
         "required_fields": list(refusals.required_fields),
         "plan_without_customers_api": refusals.plan_without_customers_api,
+        "faulted_paths": refusals.faulted_paths.pattern if refusals.faulted_paths is not None else None,
     }
 
 

@@ -9,6 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 CUSTOMER_SCOPES = frozenset({"pos.customers:read", "pos.customers:write"})
+# Reading transactions (a member's point movements) is a scope of its own.
+TRANSACTIONS_READ = "pos.transactions:read"
+GRANTABLE_SCOPES = CUSTOMER_SCOPES | {TRANSACTIONS_READ}
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -133,10 +134,32 @@ def test_update_and_points(smaregi: SmaregiClient) -> None:
     updated = smaregi.update_member(member.customer_id, first_name="華子", mail_receive_flag=False)
     assert updated.first_name == "華子" and updated.customer_code == member.customer_code
 
-    smaregi.set_points(member.customer_id, 100)
-    smaregi.add_points(member.customer_id, -30)
+    added = smaregi.add_points(member.customer_id, 100)
+    subtracted = smaregi.add_points(member.customer_id, -30)
+    assert (added.point, subtracted.point) == (100, 70)
     stored = smaregi.get_member(member.customer_id)
-    assert stored is not None and stored.point == "70"
+    assert stored is not None and stored.point == "70" and stored.points == 70
+    with pytest.raises(PermanentError):
+        smaregi.add_points(member.customer_id, -71)  # never below zero
+
+
+def test_every_point_movement_is_a_transaction_read_back_with_its_own_scope(smaregi_url: str) -> None:
+    scopes = "pos.customers:read pos.customers:write pos.transactions:read"
+    smaregi = SmaregiClient.from_settings(settings_for(smaregi_url, smaregi_scopes=scopes))
+    member = smaregi.create_member(
+        customer_code=member_code(EMAIL, key=KEY), mail_address=EMAIL, last_name="山田", first_name="花子"
+    )
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    added = smaregi.add_points(member.customer_id, 100)
+    subtracted = smaregi.add_points(member.customer_id, -30)
+
+    moved = smaregi.point_transactions(member.customer_id, since=since)
+    assert [(t.transaction_head_id, t.division, t.point) for t in moved] == [
+        (added.transaction_head_ids[0], "6", 100),
+        (subtracted.transaction_head_ids[0], "7", 30),
+    ]
+    assert smaregi.point_transactions(member.customer_id, since=since, division="7") == moved[1:]
+    assert smaregi.point_transactions("424242", since=since) == []
 
 
 def test_an_email_filter_is_not_a_thing_smaregi_has(smaregi: SmaregiClient, smaregi_url: str) -> None:
@@ -170,7 +193,7 @@ def test_iter_members_follows_every_page(smaregi: SmaregiClient) -> None:
 
 def test_a_missing_member_or_bad_field_is_permanent(smaregi: SmaregiClient) -> None:
     with pytest.raises(PermanentError):
-        smaregi.set_points("424242", 1)
+        smaregi.add_points("424242", 1)
     with pytest.raises(PermanentError) as refused:
         smaregi.create_member(
             customer_code=member_code(EMAIL, key=KEY),

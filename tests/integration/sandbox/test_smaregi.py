@@ -249,7 +249,11 @@ def test_contract_refusals_are_injected_through_faults_and_cleared(smaregi):
     no_api = smaregi.call("GET")
     assert no_api.status_code == 403 and no_api.json()["status"] == 403 and no_api.json()["title"]
     state = requests.get(f"{smaregi.url}/_sandbox/state").json()
-    assert state["refusals"] == {"required_fields": [], "plan_without_customers_api": True}
+    assert state["refusals"] == {
+        "required_fields": [],
+        "plan_without_customers_api": True,
+        "faulted_paths": None,
+    }
     assert requests.post(faults, json={"required_fields": "entryDate"}).status_code == 400
     assert requests.post(faults, json={"mail_filter": True}).status_code == 400
     requests.post(faults, json={})
@@ -279,16 +283,98 @@ def test_patch_validates_and_keeps_codes_unique(smaregi):
     assert smaregi.call("GET", "/99").status_code == 404
 
 
-def test_points_set_absolutely_and_add_relatively_never_below_zero(smaregi):
+def test_points_move_relatively_never_below_zero_and_each_movement_is_a_transaction(smaregi):
     smaregi.create()
-    assert smaregi.call("PATCH", "/1/point", json={"point": "100"}).json()["point"] == "100"
+    added = smaregi.call("POST", "/1/point/add", json={"point": "100"})
+    assert added.status_code == 200
+    assert added.json()["point"] == "100" and added.json()["transactionHeadIds"] == ["1"]
+    assert set(added.json()) == {
+        "customerId",
+        "point",
+        "mile",
+        "pointExpireDate",
+        "updDateTime",
+        "transactionHeadIds",
+    }
     assert smaregi.call("POST", "/1/point/add", json={"point": "-30"}).json()["point"] == "70"
     below_zero = smaregi.call("POST", "/1/point/add", json={"point": "-71"})
-    assert below_zero.status_code == 400
-    assert smaregi.call("PATCH", "/1/point", json={"point": "-1"}).status_code == 400
-    assert smaregi.call("PATCH", "/1/point", json={"point": 5}).status_code == 400
+    assert below_zero.status_code == 400 and below_zero.json()["invalid-params"][0]["name"] == "point"
+    assert smaregi.call("POST", "/1/point/add", json={"point": 5}).status_code == 400  # strings only
+    assert smaregi.call("POST", "/1/point/add", json={"point": "0"}).status_code == 400
     assert smaregi.call("POST", "/9/point/add", json={"point": "1"}).status_code == 404
+    # No single absolute set: it is not in Smaregi's pages.
+    assert smaregi.call("PATCH", "/1/point", json={"point": "100"}).status_code >= 400
     assert smaregi.call("GET", "/1").json()["point"] == "70"
+
+    state = requests.get(f"{smaregi.url}/_sandbox/state", timeout=5).json()
+    moved = [
+        (t["transactionHeadId"], t["transactionHeadDivision"], t["customerId"], t["point"])
+        for t in state["transactions"]
+    ]
+    assert moved == [("1", "6", "1", "100"), ("2", "7", "1", "30")]  # the refusals made none
+
+
+def transactions_token(smaregi: Smaregi) -> str:
+    answer = fetch_token(smaregi.url, scope="pos.customers:read pos.customers:write pos.transactions:read")
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["access_token"])
+
+
+def test_transactions_list_by_period_division_and_code_with_their_own_scope(smaregi):
+    smaregi.create()
+    smaregi.create(customerCode="C2")
+    for path, point in (("/1", "10"), ("/2", "20"), ("/1", "-5")):
+        assert smaregi.call("POST", f"{path}/point/add", json={"point": point}).status_code == 200
+    url = f"{smaregi.url}/sandbox/pos/transactions"
+    yesterday = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 86400))
+    period = {"transaction_date_time-from": yesterday}
+
+    def listed(token: str, **params: str) -> requests.Response:
+        return requests.get(url, headers={"Authorization": f"Bearer {token}"}, params=params, timeout=5)
+
+    assert listed(smaregi.token, **period).status_code == 403  # pos.customers scopes only
+    token = transactions_token(smaregi)
+    every = listed(token, **period).json()
+    assert [(t["customerId"], t["transactionHeadDivision"], t["point"]) for t in every] == [
+        ("1", "6", "10"),
+        ("2", "6", "20"),
+        ("1", "7", "5"),
+    ]
+    assert [t["transactionHeadId"] for t in listed(token, **period, customer_code="C1").json()] == ["1", "3"]
+    assert [
+        t["transactionHeadId"] for t in listed(token, **period, transaction_head_division="7").json()
+    ] == ["3"]
+    assert [
+        t["transactionHeadId"]
+        for t in listed(token, **period, sort="transactionHeadId:desc", limit="2").json()
+    ] == ["3", "2"]
+    assert listed(token, **period, limit="2", page="2").json()[0]["transactionHeadId"] == "3"
+    future = {
+        "transaction_date_time-from": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 60))
+    }
+    assert listed(token, **future).json() == []
+    assert listed(token).status_code == 400  # a period is required
+    too_long = {
+        "transaction_date_time-from": "2026-01-01T00:00:00+09:00",
+        "transaction_date_time-to": "2026-03-01T00:00:00+09:00",
+    }
+    assert listed(token, **too_long).status_code == 400
+
+
+def test_faults_can_be_kept_to_one_path_and_a_held_point_add_has_moved_the_points(smaregi):
+    smaregi.create()
+    faults = f"{smaregi.url}/_sandbox/faults"
+    answer = requests.post(
+        faults, json={"timeout_after_commit_rate": 1, "faulted_paths": "/point/add$"}, timeout=5
+    )
+    assert answer.status_code == 200 and answer.json()["faults"]["faulted_paths"] == "/point/add$"
+    assert smaregi.call("GET", "/1").status_code == 200  # other paths answer
+    with pytest.raises(requests.Timeout):
+        smaregi.call("POST", "/1/point/add", json={"point": "50"}, timeout=0.5)
+    assert smaregi.call("GET", "/1").json()["point"] == "50"  # committed: only the answer was lost
+    assert requests.post(faults, json={"faulted_paths": "("}, timeout=5).status_code == 400
+    requests.post(faults, json={}, timeout=5)  # lets the held answer go
+    assert len(requests.get(f"{smaregi.url}/_sandbox/state", timeout=5).json()["transactions"]) == 1
 
 
 def test_reads_and_writes_have_their_own_budgets_by_default(serve):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -300,7 +300,7 @@ def test_find_by_code(mocked: responses.RequestsMock, smaregi: SmaregiClient) ->
     mocked.get(CUSTOMERS, json=[])
 
     member = smaregi.find_member_by_code("4346996870082686")
-    assert member == SmaregiMember("7", "4346996870082686", EMAIL, "山田", "花子", "0")
+    assert member == SmaregiMember("7", "4346996870082686", EMAIL, "山田", "花子", "0", points=0)
     assert query(sent(mocked, 1)) == [("customer_code", "4346996870082686")]
     assert smaregi.find_member_by_code("0000000000000000") is None
 
@@ -483,18 +483,89 @@ def test_set_mail_receive_flag_of_an_unknown_member_is_not_found(
         smaregi.set_mail_receive_flag("404", True)
 
 
-def test_points_absolute_and_relative(mocked: responses.RequestsMock, smaregi: SmaregiClient) -> None:
+def test_add_points_posts_strings_and_reads_the_transactions_it_made(
+    mocked: responses.RequestsMock, smaregi: SmaregiClient
+) -> None:
     token_answer(mocked)
-    mocked.patch(f"{CUSTOMERS}/7/point", json=member_json())
-    mocked.post(f"{CUSTOMERS}/7/point/add", json=member_json())
+    mocked.post(
+        f"{CUSTOMERS}/7/point/add",
+        json={
+            "customerId": "7",
+            "point": "125",
+            "mile": None,
+            "pointExpireDate": "2027-12-31",
+            "updDateTime": "2026-12-06T10:00:00+09:00",
+            "transactionHeadIds": ["881", "882"],
+        },
+    )
 
-    smaregi.set_points("7", 120)
-    smaregi.add_points("7", -5)
+    result = smaregi.add_points("7", -5, expire_date=date(2027, 12, 31))
 
-    assert (sent(mocked, 1).method, sent(mocked, 1).url) == ("PATCH", f"{CUSTOMERS}/7/point")
-    assert json_body(sent(mocked, 1)) == {"point": "120"}
-    assert (sent(mocked, 2).method, sent(mocked, 2).url) == ("POST", f"{CUSTOMERS}/7/point/add")
-    assert json_body(sent(mocked, 2)) == {"point": "-5"}
+    assert (sent(mocked, 1).method, sent(mocked, 1).url) == ("POST", f"{CUSTOMERS}/7/point/add")
+    assert json_body(sent(mocked, 1)) == {"point": "-5", "pointExpireDate": "2027-12-31"}
+    assert result.customer_id == "7" and result.point == 125
+    assert result.transaction_head_ids == ("881", "882")
+    assert result.updated_at == datetime(2026, 12, 6, 1, 0, tzinfo=UTC)
+    assert not hasattr(smaregi, "set_points")  # no single absolute set: not in Smaregi's pages
+
+
+def test_a_refused_subtraction_is_permanent(mocked: responses.RequestsMock, smaregi: SmaregiClient) -> None:
+    token_answer(mocked)
+    mocked.post(f"{CUSTOMERS}/7/point/add", status=400, json={"title": "Bad Request", "status": 400})
+    with pytest.raises(PermanentError):
+        smaregi.add_points("7", -500)
+
+
+def transaction_json(
+    head_id: str, customer_id: str = "7", division: str = "6", point: str = "100"
+) -> dict[str, Any]:
+    return {
+        "transactionHeadId": head_id,
+        "transactionDateTime": "2026-12-06T10:00:05+09:00",
+        "transactionHeadDivision": division,
+        "customerId": customer_id,
+        "point": point,
+    }
+
+
+def test_point_transactions_pages_the_documented_period_and_keeps_the_members_own(
+    mocked: responses.RequestsMock, smaregi: SmaregiClient
+) -> None:
+    token_answer(mocked)
+    full_page = [transaction_json(str(n), customer_id="8" if n % 2 else "7") for n in range(1, 3)]
+    mocked.get(f"{API}/{CONTRACT}/pos/transactions", json=full_page)
+    mocked.get(f"{API}/{CONTRACT}/pos/transactions", json=[transaction_json("3", division="1")])
+    since = datetime(2026, 12, 6, 0, 59, tzinfo=UTC)
+
+    found = smaregi.point_transactions(
+        "7", since=since, until=datetime(2026, 12, 6, 1, 30, tzinfo=UTC), division="6", page_size=2
+    )
+
+    assert [(t.transaction_head_id, t.point, t.division) for t in found] == [("2", 100, "6")]
+    assert found[0].transacted_at == datetime(2026, 12, 6, 1, 0, 5, tzinfo=UTC)
+    first, second = query(sent(mocked, 1)), query(sent(mocked, 2))
+    assert sent(mocked, 1).url.startswith(f"{API}/{CONTRACT}/pos/transactions?")
+    assert ("transaction_date_time-from", "2026-12-06T09:59:00+09:00") in first
+    assert ("transaction_date_time-to", "2026-12-06T10:30:00+09:00") in first
+    assert ("transaction_head_division", "6") in first and ("sort", "transactionDateTime") in first
+    assert ("page", "1") in first and ("page", "2") in second and ("limit", "2") in second
+
+
+def test_point_transactions_read_a_long_span_in_31_day_windows(
+    mocked: responses.RequestsMock, smaregi: SmaregiClient
+) -> None:
+    token_answer(mocked)
+    mocked.get(f"{API}/{CONTRACT}/pos/transactions", json=[])
+    mocked.get(f"{API}/{CONTRACT}/pos/transactions", json=[transaction_json("9", division="7", point="40")])
+
+    found = smaregi.point_transactions(
+        "7", since=datetime(2026, 10, 1, tzinfo=UTC), until=datetime(2026, 11, 15, tzinfo=UTC)
+    )
+
+    assert [(t.transaction_head_id, t.division, t.point) for t in found] == [("9", "7", 40)]
+    windows = [dict(query(sent(mocked, n))) for n in (1, 2)]
+    assert windows[0]["transaction_date_time-to"] < windows[1]["transaction_date_time-from"]
+    assert "transaction_head_division" not in windows[0]  # every point division, checked here
 
 
 # --- failures -----------------------------------------------------------------------------------------
@@ -502,9 +573,9 @@ def test_points_absolute_and_relative(mocked: responses.RequestsMock, smaregi: S
 
 def test_a_missing_member_is_not_found(mocked: responses.RequestsMock, smaregi: SmaregiClient) -> None:
     token_answer(mocked)
-    mocked.patch(f"{CUSTOMERS}/9/point", status=404, json={"title": "Not Found", "status": 404})
+    mocked.post(f"{CUSTOMERS}/9/point/add", status=404, json={"title": "Not Found", "status": 404})
     with pytest.raises(NotFoundError):
-        smaregi.set_points("9", 1)
+        smaregi.add_points("9", 1)
 
 
 def test_429_is_throttled_with_retry_after_and_pauses_the_limit(
