@@ -21,13 +21,13 @@ import inspect
 import itertools
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from config.email_address import canonical_email
 from connectors.errors import NotFoundError, PermanentError, TransientError
-from connectors.hubspot.client import HubSpotContact
+from connectors.hubspot.client import DEFAULT_PROPERTIES, HubSpotContact
 from connectors.hubspot.subscriptions import (
     LEGAL_BASES,
     NOT_SUBSCRIBED,
@@ -40,15 +40,14 @@ from connectors.mailer.client import MemberNumberMessage, NoticeMessage, Welcome
 from connectors.shopify.answers import CONSENT_REFUSED, ConsentRefused, EmailTaken, PhoneTaken
 from connectors.shopify.mapping import (
     SETTABLE_MARKETING_STATES,
+    MemberFactValues,
     ShopifyCustomer,
     consent_requested,
+    fact_values,
     marketing_consent,
     same_email,
 )
 from connectors.smaregi.members import SmaregiMember
-from connectors.smaregi.points import PointMovementResult, PointTransaction, movement_division
-
-POINT_ADD = "smaregi POST /pos/customers/{id}/point/add"
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -234,6 +233,17 @@ class FakeShopify(FakeSystem):
         self.customers[customer_id] = dataclasses.replace(customer, member_number=member_number)
 
     @vendor_call
+    def set_member_facts(self, customer_id: str, facts: MemberFactValues) -> None:
+        """Store the facts given (None = leave as it is); an unknown customer is refused (metafieldsSet)."""
+        customer = self.customers.get(customer_id)
+        if customer is None:
+            raise PermanentError(
+                "shopify metafieldsSet: Shopify refused metafields.0.ownerId", system=self.system
+            )
+        given = {name: value for name, value in fact_values(facts).items() if value is not None}
+        self.customers[customer_id] = dataclasses.replace(customer, **given)  # type: ignore[arg-type]
+
+    @vendor_call
     def update_marketing_consent(
         self,
         customer_id: str,
@@ -277,8 +287,6 @@ class FakeSmaregi(FakeSystem):
     def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
         super().__init__()
         self.members: dict[str, SmaregiMember] = {}
-        # Every point movement, as GET /pos/transactions lists them.
-        self.point_log: list[PointTransaction] = []
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def add_member(self, customer_code: str, mail_address: str | None, **names: str) -> SmaregiMember:
@@ -313,7 +321,6 @@ class FakeSmaregi(FakeSystem):
             self._clock(),
             # Smaregi's own default when the flag is not sent is UNCONFIRMED; "0" here.
             mail_receive_flag=bool(mail_receive_flag),
-            points=0,
         )
         self.members[member.customer_id] = member
         return member
@@ -384,49 +391,6 @@ class FakeSmaregi(FakeSystem):
         )
         return self.members[customer_id]
 
-    @vendor_call
-    def add_points(
-        self, customer_id: str, points: int, *, expire_date: date | None = None
-    ) -> PointMovementResult:
-        """Move the balance (a string, as Smaregi keeps it) and record a transaction (取引区分 6 or 7);
-        below zero is refused (PermanentError, HTTP 400), an unknown member is NotFoundError."""
-        member = self.members.get(customer_id)
-        if member is None:
-            raise NotFoundError(f"{POINT_ADD}: HTTP 404: Not Found", system=self.system, status=404)
-        balance = int(member.point or "0") + points
-        if points == 0 or balance < 0:
-            raise PermanentError(f"{POINT_ADD}: HTTP 400: Bad Request", system=self.system, status=400)
-        now = self._clock()
-        transaction = PointTransaction(
-            str(self._next_id()), movement_division(points), customer_id, abs(points), now
-        )
-        self.point_log.append(transaction)
-        self.members[customer_id] = dataclasses.replace(
-            member, point=str(balance), points=balance, updated_at=now
-        )
-        return PointMovementResult(customer_id, balance, (transaction.transaction_head_id,), now)
-
-    @vendor_call
-    def point_transactions(
-        self,
-        customer_id: str,
-        *,
-        since: datetime,
-        until: datetime | None = None,
-        division: str | None = None,
-        page_size: int = 100,
-    ) -> list[PointTransaction]:
-        """The member's point transactions received from `since` to `until`, oldest first."""
-        return [
-            transaction
-            for transaction in self.point_log
-            if transaction.customer_id == customer_id
-            and (division is None or transaction.division == division)
-            and transaction.transacted_at is not None
-            and since <= transaction.transacted_at
-            and (until is None or transaction.transacted_at <= until)
-        ]
-
 
 class FakeHubSpot(FakeSystem):
     """HubSpot contacts: one per email (stored in lower case, as HubSpot does), ids "1", "2", ...
@@ -457,6 +421,20 @@ class FakeHubSpot(FakeSystem):
         contact_id = known.id if known else str(self._next_id())
         self.contacts[contact_id] = HubSpotContact(contact_id, key, merged)
         return HubSpotContact(contact_id, key, dict(merged), created=known is None)
+
+    @vendor_call
+    def search_contacts_by_email(
+        self, email: str, *, properties: Sequence[str] = DEFAULT_PROPERTIES
+    ) -> list[HubSpotContact]:
+        """The contact with this email (any case), with the properties named that it has."""
+        key = canonical_email(email)
+        return [
+            HubSpotContact(
+                contact.id, contact.email, {name: contact.properties.get(name) for name in properties}
+            )
+            for contact in self.contacts.values()
+            if contact.email == key
+        ]
 
     @vendor_call
     def subscribe(self, email: str, *, legal_basis: str, explanation: str) -> SubscriptionStatus:

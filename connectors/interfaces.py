@@ -8,16 +8,15 @@ cheap read of `membersync check`); reconciliation and ops tools use the concrete
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import date, datetime
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Protocol, Unpack
 
-from connectors.hubspot.client import HubSpotContact
+from connectors.hubspot.client import DEFAULT_PROPERTIES, HubSpotContact
 from connectors.hubspot.subscriptions import SubscriptionStatus
 from connectors.mailer.client import MemberNumberMessage, NoticeMessage, WelcomeMessage
-from connectors.shopify.mapping import CustomerFields, ShopifyCustomer
+from connectors.shopify.mapping import CustomerFields, MemberFactValues, ShopifyCustomer
 from connectors.smaregi.members import SmaregiMember
-from connectors.smaregi.points import PointMovementResult, PointTransaction
 
 
 class ShopifyApi(Protocol):
@@ -58,7 +57,11 @@ class ShopifyApi(Protocol):
         ...
 
     def set_member_number(self, customer_id: str, member_number: str) -> None:
-        """Write the member number onto the customer (metafield membersync.member_number)."""
+        """Write the member number onto the customer (app-owned metafield $app:membersync member_number)."""
+        ...
+
+    def set_member_facts(self, customer_id: str, facts: MemberFactValues) -> None:
+        """Write the member facts given (None = leave as it is) in the app-owned namespace $app:membersync."""
         ...
 
     def update_marketing_consent(
@@ -132,24 +135,6 @@ class SmaregiApi(Protocol):
         """mailReceiveFlag "1" (receives marketing mail) or "0"; NotFoundError for an unknown member."""
         ...
 
-    def add_points(
-        self, customer_id: str, points: int, *, expire_date: date | None = None
-    ) -> PointMovementResult:
-        """Move the member's balance by `points` (negative subtracts); not idempotent."""
-        ...
-
-    def point_transactions(
-        self,
-        customer_id: str,
-        *,
-        since: datetime,
-        until: datetime | None = None,
-        division: str | None = None,
-        page_size: int = 100,
-    ) -> list[PointTransaction]:
-        """The member's point transactions (取引区分 6, 7, 8) received since `since`."""
-        ...
-
     def check(self) -> None:
         """One cheap read that proves the credentials and scopes (`membersync check`); raises a
         ConnectorError when the system refuses or does not answer."""
@@ -161,6 +146,12 @@ class HubSpotApi(Protocol):
 
     def upsert_contact(self, *, email: str, properties: Mapping[str, str]) -> HubSpotContact:
         """Create or update the contact keyed by `email` (never with a marketing-status property)."""
+        ...
+
+    def search_contacts_by_email(
+        self, email: str, *, properties: Sequence[str] = DEFAULT_PROPERTIES
+    ) -> list[HubSpotContact]:
+        """The contacts whose email equals this one, any case, with the properties named."""
         ...
 
     def subscribe(self, email: str, *, legal_basis: str, explanation: str) -> SubscriptionStatus:

@@ -130,8 +130,19 @@ class ShopifyPolicy(AnswerPolicy):
             return TransientError(f"{where}: the answer has no data", system=SYSTEM, status=status)
         for root, payload in answer["data"].items():
             if isinstance(payload, Mapping) and payload.get("userErrors"):
+                harmless = HARMLESS_USER_ERRORS.get(root, frozenset())
+                if all(error.get("code") in harmless for error in payload["userErrors"]):
+                    continue
                 return user_error(f"{SYSTEM} {root}", payload["userErrors"])
         return None
+
+
+# userError codes that mean "already done", by mutation: a metafield definition that exists already
+# (TAKEN), or whose namespace and key already hold metafields without one (UNSTRUCTURED_ALREADY_EXISTS;
+# the values are then stored untyped, as before).
+HARMLESS_USER_ERRORS: Mapping[str, frozenset[str]] = {
+    "metafieldDefinitionCreate": frozenset({"TAKEN", "UNSTRUCTURED_ALREADY_EXISTS"}),
+}
 
 
 def user_error(where: str, user_errors: Sequence[Mapping[str, Any]]) -> PermanentError:

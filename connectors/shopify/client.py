@@ -11,6 +11,7 @@ Cost estimates follow Shopify's calculated query cost (an object 1, a scalar 0, 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Unpack, cast
@@ -32,9 +33,12 @@ from connectors.shopify.mapping import (
     MEMBER_NUMBER_TYPE,
     SETTABLE_MARKETING_STATES,
     CustomerFields,
+    MemberFactValues,
     ShopifyCustomer,
     customer_from_node,
     customer_input,
+    fact_metafields,
+    fact_values,
     mailing_address,
     marketing_consent,
     same_email,
@@ -44,9 +48,20 @@ from connectors.shopify.mapping import (
 __all__ = ["ConsentRefused", "EmailTaken", "PhoneTaken", "ShopifyClient"]
 
 MUTATION_COST = 10.0
-# A MemberCustomer with its member-number metafield: the customer, its default email, phone and
-# address objects, and the metafield.
-CUSTOMER_COST = 5.0
+# A MemberCustomer with its member facts: the customer, its default email, phone and address
+# objects, and the three fact metafields.
+CUSTOMER_COST = 8.0
+# metafieldsSet takes at most this many metafields per call (shopify.dev metafieldsSet).
+MAX_METAFIELDS_PER_SET = 25
+# The variables of the MemberFacts fragment (documents.MEMBER_FACT_FIELDS).
+FACT_VARIABLES = {
+    "factsNamespace": documents.MEMBER_FACTS_NAMESPACE,
+    "memberNumberKey": documents.MEMBER_FACT_KEYS["member_number"],
+    "pointsKey": documents.MEMBER_FACT_KEYS["points"],
+    "rankKey": documents.MEMBER_FACT_KEYS["rank"],
+}
+# Human-readable names of the metafield definitions (shown in the Shopify admin).
+FACT_DEFINITION_NAMES = {"member_number": "Member number", "points": "Points", "rank": "Member rank"}
 # customerByIdentifier answers one customer or null.
 FIND_COST = CUSTOMER_COST
 # shop { name }: one object.
@@ -60,6 +75,9 @@ class ShopifyClient:
         self.http = http.using(ShopifyPolicy)
         self.api_version = api_version
         self.path = f"/admin/api/{api_version}/graphql.json"
+        # The member facts' metafield definitions are ensured once per client (per process).
+        self._definitions_ensured = False
+        self._definitions_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, limiter: RateLimiter | None = None) -> ShopifyClient:
@@ -128,7 +146,7 @@ class ShopifyClient:
             # mark and finishes its own work; a customer without it belongs to someone else.
             variables["input"]["metafields"] = [
                 {
-                    "namespace": documents.MEMBER_NUMBER_NAMESPACE,
+                    "namespace": documents.REGISTRATION_NAMESPACE,
                     "key": documents.REGISTRATION_KEY,
                     "type": MEMBER_NUMBER_TYPE,
                     "value": registration_id,
@@ -155,7 +173,7 @@ class ShopifyClient:
         return self._mutated_address_id(data, "customerAddressCreate")
 
     def find_customers_by_email(self, email: str) -> list[ShopifyCustomer]:
-        """The customer whose email is exactly `email` (any case), with its member number; [] or one.
+        """The customer whose email is exactly `email` (any case), with its member facts; [] or one.
 
         customerByIdentifier(identifier: {emailAddress:})
         (https://shopify.dev/docs/api/admin-graphql/2026-10/queries/customerByIdentifier): an exact
@@ -164,9 +182,9 @@ class ShopifyClient:
         """
         variables = {
             "email": email.strip(),
-            "metafieldNamespace": documents.MEMBER_NUMBER_NAMESPACE,
-            "metafieldKey": documents.MEMBER_NUMBER_KEY,
+            "metafieldNamespace": documents.REGISTRATION_NAMESPACE,
             "registrationKey": documents.REGISTRATION_KEY,
+            **FACT_VARIABLES,
         }
         data = self._execute(documents.FIND_CUSTOMER_BY_EMAIL, variables, cost_estimate=FIND_COST)
         node = data.get("customerByIdentifier")
@@ -178,15 +196,11 @@ class ShopifyClient:
         return [customer] if same_email(customer.email, email) else []
 
     def get_customer(self, customer_id: str) -> ShopifyCustomer | None:
-        """One customer with its member number, None if absent.
+        """One customer with its member facts, None if absent.
 
         customer(id:) (https://shopify.dev/docs/api/admin-graphql/2026-10/queries/customer).
         """
-        variables = {
-            "id": customer_id,
-            "metafieldNamespace": documents.MEMBER_NUMBER_NAMESPACE,
-            "metafieldKey": documents.MEMBER_NUMBER_KEY,
-        }
+        variables = {"id": customer_id, **FACT_VARIABLES}
         data = self._execute(documents.GET_CUSTOMER, variables, cost_estimate=CUSTOMER_COST)
         node = data.get("customer")
         return customer_from_node(node) if isinstance(node, Mapping) else None
@@ -255,18 +269,55 @@ class ShopifyClient:
         return self._mutated_customer(data, "customerEmailMarketingConsentUpdate")
 
     def set_member_number(self, customer_id: str, member_number: str) -> None:
-        """Write metafield membersync.member_number (single_line_text_field) on the customer.
+        """Write the member number ($app:membersync member_number) on the customer."""
+        self.set_metafields(fact_metafields(customer_id, {"member_number": member_number}))
 
-        metafieldsSet (https://shopify.dev/docs/api/admin-graphql/2026-10/mutations/metafieldsSet).
+    def set_member_facts(self, customer_id: str, facts: MemberFactValues) -> None:
+        """Write the facts given (None = leave as it is) in the app-owned namespace $app:membersync.
+
+        Nothing is sent when no fact is given. Setting a value the customer already has is harmless,
+        so a retry after a lost answer is safe.
         """
-        metafield = {
-            "ownerId": customer_id,
-            "namespace": documents.MEMBER_NUMBER_NAMESPACE,
-            "key": documents.MEMBER_NUMBER_KEY,
-            "type": MEMBER_NUMBER_TYPE,
-            "value": member_number,
-        }
-        self._execute(documents.SET_METAFIELDS, {"metafields": [metafield]}, cost_estimate=MUTATION_COST)
+        self.set_metafields(fact_metafields(customer_id, fact_values(facts)))
+
+    def set_metafields(self, metafields: Sequence[Mapping[str, Any]]) -> None:
+        """metafieldsSet in calls of at most 25 (Shopify's limit; each call is all or nothing).
+
+        https://shopify.dev/docs/api/admin-graphql/2026-10/mutations/metafieldsSet. The member facts'
+        metafield definitions are ensured first (once), so Shopify types and validates the values.
+        """
+        if not metafields:
+            return
+        if any(entry.get("namespace") == documents.MEMBER_FACTS_NAMESPACE for entry in metafields):
+            self.ensure_member_fact_definitions()
+        for start in range(0, len(metafields), MAX_METAFIELDS_PER_SET):
+            chunk = [dict(entry) for entry in metafields[start : start + MAX_METAFIELDS_PER_SET]]
+            self._execute(documents.SET_METAFIELDS, {"metafields": chunk}, cost_estimate=MUTATION_COST)
+
+    def ensure_member_fact_definitions(self) -> None:
+        """metafieldDefinitionCreate for each member fact (CUSTOMER, $app:membersync), once per client.
+
+        https://shopify.dev/docs/api/admin-graphql/2026-10/mutations/metafieldDefinitionCreate. A
+        definition that exists already (userError TAKEN) is what we want; answers.HARMLESS_USER_ERRORS
+        lets it through. A failure leaves the flag down, so the next write tries again.
+        """
+        with self._definitions_lock:
+            if self._definitions_ensured:
+                return
+            for name, key in documents.MEMBER_FACT_KEYS.items():
+                definition = {
+                    "namespace": documents.MEMBER_FACTS_NAMESPACE,
+                    "key": key,
+                    "name": FACT_DEFINITION_NAMES[name],
+                    "type": documents.MEMBER_FACT_TYPES[name],
+                    "ownerType": "CUSTOMER",
+                }
+                self._execute(
+                    documents.CREATE_METAFIELD_DEFINITION,
+                    {"definition": definition},
+                    cost_estimate=MUTATION_COST,
+                )
+            self._definitions_ensured = True
 
     def check(self) -> None:
         """One cheap read that proves the shop, token and API version (`membersync check`).

@@ -9,11 +9,24 @@ that none selects a field Shopify deprecates in 2026-10 (`Customer.email`, `Cust
 
 from __future__ import annotations
 
-# Where the member number lives on a Shopify customer.
-MEMBER_NUMBER_NAMESPACE = "membersync"
-MEMBER_NUMBER_KEY = "member_number"
+# Where the member facts Smaregi owns (member number, points, rank) live on a Shopify customer: the
+# app-owned namespace, which other apps and the merchant cannot edit (Shopify stores it as
+# app--<app id>--membersync). The same names as registrations.owned_fields' SHOPIFY_APP_NAMESPACE,
+# SHOPIFY_FACT_KEYS and SHOPIFY_FACT_TYPES (a connector cannot import them; a unit test keeps them
+# equal). The namespace is fixed text in MemberCustomer: no user data.
+MEMBER_FACTS_NAMESPACE = "$app:membersync"
+MEMBER_FACT_KEYS = {"member_number": "member_number", "points": "points", "rank": "rank"}
+MEMBER_FACT_TYPES = {
+    "member_number": "single_line_text_field",
+    "points": "number_integer",
+    "rank": "single_line_text_field",
+}
+MEMBER_NUMBER_KEY = MEMBER_FACT_KEYS["member_number"]
 # The registration that created the customer (set by customerCreate): how a retry whose create answer
-# was lost tells its own customer from one that already held the address (never written to).
+# was lost tells its own customer from one that already held the address (never written to). It stays
+# in the shared `membersync` namespace it was always written to.
+REGISTRATION_NAMESPACE = "membersync"
+MEMBER_NUMBER_NAMESPACE = REGISTRATION_NAMESPACE  # the old name of that namespace, kept for callers
 REGISTRATION_KEY = "registration"
 
 # The customer fields every read and write brings back, so the connector maps one shape.
@@ -42,6 +55,26 @@ fragment MemberCustomer on Customer {
   updatedAt
 }
 """
+
+# The member facts of a customer (the reads that answer a customer, not the mutations): aliased reads
+# of the app-owned namespace, names in variables ($factsNamespace, $memberNumberKey, $pointsKey,
+# $rankKey: `client.FACT_VARIABLES`).
+MEMBER_FACT_FIELDS = """
+fragment MemberFacts on Customer {
+  factMemberNumber: metafield(namespace: $factsNamespace, key: $memberNumberKey) {
+    value
+  }
+  factPoints: metafield(namespace: $factsNamespace, key: $pointsKey) {
+    value
+  }
+  factRank: metafield(namespace: $factsNamespace, key: $rankKey) {
+    value
+  }
+}
+"""
+FACT_VARIABLE_DEFINITIONS = (
+    "$factsNamespace: String!, $memberNumberKey: String!, $pointsKey: String!, $rankKey: String!"
+)
 
 USER_ERROR_FIELDS = """
 fragment MemberUserError on UserError {
@@ -75,16 +108,13 @@ mutation CreateCustomer($input: CustomerInput!) {
 FIND_CUSTOMER_BY_EMAIL = (
     """
 query FindCustomerByEmail(
-  $email: String!, $metafieldNamespace: String!, $metafieldKey: String!, $registrationKey: String!
+  $email: String!, $metafieldNamespace: String!, $registrationKey: String!, """
+    + FACT_VARIABLE_DEFINITIONS
+    + """
 ) {
   customerByIdentifier(identifier: {emailAddress: $email}) {
     ...MemberCustomer
-    memberNumber: metafield(namespace: $metafieldNamespace, key: $metafieldKey) {
-      id
-      value
-      type
-      compareDigest
-    }
+    ...MemberFacts
     registration: metafield(namespace: $metafieldNamespace, key: $registrationKey) {
       value
     }
@@ -92,25 +122,23 @@ query FindCustomerByEmail(
 }
 """
     + CUSTOMER_FIELDS
+    + MEMBER_FACT_FIELDS
 )
 
-# One customer by global id, with the member-number metafield and its digest (for metafieldsSet's
-# compare-and-set).
+# One customer by global id, with its member facts.
 GET_CUSTOMER = (
     """
-query GetCustomer($id: ID!, $metafieldNamespace: String!, $metafieldKey: String!) {
+query GetCustomer($id: ID!, """
+    + FACT_VARIABLE_DEFINITIONS
+    + """) {
   customer(id: $id) {
     ...MemberCustomer
-    memberNumber: metafield(namespace: $metafieldNamespace, key: $metafieldKey) {
-      id
-      value
-      type
-      compareDigest
-    }
+    ...MemberFacts
   }
 }
 """
     + CUSTOMER_FIELDS
+    + MEMBER_FACT_FIELDS
 )
 
 # $input carries the customer's `id` plus only the fields to change.
@@ -219,6 +247,28 @@ mutation SetMetafields($metafields: [MetafieldsSetInput!]!) {
 }
 """
 
+# $definition: MetafieldDefinitionInput {namespace, key, name, type, ownerType: CUSTOMER}. A definition
+# that exists already answers userError TAKEN (harmless: connectors.shopify.answers).
+CREATE_METAFIELD_DEFINITION = """
+mutation CreateMetafieldDefinition($definition: MetafieldDefinitionInput!) {
+  metafieldDefinitionCreate(definition: $definition) {
+    createdDefinition {
+      id
+      namespace
+      key
+      type {
+        name
+      }
+    }
+    userErrors {
+      field
+      message
+      code
+    }
+  }
+}
+"""
+
 # The query a bulk export runs over every customer (no first/after: bulk operations page internally).
 # Nested metafields come back as separate JSONL lines carrying __parentId.
 BULK_CUSTOMERS_QUERY = """
@@ -304,6 +354,7 @@ ALL_DOCUMENTS: dict[str, str] = {
     "AddCustomerAddress": ADD_CUSTOMER_ADDRESS,
     "UpdateCustomerAddress": UPDATE_CUSTOMER_ADDRESS,
     "SetMetafields": SET_METAFIELDS,
+    "CreateMetafieldDefinition": CREATE_METAFIELD_DEFINITION,
     "BulkCustomersQuery": BULK_CUSTOMERS_QUERY,
     "StartBulkCustomerExport": START_BULK_CUSTOMER_EXPORT,
     "PollBulkOperation": POLL_BULK_OPERATION,

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any, Protocol, TypedDict
 
 from config.email_address import canonical_email
+from connectors.shopify.documents import MEMBER_FACT_KEYS, MEMBER_FACT_TYPES, MEMBER_FACTS_NAMESPACE
 
 # Addresses we send are Japanese; the form has no country field.
 ADDRESS_COUNTRY_CODE = "JP"
@@ -38,7 +39,9 @@ class ShopifyCustomer:
     first_name: str | None
     last_name: str | None
     phone: str | None
-    member_number: str | None = None  # metafield membersync.member_number, when the read fetched it
+    # The member facts in the app-owned namespace ($app:membersync member_number / points / rank),
+    # when the read fetched them (finds and gets do, mutations' answers do not).
+    member_number: str | None = None
     # metafield membersync.registration: the registration whose create made this customer (lookups)
     registration_id: str | None = None
     updated_at: str | None = None
@@ -48,6 +51,46 @@ class ShopifyCustomer:
     marketing_state: str | None = None
     marketing_opt_in_level: str | None = None
     marketing_updated_at: str | None = None
+    points: int | None = None
+    rank: str | None = None
+
+
+class MemberFactValues(Protocol):
+    """Member facts to write (registrations.owned_fields.MemberFacts is one): None = leave as it is."""
+
+    @property
+    def member_number(self) -> str | None: ...
+
+    @property
+    def points(self) -> int | None: ...
+
+    @property
+    def rank(self) -> str | None: ...
+
+
+def fact_values(facts: MemberFactValues) -> dict[str, str | int | None]:
+    """The facts as fact name -> value."""
+    return {name: getattr(facts, name) for name in MEMBER_FACT_KEYS}
+
+
+def fact_metafields(customer_id: str, facts: Mapping[str, str | int | None]) -> list[dict[str, Any]]:
+    """MetafieldsSetInputs for the facts given (fact name -> value; None or blank left out), in the
+    app-owned namespace, each typed as its metafield definition."""
+    metafields = []
+    for name, key in MEMBER_FACT_KEYS.items():
+        value = facts.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        metafields.append(
+            {
+                "ownerId": customer_id,
+                "namespace": MEMBER_FACTS_NAMESPACE,
+                "key": key,
+                "type": MEMBER_FACT_TYPES[name],
+                "value": str(value),
+            }
+        )
+    return metafields
 
 
 class CustomerFields(TypedDict, total=False):
@@ -77,15 +120,17 @@ ADDRESS_FIELD_NAMES = frozenset({"address", "postal_code"})
 
 
 def customer_from_node(node: Mapping[str, Any]) -> ShopifyCustomer:
-    """A `MemberCustomer` fragment (plus the optional `memberNumber` metafield alias) as a ShopifyCustomer."""
-    member_number = node.get("memberNumber")
+    """A `MemberCustomer` fragment (plus the optional `MemberFacts` and `registration` reads) as a
+    ShopifyCustomer."""
     return ShopifyCustomer(
         id=str(node["id"]),
         email=_inner(node, "defaultEmailAddress", "emailAddress"),
         first_name=node.get("firstName"),
         last_name=node.get("lastName"),
         phone=_inner(node, "defaultPhoneNumber", "phoneNumber"),
-        member_number=member_number.get("value") if isinstance(member_number, Mapping) else None,
+        member_number=_inner(node, "factMemberNumber", "value"),
+        points=_integer(_inner(node, "factPoints", "value")),
+        rank=_inner(node, "factRank", "value"),
         registration_id=_inner(node, "registration", "value"),
         updated_at=node.get("updatedAt"),
         address_id=_inner(node, "defaultAddress", "id"),
@@ -93,6 +138,14 @@ def customer_from_node(node: Mapping[str, Any]) -> ShopifyCustomer:
         marketing_opt_in_level=_inner(node, "defaultEmailAddress", "marketingOptInLevel"),
         marketing_updated_at=_inner(node, "defaultEmailAddress", "marketingUpdatedAt"),
     )
+
+
+def _integer(value: Any) -> int | None:
+    """A number_integer metafield's value, None when absent or not an integer."""
+    try:
+        return None if value is None else int(str(value))
+    except ValueError:
+        return None
 
 
 def _inner(node: Mapping[str, Any], name: str, field: str) -> Any:

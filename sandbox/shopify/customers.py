@@ -126,6 +126,8 @@ class CustomerStore:
             },
         )
         self._child_ids_lock = threading.Lock()
+        # The shop's metafield definitions: a metafield of a defined namespace and key must be of its type.
+        self.definitions = mf.MetafieldDefinitions()
         # A store restored from disk (`membersync dev`) continues after the highest id it holds, so
         # a new address or metafield never reuses one already in use.
         self._child_ids = itertools.count(self._highest_child_id() + 1)
@@ -143,6 +145,7 @@ class CustomerStore:
         """Forget every customer; ids start again from 1."""
         with self.records.lock:
             self.records.clear()
+            self.definitions.clear()
             self._child_ids = itertools.count(1)
 
     def __len__(self) -> int:
@@ -336,12 +339,12 @@ class CustomerStore:
         self, metafield_inputs: list[dict[str, Any]]
     ) -> tuple[list[Record], list[Record]]:
         errors: list[Record] = []
-        if len(metafield_inputs) > 25:
+        if len(metafield_inputs) > mf.MAX_METAFIELDS_PER_SET:
             errors.append(
                 _set_error(
                     ["metafields"],
                     "LESS_THAN_OR_EQUAL_TO",
-                    "Exceeded the maximum metafields input limit of 25.",
+                    f"Exceeded the maximum metafields input limit of {mf.MAX_METAFIELDS_PER_SET}.",
                     None,
                 )
             )
@@ -351,12 +354,20 @@ class CustomerStore:
             if owner is None:
                 errors.append(_set_error([*path, "ownerId"], "INVALID_VALUE", "Owner does not exist.", index))
                 continue
-            namespace = entry.get("namespace") or mf.APP_NAMESPACE
+            namespace = mf.stored_namespace(entry.get("namespace"))
             existing = mf.find_metafield(owner["metafields"], namespace, entry["key"])
-            type_name = entry.get("type") or (existing["type"] if existing else None)
-            for name, code, message in mf.metafield_problems(
-                namespace=namespace, key=entry["key"], type_name=type_name, value=entry["value"]
-            ):
+            definition = self.definitions.find("CUSTOMER", namespace, entry["key"])
+            type_name = (
+                entry.get("type")
+                or (existing["type"] if existing else None)
+                or (definition["type"] if definition else None)
+            )
+            for name, code, message in [
+                *mf.definition_problems(definition, type_name),
+                *mf.metafield_problems(
+                    namespace=namespace, key=entry["key"], type_name=type_name, value=entry["value"]
+                ),
+            ]:
                 errors.append(_set_error([*path, name], code, message, index))
             if "compareDigest" in entry and not _digest_matches(entry["compareDigest"], existing):
                 errors.append(
@@ -375,15 +386,21 @@ class CustomerStore:
         for entry in metafield_inputs:
             legacy_id = legacy_id_of(entry["ownerId"])
             assert legacy_id is not None
-            namespace = entry.get("namespace") or mf.APP_NAMESPACE
+            namespace = mf.stored_namespace(entry.get("namespace"))
+            definition = self.definitions.find("CUSTOMER", namespace, entry["key"])
 
-            def apply(current: Record, entry: dict[str, Any] = entry, namespace: str = namespace) -> Record:
+            def apply(
+                current: Record,
+                entry: dict[str, Any] = entry,
+                namespace: str = namespace,
+                defined: str = definition["type"] if definition else "",
+            ) -> Record:
                 existing = mf.find_metafield(current["metafields"], namespace, entry["key"])
                 metafields, metafield = mf.upsert_metafield(
                     current["metafields"],
                     namespace=namespace,
                     key=entry["key"],
-                    type_name=entry.get("type") or (existing["type"] if existing else ""),
+                    type_name=entry.get("type") or (existing["type"] if existing else defined),
                     value=entry["value"],
                     now=now,
                     new_id=self._next_child_id,
@@ -431,12 +448,17 @@ class CustomerStore:
     def _metafield_errors(self, metafield_inputs: list[dict[str, Any]]) -> list[Record]:
         errors = []
         for index, entry in enumerate(metafield_inputs):
-            for name, _code, message in mf.metafield_problems(
-                namespace=entry.get("namespace") or mf.APP_NAMESPACE,
-                key=entry.get("key"),
-                type_name=entry.get("type"),
-                value=entry.get("value"),
-            ):
+            namespace = mf.stored_namespace(entry.get("namespace"))
+            definition = self.definitions.find("CUSTOMER", namespace, entry.get("key") or "")
+            for name, _code, message in [
+                *mf.definition_problems(definition, entry.get("type")),
+                *mf.metafield_problems(
+                    namespace=namespace,
+                    key=entry.get("key"),
+                    type_name=entry.get("type"),
+                    value=entry.get("value"),
+                ),
+            ]:
                 errors.append(user_error(["metafields", str(index), name], message))
         return errors
 
@@ -447,7 +469,7 @@ class CustomerStore:
         for entry in metafield_inputs:
             metafields, _ = mf.upsert_metafield(
                 metafields,
-                namespace=entry.get("namespace") or mf.APP_NAMESPACE,
+                namespace=mf.stored_namespace(entry.get("namespace")),
                 key=entry["key"],
                 type_name=entry["type"],
                 value=entry["value"],

@@ -14,12 +14,34 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
-# Where metafields go when the client names no namespace: Shopify uses the calling app's reserved
-# namespace ("app--<app id>"); the sandbox is one app.
-APP_NAMESPACE = "app--sandbox"
+from sandbox.common import DuplicateKeyError, RecordStore
+
+# The sandbox shop has one app installed (every token is that app's). Shopify stores an app-owned
+# namespace `$app:<name>` as `app--<app id>--<name>` and a metafield without a namespace in the app's
+# reserved `app--<app id>`; app ids are numbers.
+APP_ID = "2727272"
+APP_NAMESPACE = f"app--{APP_ID}"
+APP_PREFIX = "$app"
+MAX_METAFIELDS_PER_SET = 25
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
 _INTEGER_LIMIT = 9_007_199_254_740_991  # Shopify's number_integer range (JavaScript-safe integers).
+
+
+def stored_namespace(namespace: str | None) -> str:
+    """The namespace as Shopify stores it: `$app:<name>` -> `app--<app id>--<name>`, `$app` or none ->
+    the app's reserved namespace, any other as given. Either spelling reads the same metafield."""
+    if not namespace or namespace == APP_PREFIX:
+        return APP_NAMESPACE
+    if namespace.startswith(f"{APP_PREFIX}:"):
+        return f"{APP_NAMESPACE}--{namespace[len(APP_PREFIX) + 1 :]}"
+    return namespace
+
+
+def stored_key(namespaced_key: str) -> str:
+    """A `namespace.key` filter (Customer.metafields(keys:)) with its namespace as stored."""
+    namespace, _, key = namespaced_key.rpartition(".")
+    return f"{stored_namespace(namespace)}.{key}" if namespace else namespaced_key
 
 
 def _is_integer(value: str) -> bool:
@@ -87,8 +109,14 @@ def metafield_problems(
                 _length("Namespace", 3, 255, namespace),
             )
         )
-    elif not _NAME_PATTERN.match(namespace) and namespace != APP_NAMESPACE:
+    elif not _NAME_PATTERN.match(namespace):
         problems.append(("namespace", "INVALID_VALUE", "Namespace contains one or more invalid characters."))
+    elif namespace.startswith("app--") and not (
+        namespace == APP_NAMESPACE or namespace.startswith(f"{APP_NAMESPACE}--")
+    ):
+        # Another app's reserved namespace: only the owning app may write there.
+        message = "Access to this namespace and key on Metafields for this resource type is not allowed."
+        problems.append(("namespace", "APP_NOT_AUTHORIZED", message))
     if not key:
         problems.append(("key", "BLANK", "Key can't be blank"))
     elif not 2 <= len(key) <= 64:
@@ -106,6 +134,92 @@ def metafield_problems(
         if not accepts(value):
             problems.append(("value", "INVALID_VALUE", message))
     return problems
+
+
+def definition_problems(
+    definition: dict[str, Any] | None, type_name: str | None
+) -> list[tuple[str, str, str]]:
+    """A metafield's type against its namespace and key's definition, as (input field, code, message).
+
+    Shopify refuses a metafield whose type is not the definition's (the value is then checked against
+    the definition's type by `metafield_problems`); the exact wording is UNCONFIRMED.
+    """
+    if definition is None or type_name is None or type_name == definition["type"]:
+        return []
+    return [
+        ("type", "INVALID_TYPE", f"Type must be '{definition['type']}' as set by the metafield definition.")
+    ]
+
+
+class MetafieldDefinitions:
+    """The shop's metafield definitions (metafieldDefinitionCreate), one per owner type, namespace and key."""
+
+    def __init__(self) -> None:
+        self.records = RecordStore(
+            unique={"identity": lambda record: f"{record['ownerType']}|{record['namespace']}|{record['key']}"}
+        )
+
+    def clear(self) -> None:
+        """Forget every definition."""
+        self.records.clear()
+
+    def find(self, owner_type: str, namespace: str | None, key: str) -> dict[str, Any] | None:
+        """The definition of this owner type, namespace (either spelling) and key, or None."""
+        return self.records.find("identity", f"{owner_type}|{stored_namespace(namespace)}|{key}")
+
+    def create(
+        self, definition: dict[str, Any], now: str
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """metafieldDefinitionCreate: (the definition, []) or (None, MetafieldDefinitionCreateUserErrors)."""
+        namespace = stored_namespace(definition.get("namespace"))
+        key, type_name = definition.get("key") or "", definition.get("type") or ""
+        errors = [
+            _definition_error(name, code, message)
+            for name, code, message in metafield_problems(
+                namespace=namespace,
+                key=key,
+                type_name=type_name,
+                value="0" if type_name == "number_integer" else "x",
+            )
+            if name != "value"
+        ]
+        if not (definition.get("name") or "").strip():
+            errors.append(_definition_error("name", "BLANK", "Name can't be blank"))
+        if errors:
+            return None, errors
+        record = {
+            "namespace": namespace,
+            "key": key,
+            "name": definition["name"],
+            "description": definition.get("description"),
+            "ownerType": definition["ownerType"],
+            "type": type_name,
+            "createdAt": now,
+        }
+        try:
+            created = self.records.insert(record)
+        except DuplicateKeyError:
+            owner = str(definition["ownerType"]).capitalize()
+            message = f"Key is in use for {owner} metafields on the '{namespace}' namespace."
+            return None, [_definition_error("key", "TAKEN", message)]
+        return {**created, "id": f"gid://shopify/MetafieldDefinition/{created['id']}"}, []
+
+
+# metafieldsSet's codes for the same problems -> MetafieldDefinitionCreateUserErrorCode.
+_DEFINITION_CODES = {
+    "INVALID_VALUE": "INVALID_CHARACTER",
+    "INVALID_TYPE": "INCLUSION",
+    "APP_NOT_AUTHORIZED": "INVALID",
+}
+
+
+def _definition_error(name: str, code: str, message: str) -> dict[str, Any]:
+    return {
+        "field": ["definition", name],
+        "code": _DEFINITION_CODES.get(code, code),
+        "message": message,
+        "elementIndex": None,
+    }
 
 
 def _length(what: str, minimum: int, maximum: int, text: str) -> str:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from graphql import GraphQLError, GraphQLObjectType, GraphQLResolveInfo, GraphQLSchema
 
 from sandbox.shopify import metafields as mf
-from sandbox.shopify.customers import CustomerStore, customer_gid, display_name
+from sandbox.shopify.customers import CustomerStore, customer_gid, display_name, now_iso
 from sandbox.shopify.pagination import (
     MAX_PAGE_SIZE,
     SortKey,
@@ -190,7 +190,7 @@ def resolve_metafield(
     customer: Record, _info: GraphQLResolveInfo, key: str, namespace: str | None = None
 ) -> Record | None:
     """Customer.metafield(namespace:, key:); no namespace means the app's own."""
-    return mf.find_metafield(customer["metafields"], namespace or mf.APP_NAMESPACE, key)
+    return mf.find_metafield(customer["metafields"], mf.stored_namespace(namespace), key)
 
 
 def resolve_metafields(
@@ -206,11 +206,13 @@ def resolve_metafields(
 ) -> Record:
     """Customer.metafields: filtered by namespace or by "namespace.key" keys, in id order."""
     _check_pages(info, first, last)
+    wanted_namespace = None if namespace is None else mf.stored_namespace(namespace)
+    wanted_keys = None if keys is None else {mf.stored_key(key) for key in keys}
     chosen = [
         metafield
         for metafield in customer["metafields"]
-        if (namespace is None or metafield["namespace"] == namespace)
-        and (keys is None or f"{metafield['namespace']}.{metafield['key']}" in keys)
+        if (wanted_namespace is None or metafield["namespace"] == wanted_namespace)
+        and (wanted_keys is None or f"{metafield['namespace']}.{metafield['key']}" in wanted_keys)
     ]
 
     def key_of(metafield: Record) -> SortKey:
@@ -230,6 +232,17 @@ def resolve_compare_digest(metafield: Record, _info: GraphQLResolveInfo) -> str:
 def resolve_json_value(metafield: Record, _info: GraphQLResolveInfo) -> Any:
     """Metafield.jsonValue."""
     return mf.json_value(metafield)
+
+
+def resolve_metafield_definition_create(_root: None, info: GraphQLResolveInfo, definition: Record) -> Record:
+    """Mutation.metafieldDefinitionCreate (the sandbox stores CUSTOMER definitions only)."""
+    created, errors = _context(info).customers.definitions.create(definition, now_iso())
+    return {"createdDefinition": created, "userErrors": errors}
+
+
+def resolve_metafield_definition_type(definition: Record, _info: GraphQLResolveInfo) -> Record:
+    """MetafieldDefinition.type: a MetafieldDefinitionType named by the stored type."""
+    return {"name": definition["type"]}
 
 
 def resolve_customer_create(_root: None, info: GraphQLResolveInfo, input: Record) -> Record:
@@ -333,6 +346,8 @@ _RESOLVERS = {
     ("Mutation", "customerAddressCreate"): resolve_customer_address_create,
     ("Mutation", "customerAddressUpdate"): resolve_customer_address_update,
     ("Mutation", "metafieldsSet"): resolve_metafields_set,
+    ("Mutation", "metafieldDefinitionCreate"): resolve_metafield_definition_create,
+    ("MetafieldDefinition", "type"): resolve_metafield_definition_type,
     ("Mutation", "bulkOperationRunQuery"): resolve_bulk_operation_run_query,
     ("Customer", "id"): resolve_customer_id,
     ("Customer", "defaultEmailAddress"): resolve_default_email_address,

@@ -100,6 +100,7 @@ type Mutation {
     input: CustomerEmailMarketingConsentUpdateInput!
   ): CustomerEmailMarketingConsentUpdatePayload
   metafieldsSet(metafields: [MetafieldsSetInput!]!): MetafieldsSetPayload
+  metafieldDefinitionCreate(definition: MetafieldDefinitionInput!): MetafieldDefinitionCreatePayload
   bulkOperationRunQuery(query: String!, groupObjects: Boolean! = false): BulkOperationRunQueryPayload
 }
 
@@ -385,6 +386,54 @@ type MetafieldsSetPayload {
 type UserError implements DisplayableError {
   field: [String!]
   message: String!
+}
+
+"A subset of Shopify's: the sandbox stores the namespace, key, name, type and owner type."
+input MetafieldDefinitionInput {
+  description: String
+  key: String!
+  name: String!
+  namespace: String
+  ownerType: MetafieldOwnerType!
+  pin: Boolean = false
+  type: String!
+}
+
+type MetafieldDefinition implements Node {
+  description: String
+  id: ID!
+  key: String!
+  name: String!
+  namespace: String!
+  ownerType: MetafieldOwnerType!
+  type: MetafieldDefinitionType!
+}
+
+type MetafieldDefinitionType {
+  name: String!
+}
+
+type MetafieldDefinitionCreatePayload {
+  createdDefinition: MetafieldDefinition
+  userErrors: [MetafieldDefinitionCreateUserError!]!
+}
+
+type MetafieldDefinitionCreateUserError implements DisplayableError {
+  code: MetafieldDefinitionCreateUserErrorCode
+  elementIndex: Int
+  elementKey: String
+  field: [String!]
+  message: String!
+}
+
+enum MetafieldDefinitionCreateUserErrorCode {
+  BLANK
+  INCLUSION
+  INVALID
+  INVALID_CHARACTER
+  TAKEN
+  TOO_LONG
+  TOO_SHORT
 }
 
 type MetafieldsSetUserError implements DisplayableError {

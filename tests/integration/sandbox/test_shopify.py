@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from connectors.shopify import documents
+from connectors.shopify.client import FACT_VARIABLES
 from sandbox.common import ThreadedServer
 from sandbox.shopify import create_app
 from sandbox.shopify.execution import AdminApi
@@ -66,7 +67,7 @@ def shop(running_shop: Shop) -> Shop:
 
 def member_number(value: str) -> dict[str, str]:
     return {
-        "namespace": documents.MEMBER_NUMBER_NAMESPACE,
+        "namespace": documents.MEMBER_FACTS_NAMESPACE,
         "key": documents.MEMBER_NUMBER_KEY,
         "type": "single_line_text_field",
         "value": value,
@@ -76,9 +77,9 @@ def member_number(value: str) -> dict[str, str]:
 def email_lookup(email: str) -> dict[str, Any]:
     return {
         "email": email,
-        "metafieldNamespace": documents.MEMBER_NUMBER_NAMESPACE,
-        "metafieldKey": documents.MEMBER_NUMBER_KEY,
+        "metafieldNamespace": documents.REGISTRATION_NAMESPACE,
         "registrationKey": documents.REGISTRATION_KEY,
+        **FACT_VARIABLES,
     }
 
 
@@ -185,7 +186,7 @@ def test_customer_by_identifier_finds_the_exact_email_in_any_case(shop: Shop, em
     found = shop.data(documents.FIND_CUSTOMER_BY_EMAIL, email_lookup(email))["customerByIdentifier"]
     assert found["id"] == created["id"]
     assert found["defaultEmailAddress"]["emailAddress"] == "kenji@example.jp"
-    assert found["memberNumber"]["value"] == "M7"
+    assert found["factMemberNumber"]["value"] == "M7"
 
 
 @pytest.mark.parametrize("email", ["nobody@example.jp", "kenji", "example.jp", "kenji@example"])
@@ -283,14 +284,10 @@ def test_address_mutations_on_unknown_ids_are_user_errors(shop: Shop) -> None:
 
 def test_get_customer_with_member_number_and_unknown_id(shop: Shop) -> None:
     created = shop.create(email="yuki@example.jp", metafields=[member_number("M42")])
-    variables = {
-        "metafieldNamespace": documents.MEMBER_NUMBER_NAMESPACE,
-        "metafieldKey": documents.MEMBER_NUMBER_KEY,
-    }
+    variables = FACT_VARIABLES
     customer = shop.data(documents.GET_CUSTOMER, {"id": created["id"], **variables})["customer"]
-    assert customer["memberNumber"]["value"] == "M42"
-    assert customer["memberNumber"]["type"] == "single_line_text_field"
-    assert customer["memberNumber"]["id"].startswith("gid://shopify/Metafield/")
+    assert customer["factMemberNumber"]["value"] == "M42"
+    assert customer["factPoints"] is None
     missing = shop.data(documents.GET_CUSTOMER, {"id": "gid://shopify/Customer/999", **variables})
     assert missing == {"customer": None}
 
@@ -516,7 +513,7 @@ def test_customer_metafields_connection_filters_and_pages(shop: Shop) -> None:
     metafields.append({**member_number("other"), "namespace": "loyalty"})
     owner = shop.create(email="mf@example.jp", metafields=metafields)["id"]
     query = """query($id: ID!, $after: String) { customer(id: $id) {
-        metafields(first: 2, after: $after, namespace: "membersync") {
+        metafields(first: 2, after: $after, namespace: "$app:membersync") {
             nodes { key value } pageInfo { hasNextPage endCursor } } } }"""
     first = shop.data(query, {"id": owner})["customer"]["metafields"]
     assert [node["key"] for node in first["nodes"]] == ["k0", "k1"]

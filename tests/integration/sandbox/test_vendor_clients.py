@@ -100,6 +100,7 @@ def shopify_graphql(serve: Serve) -> Any:
 
 def test_shopify_python_api_round_trip(shopify_graphql: Any) -> None:
     from connectors.shopify import documents
+    from connectors.shopify.client import FACT_VARIABLES
 
     created = json.loads(
         shopify_graphql.execute(
@@ -126,9 +127,9 @@ def test_shopify_python_api_round_trip(shopify_graphql: Any) -> None:
             documents.FIND_CUSTOMER_BY_EMAIL,
             variables={
                 "email": "hanako@example.com",
-                "metafieldNamespace": documents.MEMBER_NUMBER_NAMESPACE,
-                "metafieldKey": documents.MEMBER_NUMBER_KEY,
+                "metafieldNamespace": documents.REGISTRATION_NAMESPACE,
                 "registrationKey": documents.REGISTRATION_KEY,
+                **FACT_VARIABLES,
             },
         )
     )

@@ -23,6 +23,7 @@ from connectors.errors import (
 from connectors.http import HttpClient
 from connectors.shopify import EmailTaken, PhoneTaken, ShopifyClient, ShopifyCustomer, documents, versions
 from connectors.shopify.versions import VERSION_MISMATCH
+from registrations.owned_fields import MemberFacts as Facts
 
 BASE_URL = "https://membersync-test.myshopify.com"
 ENDPOINT = f"{BASE_URL}/admin/api/2026-10/graphql.json"
@@ -30,7 +31,12 @@ TOKEN = "shpat_unit_test"
 EMAIL = "hanako.yamada@example.com"
 GID = "gid://shopify/Customer/1001"
 ADDRESS_GID = "gid://shopify/MailingAddress/2001?model_name=CustomerAddress"
-METAFIELD_VARIABLES = {"metafieldNamespace": "membersync", "metafieldKey": "member_number"}
+FACT_VARIABLES = {
+    "factsNamespace": "$app:membersync",
+    "memberNumberKey": "member_number",
+    "pointsKey": "points",
+    "rankKey": "rank",
+}
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
@@ -138,6 +144,16 @@ def sent(api: responses.RequestsMock, index: int = 0) -> dict[str, Any]:
 
 
 THROTTLED = {"message": "Throttled", "extensions": {"code": "THROTTLED"}}
+
+
+def definitions_exist(api: responses.RequestsMock) -> None:
+    """The three member-fact metafield definitions, already created (userError TAKEN each)."""
+    taken = {"field": ["definition", "key"], "message": "Key is in use.", "code": "TAKEN"}
+    for _ in range(3):
+        api.post(
+            ENDPOINT,
+            json=answer({"metafieldDefinitionCreate": {"createdDefinition": None, "userErrors": [taken]}}),
+        )
 
 
 # --- create_customer ---------------------------------------------------------------------------
@@ -331,11 +347,12 @@ def test_a_mutation_answer_without_customer_or_user_errors_is_permanent(
 def test_find_by_email_looks_the_exact_address_up_by_identifier(
     shopify: ShopifyClient, api: responses.RequestsMock, limiter: RecordingLimiter
 ) -> None:
-    member_number = {"id": "gid://shopify/Metafield/7", "value": "M000123", "type": "single_line_text_field"}
     found_node = node(
         email="Hanako.Yamada@Example.com",
         address_id=ADDRESS_GID,
-        memberNumber={**member_number, "compareDigest": "abc"},
+        factMemberNumber={"value": "M000123"},
+        factPoints={"value": "120"},
+        factRank=None,
     )
     api.post(ENDPOINT, json=answer({"customerByIdentifier": found_node}))
 
@@ -344,12 +361,18 @@ def test_find_by_email_looks_the_exact_address_up_by_identifier(
     body = sent(api)
     assert body["query"] == documents.FIND_CUSTOMER_BY_EMAIL
     assert "customerByIdentifier(identifier: {emailAddress: $email})" in body["query"]
-    assert body["variables"] == {"email": EMAIL, **METAFIELD_VARIABLES, "registrationKey": "registration"}
-    assert [(customer.id, customer.member_number, customer.address_id) for customer in found] == [
-        (GID, "M000123", ADDRESS_GID)
+    assert body["variables"] == {
+        "email": EMAIL,
+        "metafieldNamespace": "membersync",
+        "registrationKey": "registration",
+        **FACT_VARIABLES,
+    }
+    assert [(c.id, c.member_number, c.points, c.rank, c.address_id) for c in found] == [
+        (GID, "M000123", 120, None, ADDRESS_GID)
     ]
     assert found[0].email == "Hanako.Yamada@Example.com" and found[0].phone == "+819012345678"
-    assert limiter.acquired == [5.0]  # customer, its email, phone and address objects, the metafield
+    # customer, its email, phone and address objects, the three fact metafields
+    assert limiter.acquired == [8.0]
 
 
 def test_find_by_email_with_no_customer_is_an_empty_list(
@@ -382,15 +405,21 @@ def test_a_customer_without_email_phone_or_address_maps_to_nones(
 def test_get_customer_reads_the_member_number(
     shopify: ShopifyClient, api: responses.RequestsMock, limiter: RecordingLimiter
 ) -> None:
-    api.post(ENDPOINT, json=answer({"customer": node(memberNumber={"value": "M000123"})}))
+    facts = {
+        "factMemberNumber": {"value": "M000123"},
+        "factPoints": {"value": "7"},
+        "factRank": {"value": "Gold"},
+    }
+    api.post(ENDPOINT, json=answer({"customer": node(**facts)}))
 
     customer = shopify.get_customer(GID)
 
     body = sent(api)
     assert body["query"] == documents.GET_CUSTOMER
-    assert body["variables"] == {"id": GID, **METAFIELD_VARIABLES}
-    assert customer is not None and customer.member_number == "M000123"
-    assert limiter.acquired == [5.0]
+    assert body["variables"] == {"id": GID, **FACT_VARIABLES}
+    assert customer is not None
+    assert (customer.member_number, customer.points, customer.rank) == ("M000123", 7, "Gold")
+    assert limiter.acquired == [8.0]
 
 
 def test_get_customer_that_does_not_exist_is_none(
@@ -489,18 +518,19 @@ def test_update_to_a_taken_email_is_email_taken(shopify: ShopifyClient, api: res
 def test_set_member_number_writes_one_text_metafield(
     shopify: ShopifyClient, api: responses.RequestsMock
 ) -> None:
-    metafield = {"id": "gid://shopify/Metafield/7", "namespace": "membersync", "key": "member_number"}
+    definitions_exist(api)
+    metafield = {"id": "gid://shopify/Metafield/7", "namespace": "app--1--membersync", "key": "member_number"}
     api.post(ENDPOINT, json=answer({"metafieldsSet": {"metafields": [metafield], "userErrors": []}}))
 
     shopify.set_member_number(GID, "M000123")
 
-    body = sent(api)
+    body = sent(api, 3)  # after the three metafield definitions
     assert body["query"] == documents.SET_METAFIELDS
     assert body["variables"] == {
         "metafields": [
             {
                 "ownerId": GID,
-                "namespace": "membersync",
+                "namespace": "$app:membersync",
                 "key": "member_number",
                 "type": "single_line_text_field",
                 "value": "M000123",
@@ -520,6 +550,7 @@ def test_set_member_number_user_errors_name_field_and_code(
             "elementIndex": 0,
         }
     ]
+    definitions_exist(api)
     api.post(ENDPOINT, json=answer({"metafieldsSet": {"metafields": None, "userErrors": user_errors}}))
 
     with pytest.raises(PermanentError, match=r"metafields\.0\.ownerId \[INVALID_VALUE\]") as raised:
@@ -823,3 +854,113 @@ def test_an_answer_from_the_requested_version_or_without_the_header_counts_nothi
     assert shopify.get_customer(GID) is None
 
     assert sum(sample.value for metric in VERSION_MISMATCH.collect() for sample in metric.samples) == total
+
+
+# --- member facts: app-owned metafields, their definitions, chunks of 25 ----------------------
+
+
+def created_definition(key: str, type_name: str) -> dict[str, Any]:
+    return {
+        "metafieldDefinitionCreate": {
+            "createdDefinition": {
+                "id": "gid://shopify/MetafieldDefinition/1",
+                "namespace": "app--1--membersync",
+                "key": key,
+                "type": {"name": type_name},
+            },
+            "userErrors": [],
+        }
+    }
+
+
+def test_member_facts_define_their_metafields_once_then_write_only_the_facts_given(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
+    for key, type_name in documents.MEMBER_FACT_TYPES.items():
+        api.post(ENDPOINT, json=answer(created_definition(key, type_name)))
+    set_answer = answer({"metafieldsSet": {"metafields": [], "userErrors": []}})
+    api.post(ENDPOINT, json=set_answer)
+    api.post(ENDPOINT, json=set_answer)
+
+    shopify.set_member_facts(GID, Facts(points=120, rank="Gold"))
+    shopify.set_member_facts(GID, Facts(points=130))
+    shopify.set_member_facts(GID, Facts())  # nothing to write: nothing sent
+
+    definitions = [sent(api, index) for index in range(3)]
+    assert {body["query"] for body in definitions} == {documents.CREATE_METAFIELD_DEFINITION}
+    assert [body["variables"]["definition"] for body in definitions] == [
+        {"namespace": "$app:membersync", "key": key, "name": name, "type": type_name, "ownerType": "CUSTOMER"}
+        for (key, type_name), name in zip(
+            documents.MEMBER_FACT_TYPES.items(), ["Member number", "Points", "Member rank"], strict=True
+        )
+    ]
+    first, second = sent(api, 3), sent(api, 4)
+    assert first["query"] == documents.SET_METAFIELDS
+    assert first["variables"]["metafields"] == [
+        {
+            "ownerId": GID,
+            "namespace": "$app:membersync",
+            "key": "points",
+            "type": "number_integer",
+            "value": "120",
+        },
+        {
+            "ownerId": GID,
+            "namespace": "$app:membersync",
+            "key": "rank",
+            "type": "single_line_text_field",
+            "value": "Gold",
+        },
+    ]
+    assert [entry["value"] for entry in second["variables"]["metafields"]] == ["130"]
+    assert len(api.calls) == 5  # the definitions were not asked again
+
+
+def test_a_definition_refused_for_another_reason_fails_and_is_tried_again_next_time(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
+    refused = {"field": ["definition", "type"], "message": "Type is not included.", "code": "INCLUSION"}
+    api.post(
+        ENDPOINT,
+        json=answer({"metafieldDefinitionCreate": {"createdDefinition": None, "userErrors": [refused]}}),
+    )
+    with pytest.raises(PermanentError, match=r"definition\.type \[INCLUSION\]"):
+        shopify.set_member_facts(GID, Facts(points=1))
+    assert len(api.calls) == 1  # nothing was written untyped
+
+    definitions_exist(api)
+    api.post(ENDPOINT, json=answer({"metafieldsSet": {"metafields": [], "userErrors": []}}))
+    shopify.set_member_facts(GID, Facts(points=1))
+    assert sent(api, 4)["query"] == documents.SET_METAFIELDS
+
+
+def test_set_metafields_sends_at_most_25_per_call(
+    shopify: ShopifyClient, api: responses.RequestsMock
+) -> None:
+    definitions_exist(api)
+    for _ in range(3):
+        api.post(ENDPOINT, json=answer({"metafieldsSet": {"metafields": [], "userErrors": []}}))
+    metafields = [
+        {
+            "ownerId": f"gid://shopify/Customer/{number}",
+            "namespace": "$app:membersync",
+            "key": "points",
+            "type": "number_integer",
+            "value": str(number),
+        }
+        for number in range(60)
+    ]
+
+    shopify.set_metafields(metafields)
+
+    chunks = [sent(api, index)["variables"]["metafields"] for index in range(3, 6)]
+    assert [len(chunk) for chunk in chunks] == [25, 25, 10]
+    assert [entry["value"] for chunk in chunks for entry in chunk] == [str(n) for n in range(60)]
+
+
+def test_the_connectors_fact_names_are_the_ownership_maps() -> None:
+    from registrations import owned_fields
+
+    assert documents.MEMBER_FACTS_NAMESPACE == owned_fields.SHOPIFY_APP_NAMESPACE
+    assert dict(owned_fields.SHOPIFY_FACT_KEYS) == documents.MEMBER_FACT_KEYS
+    assert dict(owned_fields.SHOPIFY_FACT_TYPES) == documents.MEMBER_FACT_TYPES
