@@ -22,7 +22,7 @@ import itertools
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from config.email_address import canonical_email
@@ -48,6 +48,9 @@ from connectors.shopify.mapping import (
     same_email,
 )
 from connectors.smaregi.members import SmaregiMember
+from connectors.smaregi.points import PointMovementResult, PointTransaction, movement_division
+
+POINT_ADD = "smaregi POST /pos/customers/{id}/point/add"
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -287,6 +290,8 @@ class FakeSmaregi(FakeSystem):
     def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
         super().__init__()
         self.members: dict[str, SmaregiMember] = {}
+        # Every point movement, as GET /pos/transactions lists them.
+        self.point_log: list[PointTransaction] = []
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def add_member(self, customer_code: str, mail_address: str | None, **names: str) -> SmaregiMember:
@@ -321,6 +326,7 @@ class FakeSmaregi(FakeSystem):
             self._clock(),
             # Smaregi's own default when the flag is not sent is UNCONFIRMED; "0" here.
             mail_receive_flag=bool(mail_receive_flag),
+            points=0,
         )
         self.members[member.customer_id] = member
         return member
@@ -390,6 +396,49 @@ class FakeSmaregi(FakeSystem):
             member, mail_receive_flag=receive, updated_at=self._clock()
         )
         return self.members[customer_id]
+
+    @vendor_call
+    def add_points(
+        self, customer_id: str, points: int, *, expire_date: date | None = None
+    ) -> PointMovementResult:
+        """Move the balance (a string, as Smaregi keeps it) and record a transaction (取引区分 6 or 7);
+        below zero is refused (PermanentError, HTTP 400), an unknown member is NotFoundError."""
+        member = self.members.get(customer_id)
+        if member is None:
+            raise NotFoundError(f"{POINT_ADD}: HTTP 404: Not Found", system=self.system, status=404)
+        balance = int(member.point or "0") + points
+        if points == 0 or balance < 0:
+            raise PermanentError(f"{POINT_ADD}: HTTP 400: Bad Request", system=self.system, status=400)
+        now = self._clock()
+        transaction = PointTransaction(
+            str(self._next_id()), movement_division(points), customer_id, abs(points), now
+        )
+        self.point_log.append(transaction)
+        self.members[customer_id] = dataclasses.replace(
+            member, point=str(balance), points=balance, updated_at=now
+        )
+        return PointMovementResult(customer_id, balance, (transaction.transaction_head_id,), now)
+
+    @vendor_call
+    def point_transactions(
+        self,
+        customer_id: str,
+        *,
+        since: datetime,
+        until: datetime | None = None,
+        division: str | None = None,
+        page_size: int = 100,
+    ) -> list[PointTransaction]:
+        """The member's point transactions received from `since` to `until`, oldest first."""
+        return [
+            transaction
+            for transaction in self.point_log
+            if transaction.customer_id == customer_id
+            and (division is None or transaction.division == division)
+            and transaction.transacted_at is not None
+            and since <= transaction.transacted_at
+            and (until is None or transaction.transacted_at <= until)
+        ]
 
 
 class FakeHubSpot(FakeSystem):

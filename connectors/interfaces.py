@@ -9,7 +9,7 @@ cheap read of `membersync check`); reconciliation and ops tools use the concrete
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol, Unpack
 
 from connectors.hubspot.client import DEFAULT_PROPERTIES, HubSpotContact
@@ -17,6 +17,7 @@ from connectors.hubspot.subscriptions import SubscriptionStatus
 from connectors.mailer.client import MemberNumberMessage, NoticeMessage, WelcomeMessage
 from connectors.shopify.mapping import CustomerFields, MemberFactValues, ShopifyCustomer
 from connectors.smaregi.members import SmaregiMember
+from connectors.smaregi.points import PointMovementResult, PointTransaction
 
 
 class ShopifyApi(Protocol):
@@ -133,6 +134,24 @@ class SmaregiApi(Protocol):
 
     def set_mail_receive_flag(self, customer_id: str, receive: bool) -> SmaregiMember:
         """mailReceiveFlag "1" (receives marketing mail) or "0"; NotFoundError for an unknown member."""
+        ...
+
+    def add_points(
+        self, customer_id: str, points: int, *, expire_date: date | None = None
+    ) -> PointMovementResult:
+        """Move the member's balance by `points` (negative subtracts); not idempotent."""
+        ...
+
+    def point_transactions(
+        self,
+        customer_id: str,
+        *,
+        since: datetime,
+        until: datetime | None = None,
+        division: str | None = None,
+        page_size: int = 100,
+    ) -> list[PointTransaction]:
+        """The member's point transactions (取引区分 6, 7, 8) received since `since`."""
         ...
 
     def check(self) -> None:
