@@ -10,6 +10,7 @@ from flask import Flask
 
 from app import api, confirm, errors, form, health, limits, metrics, openapi, webhooks
 from app import ops as ops_console
+from app import shopify_webhooks as shopify_webhooks  # its route joins the webhooks blueprint
 from app.request_body import CappedRequest
 from app.services import Services
 from config.observability import init_sentry, install_log_redaction

@@ -182,6 +182,7 @@ def _dead_letter_document(letter: DeadLetter) -> dict[str, Any]:
     return {
         "id": letter.id,
         "registration_id": letter.registration_id,
+        "change_id": letter.change_id,
         "system": letter.system,
         "task_name": letter.task_name,
         "error_class": letter.error_class,
@@ -239,9 +240,19 @@ def dlq_replay(dead_letter_id: str | None, replay_all: bool) -> None:
 
     if replay_all == (dead_letter_id is not None):
         raise click.UsageError("give either a DEAD_LETTER_ID or --all")
-    # The worker's database: a replay is published after its commit, on the worker's broker.
-    letters = DeadLetters(_celery().membersync.database)
-    targets = letters.open_registrations() if replay_all else [str(dead_letter_id)]
+    from tasks.changes import queue_change
+
+    # The worker's database: a replay is published after its commit, on the worker's broker; a
+    # change's task goes to the same broker (or, when it does not answer, the change sweep sends it).
+    celery = _celery()
+    letters = DeadLetters(
+        celery.membersync.database, queue_change=lambda change_id: queue_change(celery, change_id)
+    )
+    targets = (
+        [*letters.open_registrations(), *map(str, letters.open_change_letters())]
+        if replay_all
+        else [str(dead_letter_id)]
+    )
     replayed: list[dict[str, Any]] = []
     unpublished: list[dict[str, Any]] = []
     for target in targets:
@@ -249,7 +260,9 @@ def dlq_replay(dead_letter_id: str | None, replay_all: bool) -> None:
             outcome = letters.replay(target)
         except NothingToReplay:
             raise click.ClickException(f"no open dead letter for {target}") from None
-        entry = {"registration_id": outcome.registration_id, "systems": list(outcome.systems)}
+        entry: dict[str, Any] = {"registration_id": outcome.registration_id, "systems": list(outcome.systems)}
+        if outcome.change_id is not None:
+            entry["change_id"] = outcome.change_id
         # A row the broker did not take stays in the outbox for the relay.
         (replayed if outcome.published else unpublished).append(entry)
     _print({"replayed": replayed, "count": len(replayed), "not_published": unpublished})

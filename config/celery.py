@@ -22,6 +22,8 @@ VISIBILITY_TIMEOUT_SECONDS = 2 * 3600
 LONGEST_COUNTDOWN_SECONDS = 3600
 # How often unanswered confirmations are swept into `expired`.
 CONFIRMATION_EXPIRY_INTERVAL_SECONDS = 15 * 60.0
+# How often pending vendor changes left behind are queued again (tasks/changes.py).
+CHANGE_SWEEP_INTERVAL_SECONDS = 60.0
 
 # RabbitMQ only: every queue is a quorum queue (replicated, durable) whose rejected and
 # over-delivered messages go to the dead-letter exchange, where `membersync.dead` keeps them.
@@ -115,6 +117,7 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, A
             "membersync.confirmations.expire": {"queue": MAINTENANCE_QUEUE},
             "membersync.smaregi.directory_pull": {"queue": MAINTENANCE_QUEUE},
             "membersync.smaregi.directory_reread": {"queue": MAINTENANCE_QUEUE},
+            "membersync.changes.sweep": {"queue": MAINTENANCE_QUEUE},
         },
         # Within the step lease, so a step that still runs is never taken over by a redelivery.
         "task_time_limit": min(300, settings.step_lease_seconds // 2),
@@ -136,6 +139,8 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, A
                 "task": "membersync.confirmations.expire",
                 "schedule": CONFIRMATION_EXPIRY_INTERVAL_SECONDS,
             },
+            # Vendor changes (webhook deliveries) the broker never got, or whose worker vanished.
+            "change-sweep": {"task": "membersync.changes.sweep", "schedule": CHANGE_SWEEP_INTERVAL_SECONDS},
             # The Smaregi member directory's incremental pull (a full load when one is due).
             "smaregi-directory-pull": {
                 "task": "membersync.smaregi.directory_pull",

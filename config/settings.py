@@ -293,6 +293,11 @@ class Settings:
     # the web service; on one host PROMETHEUS_MULTIPROC_DIR lets `/metrics` show every process).
     worker_metrics_port: int | None = setting("WORKER_METRICS_PORT", _optional_port, None)
     shopify_webhook_secret: Secret = setting("SHOPIFY_WEBHOOK_SECRET", _secret, Secret(""), secret=True)
+    # During a rotation of the app's client secret Shopify may still sign with the older one for a
+    # while: deliveries signed with either are accepted until this is unset.
+    shopify_webhook_secret_previous: Secret = setting(
+        "SHOPIFY_WEBHOOK_SECRET_PREVIOUS", _secret, Secret(""), secret=True
+    )
     smaregi_webhook_token: Secret = setting("SMAREGI_WEBHOOK_TOKEN", _secret, Secret(""), secret=True)
 
     # The outbox relay re-publishes rows older than this; younger ones are still being published by

@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 
 from config.observability import scrub_text
 from config.systems import SYSTEM_NAMES
+from registrations.changes import Changes, reopen_change
 from registrations.database import Database
-from registrations.models import DeadLetter, Registration, utcnow
+from registrations.models import Change, DeadLetter, Registration, utcnow
 from registrations.ops_queries import Page, page_of
 from registrations.outbox import published_ids
 from registrations.replay import reopen
@@ -121,13 +122,18 @@ def matching(wanted: DeadLetterFilter) -> Select[DeadLetter]:
 class Replayed:
     """What a replay reopened: the registration, its systems (pipeline order), the outbox row that
     carries the chain, the dead letters it closed, and whether the chain reached the broker (False:
-    it waits in the outbox for the relay)."""
+    it waits in the outbox for the relay).
 
-    registration_id: str
+    A change's dead letter (a vendor webhook delivery, `registrations/changes.py`) names no
+    registration: `change_id` is set, `systems` is the change's source, there is no outbox row, and
+    `published` says whether its task reached the broker (False: the change sweep queues it)."""
+
+    registration_id: str | None
     systems: tuple[str, ...]
-    outbox_id: int
+    outbox_id: int | None
     letter_ids: tuple[int, ...]
     published: bool
+    change_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -141,10 +147,12 @@ class Replays:
 class DeadLetters:
     """List, show, replay, discard and resolve dead letters, each in its own short transaction."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, queue_change: Callable[[int], None] | None = None) -> None:
         # Bound to a publisher (the web app's, the worker's, the CLI's), a replay is published after
-        # its commit; unbound, the relay publishes it.
+        # its commit; unbound, the relay publishes it. A replayed change's task is handed to
+        # `queue_change` after the commit when given; else the change sweep queues it.
         self.database = database
+        self.queue_change = queue_change
 
     def list(self, wanted: DeadLetterFilter | None = None) -> Sequence[DeadLetter]:
         """Every dead letter `wanted` describes (default: the open ones), oldest first."""
@@ -166,11 +174,18 @@ class DeadLetters:
         """The registrations with at least one open dead letter, in id order."""
         query = (
             open_dead_letters()
+            .where(DeadLetter.registration_id.is_not(None))
             .with_only_columns(DeadLetter.registration_id)
             .group_by(DeadLetter.registration_id)
             .order_by(None)
             .order_by(DeadLetter.registration_id)
         )
+        with self.database.session() as session:
+            return [str(registration_id) for registration_id in session.scalars(query)]
+
+    def open_change_letters(self) -> Sequence[int]:
+        """The open dead letters of changes (vendor webhook deliveries), oldest first."""
+        query = open_dead_letters().where(DeadLetter.change_id.is_not(None)).with_only_columns(DeadLetter.id)
         with self.database.session() as session:
             return session.scalars(query).all()
 
@@ -192,7 +207,11 @@ class DeadLetters:
 
     def replay(self, ids: str | int) -> Replayed:
         """Reopen the dead steps named by a dead-letter id or a registration id (every open dead
-        letter of that registration), and queue the chain from the first unfinished step."""
+        letter of that registration), and queue the chain from the first unfinished step. A change's
+        dead letter reopens its change instead (`_replay_change`)."""
+        change_letter = self._change_letter(ids)
+        if change_letter is not None:
+            return self._replay_change(change_letter)
         with self.database.session() as session:
             registration_id = _registration_of(session, ids)
             letters = (
@@ -202,7 +221,7 @@ class DeadLetters:
             )
             if not letters:
                 raise NothingToReplay(str(ids))
-            registration = session.get(Registration, letters[0].registration_id)
+            registration = session.get(Registration, registration_id)
             assert registration is not None  # dead letters cascade with their registration
             # In pipeline order; a registration accepted before a system existed has no step for it.
             state = {step.system: step.state for step in registration.steps}
@@ -231,7 +250,7 @@ class DeadLetters:
         first_open: dict[str, int] = {}
         for letter in letters:
             if letter.status == DeadLetterStatus.OPEN:
-                first_open.setdefault(letter.registration_id, letter.id)
+                first_open.setdefault(letter.registration_id or f"change {letter.change_id}", letter.id)
         replayed: list[Replayed] = []
         for letter_id in first_open.values():
             try:
@@ -267,6 +286,38 @@ class DeadLetters:
                 for letter in letters:
                     letter.alerted_at = now
             return len(letters)
+
+    def _change_letter(self, ids: str | int) -> int | None:
+        """The id of the open dead letter `ids` names when it is a change's."""
+        text = str(ids).strip()
+        if not text.isdigit():
+            return None
+        with self.database.session() as session:
+            letter = session.get(DeadLetter, int(text))
+            if letter is None or letter.change_id is None or letter.status != DeadLetterStatus.OPEN:
+                return None
+            return letter.id
+
+    def _replay_change(self, letter_id: int) -> Replayed:
+        """Reopen a dead change (pending, attempts from zero) and close its letter, in one
+        transaction; then hand its task to the broker when this service can (else the sweep does)."""
+        with self.database.session() as session:
+            letter = session.get(DeadLetter, letter_id)
+            change = session.get(Change, letter.change_id) if letter is not None else None
+            if letter is None or change is None or letter.status != DeadLetterStatus.OPEN:
+                raise NothingToReplay(str(letter_id))
+            _close(letter, DeadLetterStatus.REPLAYED, f"replayed {utcnow().isoformat(timespec='seconds')}")
+            reopen_change(change)
+            change_id, source = change.id, change.source
+        published = False
+        if self.queue_change is not None:
+            try:
+                self.queue_change(change_id)
+                Changes(self.database).mark_queued([change_id])
+                published = True
+            except Exception:  # the broker is down: the change is pending, the sweep queues it
+                published = False
+        return Replayed(None, (source,), None, (letter_id,), published=published, change_id=change_id)
 
     def _close_one(self, dead_letter_id: int, status: DeadLetterStatus, note: str | None) -> DeadLetter:
         with self.database.session() as session:

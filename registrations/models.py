@@ -14,7 +14,13 @@ from sqlalchemy import DateTime as _DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from registrations.states import ConfirmationState, DeadLetterStatus, RegistrationStatus, StepState
+from registrations.states import (
+    ChangeState,
+    ConfirmationState,
+    DeadLetterStatus,
+    RegistrationStatus,
+    StepState,
+)
 
 
 def utcnow() -> datetime:
@@ -182,15 +188,49 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+class Change(Base):
+    """One vendor webhook delivery (a change to a person in the system that owns it), processed as a
+    step: queued, retried, dead-lettered, replayable (`registrations/changes.py`).
+
+    Ids and times only: the vendor's object is re-read through its API when the change is processed,
+    so no personal data from a webhook body is ever stored or queued.
+    """
+
+    __tablename__ = "changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(16))  # shopify | smaregi
+    topic: Mapped[str] = mapped_column(String(64))  # e.g. customers/update
+    # The vendor's delivery id (X-Shopify-Webhook-Id): a delivery seen twice is processed once.
+    delivery_id: Mapped[str] = mapped_column(String(128), unique=True)
+    # The vendor's id of what changed (gid://shopify/Customer/123).
+    subject: Mapped[str] = mapped_column(String(128), index=True)
+    triggered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The object's own updated_at in the delivery: how a late retry is told from a newer change.
+    changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # When the task was last handed to the broker or claimed by a worker (the sweep queues again a
+    # pending change left behind, and a running one whose worker vanished).
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    state: Mapped[str] = mapped_column(String(16), default=ChangeState.PENDING, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    # What processing found and did (ids and field names only): "wrote smaregi: last_name".
+    outcome: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class DeadLetter(Base):
     """A step that ran out of retries or failed for good; ops replay, resolve or discard it."""
 
     __tablename__ = "dead_letters"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    registration_id: Mapped[str] = mapped_column(
+    # A registration's step, or (change_id) a vendor change delivery: exactly one of the two is set.
+    registration_id: Mapped[str | None] = mapped_column(
         ForeignKey("registrations.id", ondelete="CASCADE"), index=True
     )
+    change_id: Mapped[int | None] = mapped_column(ForeignKey("changes.id", ondelete="CASCADE"), index=True)
     system: Mapped[str] = mapped_column(String(16))
     task_name: Mapped[str] = mapped_column(String(128))
     args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -75,8 +75,31 @@ class Ownership(StrEnum):
     CONFIRMED = "confirmed"  # a claim its owner confirmed
 
 
+class ChangeState(StrEnum):
+    """Where one vendor change delivery stands (`changes.state`): each delivery is a step of its own.
+
+    pending → running → applied | ambiguous | reported, or back to pending (a transient failure, a
+    replay) and dead when out of retries or refused for good. stale is decided at the door.
+    """
+
+    PENDING = "pending"  # queued (new, retried after a transient failure, or replayed)
+    RUNNING = "running"  # claimed by one task delivery
+    APPLIED = "applied"  # the owner re-read, the mirrors compared, and only their drift written
+    STALE = "stale"  # older than a change already seen for the same subject: dropped unread
+    AMBIGUOUS = "ambiguous"  # more than one mirror holds the person's address: nothing written
+    REPORTED = "reported"  # recorded for ops only (a deleted customer: mirrors are never deleted)
+    DEAD = "dead"  # dead-lettered: failed for good or out of retries
+
+
+# A change in one of these needs nothing more (a replay reopens a dead one).
+FINISHED_CHANGE_STATES = frozenset(
+    {ChangeState.APPLIED, ChangeState.STALE, ChangeState.AMBIGUOUS, ChangeState.REPORTED, ChangeState.DEAD}
+)
+
+
 # Every vocabulary, for the test that keeps each state spelled here only.
 VOCABULARIES: tuple[type[StrEnum], ...] = (
+    ChangeState,
     StepState,
     RegistrationStatus,
     DeadLetterStatus,

@@ -17,6 +17,7 @@ from registrations.confirmations import expire_due
 from registrations.dead_letters import DeadLetters, NothingToReplay
 from registrations.outbox import published_ids, relay_and_resume
 from tasks.chains import chain_publisher
+from tasks.changes import queue_change
 
 
 @shared_task(name="membersync.outbox.relay", bind=True, ignore_result=True)
@@ -61,5 +62,8 @@ def replay_task(self: Any, dead_letter_or_registration_id: str) -> dict[str, obj
 
     Nothing open to replay is an ordinary answer, not a crash: a short FAILURE with no traceback.
     """
-    replayed = DeadLetters(self.app.membersync.database).replay(dead_letter_or_registration_id)
+    letters = DeadLetters(
+        self.app.membersync.database, queue_change=lambda change_id: queue_change(self.app, change_id)
+    )
+    replayed = letters.replay(dead_letter_or_registration_id)
     return {"registration_id": replayed.registration_id, "systems": list(replayed.systems)}

@@ -20,6 +20,7 @@ from app.ops.inputs import field_problem, record_number
 from app.services import services
 from registrations.dead_letters import DeadLetters, NotOpen
 from registrations.states import DeadLetterStatus
+from tasks.changes import queue_change
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,9 @@ def act_on_dead_letters() -> BaseResponse | tuple[str, int]:
 
 def replay_letters(ids: Iterable[int], operator: str) -> None:
     """Replay the registrations of the given dead letters, each once; flash and audit the outcome."""
-    replays = DeadLetters(services().database).replay_letters(ids)
+    celery = services().celery
+    letters = DeadLetters(services().database, queue_change=lambda change_id: queue_change(celery, change_id))
+    replays = letters.replay_letters(ids)
     replayed_ids: list[int] = []
     runs: list[str] = []
     for replayed in replays.replayed:
@@ -76,7 +79,10 @@ def replay_letters(ids: Iterable[int], operator: str) -> None:
             replayed.registration_id,
         )
         replayed_ids.extend(replayed.letter_ids)
-        runs.append(f"registration {replayed.registration_id} runs {systems} again")
+        if replayed.change_id is not None:
+            runs.append(f"change {replayed.change_id} ({systems}) runs again")
+        else:
+            runs.append(f"registration {replayed.registration_id} runs {systems} again")
     if replayed_ids:
         # One message, however many were ticked: flashes travel in the session cookie.
         what = runs[0] if len(runs) == 1 else f"{len(runs)} registrations run their remaining steps again"

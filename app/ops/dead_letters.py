@@ -8,6 +8,7 @@ from app.ops.blueprint import blueprint
 from app.ops.inputs import page_number
 from app.services import services
 from config.systems import SYSTEM_NAMES
+from registrations.changes import Changes
 from registrations.dead_letters import DeadLetterFilter, DeadLetters, dead_letter_reason
 from registrations.hints import REPLAY_TASK
 from registrations.states import DeadLetterStatus
@@ -58,6 +59,8 @@ def dead_letter(dead_letter_id: int) -> str:
     return render_template(
         "ops/dead_letter.html",
         letter=letter,
+        # A change's dead letter (a vendor webhook delivery) names no registration: show the change.
+        change=Changes(services().database).get(letter.change_id) if letter.change_id else None,
         reason=dead_letter_reason(letter.message),
         replay_task=REPLAY_TASK,
         back=request.full_path.rstrip("?"),

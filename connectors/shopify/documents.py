@@ -46,6 +46,8 @@ fragment MemberCustomer on Customer {
   }
   defaultAddress {
     id
+    zip
+    address1
   }
   locale
   note

@@ -51,6 +51,10 @@ class ShopifyCustomer:
     marketing_state: str | None = None
     marketing_opt_in_level: str | None = None
     marketing_updated_at: str | None = None
+    # The default address's zip and first line (MailingAddress.zip / address1): profile facts the
+    # mirrors receive; None when the customer has no address.
+    postal_code: str | None = None
+    address: str | None = None
     points: int | None = None
     rank: str | None = None
 
@@ -137,6 +141,8 @@ def customer_from_node(node: Mapping[str, Any]) -> ShopifyCustomer:
         marketing_state=_inner(node, "defaultEmailAddress", "marketingState"),
         marketing_opt_in_level=_inner(node, "defaultEmailAddress", "marketingOptInLevel"),
         marketing_updated_at=_inner(node, "defaultEmailAddress", "marketingUpdatedAt"),
+        postal_code=_inner(node, "defaultAddress", "zip"),
+        address=_inner(node, "defaultAddress", "address1"),
     )
 
 
