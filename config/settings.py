@@ -140,6 +140,14 @@ def _optional_str(raw: str) -> str | None:
     return raw.strip() or None
 
 
+def _hubspot_api_version(raw: str) -> str:
+    """HubSpot's date version (`2026-09`: `/crm/objects/2026-09/contacts`) or the legacy `v3`."""
+    text = raw.strip().lower()
+    if text != "v3" and not re.fullmatch(r"20\d\d-(0[1-9]|1[0-2])", text):
+        raise ValueError("expected a HubSpot date version such as 2026-09, or v3")
+    return text
+
+
 def _rate_limit(raw: str) -> str | None:
     """flask-limiter syntax ('60/minute', '10 per second'); 'off' disables the limit."""
     text = raw.strip()
@@ -247,6 +255,9 @@ class Settings:
         "HUBSPOT_ACCESS_TOKEN", _secret, Secret("pat-sandbox"), secret=True
     )
     hubspot_api_url: str = setting("HUBSPOT_API_URL", _base_url, "http://127.0.0.1:8013")
+    # The date version of HubSpot's API the connector calls (`v3`: the legacy paths, unsupported
+    # from September 2027). From 2026-09 HubSpot enforces the portal's validation rules on writes.
+    hubspot_api_version: str = setting("HUBSPOT_API_VERSION", _hubspot_api_version, "2026-09")
     # The subscription type marketing consent is recorded under (Communication Preferences API);
     # unset: the portal's one active, non-internal subscription type, read from its definitions.
     hubspot_subscription_id: str | None = setting("HUBSPOT_SUBSCRIPTION_ID", _optional_str, None)

@@ -440,6 +440,13 @@ class FakeSmaregi(FakeSystem):
             and (until is None or transaction.transacted_at <= until)
         ]
 
+    @vendor_call
+    def transaction_customer_ids(self, transaction_head_ids: Sequence[str]) -> list[str]:
+        """The members of these transactions (point movements recorded here), each once."""
+        wanted = set(transaction_head_ids)
+        found = [t.customer_id for t in self.point_log if t.transaction_head_id in wanted and t.customer_id]
+        return list(dict.fromkeys(found))
+
 
 class FakeHubSpot(FakeSystem):
     """HubSpot contacts: one per email (stored in lower case, as HubSpot does), ids "1", "2", ...
@@ -457,10 +464,17 @@ class FakeHubSpot(FakeSystem):
         self.contacts: dict[str, HubSpotContact] = {}
         self.subscriptions: dict[str, SubscriptionStatus] = {}
         self._opted_out: set[str] = set()
+        self.member_properties_ensured = False
+
+    @vendor_call
+    def ensure_member_properties(self) -> None:
+        """Membersync's custom properties exist (the fake accepts every property name anyway)."""
+        self.member_properties_ensured = True
 
     @vendor_call
     def upsert_contact(self, *, email: str, properties: Mapping[str, str]) -> HubSpotContact:
-        """Create the contact keyed by `email`, or merge `properties` into the one that has it."""
+        """Create the contact keyed by `email`, or merge `properties` into the one that has it
+        (Membersync's custom properties included: the fake needs no definitions for them)."""
         key = canonical_email(email)
         if not key:
             raise ValueError("every contact to upsert needs an email property")
@@ -473,14 +487,17 @@ class FakeHubSpot(FakeSystem):
 
     @vendor_call
     def search_contacts_by_email(
-        self, email: str, *, properties: Sequence[str] = DEFAULT_PROPERTIES
+        self,
+        email: str,
+        *,
+        properties: Sequence[str] = DEFAULT_PROPERTIES,
+        extra_properties: Sequence[str] = (),
     ) -> list[HubSpotContact]:
         """The contact with this email (any case), with the properties named that it has."""
         key = canonical_email(email)
+        names = [*properties, *extra_properties]
         return [
-            HubSpotContact(
-                contact.id, contact.email, {name: contact.properties.get(name) for name in properties}
-            )
+            HubSpotContact(contact.id, contact.email, {name: contact.properties.get(name) for name in names})
             for contact in self.contacts.values()
             if contact.email == key
         ]

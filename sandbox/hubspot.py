@@ -1,5 +1,10 @@
-"""HubSpot CRM v3 contacts emulator (default port 8013): create, read, list, update, batch upsert, search,
-and the Communication Preferences calls marketing consent goes through (`sandbox.hubspot_subscriptions`).
+"""HubSpot CRM contacts emulator (default port 8013): create, read, list, update, batch upsert, search,
+the Properties API and the admin's validation rules (`sandbox.hubspot_properties`), and the
+Communication Preferences calls marketing consent goes through (`sandbox.hubspot_subscriptions`).
+
+Every contacts call answers on the legacy path `/crm/v3/objects/contacts...` and on HubSpot's
+date-versioned path `/crm/objects/<version>/contacts...` with the same bodies; a date version the
+portal does not serve (only 2026-03 and 2026-09 exist) is a 404, the path being unknown to HubSpot.
 
 `create_app(HubSpotSettings(...))` builds the Flask app; serve it with `sandbox.common.ThreadedServer`.
 Errors use HubSpot's body `{"status": "error", "message", "correlationId", "category", ...}`; every API
@@ -15,12 +20,12 @@ import re
 import secrets
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from sandbox.common import (
@@ -31,6 +36,7 @@ from sandbox.common import (
     answer_at_once,
     install_controls,
 )
+from sandbox.hubspot_properties import PropertyBook, definition, install_properties
 from sandbox.hubspot_subscriptions import (
     DEFAULT_SUBSCRIPTION_TYPES,
     SubscriptionBook,
@@ -39,6 +45,10 @@ from sandbox.hubspot_subscriptions import (
 )
 
 CONTACTS = "/crm/v3/objects/contacts"
+DATED_CONTACTS = "/crm/objects/<version>/contacts"
+LEGACY_VERSION = "v3"
+# From this date version on, required-property rules are enforced on writes (HubSpot's changelog).
+REQUIRED_RULES_FROM = "2026-09"
 # The paths that need the token and count against the rate limit.
 API_PREFIXES = ("/crm/", "/communication-preferences/")
 DEFAULT_PROPERTIES = ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname")
@@ -84,6 +94,7 @@ MAX_LIST_LIMIT = 100
 MAX_BATCH_INPUTS = 100
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _DIGITS = re.compile(r"[0-9]{1,18}")  # ids and limits; int() of thousands of digits raises
+ViewFunction = Callable[..., Response]
 
 
 @dataclass
@@ -113,6 +124,8 @@ class HubSpotSettings:
     subscription_types: tuple[SubscriptionType, ...] = DEFAULT_SUBSCRIPTION_TYPES
     # A GDPR-enabled portal wants a legal basis and its explanation on every subscribe.
     gdpr_enabled: bool = True
+    # The date versions HubSpot serves (besides the legacy v3 paths); any other is a 404.
+    api_versions: frozenset[str] = frozenset({"2026-03", "2026-09"})
 
 
 def hubspot_error(status: int, category: str, message: str, **extra: Any) -> Response:
@@ -140,11 +153,22 @@ class InvalidProperties(Exception):
         self.errors = errors
 
 
+def portal_properties(settings: HubSpotSettings) -> PropertyBook:
+    """The portal's property definitions before anyone creates one: HubSpot's standard and computed
+    properties and the custom ones `settings` names."""
+    builtin = [
+        *(definition(name) for name in sorted(STANDARD_PROPERTIES)),
+        *(definition(name, read_only=True) for name in sorted(COMPUTED_PROPERTIES)),
+        *(definition(name, hubspot_defined=False) for name in sorted(settings.custom_properties)),
+    ]
+    return PropertyBook(builtin)
+
+
 class ContactBook:
     """The contacts of one portal, with HubSpot's rules for writing properties."""
 
-    def __init__(self, settings: HubSpotSettings) -> None:
-        self.writable = STANDARD_PROPERTIES | settings.custom_properties
+    def __init__(self, settings: HubSpotSettings, properties: PropertyBook | None = None) -> None:
+        self.properties = properties or portal_properties(settings)
         self.store = RecordStore(unique={"email": _email_key})
 
     def clean(self, properties: Any) -> dict[str, str]:
@@ -158,7 +182,7 @@ class ContactBook:
                 # The message names the property; HubSpot's exact wording is UNCONFIRMED.
                 message = f'"{name}" is a read only property; its value cannot be set.'
                 errors.append(_property_error(name, "READ_ONLY_VALUE", message))
-            elif name not in self.writable:
+            elif not self.properties.exists(name):
                 errors.append(
                     _property_error(name, "PROPERTY_DOESNT_EXIST", f'Property "{name}" does not exist')
                 )
@@ -171,6 +195,14 @@ class ContactBook:
         if errors:
             raise InvalidProperties(errors)
         return cleaned
+
+    def check_rules(self, written: dict[str, str], stored: Record | None, version: str) -> None:
+        """Raise InvalidProperties when the admin's validation rules refuse this write."""
+        enforce_required = version != LEGACY_VERSION and version >= REQUIRED_RULES_FROM
+        current = stored["properties"] if stored is not None else {}
+        errors = self.properties.violations(written, current, enforce_required=enforce_required)
+        if errors:
+            raise InvalidProperties(errors)
 
     def create(self, properties: dict[str, str]) -> Record:
         """Store a new contact; raises DuplicateKeyError on a known email."""
@@ -317,12 +349,14 @@ def create_app(settings: HubSpotSettings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     book = ContactBook(settings)
     subscriptions = SubscriptionBook(settings.subscription_types)
+    crm_route = _crm_router(app)
     window = RollingWindowLimiter(settings.requests_per_window, settings.window_ms / 1000)
     search_window = RollingWindowLimiter(settings.search_per_second, 1.0)
     daily = _DailyCount()
 
     def reset() -> None:
         book.store.clear()
+        book.properties.clear()
         subscriptions.store.clear()
         window.reset()
         search_window.reset()
@@ -339,7 +373,12 @@ def create_app(settings: HubSpotSettings | None = None) -> Flask:
 
     install_controls(
         app,
-        state=lambda: {"contacts": book.store.all(), "subscriptions": subscriptions.store.all()},
+        state=lambda: {
+            "contacts": book.store.all(),
+            "subscriptions": subscriptions.store.all(),
+            "properties": book.properties.created.all(),
+            "validation_rules": book.properties.rules.all(),
+        },
         reset=reset,
         render_throttle=ten_secondly_limit,
         render_error=lambda: hubspot_error(502, "INTERNAL_ERROR", "The sandbox injected a server error."),
@@ -349,6 +388,13 @@ def create_app(settings: HubSpotSettings | None = None) -> Flask:
     def http_error(exc: HTTPException) -> Response:
         category = "VALIDATION_ERROR" if exc.code == 400 else exc.name.upper().replace(" ", "_")
         return hubspot_error(exc.code or 500, category, exc.description or exc.name)
+
+    @app.url_value_preprocessor
+    def take_version(endpoint: str | None, values: dict[str, Any] | None) -> None:
+        # The dated paths' <version>; the legacy paths are v3. Views never see it as an argument.
+        dated = values is not None and "version" in values
+        g.hubspot_version = values.pop("version") if values is not None and dated else LEGACY_VERSION
+        g.hubspot_dated = dated
 
     @app.before_request
     def authenticate_and_limit() -> Response | None:
@@ -362,6 +408,9 @@ def create_app(settings: HubSpotSettings | None = None) -> Flask:
                 "Authentication credentials not found. This API supports OAuth 2.0 authentication and you "
                 "can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
             )
+        version = api_version()
+        if g.get("hubspot_dated", False) and version not in settings.api_versions:
+            return hubspot_error(404, "NOT_FOUND", f"API version {version} is not supported for this path")
         if request.endpoint == "search_contacts":
             if not search_window.hit().allowed:
                 return hubspot_error(
@@ -391,12 +440,14 @@ def create_app(settings: HubSpotSettings | None = None) -> Flask:
         return response
 
     install_subscriptions(app, subscriptions, error=hubspot_error, gdpr_enabled=settings.gdpr_enabled)
+    install_properties(app, book.properties, error=hubspot_error)
 
-    @app.post(CONTACTS)
+    @crm_route("", methods=["POST"])
     def create_contact() -> Response:
         """Create a contact (https://developers.hubspot.com/docs/api/crm/contacts)."""
         try:
             properties = book.clean(_json_body().get("properties"))
+            book.check_rules(properties, None, api_version())
             contact = book.create(properties)
         except InvalidProperties as exc:
             return _validation_error(exc)
@@ -406,7 +457,7 @@ def create_app(settings: HubSpotSettings | None = None) -> Flask:
         response.status_code = 201
         return response
 
-    @app.get(CONTACTS)
+    @crm_route("", methods=["GET"])
     def list_contacts() -> Response:
         """List contacts by id ascending; `limit`, `after` (the next id), `properties`, `archived`."""
         answer_at_once()  # a read: a timeout-after-commit fault has nothing to commit
@@ -425,7 +476,7 @@ def create_app(settings: HubSpotSettings | None = None) -> Flask:
             answer["paging"] = {"next": {"after": after, "link": link}}
         return jsonify(answer)
 
-    @app.get(f"{CONTACTS}/<contact_id>")
+    @crm_route("/<contact_id>", methods=["GET"])
     def read_contact(contact_id: str) -> Response:
         """Read a contact by id, or by email with idProperty=email."""
         contact = book.find(contact_id, request.args.get("idProperty"))
@@ -433,7 +484,7 @@ def create_app(settings: HubSpotSettings | None = None) -> Flask:
             return hubspot_error(404, "OBJECT_NOT_FOUND", "resource not found")
         return jsonify(shown(contact, _requested_properties()))
 
-    @app.patch(f"{CONTACTS}/<contact_id>")
+    @crm_route("/<contact_id>", methods=["PATCH"])
     def update_contact(contact_id: str) -> Response:
         """Update a contact's properties by id (or by email with idProperty=email)."""
         contact = book.find(contact_id, request.args.get("idProperty"))
@@ -441,6 +492,7 @@ def create_app(settings: HubSpotSettings | None = None) -> Flask:
             return hubspot_error(404, "OBJECT_NOT_FOUND", "resource not found")
         try:
             properties = book.clean(_json_body().get("properties"))
+            book.check_rules(properties, contact, api_version())
             updated = book.update(contact["id"], properties)
         except InvalidProperties as exc:
             return _validation_error(exc)
@@ -448,7 +500,7 @@ def create_app(settings: HubSpotSettings | None = None) -> Flask:
             return _conflict(exc.existing_id)
         return jsonify(shown(updated, properties))
 
-    @app.post(f"{CONTACTS}/batch/upsert")
+    @crm_route("/batch/upsert", methods=["POST"])
     def upsert_contacts() -> Response:
         """Create or update contacts identified by email; per-input failures answer 207."""
         inputs = _json_body().get("inputs")
@@ -461,7 +513,7 @@ def create_app(settings: HubSpotSettings | None = None) -> Flask:
         results: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
         for item in inputs:
-            outcome = _upsert_one(book, item)
+            outcome = _upsert_one(book, item, api_version())
             (errors if "category" in outcome else results).append(outcome)
         body: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": started}
         body["completedAt"] = _now()
@@ -471,7 +523,7 @@ def create_app(settings: HubSpotSettings | None = None) -> Flask:
         response.status_code = 207 if errors else 200
         return response
 
-    @app.post(f"{CONTACTS}/search")
+    @crm_route("/search", methods=["POST"])
     def search_contacts() -> Response:
         """Search contacts: OR of filter groups, AND inside each; paging by `after`."""
         body = _json_body()
@@ -490,7 +542,27 @@ def create_app(settings: HubSpotSettings | None = None) -> Flask:
     return app
 
 
-def _upsert_one(book: ContactBook, item: Any) -> dict[str, Any]:
+def api_version() -> str:
+    """The API version of the request being handled: a date from a dated path, else v3."""
+    version = g.get("hubspot_version", LEGACY_VERSION)
+    return str(version)
+
+
+def _crm_router(app: Flask) -> Callable[..., Callable[[ViewFunction], ViewFunction]]:
+    """`@crm_route(suffix, methods=[...])`: one view on the legacy and the dated contacts path."""
+
+    def crm_route(suffix: str, *, methods: list[str]) -> Callable[[ViewFunction], ViewFunction]:
+        def register(view: ViewFunction) -> ViewFunction:
+            for prefix in (CONTACTS, DATED_CONTACTS):
+                app.add_url_rule(f"{prefix}{suffix}", view.__name__, view, methods=methods)
+            return view
+
+        return register
+
+    return crm_route
+
+
+def _upsert_one(book: ContactBook, item: Any, version: str) -> dict[str, Any]:
     """Upsert one batch input by email: the result (with `new`) or an error entry."""
     email = item.get("id") if isinstance(item, dict) else None
     if not isinstance(email, str) or item.get("idProperty") != "email":
@@ -500,16 +572,20 @@ def _upsert_one(book: ContactBook, item: Any) -> dict[str, Any]:
             given = item.get("properties", {})
             properties = book.clean({**given, "email": email} if isinstance(given, dict) else given)
             existing = book.store.find("email", email.lower())
+            book.check_rules(properties, existing, version)
             if existing is None:
                 return {**shown(book.create(properties), properties), "new": True}
             properties.pop("email")  # keep the stored spelling of the address
             return {**shown(book.update(existing["id"], properties), properties), "new": False}
         except InvalidProperties as exc:
-            return _batch_error("VALIDATION_ERROR", str(exc), email)
+            return _batch_error("VALIDATION_ERROR", str(exc), email, errors=exc.errors)
 
 
-def _batch_error(category: str, message: str, email: str | None) -> dict[str, Any]:
-    return {"status": "error", "category": category, "message": message, "context": {"ids": [email]}}
+def _batch_error(
+    category: str, message: str, email: str | None, *, errors: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    entry = {"status": "error", "category": category, "message": message, "context": {"ids": [email]}}
+    return {**entry, "errors": errors} if errors else entry
 
 
 def _list_query() -> tuple[int, int, bool] | str:

@@ -1,12 +1,24 @@
 """Reading HubSpot's answers: its rate-limit headers, its error bodies and partial batch failures.
 
-Messages of the errors raised here carry categories, ids and positions only: HubSpot's own wording
-may quote an email address. Limits and their headers: https://developers.hubspot.com/docs/api/usage-details
+Messages of the errors raised here carry categories, ids, positions and property names only:
+HubSpot's own wording may quote an email address or a value. Limits and their headers:
+https://developers.hubspot.com/docs/api/usage-details
+
+Validation rules: HubSpot applies a portal admin's property validation rules to API writes (since
+July 2023) and, from API version 2026-09, its required and conditionally required properties too
+(developer changelog, "CRM API write validation enforcement"). A refusal is a 400 VALIDATION_ERROR
+whose per-property list (`{"isValid": false, "name", "error", "message"}`, in `errors` or as JSON
+after "Property values were not valid:" in `message`) names the property. Which `error` codes the
+rules use is UNCONFIRMED (a 2023 announcement shows INVALID_ALPHA), so the test runs the other way:
+a per-property refusal that is not about the property's own definition (it does not exist, is
+read-only, the value does not fit its type) is an admin's rule, `ValidationRuleRefused`.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import requests
@@ -27,9 +39,66 @@ SHARED_POLICIES = frozenset({"TEN_SECONDLY_ROLLING", "DAILY"})
 TRANSIENT_CATEGORIES = frozenset(
     {"RATE_LIMITS", "INTERNAL_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT", "LOCKED"}
 )
+# Per-property error codes about the property's own definition: our mistake, not an admin's rule.
+DEFINITION_ERRORS = frozenset(
+    {
+        "PROPERTY_DOESNT_EXIST",
+        "READ_ONLY_VALUE",
+        "INVALID_EMAIL",
+        "INVALID_TYPE",
+        "INVALID_OPTION",
+        "INVALID_INTEGER",
+        "INVALID_LONG",
+        "INVALID_DOUBLE",
+        "INVALID_DATE",
+        "INVALID_DATETIME",
+        "INVALID_BOOLEAN",
+    }
+)
+_PROPERTY_ERRORS_PREFIX = "Property values were not valid:"
 _EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)")
 # Paths that carry an email address (the Communication Preferences status read): cut from messages.
 _EMAIL_IN_PATH = re.compile(r"(/status/email/)[^/]+")
+
+
+class ValidationRuleRefused(PermanentError):
+    """A validation rule the portal's admin configured refused a write: the value (or the rule) must
+    change, so the step dead-letters at once instead of retrying."""
+
+    reason = "validation_rule_refused"
+
+
+def refused_by_rules(body: Mapping[str, Any]) -> list[str]:
+    """The properties an admin's validation rule refused, per an error body (or a batch error entry)."""
+    if body.get("category") != "VALIDATION_ERROR":
+        return []
+    entries: Any = body.get("errors")
+    message = str(body.get("message") or "")
+    if not isinstance(entries, list) and message.startswith(_PROPERTY_ERRORS_PREFIX):
+        try:
+            entries = json.loads(message[len(_PROPERTY_ERRORS_PREFIX) :])
+        except ValueError:
+            entries = None
+    if not isinstance(entries, list):
+        return []
+    refused = {
+        str(entry["name"])
+        for entry in entries
+        if isinstance(entry, Mapping)
+        and entry.get("name")
+        and entry.get("error")
+        and entry.get("error") not in DEFINITION_ERRORS
+    }
+    return sorted(refused)
+
+
+def rule_refusal_text(properties: list[str]) -> str:
+    """What a ValidationRuleRefused says: which properties, and that an admin's rule refused them."""
+    named = ", ".join(properties)
+    return (
+        f"property {named} refused by a validation rule the HubSpot portal's admin configured; "
+        "retrying cannot help: the value or the rule must change"
+    )
 
 
 class HubSpotPolicy(AnswerPolicy):
@@ -75,6 +144,11 @@ class HubSpotPolicy(AnswerPolicy):
                     limiter.pause(error.retry_after)
             if policy:
                 error.args = (f"{where}: {policy}",)
+        refused = refused_by_rules(body) if response.status_code == 400 else []
+        if refused:
+            return ValidationRuleRefused(
+                f"{where}: {rule_refusal_text(refused)}", system=SYSTEM, status=response.status_code
+            )
         if isinstance(error, ConflictError):
             found = _EXISTING_ID.search(str(body.get("message", "")))
             error.existing_id = found.group(1) if found else None
@@ -95,6 +169,10 @@ def batch_error(errors: list[Any], emails: list[str], offset: int) -> ConnectorE
     # Positions in the caller's sequence, not the addresses themselves.
     where = f"inputs {sorted(failed)}" if failed else f"{len(errors)} inputs"
     message = f"{SYSTEM} batch upsert: {where} failed: {', '.join(categories)}"
+    entries = [entry for entry in errors if isinstance(entry, dict)]
+    refused = sorted({name for entry in entries for name in refused_by_rules(entry)})
+    if refused:
+        return ValidationRuleRefused(f"{message}: {rule_refusal_text(refused)}", system=SYSTEM, status=207)
     if all(category in TRANSIENT_CATEGORIES for category in categories):
         return TransientError(message, system=SYSTEM, status=207)
     return PermanentError(message, system=SYSTEM, status=207)

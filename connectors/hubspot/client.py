@@ -1,11 +1,14 @@
-"""HubSpot CRM v3 contacts: the marketing mirror of our members, keyed by email; and their consent.
+"""HubSpot CRM contacts: the marketing mirror of our members, keyed by email; and their consent.
 
 Vendor reference: https://developers.hubspot.com/docs/api/crm/contacts (objects, batch upsert) and
-https://developers.hubspot.com/docs/api/crm/search. What HubSpot's answers mean, its rate-limit
-headers included, is read in `connectors.hubspot.answers`. Marketing consent never travels as a
-contact property: it goes through the Communication Preferences API (`connectors.hubspot.subscriptions`
-says which facts are confirmed), and a contact write naming a marketing-status property is refused
-before it is sent.
+https://developers.hubspot.com/docs/api/crm/search. The paths carry the API version
+HUBSPOT_API_VERSION names (`/crm/objects/2026-09/contacts`, or the legacy `/crm/v3/objects/contacts`:
+`connectors.hubspot.paths`). What HubSpot's answers mean, its rate-limit headers and its validation
+rules included, is read in `connectors.hubspot.answers`. The member facts travel in Membersync's own
+custom properties, created before the first write that carries one (`connectors.hubspot.properties`).
+Marketing consent never travels as a contact property: it goes through the Communication Preferences
+API (`connectors.hubspot.subscriptions` says which facts are confirmed), and a contact write naming a
+marketing-status property is refused before it is sent.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from urllib.parse import quote
 
 from config.email_address import canonical_email
 from config.settings import Settings
-from connectors.errors import PermanentError, TransientError
-from connectors.http import HttpClient, Timeouts, credentials_refusal, json_body
+from connectors.errors import ConflictError, NotFoundError, PermanentError, TransientError
+from connectors.http import HttpClient, Timeouts, credentials_refusal, json_body, json_object
 from connectors.hubspot.answers import SYSTEM, HubSpotPolicy, batch_error
+from connectors.hubspot.paths import DEFAULT_VERSION, CrmPaths
+from connectors.hubspot.properties import MEMBER_PROPERTIES, names_member_property
 from connectors.hubspot.subscriptions import (
     LEGAL_BASES,
     NOT_SUBSCRIBED,
@@ -32,7 +37,6 @@ from connectors.hubspot.subscriptions import (
 )
 from connectors.ratelimit import RateLimiter
 
-CONTACTS = "/crm/v3/objects/contacts"
 MAX_BATCH_INPUTS = 100
 MAX_LIST_LIMIT = 100
 MAX_SEARCH_LIMIT = 200
@@ -61,12 +65,17 @@ class HubSpotContact:
 
 
 class HubSpotClient:
-    """Contacts of one HubSpot portal, through a private app's access token."""
+    """Contacts of one HubSpot portal, through a service key (or a legacy private app's token)."""
 
-    def __init__(self, http: HttpClient, *, subscription_id: str | None = None) -> None:
+    def __init__(
+        self, http: HttpClient, *, subscription_id: str | None = None, api_version: str = DEFAULT_VERSION
+    ) -> None:
         self.http = http.using(HubSpotPolicy)
         # HUBSPOT_SUBSCRIPTION_ID, else learnt once from the portal's definitions.
         self.subscription_id = subscription_id
+        self.paths = CrmPaths(api_version)
+        # Membersync's custom properties are known to exist (ensured once per client).
+        self._member_properties_ensured = False
 
     @classmethod
     def from_settings(cls, settings: Settings, *, limiter: RateLimiter | None = None) -> HubSpotClient:
@@ -83,7 +92,31 @@ class HubSpotClient:
                 refusal=credentials_refusal("HubSpot", {"HUBSPOT_ACCESS_TOKEN": token}),
             ),
             subscription_id=settings.hubspot_subscription_id,
+            api_version=settings.hubspot_api_version,
         )
+
+    def ensure_member_properties(self) -> None:
+        """Create Membersync's contact properties (member number, points, rank) where missing.
+
+        `POST /crm/properties/<version>/contacts` for each (scope crm.schemas.contacts.write); a 409
+        means it exists already (an earlier run, another worker, an admin). Done once per client.
+        """
+        if self._member_properties_ensured:
+            return
+        for definition in MEMBER_PROPERTIES:
+            try:
+                self.http.request("POST", self.paths.properties, ok=(200, 201), json=definition.as_api())
+            except ConflictError:
+                pass  # already there: what we wanted
+            except PermanentError as refused:
+                if refused.status != 403:
+                    raise
+                raise PermanentError(
+                    f"{refused}; creating the member properties needs the crm.schemas.contacts.write scope",
+                    system=SYSTEM,
+                    status=403,
+                ) from None
+        self._member_properties_ensured = True
 
     def upsert_contacts(self, contacts: Sequence[Mapping[str, str]]) -> list[HubSpotContact]:
         """Create or update contacts by their `email` property (docs/api/crm/contacts: batch/upsert)."""
@@ -93,6 +126,8 @@ class HubSpotClient:
         if len(set(emails)) != len(emails):
             raise ValueError("an upsert batch may name each email once")  # HubSpot refuses the batch
         refuse_marketing_properties(name for contact in contacts for name in contact)
+        if names_member_property(name for contact in contacts for name in contact):
+            self.ensure_member_properties()
         upserted: list[HubSpotContact] = []
         for start in range(0, len(contacts), MAX_BATCH_INPUTS):
             batch = contacts[start : start + MAX_BATCH_INPUTS]
@@ -101,7 +136,7 @@ class HubSpotClient:
                 for contact in batch
             ]
             response = self.http.request(
-                "POST", f"{CONTACTS}/batch/upsert", ok=(200, 201, 207), json={"inputs": inputs}
+                "POST", f"{self.paths.objects}/batch/upsert", ok=(200, 201, 207), json={"inputs": inputs}
             )
             answer = json_body(response, f"{SYSTEM} batch upsert")
             if answer.get("errors"):
@@ -110,7 +145,12 @@ class HubSpotClient:
         return upserted
 
     def upsert_contact(self, *, email: str, properties: Mapping[str, str]) -> HubSpotContact:
-        """Create or update one contact by email (docs/api/crm/contacts: batch/upsert, one input)."""
+        """Create or update one contact by email (docs/api/crm/contacts: batch/upsert, one input).
+
+        Membersync's custom properties (member number, points, rank) are created first if this is the
+        client's first write naming one; an admin's validation rule refusing a value raises
+        ValidationRuleRefused (permanent).
+        """
         results = self.upsert_contacts([{**properties, "email": email}])
         if len(results) != 1:
             raise TransientError(
@@ -121,25 +161,48 @@ class HubSpotClient:
     def create_contact(self, properties: Mapping[str, str]) -> HubSpotContact:
         """Create a contact; ConflictError.existing_id names a holder (docs/api/crm/contacts: create)."""
         refuse_marketing_properties(properties)
-        response = self.http.request("POST", CONTACTS, ok=(200, 201), json={"properties": dict(properties)})
+        if names_member_property(properties):
+            self.ensure_member_properties()
+        response = self.http.request(
+            "POST", self.paths.objects, ok=(200, 201), json={"properties": dict(properties)}
+        )
         return HubSpotContact.from_api(json_body(response, f"{SYSTEM} create"))
 
     def get_contact(
-        self, contact_id: str, *, properties: Sequence[str] = DEFAULT_PROPERTIES
+        self,
+        contact_id: str,
+        *,
+        properties: Sequence[str] = DEFAULT_PROPERTIES,
+        extra_properties: Sequence[str] = (),
     ) -> HubSpotContact | None:
-        """One contact by id, or None (docs/api/crm/contacts: GET /crm/v3/objects/contacts/{id})."""
+        """One contact by id, or None (docs/api/crm/contacts: GET .../contacts/{id}).
+
+        None only for HubSpot's OBJECT_NOT_FOUND: a 404 for the path itself (an API version HubSpot
+        does not serve) raises NotFoundError rather than pass for a missing contact.
+        """
         response = self.http.request(
             "GET",
-            f"{CONTACTS}/{quote(contact_id, safe='')}",
+            f"{self.paths.objects}/{quote(contact_id, safe='')}",
             ok=(200, 404),
-            params={"properties": ",".join(properties)},
+            params={"properties": ",".join(_names(properties, extra_properties))},
         )
         if response.status_code == 404:
-            return None
+            if json_object(response).get("category") == "OBJECT_NOT_FOUND":
+                return None
+            raise NotFoundError(
+                f"{SYSTEM} GET {self.paths.objects}/{{id}}: HTTP 404 for the path: is HubSpot API "
+                f"version {self.paths.version} (HUBSPOT_API_VERSION) served?",
+                system=SYSTEM,
+                status=404,
+            )
         return HubSpotContact.from_api(json_body(response, f"{SYSTEM} get"))
 
     def search_contacts_by_email(
-        self, email: str, *, properties: Sequence[str] = DEFAULT_PROPERTIES
+        self,
+        email: str,
+        *,
+        properties: Sequence[str] = DEFAULT_PROPERTIES,
+        extra_properties: Sequence[str] = (),
     ) -> list[HubSpotContact]:
         """Contacts whose email equals this one, any case (docs/api/crm/search: EQ filter)."""
         found: list[HubSpotContact] = []
@@ -147,29 +210,36 @@ class HubSpotClient:
         while True:
             body: dict[str, Any] = {
                 "filterGroups": [{"filters": [{"propertyName": "email", "operator": "EQ", "value": email}]}],
-                "properties": list(properties),
+                "properties": _names(properties, extra_properties),
                 "limit": MAX_SEARCH_LIMIT,
             }
             if after is not None:
                 body["after"] = after
-            answer = json_body(self.http.request("POST", f"{CONTACTS}/search", json=body), f"{SYSTEM} search")
+            response = self.http.request("POST", f"{self.paths.objects}/search", json=body)
+            answer = json_body(response, f"{SYSTEM} search")
             found.extend(HubSpotContact.from_api(record) for record in answer.get("results") or [])
             after = _next_after(answer)
             if after is None:
                 return found
 
     def iter_contacts(
-        self, *, properties: Sequence[str] = DEFAULT_PROPERTIES, page_size: int = MAX_LIST_LIMIT
+        self,
+        *,
+        properties: Sequence[str] = DEFAULT_PROPERTIES,
+        extra_properties: Sequence[str] = (),
+        page_size: int = MAX_LIST_LIMIT,
     ) -> Iterator[HubSpotContact]:
-        """Every contact, page by page (docs/api/crm/contacts: GET /crm/v3/objects/contacts)."""
+        """Every contact, page by page (docs/api/crm/contacts: GET .../contacts); `extra_properties`
+        adds names to `properties` (reconciliation reads the member facts' custom properties)."""
         if not 0 < page_size <= MAX_LIST_LIMIT:
             raise ValueError(f"page_size must be 1 to {MAX_LIST_LIMIT}")
         # The list endpoint rather than search: search stops at 10,000 results, a reconciliation must not.
-        params = {"limit": str(page_size), "properties": ",".join(properties), "archived": "false"}
+        names = ",".join(_names(properties, extra_properties))
+        params = {"limit": str(page_size), "properties": names, "archived": "false"}
         after: str | None = None
         while True:
             query = {**params, "after": after} if after is not None else params
-            answer = json_body(self.http.request("GET", CONTACTS, params=query), f"{SYSTEM} list")
+            answer = json_body(self.http.request("GET", self.paths.objects, params=query), f"{SYSTEM} list")
             yield from (HubSpotContact.from_api(record) for record in answer.get("results") or [])
             after = _next_after(answer)
             if after is None:
@@ -177,8 +247,8 @@ class HubSpotClient:
 
     def check(self) -> None:
         """One contact read (`membersync check`): proves the token and the crm.objects.contacts.read
-        scope (docs/api/crm/contacts: GET /crm/v3/objects/contacts?limit=1)."""
-        json_body(self.http.request("GET", CONTACTS, params={"limit": "1"}), f"{SYSTEM} list")
+        scope, on the configured API version (docs/api/crm/contacts: GET .../contacts?limit=1)."""
+        json_body(self.http.request("GET", self.paths.objects, params={"limit": "1"}), f"{SYSTEM} list")
 
     # --- marketing consent: the Communication Preferences API (v3) ---------------------------------
 
@@ -280,6 +350,11 @@ class HubSpotClient:
                 status=400,
             ) from None
         return SubscriptionStatus.from_api(json_body(response, f"{SYSTEM} {verb}", required=("id",)))
+
+
+def _names(properties: Sequence[str], extra: Sequence[str]) -> list[str]:
+    """The property names to read, each once, in the order given."""
+    return list(dict.fromkeys([*properties, *extra]))
 
 
 def _next_after(answer: Mapping[str, Any]) -> str | None:

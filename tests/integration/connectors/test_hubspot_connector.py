@@ -10,7 +10,7 @@ import requests
 
 from config.settings import Secret, Settings
 from connectors.errors import ConflictError, PermanentError, ThrottledError
-from connectors.hubspot import HubSpotClient
+from connectors.hubspot import HubSpotClient, ValidationRuleRefused
 from sandbox import hubspot as hubspot_emulator
 from sandbox.common import ThreadedServer
 
@@ -151,3 +151,46 @@ def test_iter_contacts_lists_every_contact(hubspot: HubSpotClient) -> None:
     assert [contact.id for contact in listed] == [contact.id for contact in upserted]
     assert [contact.email for contact in listed] == [f"member{i}@example.com" for i in range(3)]
     assert [contact.properties["firstname"] for contact in listed] == ["M0", "M1", "M2"]
+
+
+def test_member_facts_travel_in_custom_properties_created_on_first_use(hubspot_url: str) -> None:
+    facts = {"membersync_member_number": "M0001", "membersync_points": "120", "membersync_rank": "gold"}
+    first = HubSpotClient.from_settings(settings_for(hubspot_url))
+    first.upsert_contact(email=EMAIL, properties={"firstname": "Hanako", **facts})
+    # Another worker's client finds them there already (409) and writes on.
+    second = HubSpotClient.from_settings(settings_for(hubspot_url))
+    second.upsert_contact(email=EMAIL, properties={"membersync_points": "150"})
+
+    [contact] = second.iter_contacts(extra_properties=tuple(facts))
+    assert {name: contact.properties[name] for name in facts} == {**facts, "membersync_points": "150"}
+    state = requests.get(f"{hubspot_url}/_sandbox/state", timeout=5).json()
+    assert sorted(p["name"] for p in state["properties"]) == sorted(facts)
+
+
+def test_an_admin_validation_rule_refusal_is_permanent_and_named(
+    hubspot: HubSpotClient, hubspot_url: str
+) -> None:
+    rule = {"property": "phone", "pattern": r"\+?[0-9]+", "name": "Digits only"}
+    requests.post(f"{hubspot_url}/_sandbox/validation-rules", json=rule, timeout=5).raise_for_status()
+    with pytest.raises(ValidationRuleRefused) as refused:
+        hubspot.upsert_contact(email=EMAIL, properties={"phone": "03-1234-5678"})
+    message = str(refused.value)
+    assert "property phone" in message and "admin" in message and "03-1234" not in message
+    assert refused.value.reason == "validation_rule_refused"
+
+
+def test_the_legacy_v3_paths_still_work(hubspot_url: str) -> None:
+    legacy = HubSpotClient.from_settings(settings_for(hubspot_url, hubspot_api_version="v3"))
+    created = legacy.upsert_contact(email=EMAIL, properties={"membersync_rank": "silver"})
+    found = legacy.get_contact(created.id, extra_properties=["membersync_rank"])
+    assert found is not None and found.properties["membersync_rank"] == "silver"
+    assert legacy.paths.objects == "/crm/v3/objects/contacts"
+
+
+def test_a_version_hubspot_does_not_serve_fails_the_check(hubspot_url: str) -> None:
+    unserved = HubSpotClient.from_settings(settings_for(hubspot_url, hubspot_api_version="2025-09"))
+    with pytest.raises(PermanentError) as refused:
+        unserved.check()
+    assert refused.value.status == 404 and "/crm/objects/2025-09/contacts" in str(refused.value)
+    with pytest.raises(PermanentError, match="HUBSPOT_API_VERSION"):
+        unserved.get_contact("1")

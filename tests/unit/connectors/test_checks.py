@@ -30,7 +30,7 @@ GRAPHQL = f"{SHOPIFY}/admin/api/2026-10/graphql.json"
 SMAREGI_API = "https://api.smaregi.test"
 SMAREGI_ID = "https://id.smaregi.test"
 HUBSPOT = "https://api.hubspot.test"
-CONTACTS = f"{HUBSPOT}/crm/v3/objects/contacts"
+CONTACTS = f"{HUBSPOT}/crm/objects/2026-09/contacts"  # HUBSPOT_API_VERSION's default
 COST = {
     "cost": {
         "requestedQueryCost": 1,

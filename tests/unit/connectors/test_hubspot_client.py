@@ -17,7 +17,7 @@ from connectors.http import HttpClient
 from connectors.hubspot import HubSpotClient, HubSpotContact
 
 API = "https://api.hubspot.test"
-CONTACTS = f"{API}/crm/v3/objects/contacts"
+CONTACTS = f"{API}/crm/objects/2026-09/contacts"  # HUBSPOT_API_VERSION's default
 UPSERT = f"{CONTACTS}/batch/upsert"
 SEARCH = f"{CONTACTS}/search"
 EMAIL = "hanako@example.com"
