@@ -348,10 +348,51 @@ def directory_sync(full: bool) -> None:
 
 
 @main.command()
-@click.option("--dry-run", is_flag=True)
-def reconcile(dry_run: bool) -> None:
-    """One reconciliation run now; prints its report as JSON."""
-    _not_yet("reconcile")
+@click.option("--dry-run", is_flag=True, help="Read and plan only: nothing is written anywhere.")
+@click.option(
+    "--system",
+    "systems",
+    multiple=True,
+    type=click.Choice(["shopify", "smaregi", "hubspot"]),
+    help="Reconcile only these systems (repeatable; default all). Shopify, the owner, is always read.",
+)
+def reconcile(dry_run: bool, systems: tuple[str, ...]) -> None:
+    """One reconciliation run now: progress on stderr, then its report as JSON on the last line."""
+    import redis
+
+    from connectors.registry import Connectors
+    from registrations.reconcile.run import Reconciliation
+    from registrations.states import ReconciliationStatus
+
+    settings = _settings()
+    database = Database.from_settings(settings)
+    client = redis.Redis.from_url(settings.effective_redis_url)
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if total:
+            width = 30
+            filled = width * done // total
+            bar = "#" * filled + "." * (width - filled)
+            click.echo(f"\r{phase} [{bar}] {done}/{total}", err=True, nl=False)
+        else:
+            click.echo(f"\r{phase} ...", err=True, nl=False)
+
+    try:
+        result = Reconciliation(
+            database,
+            Connectors.from_settings(settings, client),
+            client,
+            settings,
+            dry_run=dry_run,
+            systems=systems or None,
+            progress=progress,
+        ).run()
+    finally:
+        database.dispose()
+    click.echo("", err=True)
+    click.echo(json.dumps(result.as_json(), ensure_ascii=False, default=str))
+    if result.status == ReconciliationStatus.FAILED:
+        sys.exit(1)
 
 
 @main.group()

@@ -4,8 +4,12 @@ Each default below answers a known Celery/Redis trap; docs/reliability.md lists 
 
 from __future__ import annotations
 
+import functools
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from celery.schedules import crontab
 from kombu import Exchange, Queue
 
 from config.settings import Settings
@@ -65,6 +69,17 @@ def _rabbitmq_topology() -> dict[str, Any]:
     }
 
 
+def reconcile_schedule(settings: Settings) -> crontab:
+    """Every day at RECONCILE_AT in RECONCILE_TIMEZONE, whatever zone beat itself runs in (UTC).
+
+    `nowfun` gives crontab the local clock, so a zone with summer time keeps its local hour; a
+    partial of datetime.now (not a lambda) so beat's schedule file can store it.
+    """
+    hour, minute = (int(part) for part in settings.reconcile_at.split(":"))
+    local_now = functools.partial(datetime.now, ZoneInfo(settings.reconcile_timezone))
+    return crontab(hour=hour, minute=minute, nowfun=local_now)
+
+
 def is_rabbitmq(broker_url: str) -> bool:
     """Whether `broker_url` is an AMQP broker (RabbitMQ)."""
     return broker_url.startswith(("amqp://", "amqps://", "pyamqp://"))
@@ -117,6 +132,9 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, A
             "membersync.confirmations.expire": {"queue": MAINTENANCE_QUEUE},
             "membersync.smaregi.directory_pull": {"queue": MAINTENANCE_QUEUE},
             "membersync.smaregi.directory_reread": {"queue": MAINTENANCE_QUEUE},
+            # The nightly reconciliation writes through the same limiters on the bulk queue, so a
+            # registration on the realtime queue never waits behind it.
+            "membersync.reconcile": {"queue": BULK_QUEUE},
             "membersync.changes.sweep": {"queue": MAINTENANCE_QUEUE},
         },
         # Within the step lease, so a step that still runs is never taken over by a redelivery.
@@ -141,6 +159,8 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, A
             },
             # Vendor changes (webhook deliveries) the broker never got, or whose worker vanished.
             "change-sweep": {"task": "membersync.changes.sweep", "schedule": CHANGE_SWEEP_INTERVAL_SECONDS},
+            # The nightly reconciliation, at RECONCILE_AT local time in RECONCILE_TIMEZONE.
+            "reconciliation": {"task": "membersync.reconcile", "schedule": reconcile_schedule(settings)},
             # The Smaregi member directory's incremental pull (a full load when one is due).
             "smaregi-directory-pull": {
                 "task": "membersync.smaregi.directory_pull",

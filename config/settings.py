@@ -158,6 +158,25 @@ def _rate_limit(raw: str) -> str | None:
     return text
 
 
+def _clock_time(raw: str) -> str:
+    """A local time of day as HH:MM (24-hour)."""
+    match = re.fullmatch(r"([01]?[0-9]|2[0-3]):([0-5][0-9])", raw.strip())
+    if match is None:
+        raise ValueError("must be a time of day as HH:MM, e.g. 03:00")
+    return f"{int(match.group(1)):02d}:{match.group(2)}"
+
+
+def _time_zone(raw: str) -> str:
+    """An IANA time zone name (e.g. Asia/Tokyo)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(raw.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("must be an IANA time zone name, e.g. Asia/Tokyo") from None
+    return raw.strip()
+
+
 def _email_or_none(raw: str) -> str | None:
     text = raw.strip()
     if not text:
@@ -362,6 +381,12 @@ class Settings:
         "SMAREGI_DIRECTORY_MAX_AGE_SECONDS", _non_negative_float, 1.0
     )
     smaregi_scopes: str = setting("SMAREGI_SCOPES", str, "pos.customers:read pos.customers:write")
+    # Nightly reconciliation (registrations/reconcile): beat starts it at this local time (HH:MM) in
+    # this zone; a Smaregi-only member with no Shopify customer is only reported unless the switch
+    # lets reconciliation create the customer.
+    reconcile_at: str = setting("RECONCILE_AT", _clock_time, "03:00")
+    reconcile_timezone: str = setting("RECONCILE_TIMEZONE", _time_zone, "Asia/Tokyo")
+    reconcile_create_shopify_customers: bool = setting("RECONCILE_CREATE_SHOPIFY_CUSTOMERS", _bool, False)
     # HubSpot: requests per rolling ten seconds for a private app (100 Free/Starter, 190 Pro/Enterprise).
     hubspot_rate_limit_per_10s: float = setting("HUBSPOT_RATE_LIMIT_PER_10S", _positive_float, 100.0)
     smtp_timeout_seconds: float = setting("SMTP_TIMEOUT_SECONDS", _positive_float, 10.0)

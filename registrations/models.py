@@ -18,6 +18,7 @@ from registrations.states import (
     ChangeState,
     ConfirmationState,
     DeadLetterStatus,
+    ReconciliationStatus,
     RegistrationStatus,
     StepState,
 )
@@ -281,9 +282,18 @@ class ReconciliationRun(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[str] = mapped_column(String(16), default="running")
+    status: Mapped[str] = mapped_column(String(16), default=ReconciliationStatus.RUNNING)
+    # Outcome -> how many people (the report's counts, kept apart for the console and /metrics).
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text)
+    # The fencing token this run took with its lock: a write goes out only while it is the newest.
+    fence: Mapped[int | None] = mapped_column(Integer)
+    systems: Mapped[list[str] | None] = mapped_column(JSON)  # the systems this run reconciled
+    phase: Mapped[str | None] = mapped_column(String(16))  # reading, planning, writing, done
+    # What it found and did: counts per outcome, example vendor ids (never personal data), duration,
+    # API calls per system, failed writes.
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class OpsAuditEntry(Base):

@@ -75,6 +75,16 @@ class Ownership(StrEnum):
     CONFIRMED = "confirmed"  # a claim its owner confirmed
 
 
+class ReconciliationStatus(StrEnum):
+    """How one reconciliation run ended (`reconciliation_runs.status`)."""
+
+    RUNNING = "running"  # under way (or its process died: the heartbeat tells)
+    COMPLETED = "completed"  # every person was looked at; failed writes are in the report
+    FAILED = "failed"  # stopped by an error before the end (a resumed run finishes the work)
+    SKIPPED = "skipped"  # another run held the lock: this one did nothing
+    FENCED = "fenced"  # its lock expired and a newer run took over: it stopped writing
+
+
 class ChangeState(StrEnum):
     """Where one vendor change delivery stands (`changes.state`): each delivery is a step of its own.
 
@@ -106,4 +116,5 @@ VOCABULARIES: tuple[type[StrEnum], ...] = (
     ConfirmationKind,
     ConfirmationState,
     Ownership,
+    ReconciliationStatus,
 )

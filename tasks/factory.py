@@ -12,7 +12,14 @@ from registrations.outbox import publish_after_commit
 from tasks.chains import chain_publisher
 from tasks.runtime import Runtime
 
-TASK_MODULES = ["tasks.steps", "tasks.maintenance", "tasks.signals", "tasks.directory", "tasks.changes"]
+TASK_MODULES = [
+    "tasks.steps",
+    "tasks.maintenance",
+    "tasks.signals",
+    "tasks.directory",
+    "tasks.changes",
+    "tasks.reconcile",
+]
 
 
 def create_celery_app(

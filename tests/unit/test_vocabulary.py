@@ -38,7 +38,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("cli/main.py", "replayed"): "the JSON key of `membersync dlq replay`'s output: what was replayed",
     ("cli/check.py", "failed"): "a `membersync check` verdict on a vendor's credentials, not a state",
     ("cli/check.py", "skipped"): "a `membersync check` verdict: the system is switched off, not checked",
-    ("registrations/models.py", "running"): "a reconciliation run's own status, not a step's",
 }
 
 WORDS: dict[str, list[str]] = {}

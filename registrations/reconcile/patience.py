@@ -1,0 +1,43 @@
+"""Waiting out rate limits: a nightly run has time, a registration step does not.
+
+A step that finds no token is re-scheduled; reconciliation instead sleeps the wait the limiter or the
+vendor named and calls again, so it shares each vendor's budget with the steps without failing. The
+time spent waiting is reported apart (the run's own duration excludes it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from connectors.errors import ThrottledError
+
+T = TypeVar("T")
+
+# One call waits at most this long in total before its throttling counts as a failure.
+PATIENCE_SECONDS = 600.0
+SHORTEST_WAIT = 0.05
+
+
+class Patience:
+    """Calls that wait out throttling; `waited` sums the seconds slept."""
+
+    def __init__(self, sleep: Callable[[float], None] = time.sleep, limit: float = PATIENCE_SECONDS) -> None:
+        self.sleep = sleep
+        self.limit = limit
+        self.waited = 0.0
+
+    def call(self, function: Callable[[], T]) -> T:
+        """`function()`, sleeping and calling again while it is throttled (up to the limit)."""
+        spent = 0.0
+        while True:
+            try:
+                return function()
+            except ThrottledError as error:
+                wait = max(error.retry_after or 0.0, SHORTEST_WAIT)
+                if spent + wait > self.limit:
+                    raise
+                self.sleep(wait)
+                spent += wait
+                self.waited += wait
