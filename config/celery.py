@@ -24,6 +24,8 @@ MAINTENANCE_QUEUE = "membersync.maintenance"
 # ever schedule (longer waits are re-scheduled in steps), or Redis redelivers a still-waiting task.
 VISIBILITY_TIMEOUT_SECONDS = 2 * 3600
 LONGEST_COUNTDOWN_SECONDS = 3600
+# How often point movements left unsettled are applied again (tasks/points.py).
+POINTS_SWEEP_INTERVAL_SECONDS = 5 * 60.0
 # How often unanswered confirmations are swept into `expired`.
 CONFIRMATION_EXPIRY_INTERVAL_SECONDS = 15 * 60.0
 # How often pending vendor changes left behind are queued again (tasks/changes.py).
@@ -132,6 +134,9 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, A
             "membersync.confirmations.expire": {"queue": MAINTENANCE_QUEUE},
             "membersync.smaregi.directory_pull": {"queue": MAINTENANCE_QUEUE},
             "membersync.smaregi.directory_reread": {"queue": MAINTENANCE_QUEUE},
+            # The sign-up bonus goes with the registration; the sweep of unsettled ones is upkeep.
+            "membersync.points.apply": {"queue": REALTIME_QUEUE},
+            "membersync.points.sweep": {"queue": MAINTENANCE_QUEUE},
             # The nightly reconciliation writes through the same limiters on the bulk queue, so a
             # registration on the realtime queue never waits behind it.
             "membersync.reconcile": {"queue": BULK_QUEUE},
@@ -161,6 +166,8 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, A
             "change-sweep": {"task": "membersync.changes.sweep", "schedule": CHANGE_SWEEP_INTERVAL_SECONDS},
             # The nightly reconciliation, at RECONCILE_AT local time in RECONCILE_TIMEZONE.
             "reconciliation": {"task": "membersync.reconcile", "schedule": reconcile_schedule(settings)},
+            # Point movements left unsettled (a lost publish, retries used up): applied again.
+            "points-sweep": {"task": "membersync.points.sweep", "schedule": POINTS_SWEEP_INTERVAL_SECONDS},
             # The Smaregi member directory's incremental pull (a full load when one is due).
             "smaregi-directory-pull": {
                 "task": "membersync.smaregi.directory_pull",

@@ -381,6 +381,10 @@ class Settings:
         "SMAREGI_DIRECTORY_MAX_AGE_SECONDS", _non_negative_float, 1.0
     )
     smaregi_scopes: str = setting("SMAREGI_SCOPES", str, "pos.customers:read pos.customers:write")
+    # Points a new member gets once, when the Smaregi step has made (or adopted) the member of the
+    # registration that made the person (0 = no sign-up bonus). A lost answer is settled by reading
+    # Smaregi's transactions, so SMAREGI_SCOPES must then include pos.transactions:read.
+    signup_bonus_points: int = setting("SIGNUP_BONUS_POINTS", _non_negative_int, 0)
     # Nightly reconciliation (registrations/reconcile): beat starts it at this local time (HH:MM) in
     # this zone; a Smaregi-only member with no Shopify customer is only reported unless the switch
     # lets reconciliation create the customer.
@@ -469,6 +473,11 @@ class Settings:
             raise ConfigError(
                 "MEMBERSYNC_ENV=test is only for the test suite (it means ops/ops, a public SECRET_KEY "
                 "and the sandbox): unset MEMBERSYNC_ENV for production, or run `membersync dev` locally"
+            )
+        if self.signup_bonus_points and "pos.transactions:read" not in self.smaregi_scopes.split():
+            raise ConfigError(
+                "SIGNUP_BONUS_POINTS needs SMAREGI_SCOPES to include pos.transactions:read: a bonus "
+                "whose answer is lost is settled by reading the member's point transactions"
             )
         if self.environment == "development":
             _warn_development()

@@ -18,6 +18,7 @@ from registrations.states import (
     ChangeState,
     ConfirmationState,
     DeadLetterStatus,
+    PointMovementState,
     ReconciliationStatus,
     RegistrationStatus,
     StepState,
@@ -271,6 +272,41 @@ class Confirmation(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PointMovement(Base):
+    """A point movement Membersync originates in Smaregi (a sign-up bonus), sent exactly once.
+
+    Smaregi's point/add has no idempotency key: this row is the key. `registrations.points`
+    sends it once, keeps what Smaregi answered (`transaction_head_ids`, `balance_after`), and after a
+    lost answer (`unclear`) reads the member's transactions before anything is sent again. One
+    registration gets at most one movement per reason (the unique constraint), and the row outlives
+    its registration (SET NULL): it records what happened in Smaregi.
+    """
+
+    __tablename__ = "point_movements"
+    __table_args__ = (
+        UniqueConstraint("reason", "registration_id", name="uq_point_movements_reason_registration"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    reason: Mapped[str] = mapped_column(String(32))  # e.g. signup_bonus
+    registration_id: Mapped[str | None] = mapped_column(
+        ForeignKey("registrations.id", ondelete="SET NULL"), index=True
+    )
+    customer_id: Mapped[str] = mapped_column(String(32), index=True)  # Smaregi's customerId
+    points: Mapped[int] = mapped_column(Integer)  # negative subtracts
+    state: Mapped[str] = mapped_column(String(16), default=PointMovementState.PLANNED, index=True)
+    # How many times it was sent (the claim compares it: one sender per attempt).
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the first send
+    # The last change of state: a movement `sent` for longer than its lease lost its sender.
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    transaction_head_ids: Mapped[list[str] | None] = mapped_column(JSON)
+    balance_after: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)  # why it failed or is unclear (no personal data)
 
 
 class ReconciliationRun(Base):

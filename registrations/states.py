@@ -107,6 +107,24 @@ FINISHED_CHANGE_STATES = frozenset(
 )
 
 
+class PointMovementState(StrEnum):
+    """Where one point movement we originate stands (`point_movements.state`).
+
+    planned → sent → applied | failed; a lost answer makes it unclear, and an unclear movement is
+    never sent again until Smaregi's transactions say it did not happen (then: sent once more).
+    """
+
+    PLANNED = "planned"  # recorded, not sent yet
+    SENT = "sent"  # one delivery is sending it now (or died while it did: its lease tells)
+    APPLIED = "applied"  # Smaregi moved the points: its transactionHeadIds are kept
+    UNCLEAR = "unclear"  # sent, no answer (timeout, 5xx): check the transactions before anything else
+    FAILED = "failed"  # refused for good (an unknown member, a balance that would go below zero)
+
+
+# Nothing more to do for a movement in one of these.
+SETTLED_POINT_STATES = frozenset({PointMovementState.APPLIED, PointMovementState.FAILED})
+
+
 # Every vocabulary, for the test that keeps each state spelled here only.
 VOCABULARIES: tuple[type[StrEnum], ...] = (
     ChangeState,
@@ -116,5 +134,6 @@ VOCABULARIES: tuple[type[StrEnum], ...] = (
     ConfirmationKind,
     ConfirmationState,
     Ownership,
+    PointMovementState,
     ReconciliationStatus,
 )

@@ -24,6 +24,7 @@ from registrations.database import Database
 from registrations.dead_letters import open_dead_letters, record_dead_letter
 from registrations.identities import find_identity, identity_for
 from registrations.models import DeadLetter, OutboxMessage, Registration, SyncStep, utcnow
+from registrations.points import plan_signup_bonus
 from registrations.replay import reopen
 from registrations.retry import retries_exhausted
 from registrations.states import FINISHED_STEP_STATES, Ownership, StepState
@@ -68,6 +69,8 @@ class Recorded:
 
     held: bool
     outbox_id: int | None = None
+    # The sign-up bonus this success planned (registrations.points), to apply after the commit.
+    point_movement_id: str | None = None
 
     def __bool__(self) -> bool:
         # Truthy when held, as the bool `record` used to return.
@@ -231,7 +234,15 @@ class StepLedger:
             follow_up = None
             if self.system in NUMBER_MAIL_SYSTEMS:
                 follow_up = queue_member_number_mail(session, registration, self.settings)
-            return Recorded(held=True, outbox_id=follow_up.id if follow_up is not None else None)
+            bonus = None
+            if self.system == NUMBER_SOURCE and outcome.external_id is not None and not outcome.waiting:
+                # In this transaction: the member is recorded with its bonus planned, or neither.
+                bonus = plan_signup_bonus(
+                    session, registration, outcome.external_id, self.settings.signup_bonus_points
+                )
+            return Recorded(
+                held=True, outbox_id=follow_up.id if follow_up is not None else None, point_movement_id=bonus
+            )
 
     def retry_or_exhaust(
         self, registration_id: str, error: BaseException, *, deferred: bool

@@ -36,6 +36,9 @@ from tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+# tasks/points.py's task, by name (this module is imported by every task module).
+POINTS_APPLY_TASK = "membersync.points.apply"
+
 # How a delivery that found nothing to do is counted.
 _FINISHED_OUTCOME = {StepState.SKIPPED: StepState.SKIPPED, "held": "held", "missing": "missing"}
 
@@ -115,6 +118,8 @@ class StepTask(Task):
                     raise Ignore()
             # A finished step this success reopened (the member number's email) was queued in the
             # outbox with the record and published after its commit (or is left to the relay).
+            if recorded.point_movement_id is not None:
+                self._apply_points(recorded.point_movement_id)
             self._count_success(registration_id)
             # Flower shows the result: a step that waits for the address's owner says so.
             state = StepState.WAITING if outcome.waiting else StepState.SUCCEEDED
@@ -125,6 +130,16 @@ class StepTask(Task):
             return self._retry_or_dead_letter(registration_id, error)
         except TRANSIENT_DATABASE_ERRORS as error:
             return self._retry_or_dead_letter(registration_id, _database_error(error))
+
+    def _apply_points(self, movement_id: str) -> None:
+        """Queue the sign-up bonus this success planned: a task of its own, so this step's retries
+        never send points. A failed publish is left to the points sweep (beat)."""
+        try:
+            self.app.tasks[POINTS_APPLY_TASK].apply_async(args=(movement_id,))
+        except Exception as error:  # brokers raise many kinds; the sweep finds the planned movement
+            log.warning(
+                "point movement %s not queued (%s): left to the sweep", movement_id, type(error).__name__
+            )
 
     def _count_success(self, registration_id: str) -> None:
         metrics.STEP_OUTCOMES.labels(self.system, StepState.SUCCEEDED).inc()

@@ -18,6 +18,7 @@ from registrations.states import (
     ConfirmationState,
     DeadLetterStatus,
     Ownership,
+    PointMovementState,
     RegistrationStatus,
     StepState,
 )
@@ -113,6 +114,7 @@ def test_the_vocabularies_hold_the_values_the_database_has() -> None:
     assert tuple(ConfirmationKind) == ("marketing", "profile", "card")
     assert tuple(ConfirmationState) == ("requested", "confirmed", "declined", "expired", "withdrawn")
     assert tuple(Ownership) == ("owner", "claim", "confirmed")
+    assert tuple(PointMovementState) == ("planned", "sent", "applied", "unclear", "failed")
     # The names confirmations.py always exported are the members themselves.
     assert confirmations.MARKETING is ConfirmationKind.MARKETING
     assert confirmations.WITHDRAWN is ConfirmationState.WITHDRAWN
