@@ -138,12 +138,14 @@ def shopify_customers() -> tuple[Response, int]:
 
 
 def _customer_gid(document: Any) -> str | None:
-    """The customer's global id in a REST-shaped body (`admin_graphql_api_id`, else from `id`)."""
+    """The customer's global id in a REST-shaped body (`admin_graphql_api_id`, else from the number)."""
     if not isinstance(document, dict):
         return None
     gid = document.get("admin_graphql_api_id")
-    if gid is None and isinstance(document.get("id"), int) and not isinstance(document.get("id"), bool):
-        gid = f"gid://shopify/Customer/{document['id']}"
+    # customers_email_marketing_consent/update names the customer by `customer_id` (UNCONFIRMED).
+    number = document.get("id", document.get("customer_id"))
+    if gid is None and isinstance(number, int) and not isinstance(number, bool):
+        gid = f"gid://shopify/Customer/{number}"
     return gid if isinstance(gid, str) and _CUSTOMER_GID.match(gid) else None
 
 

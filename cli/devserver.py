@@ -55,6 +55,9 @@ STOPPED_LAST = frozenset({"sandbox"})
 # so a step that keeps failing is a dead letter within seconds instead of 10 to 17 minutes.
 FAST_RETRY_POLICY = "attempts=3,base=0.5,cap=1,budget=60"
 
+# `membersync dev`'s Shopify webhook secret: the sandbox shop signs with it, the dev web verifies it.
+DEV_SHOPIFY_WEBHOOK_SECRET = "dev-shopify-webhook-secret"
+
 # Where the sandbox's connector settings come from when only the sandbox's port was moved.
 SANDBOX_CONNECTOR_URLS = {
     "SHOPIFY_ADMIN_URL": ("SANDBOX_SHOPIFY_PORT", "http://127.0.0.1:{port}"),
@@ -227,6 +230,11 @@ def dev_environment(base: Mapping[str, str], *, fast_retries: bool = False) -> d
     env.setdefault("PYTHONUNBUFFERED", "1")
     # Every process writes its Prometheus values here, so the web's /metrics shows the worker's too.
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", str((VAR / "metrics").resolve()))
+    # The sandbox shop sends its customer webhooks to the dev web, signed with the secret the web
+    # verifies (a public one, for `membersync dev` only).
+    env.setdefault("SHOPIFY_WEBHOOK_SECRET", DEV_SHOPIFY_WEBHOOK_SECRET)
+    web = f"http://127.0.0.1:{env.get('PORT') or 8000}"
+    env.setdefault("SANDBOX_SHOPIFY_WEBHOOK_URL", f"{web}/webhooks/shopify")
     # A sandbox moved to another port is still the one the connectors call.
     for variable, (port_variable, template) in SANDBOX_CONNECTOR_URLS.items():
         if env.get(port_variable) and variable not in env:

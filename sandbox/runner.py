@@ -110,6 +110,33 @@ def _shopify_app(env: Mapping[str, str]) -> Flask:
     return shopify.create_app(
         bucket_size=_setting(env, "SANDBOX_SHOPIFY_BUCKET", float, 2000.0),
         restore_rate=_setting(env, "SANDBOX_SHOPIFY_RESTORE_RATE", float, 100.0),
+        webhooks=shopify_webhooks(env),
+    )
+
+
+def shopify_webhooks(env: Mapping[str, str]) -> Any:
+    """The shop's webhook sender when SANDBOX_SHOPIFY_WEBHOOK_URL is set (signed with
+    SHOPIFY_WEBHOOK_SECRET, the secret the app verifies with), else None.
+
+    SANDBOX_SHOPIFY_WEBHOOK_DUPLICATE_RATE (default 0.02) is how often a delivery is sent twice;
+    SANDBOX_SHOPIFY_WEBHOOK_RETRY_SECONDS (comma-separated) the waits before each retry.
+    """
+    url = env.get("SANDBOX_SHOPIFY_WEBHOOK_URL")
+    if not url:
+        return None
+    secret = env.get("SHOPIFY_WEBHOOK_SECRET") or ""
+    if not secret:
+        raise ValueError("SANDBOX_SHOPIFY_WEBHOOK_URL needs SHOPIFY_WEBHOOK_SECRET (deliveries are signed)")
+    webhooks = importlib.import_module("sandbox.shopify.webhooks")
+    retries = env.get("SANDBOX_SHOPIFY_WEBHOOK_RETRY_SECONDS")
+    retry_seconds = [float(s) for s in retries.split(",")] if retries else webhooks.DEFAULT_RETRY_SECONDS
+    return webhooks.WebhookSender(
+        url,
+        secret,
+        duplicate_rate=_setting(
+            env, "SANDBOX_SHOPIFY_WEBHOOK_DUPLICATE_RATE", float, webhooks.DEFAULT_DUPLICATE_RATE
+        ),
+        retry_seconds=retry_seconds,
     )
 
 

@@ -13,6 +13,7 @@ from sandbox.shopify.bulk import DOWNLOAD_PATH
 from sandbox.shopify.cost import MAX_QUERY_COST
 from sandbox.shopify.customers import customer_gid
 from sandbox.shopify.execution import AdminApi, GraphQLRequest
+from sandbox.shopify.webhooks import WebhookSender
 
 # The stable versions Shopify supports as of November 2026 (each quarterly version for 12 months).
 # A request for any other version (retired, like 2025-01, or unknown) is not refused: Shopify serves
@@ -46,8 +47,12 @@ def create_app(
     access_token: str = DEFAULT_ACCESS_TOKEN,
     api_versions: Iterable[str] = DEFAULT_API_VERSIONS,
     max_query_cost: int = MAX_QUERY_COST,
+    webhooks: WebhookSender | None = None,
 ) -> Flask:
-    """A Shopify Admin GraphQL emulator; bucket and restore rate are the shop plan's cost limits."""
+    """A Shopify Admin GraphQL emulator; bucket and restore rate are the shop plan's cost limits.
+
+    With `webhooks`, every customer change through the API is sent as Shopify's webhook (what was
+    sent: GET /_sandbox/webhooks)."""
     app = Flask("sandbox.shopify")
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep Shopify's key order: errors, data, extensions
     api = AdminApi(bucket_size=bucket_size, restore_rate=restore_rate, max_query_cost=max_query_cost)
@@ -70,7 +75,7 @@ def create_app(
     controls = install_controls(
         app,
         state=lambda: _state(api),
-        reset=api.reset,
+        reset=lambda: _reset(api, webhooks),
         render_throttle=render_throttle,
         render_error=render_error,
         faultable=lambda incoming: incoming.path.endswith("/graphql.json"),
@@ -114,8 +119,23 @@ def create_app(
             return jsonify({"errors": "Not Found"}), 404
         return Response(body, content_type="application/jsonl")
 
+    if webhooks is not None:
+        api.customers.on_change = webhooks.customer_changed
+        app.extensions["sandbox.shopify.webhooks"] = webhooks
+
+    @app.get("/_sandbox/webhooks")
+    def webhook_deliveries() -> Response:
+        return jsonify(webhooks.state() if webhooks is not None else {"url": None, "pending": 0, "sent": []})
+
     app.extensions["sandbox.shopify"] = api
     return app
+
+
+def _reset(api: AdminApi, webhooks: WebhookSender | None) -> None:
+    """Empty the shop; webhooks not sent yet are dropped with it."""
+    api.reset()
+    if webhooks is not None:
+        webhooks.clear()
 
 
 class _ServerErrorRotation:

@@ -11,7 +11,7 @@ import datetime as dt
 import itertools
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,6 +118,9 @@ class CustomerStore:
     """All customers of the sandbox shop, with O(1) lookups by id, email and phone."""
 
     def __init__(self) -> None:
+        # Told (topic, the customer as stored now) after each change through the API: the shop's
+        # webhooks (sandbox/shopify/webhooks.py), when the sandbox sends them.
+        self.on_change: Callable[[str, Record], None] | None = None
         self.records = RecordStore(
             id_field="legacyResourceId",
             unique={
@@ -221,7 +224,7 @@ class CustomerStore:
         record["emailMarketingConsent"] = self._consent(customer_input, record, now)
         record["metafields"] = self._with_metafields([], customer_input.get("metafields") or [], now)
         try:
-            return MutationOutcome(customer=self.records.insert(record))
+            return MutationOutcome(customer=self._changed("customers/create", self.records.insert(record)))
         except DuplicateKeyError as duplicate:
             return MutationOutcome(user_errors=[_taken(duplicate)])
 
@@ -247,9 +250,16 @@ class CustomerStore:
             return changed
 
         try:
-            return MutationOutcome(customer=self.records.update(legacy_id, apply))
+            changed = self.records.update(legacy_id, apply)
+            return MutationOutcome(customer=self._changed("customers/update", changed))
         except DuplicateKeyError as duplicate:
             return MutationOutcome(user_errors=[_taken(duplicate)])
+
+    def _changed(self, topic: str, customer: Record) -> Record:
+        """Tell the webhooks about a change made through the API; the customer, unchanged."""
+        if self.on_change is not None:
+            self.on_change(topic, customer)
+        return customer
 
     def update_consent(self, consent_update: dict[str, Any]) -> MutationOutcome:
         """customerEmailMarketingConsentUpdate: store state, opt-in level and consent time.
@@ -280,7 +290,8 @@ class CustomerStore:
                 "emailMarketingConsent": self._consent({"emailMarketingConsent": consent}, record, now),
             }
 
-        return MutationOutcome(customer=self.records.update(legacy_id, apply))
+        changed = self.records.update(legacy_id, apply)
+        return MutationOutcome(customer=self._changed("customers_email_marketing_consent/update", changed))
 
     def add_address(
         self, customer_id: str, address_input: dict[str, Any], *, default: bool
@@ -297,7 +308,7 @@ class CustomerStore:
             addresses = [address, *addresses] if default or not addresses else [*addresses, address]
             return {**current, "addresses": addresses, "updatedAt": now}
 
-        self.records.update(legacy_id, apply)
+        self._changed("customers/update", self.records.update(legacy_id, apply))
         return address, []
 
     def update_address(
@@ -326,7 +337,7 @@ class CustomerStore:
                 addresses.sort(key=lambda entry: _address_number(entry) != wanted)
             return {**current, "addresses": addresses, "updatedAt": now}
 
-        self.records.update(legacy_id, apply)
+        self._changed("customers/update", self.records.update(legacy_id, apply))
         return changed[0], []
 
     def set_metafields(self, metafield_inputs: list[dict[str, Any]]) -> tuple[list[Record], list[Record]]:

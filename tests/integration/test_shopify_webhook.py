@@ -76,7 +76,9 @@ def queued() -> Queued:
 
 
 @pytest.fixture
-def make_client(make_settings: Callable[..., Settings], database: Database, queued: Queued) -> Callable[..., Any]:
+def make_client(
+    make_settings: Callable[..., Settings], database: Database, queued: Queued
+) -> Callable[..., Any]:
     def build(**env: str) -> Any:
         from app import create_app
 
@@ -168,7 +170,9 @@ def test_a_replayed_webhook_id_is_processed_once(
     assert len(queued.tasks) == 1
 
 
-def test_a_stale_delivery_is_dropped(make_client: Callable[..., Any], queued: Queued, database: Database) -> None:
+def test_a_stale_delivery_is_dropped(
+    make_client: Callable[..., Any], queued: Queued, database: Database
+) -> None:
     client = make_client()
     assert post(client, body("2026-12-06T12:00:00+09:00"), webhook_id="newer").status_code == 200
     # Shopify retries with the original payload hours later: an older updated_at than one already seen.
@@ -188,7 +192,9 @@ def test_other_topics_and_other_shops_are_answered_200_and_ignored(
     assert changes(database) == [] and queued.tasks == []
 
 
-def test_a_signed_body_without_a_customer_id_is_422(make_client: Callable[..., Any], database: Database) -> None:
+def test_a_signed_body_without_a_customer_id_is_422(
+    make_client: Callable[..., Any], database: Database
+) -> None:
     raw = json.dumps({"admin_graphql_api_id": "gid://shopify/Order/1"}).encode()
     assert post(make_client(), raw).status_code == 422
     assert changes(database) == []
