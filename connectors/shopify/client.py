@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Unpack, cast
 
@@ -20,7 +20,7 @@ from config.settings import Settings
 from connectors.errors import NotFoundError, PermanentError
 from connectors.http import HttpClient, Timeouts, credentials_refusal, json_object
 from connectors.ratelimit import RateLimiter
-from connectors.shopify import documents
+from connectors.shopify import bulk, documents
 from connectors.shopify.answers import (
     CONSENT_REFUSED,
     SYSTEM,
@@ -318,6 +318,20 @@ class ShopifyClient:
                     cost_estimate=MUTATION_COST,
                 )
             self._definitions_ensured = True
+
+    def export_customers(
+        self,
+        *,
+        poll_seconds: float = bulk.DEFAULT_POLL_SECONDS,
+        timeout_seconds: float = bulk.DEFAULT_TIMEOUT_SECONDS,
+    ) -> Iterator[ShopifyCustomer]:
+        """Every customer with its member facts, streamed from a bulk operation (connectors.shopify.bulk).
+
+        https://shopify.dev/docs/api/usage/bulk-operations/queries; ordinary pagination stops at 25,000
+        objects. Raises BulkExportBusy / BulkExportFailed (TransientError) when there is no complete
+        result: what was yielded before a raise is not the whole shop.
+        """
+        return bulk.export_customers(self, poll_seconds=poll_seconds, timeout_seconds=timeout_seconds)
 
     def check(self) -> None:
         """One cheap read that proves the shop, token and API version (`membersync check`).

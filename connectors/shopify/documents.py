@@ -272,40 +272,55 @@ mutation CreateMetafieldDefinition($definition: MetafieldDefinitionInput!) {
 """
 
 # The query a bulk export runs over every customer (no first/after: bulk operations page internally).
-# Nested metafields come back as separate JSONL lines carrying __parentId.
-BULK_CUSTOMERS_QUERY = """
-{
-  customers {
-    edges {
-      node {
+# Shopify runs bulk queries without variables, so the namespaces and keys are written into the text
+# (constants above, never user data). The member facts and the registration mark are aliased single
+# `metafield(namespace:, key:)` fields, not a `metafields` connection: every JSONL line is then one
+# whole customer, with no `__parentId` child lines to join (they are not grouped after their parent
+# unless groupObjects is true). The aliases are MemberFacts' and the lookups', so `customer_from_node`
+# maps a line as it maps any other read.
+_BULK_METAFIELD_READS = "".join(
+    f"""
+        {alias}: metafield(namespace: "{namespace}", key: "{key}") {{
+          value
+        }}"""
+    for alias, namespace, key in (
+        ("factMemberNumber", MEMBER_FACTS_NAMESPACE, MEMBER_FACT_KEYS["member_number"]),
+        ("factPoints", MEMBER_FACTS_NAMESPACE, MEMBER_FACT_KEYS["points"]),
+        ("factRank", MEMBER_FACTS_NAMESPACE, MEMBER_FACT_KEYS["rank"]),
+        ("registration", REGISTRATION_NAMESPACE, REGISTRATION_KEY),
+    )
+)
+BULK_CUSTOMERS_QUERY = f"""
+{{
+  customers {{
+    edges {{
+      node {{
         id
-        defaultEmailAddress {
+        defaultEmailAddress {{
           emailAddress
-        }
+          marketingState
+        }}
         firstName
         lastName
-        defaultPhoneNumber {
+        defaultPhoneNumber {{
           phoneNumber
-        }
-        updatedAt
-        metafields(namespace: "membersync") {
-          edges {
-            node {
-              key
-              value
-            }
-          }
-        }
-      }
-    }
-  }
-}
+        }}
+        defaultAddress {{
+          id
+          zip
+          address1
+        }}
+        updatedAt{_BULK_METAFIELD_READS}
+      }}
+    }}
+  }}
+}}
 """
 
 # $query is BULK_CUSTOMERS_QUERY.
 START_BULK_CUSTOMER_EXPORT = """
 mutation StartBulkCustomerExport($query: String!) {
-  bulkOperationRunQuery(query: $query) {
+  bulkOperationRunQuery(query: $query, groupObjects: false) {
     bulkOperation {
       id
       status

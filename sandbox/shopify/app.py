@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import datetime
 import threading
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask, Request, Response, jsonify, request
+from flask import Flask, Request, Response, jsonify, request, send_file
 
 from sandbox.common import answer_at_once, install_controls
-from sandbox.shopify.bulk import DOWNLOAD_PATH
+from sandbox.common.control import CONTROL_PREFIX
+from sandbox.shopify.bulk import DOWNLOAD_PATH, EXPIRED_BODY, utc_now
 from sandbox.shopify.cost import MAX_QUERY_COST
 from sandbox.shopify.customers import customer_gid
 from sandbox.shopify.execution import AdminApi, GraphQLRequest
@@ -114,10 +116,34 @@ def create_app(
 
     @app.get(DOWNLOAD_PATH)
     def bulk_download(operation_id: int) -> tuple[Response, int] | Response:
-        body = api.bulk_operations.download(operation_id)
-        if body is None:
+        found = api.bulk_operations.download(operation_id)
+        if found.path is None:
             return jsonify({"errors": "Not Found"}), 404
-        return Response(body, content_type="application/jsonl")
+        if found.expired:
+            return Response(EXPIRED_BODY, status=403, content_type="application/xml")
+        # Streamed from disk: a 100,000-customer file is never one string in memory.
+        return send_file(found.path, mimetype="application/jsonl", conditional=False)
+
+    @app.post(f"{CONTROL_PREFIX}/bulk")
+    def bulk_controls() -> tuple[Response, int] | Response:
+        """{"fail_after_objects": N | null, "clock_offset_seconds": S}: bulk runs fail after writing
+        N objects (FAILED with a partialDataUrl); the bulk clock runs S seconds ahead (URL expiry)."""
+        body = request.get_json(force=True, silent=True)
+        if not isinstance(body, dict):
+            return jsonify({"error": "a JSON object is required"}), 400
+        bulk = api.bulk_operations
+        if "fail_after_objects" in body:
+            fail_after = body["fail_after_objects"]
+            if fail_after is not None and (not isinstance(fail_after, int) or fail_after < 0):
+                return jsonify({"error": "fail_after_objects must be a whole number or null"}), 400
+            bulk.fail_after_objects = fail_after
+        if "clock_offset_seconds" in body:
+            offset = body["clock_offset_seconds"]
+            if not isinstance(offset, int | float):
+                return jsonify({"error": "clock_offset_seconds must be a number"}), 400
+            ahead = datetime.timedelta(seconds=offset)
+            bulk.clock = lambda: utc_now() + ahead
+        return jsonify({"fail_after_objects": bulk.fail_after_objects})
 
     if webhooks is not None:
         api.customers.on_change = webhooks.customer_changed

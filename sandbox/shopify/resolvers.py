@@ -301,12 +301,13 @@ def resolve_metafields_set(_root: None, info: GraphQLResolveInfo, metafields: li
 def resolve_bulk_operation_run_query(
     _root: None, info: GraphQLResolveInfo, query: str, groupObjects: bool = False
 ) -> Record:
-    """Mutation.bulkOperationRunQuery; the file always lists children right after their parent, which
-    is what groupObjects asks for and is allowed without it."""
+    """Mutation.bulkOperationRunQuery; children come right after their parent only with groupObjects."""
     context = _context(info)
     if context.bulk_operations is None:
         raise GraphQLError("Bulk operations are not available inside a bulk operation")
-    operation, errors = context.bulk_operations.start(query, base_url=context.base_url)
+    operation, errors = context.bulk_operations.start(
+        query, base_url=context.base_url, group_objects=groupObjects
+    )
     return {"bulkOperation": operation, "userErrors": errors}
 
 

@@ -509,6 +509,7 @@ type BulkOperationUserError implements DisplayableError {
 enum BulkOperationUserErrorCode {
   OPERATION_IN_PROGRESS
   INVALID
+  LIMIT_REACHED
 }
 """
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import pytest
 from graphql import (
+    FieldNode,
     FragmentDefinitionNode,
     GraphQLSchema,
     OperationDefinitionNode,
     StringValueNode,
+    TypeInfo,
+    TypeInfoVisitor,
+    get_named_type,
     parse,
     validate,
     visit,
@@ -86,8 +90,34 @@ def test_documents_take_every_value_from_variables(name: str, document: str) -> 
     assert _string_literals(document) == [], f"{name} has literal strings; values belong in variables"
 
 
-def test_the_bulk_query_reads_the_member_number_namespace() -> None:
-    assert _string_literals(documents.BULK_CUSTOMERS_QUERY) == [documents.MEMBER_NUMBER_NAMESPACE]
+def test_the_bulk_query_names_only_our_namespaces_and_keys() -> None:
+    facts = documents.MEMBER_FACTS_NAMESPACE
+    assert _string_literals(documents.BULK_CUSTOMERS_QUERY) == [
+        facts,
+        documents.MEMBER_FACT_KEYS["member_number"],
+        facts,
+        documents.MEMBER_FACT_KEYS["points"],
+        facts,
+        documents.MEMBER_FACT_KEYS["rank"],
+        documents.REGISTRATION_NAMESPACE,
+        documents.REGISTRATION_KEY,
+    ]
+
+
+def test_the_bulk_query_has_one_connection_so_no_child_lines(real_schema: GraphQLSchema) -> None:
+    """Children of a nested connection come back as separate, ungrouped `__parentId` lines; the export
+    reads single aliased metafields instead, so every line is one whole customer."""
+    type_info = TypeInfo(real_schema)
+    connections: list[str] = []
+
+    class Connections(Visitor):
+        def enter_field(self, node: FieldNode, *_: object) -> None:
+            field_type = type_info.get_type()
+            if field_type is not None and get_named_type(field_type).name.endswith("Connection"):
+                connections.append(node.name.value)
+
+    visit(parse(documents.BULK_CUSTOMERS_QUERY), TypeInfoVisitor(type_info, Connections()))
+    assert connections == ["customers"]
 
 
 @pytest.mark.parametrize(("name", "document"), DOCUMENTS, ids=[name for name, _ in DOCUMENTS])

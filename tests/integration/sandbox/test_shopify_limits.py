@@ -1,8 +1,8 @@
-"""The Shopify emulator under pressure: cost, the leaky bucket, faults, concurrency, bulk export, scale."""
+"""The Shopify emulator under pressure: cost, the leaky bucket, faults, concurrency, scale (bulk export:
+test_shopify_bulk.py)."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -202,95 +202,6 @@ def test_concurrent_creates_of_one_email_make_one_customer(shop: Shop) -> None:
         if outcome["customer"] is None
     )
     assert len(shop.state()["customers"]) == 1
-
-
-def _wait_for_bulk_operation(shop: Shop, operation_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 5
-    while True:
-        answer = shop.post(documents.POLL_BULK_OPERATION, {"id": operation_id}).json()
-        operation = answer["data"]["bulkOperation"]
-        if operation["status"] not in {"CREATED", "RUNNING"} or time.monotonic() > deadline:
-            return dict(operation)
-        time.sleep(0.02)
-
-
-def test_bulk_export_round_trip(shop: Shop) -> None:
-    for number in range(3):
-        shop.create(
-            email=f"bulk{number}@example.jp",
-            metafields=[
-                {
-                    "namespace": documents.MEMBER_NUMBER_NAMESPACE,
-                    "key": documents.MEMBER_NUMBER_KEY,
-                    "type": "single_line_text_field",
-                    "value": f"M{number}",
-                }
-            ],
-        )
-    started = shop.post(
-        documents.START_BULK_CUSTOMER_EXPORT, {"query": documents.BULK_CUSTOMERS_QUERY}
-    ).json()
-    payload = started["data"]["bulkOperationRunQuery"]
-    assert payload["userErrors"] == []
-    assert payload["bulkOperation"]["id"].startswith("gid://shopify/BulkOperation/")
-    operation = _wait_for_bulk_operation(shop, payload["bulkOperation"]["id"])
-    assert operation["status"] == "COMPLETED"
-    assert (operation["objectCount"], operation["rootObjectCount"]) == ("6", "3")
-    download = requests.get(operation["url"], timeout=5)
-    assert download.status_code == 200
-    assert int(operation["fileSize"]) == len(download.content)
-    lines = [json.loads(line) for line in download.text.splitlines()]
-    customers = [line for line in lines if "__parentId" not in line]
-    metafields = [line for line in lines if "__parentId" in line]
-    assert [customer["defaultEmailAddress"]["emailAddress"] for customer in customers] == [
-        f"bulk{number}@example.jp" for number in range(3)
-    ]
-    assert all(customer["defaultPhoneNumber"] is None for customer in customers)
-    unknown = shop.post(documents.POLL_BULK_OPERATION, {"id": "gid://shopify/BulkOperation/99"}).json()
-    assert unknown["data"] == {"bulkOperation": None}
-    assert {line["__parentId"]: line["value"] for line in metafields} == {
-        customer["id"]: f"M{number}" for number, customer in enumerate(customers)
-    }
-
-
-def test_a_reset_during_a_bulk_run_keeps_the_old_run_out_of_the_new_shop(
-    shop: Shop, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    bulk, records = shop.api.bulk_operations, shop.api.customers.records
-    first_read_may_go, read_all = threading.Event(), records.all
-    calls: list[int] = []
-
-    def held_first_read() -> list[dict[str, Any]]:
-        calls.append(1)
-        if len(calls) == 1:  # the run started before the reset reads last
-            first_read_may_go.wait(10)
-        return read_all()
-
-    monkeypatch.setattr(records, "all", held_first_read)
-    bulk.start("{ customers { edges { node { email } } } }", base_url=shop.url)
-    shop.api.reset()
-    shop.api.customers.create({"email": "new@example.jp"})
-    started, _ = bulk.start("{ customers { edges { node { id } } } }", base_url=shop.url)
-    assert started is not None
-    deadline = time.monotonic() + 10
-    while (bulk.current() or {}).get("status") != "COMPLETED" and time.monotonic() < deadline:
-        time.sleep(0.01)
-    first_read_may_go.set()
-    for runner in [t for t in threading.enumerate() if t.name.startswith("shopify-bulk-")]:
-        runner.join(timeout=10)
-    current = bulk.current()
-    assert current is not None and current["status"] == "COMPLETED"
-    assert current["query"] == started["query"] and current["objectCount"] == "1"
-    assert bulk.download(1) == b'{"id": "gid://shopify/Customer/1"}\n'
-
-
-def test_bulk_query_that_shopify_would_refuse_is_a_user_error(shop: Shop) -> None:
-    nested_without_id = "{ customers { edges { node { email metafields { edges { node { key } } } } } } }"
-    for query in ("{ customers { edges { node { nickname } } } }", nested_without_id, "not graphql"):
-        payload = shop.post(documents.START_BULK_CUSTOMER_EXPORT, {"query": query}).json()
-        result = payload["data"]["bulkOperationRunQuery"]
-        assert result["bulkOperation"] is None
-        assert result["userErrors"][0]["field"] == ["query"]
 
 
 def test_lookups_stay_fast_with_100000_customers(shop: Shop) -> None:
