@@ -507,7 +507,16 @@ def bench_ratelimit(seconds: float, limit_per_10s: int, threads: int, processes:
 
 
 @bench.command("reconcile")
-@click.option("--customers", default=10_000, show_default=True)
+@click.option(
+    "--customers", default=10_000, show_default=True, type=click.IntRange(min=1), help="People per system."
+)
 def bench_reconcile(customers: int) -> None:
-    """Reconciliation time and memory."""
-    _not_yet("bench reconcile")
+    """One reconciliation over N seeded people per system (1 % drift per kind): time, memory, writes."""
+    from benchmarks.pipeline import BenchError
+    from benchmarks.reconcile import ReconcileOptions, run_reconcile_bench
+
+    try:
+        result = run_reconcile_bench(ReconcileOptions(customers=customers))
+    except (BenchError, ConfigError) as error:
+        raise click.ClickException(str(error)) from None
+    _bench_result(result)

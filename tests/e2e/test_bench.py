@@ -1,5 +1,5 @@
-"""`membersync bench pipeline` and `bench ratelimit` as a person runs them: a subprocess whose last
-stdout line is the documented JSON object."""
+"""`membersync bench pipeline`, `bench ratelimit` and `bench reconcile` as a person runs them: a
+subprocess whose last stdout line is the documented JSON object."""
 
 from __future__ import annotations
 
@@ -74,3 +74,19 @@ def test_bench_ratelimit_stays_within_the_vendor_limit() -> None:
     assert result["calls"] > 0
     assert result["peak_in_any_window"] <= result["limit_per_10s"]
     assert 0 < result["utilisation"] <= 1
+
+
+RECONCILE_KEYS = {"benchmark", "customers", "seconds", "peak_rss_mb", "api_calls", "writes"}
+
+
+def test_bench_reconcile_repairs_exactly_the_seeded_drift() -> None:
+    result = bench("reconcile", "--customers", "300", timeout=180)
+    assert set(result) >= RECONCILE_KEYS
+    assert result["benchmark"] == "reconcile"
+    assert result["customers"] == 300
+    assert result["drifted"] == 18  # 1 % of 300 per kind: 3 + 3 + 2 x 3 + 2 x 3 records
+    assert result["writes"] == result["drifted"]
+    assert result["remaining_drift"] == 0
+    assert result["api_calls"] > 0
+    assert 0 < result["seconds"] <= result["wall_seconds"]
+    assert result["peak_rss_mb"] >= result["rss_before_mb"] > 0
