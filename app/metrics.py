@@ -24,6 +24,7 @@ from config import metrics
 from config.credentials import Verdict, basic_credentials
 from registrations.dead_letters import open_dead_letters
 from registrations.models import DeadLetter, Registration
+from registrations.ops_queries import last_reconciliation_report
 from registrations.states import RegistrationStatus
 
 # The registrations gauge: a series per status, zero included (`waiting`: a card found at the till
@@ -89,6 +90,7 @@ class StateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from self._from_database()
+        yield from self._from_reconciliation()
         yield from self._from_broker()
         yield from self._from_redis()
 
@@ -120,6 +122,45 @@ class StateCollector(Collector):
         for system, count in letters:
             open_letters.add_metric([system], float(count))
         yield open_letters
+
+    def _from_reconciliation(self) -> Iterator[Metric]:
+        """The last reconciliation run that did its work: when it ended, how long, what it found."""
+        try:
+            with self.found.database.session() as session:
+                run = last_reconciliation_report(session)
+                if run is None:
+                    return
+                finished, report, counts = run.finished_at, run.report or {}, dict(run.counts or {})
+        except Exception:
+            log.warning("metrics: the database did not answer")
+            return
+        if finished is not None:
+            yield GaugeMetricFamily(
+                "membersync_reconciliation_last_run_timestamp_seconds",
+                "When the last reconciliation run ended (Unix time)",
+                value=finished.timestamp(),
+            )
+        yield GaugeMetricFamily(
+            "membersync_reconciliation_last_run_seconds",
+            "The last reconciliation run's own duration (rate-limit waits excluded)",
+            value=float(report.get("seconds") or 0.0),
+        )
+        outcomes = GaugeMetricFamily(
+            "membersync_reconciliation_last_run_outcomes",
+            "People per outcome in the last reconciliation run",
+            labels=["outcome"],
+        )
+        for outcome, count in sorted(counts.items()):
+            outcomes.add_metric([outcome], float(count))
+        yield outcomes
+        failed = GaugeMetricFamily(
+            "membersync_reconciliation_last_run_failed_writes",
+            "Writes that failed in the last reconciliation run",
+            labels=["system"],
+        )
+        for system, count in sorted((report.get("failed_writes") or {}).items()):
+            failed.add_metric([system], float(count))
+        yield failed
 
     def _from_broker(self) -> Iterator[Metric]:
         from tasks.queues import queue_depths

@@ -4,8 +4,7 @@ Each default below answers a known Celery/Redis trap; docs/reliability.md lists 
 
 from __future__ import annotations
 
-import functools
-from datetime import datetime
+from datetime import tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -71,15 +70,30 @@ def _rabbitmq_topology() -> dict[str, Any]:
     }
 
 
-def reconcile_schedule(settings: Settings) -> crontab:
-    """Every day at RECONCILE_AT in RECONCILE_TIMEZONE, whatever zone beat itself runs in (UTC).
+class LocalCrontab(crontab):
+    """A crontab read on one zone's clock, whatever the app's zone (beat runs in UTC).
 
-    `nowfun` gives crontab the local clock, so a zone with summer time keeps its local hour; a
-    partial of datetime.now (not a lambda) so beat's schedule file can store it.
+    Celery reads a crontab's fields in the app's timezone (`tz`); this one names its own, so
+    "03:00 Asia/Tokyo" stays 03:00 there, summer time included where a zone has it. It pickles with
+    its zone (beat's schedule file stores it).
     """
+
+    def __init__(self, minute: int, hour: int, zone: str) -> None:
+        super().__init__(minute=minute, hour=hour)
+        self.zone = zone
+
+    @property
+    def tz(self) -> tzinfo:
+        return ZoneInfo(self.zone)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.__class__, (self._orig_minute, self._orig_hour, self.zone))
+
+
+def reconcile_schedule(settings: Settings) -> LocalCrontab:
+    """Every day at RECONCILE_AT in RECONCILE_TIMEZONE."""
     hour, minute = (int(part) for part in settings.reconcile_at.split(":"))
-    local_now = functools.partial(datetime.now, ZoneInfo(settings.reconcile_timezone))
-    return crontab(hour=hour, minute=minute, nowfun=local_now)
+    return LocalCrontab(minute=minute, hour=hour, zone=settings.reconcile_timezone)
 
 
 def is_rabbitmq(broker_url: str) -> bool:

@@ -25,7 +25,7 @@ from registrations.models import (
     Registration,
     utcnow,
 )
-from registrations.states import RegistrationStatus
+from registrations.states import ReconciliationStatus, RegistrationStatus
 
 # Every percentile of the overview is computed over at most this many synced registrations (the
 # newest): enough for a stable p99, bounded in memory whatever the day's volume.
@@ -82,6 +82,19 @@ def time_to_synced(session: Session, *, window: timedelta = timedelta(hours=24))
 def last_reconciliation_run(session: Session) -> ReconciliationRun | None:
     """The most recently started reconciliation run, if there was one."""
     return session.scalar(select(ReconciliationRun).order_by(ReconciliationRun.started_at.desc()).limit(1))
+
+
+def last_reconciliation_report(session: Session) -> ReconciliationRun | None:
+    """The most recent reconciliation run that ended having done its work (a skipped one did none)."""
+    return session.scalar(
+        select(ReconciliationRun)
+        .where(
+            ReconciliationRun.status != ReconciliationStatus.SKIPPED,
+            ReconciliationRun.finished_at.is_not(None),
+        )
+        .order_by(ReconciliationRun.started_at.desc())
+        .limit(1)
+    )
 
 
 def registration_with_steps(session: Session, registration_id: str) -> Registration | None:

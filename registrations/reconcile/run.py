@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from config.settings import Settings
@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 SYSTEMS = ("shopify", "smaregi", "hubspot")
 HEARTBEAT_SECONDS = 2.0
+INTERRUPTED = "interrupted: its process stopped before the end (the next run did the rest)"
 
 # Phases of a run (`reconciliation_runs.phase`).
 READING, WRITING, DONE = "reading", "writing", "done"
@@ -270,6 +271,13 @@ class Reconciliation:
 
     def _start(self, fence: int) -> int:
         with self.database.session() as session:
+            # Holding the lock, any run still marked running is one whose process died (its lock
+            # expired): it is marked so, and this run does what it left (resumable).
+            session.execute(
+                update(ReconciliationRun)
+                .where(ReconciliationRun.status == ReconciliationStatus.RUNNING)
+                .values(status=ReconciliationStatus.FAILED, error=INTERRUPTED, finished_at=utcnow())
+            )
             row = ReconciliationRun(
                 dry_run=self.dry_run,
                 status=ReconciliationStatus.RUNNING,

@@ -118,6 +118,35 @@ def test_overview_shows_the_last_reconciliation_run(ops: Any, database: Database
     assert (started + timedelta(minutes=4)).strftime("%Y-%m-%d %H:%M:%S UTC") in html
 
 
+def test_overview_shows_the_last_reconciliation_report(ops: Any, database: Database) -> None:
+    report = {
+        "people": 12,
+        "read": {"shopify": 12, "smaregi": 11, "hubspot": 10},
+        "writes": {"hubspot": 2, "smaregi": 1},
+        "failed_writes": {"hubspot": 1},
+        "api_calls": {"shopify": 3, "smaregi": 4, "hubspot": 5},
+        "seconds": 1.5,
+        "rate_limit_wait_seconds": 0.25,
+        "examples": {"walk_in": [{"shopify": "gid://shopify/Customer/7", "smaregi": "81"}]},
+    }
+    with database.session() as session:
+        started = utcnow() - timedelta(hours=1)
+        session.add(
+            ReconciliationRun(
+                started_at=started,
+                finished_at=started + timedelta(minutes=1),
+                status="completed",
+                counts={"walk_in": 1, "in_sync": 11},
+                report=report,
+            )
+        )
+    html = ops.get("/ops/").text
+    assert "hubspot 2, smaregi 1; failed: hubspot 1" in html
+    assert "shopify 3, smaregi 4, hubspot 5" in html
+    assert "1.5 s (and 0.25 s waiting for rate limits)" in html
+    assert "walk_in: gid://shopify/Customer/7/81" in html
+
+
 def test_find_by_id_goes_to_the_registration_or_the_dead_letter(ops: Any, seed: Seeder) -> None:
     registration_id = seed.registration()
     letter_id = seed.dead(registration_id, "hubspot")

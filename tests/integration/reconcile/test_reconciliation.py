@@ -299,3 +299,35 @@ def test_the_command_line_runs_a_dry_run_and_prints_its_report_last(world: World
     assert report["status"] == "completed" and report["dry_run"] is True
     assert report["outcomes"] == {"smaregi_missing": 1}
     assert world.writes() == before
+
+
+def test_the_last_runs_report_is_exported_as_metrics(world: World, make_settings: Callable[..., Any]) -> None:
+    from app import create_app
+
+    shopper(world, "a@example.com", "太郎", "佐藤")
+    world.run()
+    world.run()  # in sync; then a skipped one must not hide it
+    world.redis.set("membersync:lock:reconcile", "held by another run")
+    assert world.run().status == ReconciliationStatus.SKIPPED
+    settings = make_settings(METRICS_TOKEN="scrape-token-5f0c2b8e9a41d7c3", REDIS_URL=world.env["REDIS_URL"])
+    app = create_app(settings, database=world.database)
+    page = app.test_client().get(
+        "/metrics", headers={"Authorization": f"Bearer {settings.metrics_token.value}"}
+    )
+    assert page.status_code == 200, page.get_data(as_text=True)
+    text = page.get_data(as_text=True)
+    assert 'membersync_reconciliation_last_run_outcomes{outcome="in_sync"} 1.0' in text
+    assert "membersync_reconciliation_last_run_timestamp_seconds " in text
+
+
+def test_a_run_whose_process_died_is_marked_interrupted_by_the_next(world: World) -> None:
+    with world.database.session() as session:
+        dead = ReconciliationRun(status=ReconciliationStatus.RUNNING, counts={}, fence=1)
+        session.add(dead)
+        session.flush()
+        dead_id = dead.id
+    assert world.run().status == ReconciliationStatus.COMPLETED
+    with world.database.session() as session:
+        row = session.get(ReconciliationRun, dead_id)
+        assert row is not None and row.status == ReconciliationStatus.FAILED
+        assert row.error is not None and row.error.startswith("interrupted")
