@@ -39,12 +39,19 @@ def digest(to: str, letters: Sequence[DeadLetter]) -> OpsAlertMessage:
             "Replay with `membersync dlq replay ID` (or --all), or from the ops console.",
         ),
         lines=tuple(
-            f"#{letter.id}  {letter.system:<8} registration {letter.registration_id}  "
+            f"#{letter.id}  {letter.system:<8} {_subject(letter)}  "
             f"{letter.error_class} after {letter.attempts} attempt(s): {letter.message[:200]}"
             for letter in letters
         ),
         kind="dead-letters",
     )
+
+
+def _subject(letter: DeadLetter) -> str:
+    """What a dead letter is about: a registration's step, or a vendor change (webhook delivery)."""
+    if letter.registration_id:
+        return f"registration {letter.registration_id}"
+    return f"change {letter.change_id}"
 
 
 def alert_new_dead_letters(settings: Settings, database: Database) -> int:
