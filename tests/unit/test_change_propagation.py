@@ -13,6 +13,7 @@ import pytest
 
 from connectors.errors import PermanentError, TransientError
 from connectors.hubspot.client import HubSpotContact
+from connectors.registry import Connectors
 from connectors.shopify.mapping import ShopifyCustomer
 from connectors.smaregi.members import SmaregiMember
 from registrations.changes import DUPLICATE, NEW, Changes, Delivery
@@ -23,6 +24,7 @@ from registrations.models import Base, Identity
 from registrations.propagation import ProfilePropagation
 from registrations.states import ChangeState, DeadLetterStatus
 from tasks.changes import CUSTOMER_CHANGED_TASK
+from tests.support.world import World
 
 GID = "gid://shopify/Customer/41"
 
@@ -205,3 +207,48 @@ def test_a_change_dead_letter_can_be_resolved_and_replay_letters_takes_it_once(d
 
 def test_the_task_name_is_stable() -> None:
     assert CUSTOMER_CHANGED_TASK == "membersync.shopify.customer_changed"
+
+
+class FlakyShop(Shop):
+    """A Shopify that fails its first `failures` reads with `error`."""
+
+    def __init__(self, customer: ShopifyCustomer, failures: int, error: Exception) -> None:
+        super().__init__(customer)
+        self.failures, self.error = failures, error
+
+    def get_customer(self, customer_id: str) -> ShopifyCustomer | None:
+        if self.failures:
+            self.failures -= 1
+            raise self.error
+        return super().get_customer(customer_id)
+
+
+def run_task(world: World, shop: Shop, **env: str) -> tuple[Any, Sequence[Any]]:
+    """Receive one delivery and run its task eagerly against `shop` and fakes of the mirrors."""
+    world.switch(RETRY_POLICY_SHOPIFY="attempts=3,base=0.1,cap=0.1,budget=60", **env)
+    till, crm = Till(member()), Crm(contact())
+    MemberDirectory(world.database).record(till.members.values())
+    fakes: Any = {"shopify": shop, "smaregi": till, "hubspot": crm, "email": world.mailer}
+    world.celery.membersync._connectors = Connectors(**fakes)
+    received = Changes(world.database).receive(delivery())
+    world.celery.tasks[CUSTOMER_CHANGED_TASK].apply(args=(received.change_id,))
+    change = Changes(world.database).get(received.change_id)
+    return change, DeadLetters(world.database).list()
+
+
+def test_the_task_retries_a_transient_failure_and_then_writes(world: World) -> None:
+    change, letters = run_task(world, FlakyShop(customer(), 2, TransientError("503", system="shopify")))
+    assert (change.state, change.attempts, letters) == (ChangeState.APPLIED, 3, [])
+    assert "wrote last_name" in change.outcome
+
+
+def test_the_task_dead_letters_a_change_out_of_retries(world: World) -> None:
+    change, [letter] = run_task(world, FlakyShop(customer(), 99, TransientError("503", system="shopify")))
+    assert (change.state, change.attempts) == (ChangeState.DEAD, 3)
+    assert letter.change_id == change.id and letter.message.startswith("retries_exhausted:")
+
+
+def test_the_task_dead_letters_a_permanent_failure_at_once(world: World) -> None:
+    change, [letter] = run_task(world, FlakyShop(customer(), 1, PermanentError("403", system="shopify")))
+    assert (change.state, change.attempts) == (ChangeState.DEAD, 1)
+    assert letter.message.startswith("permanent:") and letter.task_name == CUSTOMER_CHANGED_TASK
