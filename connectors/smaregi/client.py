@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -21,7 +21,15 @@ from connectors.http import HttpClient, Timeouts, credentials_refusal, json_body
 from connectors.ratelimit import RateLimiter
 from connectors.smaregi.answers import SYSTEM, SmaregiPolicy
 from connectors.smaregi.members import SmaregiMember, member_fields, smaregi_time
-from connectors.smaregi.points import POINT_DIVISIONS, PointMovementResult, PointTransaction
+from connectors.smaregi.points import (
+    CALLBACK_URL,
+    MAX_BULK_POINTS,
+    MAX_CALLBACK_URL,
+    POINT_DIVISIONS,
+    PointBalance,
+    PointMovementResult,
+    PointTransaction,
+)
 from connectors.smaregi.tokens import TokenPolicy, TokenSource
 
 __all__ = ["MAX_PAGE_SIZE", "SmaregiClient"]
@@ -31,6 +39,7 @@ MAX_PAGE_SIZE = 500
 # What error messages call a list answer.
 LIST = f"{SYSTEM} member list"
 MOVEMENT = f"{SYSTEM} point movement"
+BULK = f"{SYSTEM} point bulk"
 TRANSACTIONS = f"{SYSTEM} transaction list"
 # GET /pos/transactions: a period filter spans at most 31 days (official); pages of at most 100 (a
 # third party says 100 once line items are included; we never ask for more).
@@ -193,6 +202,22 @@ class SmaregiClient:
             body["pointExpireDate"] = expire_date.isoformat()
         response = self._call("POST", f"{self._member_path(customer_id)}/point/add", json=body)
         return PointMovementResult.from_api(json_body(response, MOVEMENT, required=("customerId",)))
+
+    def set_points_bulk(self, balances: Sequence[PointBalance], callback_url: str) -> int:
+        """Set the balances of up to 100 members to absolute values, asynchronously (apidoc POS:
+        PATCH /pos/customers/point/bulk); Smaregi's requestId.
+
+        Only accepted here: Smaregi applies the balances afterwards and POSTs the result (the
+        requestId and the transactions it made) to `callback_url`. There is no single-member
+        absolute set; a relative move is `add_points`.
+        """
+        if not 0 < len(balances) <= MAX_BULK_POINTS:
+            raise ValueError(f"a bulk sets 1 to {MAX_BULK_POINTS} balances")
+        if len(callback_url) > MAX_CALLBACK_URL or CALLBACK_URL.fullmatch(callback_url) is None:
+            raise ValueError(f"callback_url must be an http(s) URL of at most {MAX_CALLBACK_URL} characters")
+        body = {"customerPoints": [balance.as_api() for balance in balances], "callbackUrl": callback_url}
+        response = self._call("PATCH", self._path("/pos/customers/point/bulk"), json=body)
+        return int(json_body(response, BULK, required=("requestId",))["requestId"])
 
     def point_transactions(
         self,

@@ -13,9 +13,10 @@ possible match (see `registrations.points`), so that not knowing never makes us 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from connectors.smaregi.members import parse_int, parse_time
@@ -25,8 +26,13 @@ POINTS_ADDED = "6"
 POINTS_SUBTRACTED = "7"
 POINTS_EXPIRED = "8"
 POINT_DIVISIONS = frozenset({POINTS_ADDED, POINTS_SUBTRACTED, POINTS_EXPIRED})
-# PATCH /pos/customers/point/bulk takes at most this many members per request.
+# PATCH /pos/customers/point/bulk takes at most this many members per request, and a callbackUrl of
+# at most 511 characters matching this pattern (official).
 MAX_BULK_POINTS = 100
+MAX_CALLBACK_URL = 511
+CALLBACK_URL = re.compile(r"https?://\S+")
+# The largest balance a member can hold (official: point <= 999999999).
+MAX_POINT = 999_999_999
 
 
 def movement_division(points: int) -> str:
@@ -34,6 +40,28 @@ def movement_division(points: int) -> str:
     if points == 0:
         raise ValueError("a point movement moves at least one point")
     return POINTS_ADDED if points > 0 else POINTS_SUBTRACTED
+
+
+@dataclass(frozen=True)
+class PointBalance:
+    """An absolute balance to set through the asynchronous bulk (one `customerPoints` entry)."""
+
+    customer_id: str
+    point: int
+    expire_date: date | None = None  # pointExpireDate; None leaves it as it is
+
+    def __post_init__(self) -> None:
+        if not self.customer_id.isdigit():
+            raise ValueError("customer_id must be a Smaregi customerId (digits)")
+        if not 0 <= self.point <= MAX_POINT:
+            raise ValueError(f"point must be 0 to {MAX_POINT}")
+
+    def as_api(self) -> dict[str, str]:
+        """The entry as Smaregi takes it: every value a string."""
+        entry = {"customerId": self.customer_id, "point": str(self.point)}
+        if self.expire_date is not None:
+            entry["pointExpireDate"] = self.expire_date.isoformat()
+        return entry
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from sandbox.common import (
 )
 from sandbox.smaregi.listing import JST, Listing, ListingError
 from sandbox.smaregi.members import MEMBER_FIELDS, InvalidParams, invalid_member_fields, parse_point
+from sandbox.smaregi.point_bulk import BulkRefused, PointBulk
 from sandbox.smaregi.tokens import CUSTOMER_SCOPES, GRANTABLE_SCOPES, TRANSACTIONS_READ, TokenIssuer
 from sandbox.smaregi.transactions import POINTS_ADDED, POINTS_SUBTRACTED, TransactionLog, TransactionQuery
 
@@ -143,6 +144,7 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
     # No e-mail index: Smaregi has no e-mail search (see sandbox.smaregi.listing).
     members = MemberStore(id_field="customerId", unique={"customer_code": lambda m: m.get("customerCode")})
     transactions = TransactionLog()
+    point_bulk = PointBulk(members, transactions)
     tokens = TokenIssuer(settings.token_expires_in)
     reads = RollingWindowLimiter(settings.reads, 1.0)
     writes = RollingWindowLimiter(settings.writes, 1.0)
@@ -152,6 +154,7 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
         nonlocal refusals
         members.clear()
         transactions.clear()
+        point_bulk.clear()
         reads.reset()
         writes.reset()
         refusals = Refusals()
@@ -184,6 +187,7 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
         state=lambda: {
             "customers": members.all(),
             "transactions": transactions.all(),
+            "point_bulk": point_bulk.state(),
             "refusals": _refusals_json(refusals),
         },
         reset=reset,
@@ -356,6 +360,18 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
                 "transactionHeadIds": [transaction["transactionHeadId"] for transaction in moved],
             }
         )
+
+    @app.patch("/<contract_id>/pos/customers/point/bulk")
+    def set_points_bulk(contract_id: str) -> Response:
+        """PATCH /pos/customers/point/bulk: absolute balances of up to 100 members, accepted at once
+        ({requestId, callbackUrl}), applied a moment later, the result POSTed to callbackUrl."""
+        body = _json_object()
+        if isinstance(body, Response):
+            return body
+        try:
+            return jsonify(point_bulk.accept(body))
+        except BulkRefused as refused:
+            return _validation_problem(refused.invalid)
 
     @app.get("/<contract_id>/pos/transactions")
     def list_transactions(contract_id: str) -> Response:

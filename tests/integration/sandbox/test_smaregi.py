@@ -470,3 +470,58 @@ def test_create_accepts_any_printable_ascii_code_once(smaregi, code):
     requests.post(f"{smaregi.url}/_sandbox/reset")
     assert smaregi.create(customerCode=code).status_code == 200
     assert smaregi.call("GET", params={"customer_code": code}).json()[0]["customerCode"] == code
+
+
+def test_bulk_points_are_accepted_at_once_applied_a_moment_later_and_reported_to_the_callback(smaregi, serve):
+    from flask import Flask, request
+
+    received: list[dict[str, Any]] = []
+    catcher = Flask("callback")
+
+    @catcher.post("/done")
+    def done() -> str:
+        received.append(request.get_json(force=True))
+        return ""
+
+    callback = f"{serve(catcher).url}/done"
+    smaregi.create()
+    smaregi.create(customerCode="C2")
+    assert smaregi.call("POST", "/2/point/add", json={"point": "80"}).status_code == 200
+    bulk = f"{smaregi.url}/sandbox/pos/customers/point/bulk"
+    headers = {"Authorization": f"Bearer {smaregi.token}"}
+    body = {
+        "customerPoints": [{"customerId": "1", "point": "120"}, {"customerId": "2", "point": "30"}],
+        "callbackUrl": callback,
+    }
+
+    accepted = requests.patch(bulk, json=body, headers=headers, timeout=5)
+
+    assert accepted.status_code == 200 and accepted.json() == {"requestId": 1, "callbackUrl": callback}
+    deadline = time.monotonic() + 5
+    while not received and time.monotonic() < deadline:
+        time.sleep(0.05)
+    state = requests.get(f"{smaregi.url}/_sandbox/state", timeout=5).json()
+    assert [m["point"] for m in state["customers"]] == ["120", "30"]
+    assert [
+        (t["customerId"], t["transactionHeadDivision"], t["point"]) for t in state["transactions"][1:]
+    ] == [
+        ("1", "6", "120"),
+        ("2", "7", "50"),
+    ]
+    assert received == [
+        {
+            "requestId": 1,
+            "result": [
+                {"customerId": "1", "transactionHeadIds": ["2"]},
+                {"customerId": "2", "transactionHeadIds": ["3"]},
+            ],
+        }
+    ]
+    too_many = {**body, "customerPoints": [{"customerId": "1", "point": "1"}] * 101}
+    assert requests.patch(bulk, json=too_many, headers=headers, timeout=5).status_code == 400
+    no_callback = {"customerPoints": body["customerPoints"]}
+    assert requests.patch(bulk, json=no_callback, headers=headers, timeout=5).status_code == 400
+    unknown = {**body, "customerPoints": [{"customerId": "9", "point": "1"}]}
+    assert requests.patch(bulk, json=unknown, headers=headers, timeout=5).status_code == 400
+    negative = {**body, "customerPoints": [{"customerId": "1", "point": "-1"}]}
+    assert requests.patch(bulk, json=negative, headers=headers, timeout=5).status_code == 400

@@ -23,6 +23,7 @@ from connectors.errors import (
 )
 from connectors.http import HttpClient
 from connectors.smaregi import SmaregiClient, SmaregiMember, member_code
+from connectors.smaregi.points import PointBalance
 
 API = "https://api.smaregi.test"
 ID = "https://id.smaregi.test"
@@ -566,6 +567,39 @@ def test_point_transactions_read_a_long_span_in_31_day_windows(
     windows = [dict(query(sent(mocked, n))) for n in (1, 2)]
     assert windows[0]["transaction_date_time-to"] < windows[1]["transaction_date_time-from"]
     assert "transaction_head_division" not in windows[0]  # every point division, checked here
+
+
+def test_bulk_points_are_absolute_at_most_one_hundred_and_answer_a_request_id(
+    mocked: responses.RequestsMock, smaregi: SmaregiClient
+) -> None:
+    token_answer(mocked)
+    mocked.patch(
+        f"{CUSTOMERS}/point/bulk", json={"requestId": 4711, "callbackUrl": "https://example.com/done"}
+    )
+    balances = [PointBalance("7", 120, date(2027, 3, 31)), PointBalance("8", 0)]
+
+    request_id = smaregi.set_points_bulk(balances, "https://example.com/done")
+
+    assert request_id == 4711
+    assert (sent(mocked, 1).method, sent(mocked, 1).url) == ("PATCH", f"{CUSTOMERS}/point/bulk")
+    assert json_body(sent(mocked, 1)) == {
+        "customerPoints": [
+            {"customerId": "7", "point": "120", "pointExpireDate": "2027-03-31"},
+            {"customerId": "8", "point": "0"},
+        ],
+        "callbackUrl": "https://example.com/done",
+    }
+    with pytest.raises(ValueError):
+        smaregi.set_points_bulk([PointBalance("7", 1)] * 101, "https://example.com/done")
+    with pytest.raises(ValueError):
+        smaregi.set_points_bulk([], "https://example.com/done")
+    with pytest.raises(ValueError):
+        smaregi.set_points_bulk(balances, "ftp://example.com/done")
+    with pytest.raises(ValueError):
+        PointBalance("7", -1)
+    with pytest.raises(ValueError):
+        PointBalance("seven", 1)
+    assert len(mocked.calls) == 2  # nothing refused here reached Smaregi
 
 
 # --- failures -----------------------------------------------------------------------------------------
