@@ -19,14 +19,16 @@ mirror is the registration's or the nightly reconciliation's to create.
 
 A deleted customer is recorded and reported only (mirrors are never deleted); a merge re-reads the
 surviving customer the delivery names. Marketing consent is not moved by a profile change: it is
-raised only by its owner's confirmation (`registrations.confirmations`) and withdrawn by the
-unsubscribe link.
+raised only by its owner's confirmation (`registrations.confirmations`); a withdrawal in Shopify
+(customers_email_marketing_consent/update saying UNSUBSCRIBED) withdraws it as our unsubscribe link
+would, and nothing else about consent is followed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 from sqlalchemy import select
@@ -35,9 +37,10 @@ from config.email_address import canonical_email
 from connectors.hubspot.client import HubSpotContact
 from connectors.shopify.mapping import ShopifyCustomer
 from connectors.smaregi.members import SmaregiMember
+from registrations.confirmations import withdraw
 from registrations.database import Database
 from registrations.directory import DirectoryEntry, MemberDirectory
-from registrations.models import Identity
+from registrations.models import Confirmation, Identity
 from registrations.owned_fields import (
     HUBSPOT_PROFILE_PROPERTIES,
     Profile,
@@ -46,7 +49,7 @@ from registrations.owned_fields import (
     profile_drift,
     smaregi_update,
 )
-from registrations.states import ChangeState
+from registrations.states import ChangeState, ConfirmationKind, ConfirmationState
 
 # Shopify's customer topics (https://shopify.dev/docs/api/webhooks, topics customers/*).
 CUSTOMERS_CREATE = "customers/create"
@@ -56,6 +59,9 @@ CUSTOMERS_MERGE = "customers/merge"
 CONSENT_UPDATE = "customers_email_marketing_consent/update"
 PROFILE_TOPICS = frozenset({CUSTOMERS_CREATE, CUSTOMERS_UPDATE, CUSTOMERS_MERGE})
 HANDLED_TOPICS = PROFILE_TOPICS | {CUSTOMERS_DELETE, CONSENT_UPDATE}
+
+# Shopify's CustomerEmailAddressMarketingState for a customer who opted out.
+UNSUBSCRIBED = "UNSUBSCRIBED"
 
 HUBSPOT_READ_PROPERTIES = tuple(dict.fromkeys(HUBSPOT_PROFILE_PROPERTIES.values()))
 
@@ -90,6 +96,17 @@ class Outcome:
 
     state: ChangeState
     text: str
+
+
+def _shopify_time(value: str | None) -> datetime | None:
+    """A DateTime as Shopify writes it ("2026-12-06T01:00:00Z"), None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def shopify_profile(customer: ShopifyCustomer) -> Profile:
@@ -139,13 +156,9 @@ class ProfilePropagation:
             return Outcome(
                 ChangeState.REPORTED, "customer deleted in Shopify: mirrors kept, for ops to decide"
             )
-        if topic == CONSENT_UPDATE:
-            return Outcome(
-                ChangeState.REPORTED,
-                "consent changed in Shopify: not propagated (raised only by the owner's confirmation, "
-                "withdrawn by the unsubscribe link)",
-            )
         customer = self.shopify.get_customer(customer_id)
+        if topic == CONSENT_UPDATE:
+            return self._consent(customer)
         if customer is None:
             return Outcome(ChangeState.REPORTED, "customer no longer in Shopify: nothing written")
         if not customer.email:
@@ -154,6 +167,44 @@ class ProfilePropagation:
         # them is rewritten, the new one finds it.
         addresses = list(dict.fromkeys(a for a in (self._known_address(customer_id), customer.email) if a))
         return self._push(shopify_profile(customer), addresses)
+
+    def _consent(self, customer: ShopifyCustomer | None) -> Outcome:
+        """A consent change in Shopify: only a withdrawal is followed, never a subscription.
+
+        When Shopify says UNSUBSCRIBED (the customer unsubscribed through a Shopify mail, or the
+        merchant did), the consents this person confirmed with us *before* that moment are withdrawn
+        as our unsubscribe link would (`confirmations.withdraw`), in one transaction that queues the
+        consent step: it tells Smaregi (flag 0) and HubSpot (unsubscribed). Any other state changes
+        nothing: consent is raised only by its owner's confirmation. Our own consent writes come
+        back here and find nothing left to withdraw.
+        """
+        if customer is None or not customer.email:
+            return Outcome(ChangeState.REPORTED, "consent: no customer or no e-mail, nothing to follow")
+        if customer.marketing_state != UNSUBSCRIBED:
+            return Outcome(
+                ChangeState.APPLIED, f"consent {customer.marketing_state}: not followed (never raised)"
+            )
+        moment = _shopify_time(customer.marketing_updated_at)
+        withdrawn: list[str] = []
+        with self.database.session() as session:
+            confirmed = session.scalars(
+                select(Confirmation).where(
+                    Confirmation.email == canonical_email(customer.email),
+                    Confirmation.kind == ConfirmationKind.MARKETING,
+                    Confirmation.state == ConfirmationState.CONFIRMED,
+                )
+            ).all()
+            # A confirmation given after Shopify's unsubscription is newer than it: it stands.
+            older = [c for c in confirmed if moment is None or c.decided_at is None or c.decided_at <= moment]
+            if older:
+                withdraw(session, older[0].id)  # every confirmed consent of the address, like the link
+                withdrawn = [c.registration_id for c in older]
+        if not withdrawn:
+            return Outcome(ChangeState.APPLIED, "consent UNSUBSCRIBED: no consent of ours to withdraw")
+        return Outcome(
+            ChangeState.APPLIED,
+            "consent UNSUBSCRIBED: withdrawn for registration(s) " + ", ".join(withdrawn),
+        )
 
     def _known_address(self, customer_id: str) -> str | None:
         """The address our identity of this customer holds (the old one after an e-mail change)."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from connectors.errors import PermanentError, TransientError
 from connectors.hubspot.client import HubSpotContact
@@ -20,9 +21,9 @@ from registrations.changes import DUPLICATE, NEW, Changes, Delivery
 from registrations.database import Database
 from registrations.dead_letters import DeadLetters, NothingToReplay
 from registrations.directory import MemberDirectory
-from registrations.models import Base, Identity
+from registrations.models import Base, Confirmation, Identity
 from registrations.propagation import ProfilePropagation
-from registrations.states import ChangeState, DeadLetterStatus
+from registrations.states import ChangeState, ConfirmationKind, ConfirmationState, DeadLetterStatus
 from tasks.changes import CUSTOMER_CHANGED_TASK
 from tests.support.world import World
 
@@ -252,3 +253,43 @@ def test_the_task_dead_letters_a_permanent_failure_at_once(world: World) -> None
     change, [letter] = run_task(world, FlakyShop(customer(), 1, PermanentError("403", system="shopify")))
     assert (change.state, change.attempts) == (ChangeState.DEAD, 1)
     assert letter.message.startswith("permanent:") and letter.task_name == CUSTOMER_CHANGED_TASK
+
+
+def confirmed_consent(world: World) -> str:
+    """A registration whose owner confirmed marketing consent: its registration id."""
+    from registrations.confirmations import decide, requested
+
+    registration_id = world.accept(email="hanako@example.com", accepts_marketing=True)
+    with world.database.session() as session:
+        asked = requested(session, registration_id, ConfirmationKind.MARKETING)
+        assert asked is not None
+        decide(session, asked.id, accept=True)
+    return registration_id
+
+
+def consent_states(world: World) -> list[str]:
+    with world.database.session() as session:
+        return [row.state for row in session.scalars(select(Confirmation))]
+
+
+@pytest.mark.parametrize(
+    ("state", "updated_at", "withdrawn"),
+    [
+        ("UNSUBSCRIBED", "2999-01-01T00:00:00Z", True),  # unsubscribed in Shopify after confirming
+        ("UNSUBSCRIBED", "2000-01-01T00:00:00Z", False),  # confirmed with us since: it stands
+        ("SUBSCRIBED", "2999-01-01T00:00:00Z", False),  # a subscription is never followed
+    ],
+)
+def test_only_a_withdrawal_in_shopify_is_followed(
+    world: World, state: str, updated_at: str, withdrawn: bool
+) -> None:
+    registration_id = confirmed_consent(world)
+    shop = Shop(customer(marketing_state=state, marketing_updated_at=updated_at))
+    outcome = ProfilePropagation(world.database, shop, None, None).process(
+        "customers_email_marketing_consent/update", GID
+    )
+    assert outcome.state == ChangeState.APPLIED
+    assert consent_states(world) == [
+        ConfirmationState.WITHDRAWN if withdrawn else ConfirmationState.CONFIRMED
+    ]
+    assert (registration_id in outcome.text) is withdrawn
