@@ -1,4 +1,5 @@
-"""`POST /webhooks/smaregi/<token>`: Smaregi's `pos:customers` event, queued for a re-read of its ids.
+"""`POST /webhooks/smaregi/<token>`: Smaregi's `pos:customers` and `pos:transactions` events, queued
+for a re-read of their ids.
 
 Smaregi sends header `Smaregi-Event: pos:customers` and a body `{"contractId", "event", "action":
 "created|edited|deleted|bulk-update|bulk-deleted", "customerIds": ["1", ...]}`. It documents no
@@ -11,6 +12,14 @@ is trusted but the ids: the members are re-read through the API by a task, and t
 only by what Smaregi answers there. The answer is 200 with an empty body at once (Smaregi wants 200
 within seconds and does not retry, per third parties), and the endpoint has its own limit rather than
 the public per-IP one (`app.limits.webhook_limit`).
+
+`Smaregi-Event: pos:transactions` (a sale or a point movement at the till; whether those fire
+`pos:customers` too, Smaregi does not say) carries `{"contractId", "event", "action",
+"transactionHeadIds": [...]}`: the shape of Smaregi's reference (webhook-transactions) as its
+developer community quotes it and a third-party capture shows it (`"action": "created"`). The full
+list of its actions is not documented where we could read it, so any action is accepted and only the
+ids are used: the transactions are read to learn their members (`tasks.mirror.TRANSACTIONS_TASK`),
+which are then re-read and mirrored.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from app.errors import error_response
 from app.limits import webhook_limit
 from app.services import services
 from tasks.directory import REREAD_BATCH, REREAD_TASK
+from tasks.mirror import TRANSACTIONS_TASK
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +45,13 @@ blueprint = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 TOKEN_HEADER = "X-Membersync-Webhook-Token"
 EVENT_HEADER = "Smaregi-Event"
 CUSTOMERS_EVENT = "pos:customers"
+TRANSACTIONS_EVENT = "pos:transactions"
 ACTIONS = frozenset({"created", "edited", "deleted", "bulk-update", "bulk-deleted"})
-# customerIds are decimal numbers on Smaregi; anything else is not one of its ids.
+# Each event: the body's list of ids, and the task that re-reads them.
+EVENT_IDS = {CUSTOMERS_EVENT: "customerIds", TRANSACTIONS_EVENT: "transactionHeadIds"}
+EVENT_TASKS = {CUSTOMERS_EVENT: REREAD_TASK, TRANSACTIONS_EVENT: TRANSACTIONS_TASK}
+MAX_ACTION_LENGTH = 64
+# customerIds and transactionHeadIds are decimal numbers on Smaregi; anything else is not one of its ids.
 _CUSTOMER_ID = re.compile(r"^[0-9]{1,32}$")
 MAX_IDS = 10_000
 # Longer than any token we would configure; a longer one is refused before it is compared.
@@ -86,8 +101,9 @@ def _receive(given: str, *, wrong_status: int) -> tuple[Response, int]:
         return error_response(403, {TOKEN_HEADER: ["SMAREGI_WEBHOOK_TOKEN is not configured."]})
     if not _token_matches(given, expected):
         return error_response(wrong_status, {TOKEN_HEADER: ["Missing or wrong webhook token."]})
-    if request.headers.get(EVENT_HEADER) != CUSTOMERS_EVENT:
-        return error_response(400, {EVENT_HEADER: [f"Must be {CUSTOMERS_EVENT}."]})
+    event = request.headers.get(EVENT_HEADER, "")
+    if event not in EVENT_IDS:
+        return error_response(400, {EVENT_HEADER: [f"Must be one of {', '.join(sorted(EVENT_IDS))}."]})
     if request.mimetype != "application/json":
         return error_response(415, {"_request": ["Content-Type must be application/json."]})
     try:
@@ -99,14 +115,14 @@ def _receive(given: str, *, wrong_status: int) -> tuple[Response, int]:
         # without the body.
         log.warning("smaregi webhook refused: contractId is not SMAREGI_CONTRACT_ID")
         return error_response(403, {"contractId": ["Not this service's Smaregi contract."]})
-    errors = _problems(body)
+    errors = _problems(body, event)
     if errors:
         return error_response(422, errors)
-    ids = list(dict.fromkeys(str(value) for value in body["customerIds"]))
+    ids = list(dict.fromkeys(str(value) for value in body[EVENT_IDS[event]]))
     celery = services().celery
     try:
         for start in range(0, len(ids), REREAD_BATCH):
-            celery.send_task(REREAD_TASK, args=(ids[start : start + REREAD_BATCH],))
+            celery.send_task(EVENT_TASKS[event], args=(ids[start : start + REREAD_BATCH],))
     except Exception:  # the broker is down: say so, so the sender tries again (the ids are not kept)
         log.exception("could not queue the smaregi webhook's re-read")
         response, status = error_response(503, {"_request": ["Could not queue the event; try again."]})
@@ -115,21 +131,25 @@ def _receive(given: str, *, wrong_status: int) -> tuple[Response, int]:
     return Response(status=200), 200
 
 
-def _problems(body: Any) -> dict[str, list[str]]:
-    """What is wrong with the body, by field; only `action` and `customerIds` are used."""
+def _problems(body: Any, event: str = CUSTOMERS_EVENT) -> dict[str, list[str]]:
+    """What is wrong with the body, by field; only `action` and the event's ids are used."""
     if not isinstance(body, dict):
         return {"_request": ["Body must be a JSON object."]}
     errors: dict[str, list[str]] = {}
     action = body.get("action")
-    if action not in ACTIONS:
+    if event == CUSTOMERS_EVENT and action not in ACTIONS:
         errors["action"] = [f"Must be one of {', '.join(sorted(ACTIONS))}."]
-    ids = body.get("customerIds")
+    elif not isinstance(action, str) or not action or len(action) > MAX_ACTION_LENGTH:
+        errors["action"] = ["Must be the event's action."]
+    name = EVENT_IDS[event]
+    what = "customer" if event == CUSTOMERS_EVENT else "transaction"
+    ids = body.get(name)
     if not isinstance(ids, list) or not ids:
-        errors["customerIds"] = ["Must be a non-empty list of customer ids."]
+        errors[name] = [f"Must be a non-empty list of {what} ids."]
     elif len(ids) > MAX_IDS:
-        errors["customerIds"] = [f"At most {MAX_IDS} ids per event."]
+        errors[name] = [f"At most {MAX_IDS} ids per event."]
     elif not all(isinstance(value, str | int) and not isinstance(value, bool) for value in ids) or not all(
         _CUSTOMER_ID.match(str(value)) for value in ids
     ):
-        errors["customerIds"] = ["Every id must be a decimal customer id."]
+        errors[name] = [f"Every id must be a decimal {what} id."]
     return errors

@@ -151,6 +151,9 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, A
             # The sign-up bonus goes with the registration; the sweep of unsettled ones is upkeep.
             "membersync.points.apply": {"queue": REALTIME_QUEUE},
             "membersync.points.sweep": {"queue": MAINTENANCE_QUEUE},
+            # A member's facts to the mirrors, and a pos:transactions webhook's members (tasks/mirror.py).
+            "membersync.smaregi.mirror_member": {"queue": MAINTENANCE_QUEUE},
+            "membersync.smaregi.transactions_reread": {"queue": MAINTENANCE_QUEUE},
             # The nightly reconciliation writes through the same limiters on the bulk queue, so a
             # registration on the realtime queue never waits behind it.
             "membersync.reconcile": {"queue": BULK_QUEUE},

@@ -154,6 +154,10 @@ class SmaregiApi(Protocol):
         """The member's point transactions (取引区分 6, 7, 8) received since `since`."""
         ...
 
+    def transaction_customer_ids(self, transaction_head_ids: Sequence[str]) -> list[str]:
+        """The members (customerIds) of these recent transactions (a `pos:transactions` webhook's ids)."""
+        ...
+
     def check(self) -> None:
         """One cheap read that proves the credentials and scopes (`membersync check`); raises a
         ConnectorError when the system refuses or does not answer."""

@@ -66,7 +66,12 @@ def pull_directory(self: Any, full: bool = False) -> dict[str, Any]:
     max_retries=8,
 )
 def reread_members(self: Any, customer_ids: list[str]) -> dict[str, int]:
-    """Re-read the members a `pos:customers` webhook named and update or drop their directory rows."""
+    """Re-read the members a `pos:customers` webhook named and update or drop their directory rows,
+    then queue each one's mirror task (its member number, rank and points to Shopify and HubSpot)."""
+    from tasks.mirror import queue_mirrors  # tasks.mirror names this task: imported here, not above
+
     runtime = self.app.membersync
     directory = MemberDirectory(runtime.database)
-    return directory.reread(runtime.connectors.smaregi, customer_ids)
+    counts = directory.reread(runtime.connectors.smaregi, customer_ids)
+    counts["mirrors"] = queue_mirrors(customer_ids, self.app)
+    return counts

@@ -19,6 +19,7 @@ TASK_MODULES = [
     "tasks.directory",
     "tasks.changes",
     "tasks.reconcile",
+    "tasks.mirror",
     "tasks.points",
 ]
 

@@ -248,6 +248,41 @@ class SmaregiClient:
             start = window_end + timedelta(seconds=1)
         return found
 
+    def transaction_customer_ids(
+        self, transaction_head_ids: Sequence[str], *, within: timedelta = MAX_TRANSACTION_WINDOW
+    ) -> list[str]:
+        """The members (customerIds) of these transactions received in the last `within` (31 days).
+
+        What a `pos:transactions` webhook names is transactionHeadIds only: GET /pos/transactions
+        with the documented `transaction_head_id-from` / `-to` range and the required period filter,
+        then the ids are matched here (a sale without a member has no customerId). Needs the scope
+        pos.transactions:read.
+        """
+        wanted = {str(number) for number in transaction_head_ids if str(number).isdigit()}
+        if not wanted:
+            return []
+        now = datetime.now(UTC)
+        params: dict[str, Any] = {
+            "transaction_date_time-from": smaregi_time(now - within),
+            "transaction_date_time-to": smaregi_time(now),
+            "transaction_head_id-from": min(wanted, key=int),
+            "transaction_head_id-to": max(wanted, key=int),
+            "sort": "transactionHeadId",
+            "limit": TRANSACTION_PAGE_SIZE,
+        }
+        found: dict[str, None] = {}
+        page = 1
+        while True:
+            response = self._call("GET", self._path("/pos/transactions"), params={**params, "page": page})
+            records = json_body(response, TRANSACTIONS, array=True)
+            for record in records:
+                member = record.get("customerId")
+                if str(record.get("transactionHeadId")) in wanted and member not in (None, ""):
+                    found[str(member)] = None
+            if len(records) < TRANSACTION_PAGE_SIZE:
+                return list(found)
+            page += 1
+
     def _point_transactions_in(
         self, customer_id: str, start: datetime, end: datetime, division: str | None, page_size: int
     ) -> Iterator[PointTransaction]:

@@ -46,6 +46,7 @@ from sandbox.smaregi.members import MEMBER_FIELDS, InvalidParams, invalid_member
 from sandbox.smaregi.point_bulk import BulkRefused, PointBulk
 from sandbox.smaregi.tokens import CUSTOMER_SCOPES, GRANTABLE_SCOPES, TRANSACTIONS_READ, TokenIssuer
 from sandbox.smaregi.transactions import POINTS_ADDED, POINTS_SUBTRACTED, TransactionLog, TransactionQuery
+from sandbox.smaregi.webhooks import CUSTOMERS, TRANSACTIONS, install_webhooks
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 # The emulator's own fault keys in POST /_sandbox/faults, beside the shared ones.
@@ -68,6 +69,8 @@ class SmaregiSettings:
     rate_per_second: int | None = None
     read_per_second: int | None = None
     write_per_second: int | None = None
+    # Where the emulator posts its webhooks (sandbox.smaregi.webhooks); None sends none.
+    webhook_url: str | None = None
 
     @property
     def reads(self) -> int:
@@ -149,12 +152,14 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
     reads = RollingWindowLimiter(settings.reads, 1.0)
     writes = RollingWindowLimiter(settings.writes, 1.0)
     refusals = Refusals()
+    webhooks = install_webhooks(app, settings.webhook_url)
 
     def reset() -> None:
         nonlocal refusals
         members.clear()
         transactions.clear()
         point_bulk.clear()
+        webhooks.reset()
         reads.reset()
         writes.reset()
         refusals = Refusals()
@@ -189,6 +194,7 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
             "transactions": transactions.all(),
             "point_bulk": point_bulk.state(),
             "refusals": _refusals_json(refusals),
+            "webhook": webhooks.state(),
         },
         reset=reset,
         render_throttle=_too_many_requests,
@@ -286,6 +292,7 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
             )
         except DuplicateKeyError:
             return _duplicate_code(body["customerCode"])
+        webhooks.notify(contract_id, CUSTOMERS, "created", [member["customerId"]])
         return jsonify(member)
 
     @app.patch("/<contract_id>/pos/customers/<customer_id>")
@@ -297,13 +304,17 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
         invalid = invalid_member_fields(body, creating=False)
         if invalid:
             return _validation_problem(invalid)
-        return _change_member(customer_id, lambda member: {**member, **body})
+        answer = _change_member(customer_id, lambda member: {**member, **body})
+        if answer.status_code == 200:
+            webhooks.notify(contract_id, CUSTOMERS, "edited", [customer_id])
+        return answer
 
     @app.delete("/<contract_id>/pos/customers/<customer_id>")
     def delete_member(contract_id: str, customer_id: str) -> Response | tuple[str, int]:
         """DELETE /pos/customers/{customerId}."""
         if not members.delete(customer_id):
             return _member_not_found(customer_id)
+        webhooks.notify(contract_id, CUSTOMERS, "deleted", [customer_id])
         return "", 204
 
     @app.post("/<contract_id>/pos/customers/<customer_id>/point/add")
@@ -350,6 +361,10 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
         if answer.status_code != 200:
             return answer
         member = answer.get_json()
+        # A movement changes the member and makes transactions: the emulator sends both events
+        # (whether Smaregi fires pos:customers for a point change is UNCONFIRMED).
+        webhooks.notify(contract_id, CUSTOMERS, "edited", [customer_id])
+        webhooks.notify(contract_id, TRANSACTIONS, "created", [t["transactionHeadId"] for t in moved])
         return jsonify(
             {
                 "customerId": member["customerId"],

@@ -19,6 +19,7 @@ from config.settings import Settings
 from registrations.database import Database
 from tasks.directory import REREAD_TASK
 from tasks.factory import create_celery_app
+from tasks.mirror import TRANSACTIONS_TASK
 
 TOKEN = "a-long-shared-webhook-secret"
 EVENT = {"contractId": "sandbox", "event": "pos:customers", "action": "edited", "customerIds": ["12", "7"]}
@@ -241,3 +242,51 @@ def test_the_path_token_is_not_in_the_log_records_nor_sentry_urls(
     event = scrub_event({"request": {"method": "POST", "url": url}})
     assert TOKEN not in json.dumps(crumb) + json.dumps(event)
     assert event["request"]["url"] == "https://members.example/webhooks/smaregi/***"
+
+
+TRANSACTIONS = {
+    "contractId": "sandbox",
+    "event": "pos:transactions",
+    "action": "created",
+    "transactionHeadIds": ["25", "26"],
+}
+
+
+def test_a_transactions_event_queues_its_transaction_ids_for_the_members_they_moved(
+    webhook: Any, queued: Queued
+) -> None:
+    response = post_to_path(
+        webhook, body={**TRANSACTIONS, "transactionHeadIds": ["25", 26, "25"]}, event="pos:transactions"
+    )
+
+    assert response.status_code == 200 and response.data == b""
+    assert queued.tasks == [(TRANSACTIONS_TASK, (["25", "26"],))]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**TRANSACTIONS, "transactionHeadIds": []}, "transactionHeadIds"),
+        ({**TRANSACTIONS, "transactionHeadIds": ["25; DROP"]}, "transactionHeadIds"),
+        (
+            {key: value for key, value in TRANSACTIONS.items() if key != "transactionHeadIds"},
+            "transactionHeadIds",
+        ),
+        ({**TRANSACTIONS, "action": ""}, "action"),
+        # A transactions event names transactions, not customers.
+        ({**EVENT, "event": "pos:transactions"}, "transactionHeadIds"),
+    ],
+)
+def test_a_transactions_event_without_its_ids_is_422(
+    webhook: Any, queued: Queued, body: Any, field: str
+) -> None:
+    response = post_to_path(webhook, body=body, event="pos:transactions")
+
+    assert response.status_code == 422 and field in response.get_json()["errors"]
+    assert queued.tasks == []
+
+
+def test_an_event_we_do_not_subscribe_to_is_400(webhook: Any, queued: Queued) -> None:
+    response = post_to_path(webhook, body={**EVENT, "event": "pos:products"}, event="pos:products")
+
+    assert response.status_code == 400 and queued.tasks == []
