@@ -9,8 +9,8 @@ As on Shopify (API 2026-10, shopify.dev bulk operations pages and changelog):
   `groupObjects: false` (the default) they are NOT written right after their parent: each slice of
   `SLICE` root objects is written parents first, then their children, then grandchildren — so a
   reader must join by `__parentId`. `groupObjects: true` writes every child right after its parent;
-- a query has one top-level connection (`customers` here) and a parent of a nested connection must
-  select `id`; connections nest at most two levels deep;
+- a query has one top-level connection (`customers` here), at most five connections in all, nested
+  at most two levels deep, and a parent of a nested connection must select `id`;
 - `objectCount` / `rootObjectCount` are running counts while the operation runs;
 - the result `url` expires `RESULT_LIFETIME` (7 days) after completion: the operation then reads
   EXPIRED and the download answers 403 (the storage service's exact expiry answer is UNCONFIRMED);
@@ -59,6 +59,8 @@ from sandbox.shopify.resolvers import RequestContext
 DOWNLOAD_PATH = "/bulk-operations/<int:operation_id>.jsonl"
 GID_PREFIX = "gid://shopify/BulkOperation/"
 MAX_RUNNING = 5
+# "supports up to five connections with a maximum nesting depth of two levels" (the 2026-10 schema).
+MAX_CONNECTIONS = 5
 RESULT_LIFETIME = dt.timedelta(days=7)
 # Root objects executed and written per step: bounds the emulator's memory and paces objectCount.
 SLICE = 500
@@ -240,7 +242,10 @@ class BulkOperations:
         assert query_root is not None
         if len(roots) != 1 or next(iter(roots.values()))[0].name.value != "customers":
             raise BulkQueryError("Invalid bulk query: the sandbox runs bulk queries over `customers` only")
-        return self._connection_plan(query_root, next(iter(roots.values())), fragments, depth=1)
+        plan = self._connection_plan(query_root, next(iter(roots.values())), fragments, depth=1)
+        if _connections(plan) > MAX_CONNECTIONS:
+            raise BulkQueryError(f"Invalid bulk query: at most {MAX_CONNECTIONS} connections are supported")
+        return plan
 
     def _connection_plan(
         self,
@@ -387,6 +392,10 @@ class _Slice:
             (record for record in self._records if normalise_email(record.get("email") or "") == wanted),
             None,
         )
+
+
+def _connections(plan: _Plan) -> int:
+    return 1 + sum(_connections(child) for child in plan.children.values())
 
 
 def _merge(selections: dict[str, list[FieldNode]], more: dict[str, list[FieldNode]]) -> None:

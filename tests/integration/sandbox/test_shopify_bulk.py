@@ -216,7 +216,17 @@ def test_a_query_that_matches_nothing_completes_without_a_url(shop: Shop) -> Non
 
 def test_bulk_query_that_shopify_would_refuse_is_a_user_error(shop: Shop) -> None:
     nested_without_id = "{ customers { edges { node { firstName metafields { edges { node { key } } } } } } }"
-    for query in ("{ customers { edges { node { nickname } } } }", nested_without_id, "not graphql"):
+    five_nested = " ".join(f"m{n}: metafields {{ edges {{ node {{ key }} }} }}" for n in range(5))
+    six_connections = f"{{ customers {{ edges {{ node {{ id {five_nested} }} }} }} }}"
+    four_nested = " ".join(f"m{n}: metafields {{ edges {{ node {{ key }} }} }}" for n in range(4))
+    assert shop.start(f"{{ customers {{ edges {{ node {{ id {four_nested} }} }} }} }}")["userErrors"] == []
+    invalid = (
+        "{ customers { edges { node { nickname } } } }",
+        nested_without_id,
+        six_connections,
+        "not graphql",
+    )
+    for query in invalid:
         result = shop.start(query)
         assert result["bulkOperation"] is None
         assert result["userErrors"][0]["field"] == ["query"]
