@@ -14,6 +14,8 @@ What runs:
 What is reported (the last stdout line, one JSON object; progress goes to stderr):
 - `seconds`: the run's wall time minus `rate_limit_wait_seconds` (time slept waiting out a rate
   limit: ours or a vendor's), so the figure is about the work, not the budget;
+- `cpu_seconds`: the CPU time this process spent in the run (the sandbox's is its own): on a machine
+  shared with other work, wall time grows but this does not;
 - `peak_rss_mb`: this process's peak resident set (getrusage ru_maxrss), which includes the
   interpreter and every import (`rss_before_mb` is the figure just before the run);
 - `api_calls`: HTTP requests this process sent to the emulators (every page, poll, download, token
@@ -69,6 +71,12 @@ class ReconcileOptions:
 def peak_rss_mb() -> float:
     """This process's peak resident set so far (ru_maxrss is KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) this process has used: unlike wall time, not inflated by a busy machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 # --- the sandbox subprocess ---------------------------------------------------------------------------
@@ -201,8 +209,10 @@ def run_reconcile_bench(
             "HUBSPOT_API_URL": sandbox.urls["hubspot"],
         }
         rss_before = peak_rss_mb()
+        cpu_before = cpu_seconds()
         with counted_requests(sandbox.urls) as calls:
             measured = _reconcile(env, tmp, log)
+        cpu = cpu_seconds() - cpu_before
         left = sandbox.verify()
         seconds = measured.wall_seconds - measured.waited_seconds
         result = {
@@ -218,6 +228,7 @@ def run_reconcile_bench(
             "remaining_drift": left["remaining_drift"],
             "engine": measured.engine,
             "rss_before_mb": round(rss_before, 1),
+            "cpu_seconds": round(cpu, 2),
             "api_calls_by_system": dict(sorted(calls.items())),
             "writes_by_system": measured.writes_by_system,
             "drifted_by_kind": sandbox.ready["drifted_by_kind"],
