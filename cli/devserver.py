@@ -57,6 +57,8 @@ FAST_RETRY_POLICY = "attempts=3,base=0.5,cap=1,budget=60"
 
 # `membersync dev`'s Shopify webhook secret: the sandbox shop signs with it, the dev web verifies it.
 DEV_SHOPIFY_WEBHOOK_SECRET = "dev-shopify-webhook-secret"
+# `membersync dev`'s Smaregi webhook token: the sandbox Smaregi posts to /webhooks/smaregi/<it>.
+DEV_SMAREGI_WEBHOOK_TOKEN = "dev-smaregi-webhook-token"
 
 # Where the sandbox's connector settings come from when only the sandbox's port was moved.
 SANDBOX_CONNECTOR_URLS = {
@@ -235,6 +237,12 @@ def dev_environment(base: Mapping[str, str], *, fast_retries: bool = False) -> d
     env.setdefault("SHOPIFY_WEBHOOK_SECRET", DEV_SHOPIFY_WEBHOOK_SECRET)
     web = f"http://127.0.0.1:{env.get('PORT') or 8000}"
     env.setdefault("SANDBOX_SHOPIFY_WEBHOOK_URL", f"{web}/webhooks/shopify")
+    # The sandbox Smaregi sends pos:customers / pos:transactions to the dev web, the secret in the
+    # path as Smaregi is given it (a public token, for `membersync dev` only); reading the
+    # transactions those events name needs the pos.transactions:read scope.
+    env.setdefault("SMAREGI_WEBHOOK_TOKEN", DEV_SMAREGI_WEBHOOK_TOKEN)
+    env.setdefault("SANDBOX_SMAREGI_WEBHOOK_URL", f"{web}/webhooks/smaregi/{env['SMAREGI_WEBHOOK_TOKEN']}")
+    env.setdefault("SMAREGI_SCOPES", "pos.customers:read pos.customers:write pos.transactions:read")
     # A sandbox moved to another port is still the one the connectors call.
     for variable, (port_variable, template) in SANDBOX_CONNECTOR_URLS.items():
         if env.get(port_variable) and variable not in env:

@@ -4,6 +4,7 @@ Ports default to the README's sandbox table and are overridden by SANDBOX_SHOPIF
 SANDBOX_HUBSPOT_PORT, SANDBOX_SMTP_PORT and SANDBOX_MAIL_HTTP_PORT (or by `ports=`). Rate limits come
 from SANDBOX_SHOPIFY_BUCKET, SANDBOX_SHOPIFY_RESTORE_RATE, SANDBOX_SMAREGI_RATE_PER_SECOND,
 SANDBOX_SMAREGI_TOKEN_EXPIRES_IN, SANDBOX_HUBSPOT_RATE_PER_10S and SANDBOX_HUBSPOT_SEARCH_PER_SECOND.
+SANDBOX_SMAREGI_WEBHOOK_URL is where the Smaregi emulator posts its webhooks (sandbox.smaregi.webhooks).
 
 With SANDBOX_STATE_DIR set (`membersync dev` sets it to var/sandbox), the emulators' records are loaded
 from that folder at start and saved there shortly after every change and on stop, so the sandbox keeps
@@ -149,6 +150,8 @@ def _smaregi_app(env: Mapping[str, str]) -> Flask:
             read_per_second=_setting(env, "SANDBOX_SMAREGI_READ_RATE_PER_SECOND", int, None),
             write_per_second=_setting(env, "SANDBOX_SMAREGI_WRITE_RATE_PER_SECOND", int, None),
             token_expires_in=_setting(env, "SANDBOX_SMAREGI_TOKEN_EXPIRES_IN", int, 3600),
+            # Where its webhooks go (`membersync dev`: the dev web's /webhooks/smaregi/<token>).
+            webhook_url=env.get("SANDBOX_SMAREGI_WEBHOOK_URL") or None,
         )
     )
 

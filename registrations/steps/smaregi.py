@@ -83,7 +83,7 @@ class SmaregiMemberStep(Step):
         member = membership.member
         assert member is not None
         if known.shopify_customer_id is not None:
-            # Smaregi owns the number; Shopify shows it (metafield membersync.member_number).
+            # Smaregi owns the number; Shopify shows it (app-owned metafield $app:membersync member_number).
             connectors.shopify.set_member_number(known.shopify_customer_id, member.customer_code)
         return Outcome(
             member.customer_id,
