@@ -178,8 +178,9 @@ class PointLedger:
                 )
                 .execution_options(synchronize_session=False)
             )
-            if not claimed.rowcount:  # type: ignore[attr-defined]
-                return None  # another delivery claimed it first; it carries on
+            won = bool(claimed.rowcount)  # type: ignore[attr-defined]
+        if not won:
+            return self.get(movement.id)  # another delivery claimed it first: it carries on
         sent = _claimed(movement, now)
         try:
             result = smaregi.add_points(movement.customer_id, movement.points)

@@ -253,8 +253,10 @@ def test_two_deliveries_never_both_send(ledger: PointLedger, smaregi: FakeSmareg
     assert stale is not None
     assert ledger.apply(movement_id, smaregi) is not None
 
-    # A second delivery that read the row before the first one claimed it loses the claim.
-    assert ledger._send(stale, smaregi) is None
+    # A second delivery that read the row before the first one claimed it loses the claim, and
+    # sees what the first one did.
+    seen = ledger._send(stale, smaregi)
+    assert seen is not None and seen.state == PointMovementState.APPLIED
     assert smaregi.count("add_points") == 1
 
 
