@@ -110,6 +110,13 @@ ANSWERS: dict[str, dict[str, Any]] = {
     "AddCustomerAddress": {"customerAddressCreate": {"address": {"id": ADDRESS_GID}, "userErrors": []}},
     "UpdateCustomerAddress": {"customerAddressUpdate": {"address": {"id": ADDRESS_GID}, "userErrors": []}},
     "SetMetafields": {"metafieldsSet": {"metafields": [], "userErrors": []}},
+    # The member facts' definitions, created before the first member-number write (TAKEN: there already).
+    "CreateMetafieldDefinition": {
+        "metafieldDefinitionCreate": {
+            "createdDefinition": None,
+            "userErrors": [{"field": ["definition", "key"], "message": "Key is in use.", "code": "TAKEN"}],
+        }
+    },
     "FindCustomerByEmail": {"customerByIdentifier": _node()},
     "GetCustomer": {"customer": _node(defaultAddress=None)},
 }
