@@ -45,7 +45,13 @@ from sandbox.smaregi.listing import JST, Listing, ListingError
 from sandbox.smaregi.members import MEMBER_FIELDS, InvalidParams, invalid_member_fields, parse_point
 from sandbox.smaregi.point_bulk import BulkRefused, PointBulk
 from sandbox.smaregi.tokens import CUSTOMER_SCOPES, GRANTABLE_SCOPES, TRANSACTIONS_READ, TokenIssuer
-from sandbox.smaregi.transactions import POINTS_ADDED, POINTS_SUBTRACTED, TransactionLog, TransactionQuery
+from sandbox.smaregi.transactions import (
+    POINTS_ADDED,
+    POINTS_EXPIRED,
+    POINTS_SUBTRACTED,
+    TransactionLog,
+    TransactionQuery,
+)
 from sandbox.smaregi.webhooks import CUSTOMERS, TRANSACTIONS, install_webhooks
 
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -320,7 +326,9 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
     @app.post("/<contract_id>/pos/customers/<customer_id>/point/add")
     def add_points(contract_id: str, customer_id: str) -> Response:
         """POST /pos/customers/{customerId}/point/add: {"point": "N"} moves the balance by N (strings;
-        negative subtracts; below zero refused) and records a transaction (取引区分 6 or 7).
+        negative subtracts; below zero refused) and records a transaction (取引区分 6 or 7). Points
+        past their pointExpireDate are expired first (a transaction 8), as Smaregi does: a
+        subtraction from an expired balance is then refused, and nothing changes.
 
         The answer: {customerId, point, mile, pointExpireDate, updDateTime, transactionHeadIds}.
         """
@@ -343,10 +351,14 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
         moved: list[Record] = []
 
         def apply(member: Record) -> Record:
-            balance = int(member["point"] or "0") + point
+            current = int(member["point"] or "0")
+            expiring = current if current > 0 and _expired(member.get("pointExpireDate")) else 0
+            balance = current - expiring + point
             if balance < 0:
                 raise _NegativeBalanceError
-            # Recorded under the member's lock: the balance and its transaction change together.
+            # Recorded under the member's lock: the balance and its transactions change together.
+            if expiring:
+                moved.append(transactions.record(member, POINTS_EXPIRED, expiring))
             division = POINTS_ADDED if point > 0 else POINTS_SUBTRACTED
             moved.append(transactions.record(member, division, abs(point)))
             changed = {**member, "point": str(balance)}
@@ -433,6 +445,13 @@ def _is_date(value: Any) -> bool:
         return isinstance(value, str) and len(value) == 10 and bool(datetime.date.fromisoformat(value))
     except ValueError:
         return False
+
+
+def _expired(expire_date: Any) -> bool:
+    """Whether a member's pointExpireDate (YYYY-MM-DD) lies before today in Japan."""
+    if not _is_date(expire_date):
+        return False
+    return bool(datetime.date.fromisoformat(expire_date) < datetime.datetime.now(JST).date())
 
 
 def _client_authenticated(authorization: str, settings: SmaregiSettings) -> bool:

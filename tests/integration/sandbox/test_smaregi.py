@@ -525,3 +525,22 @@ def test_bulk_points_are_accepted_at_once_applied_a_moment_later_and_reported_to
     assert requests.patch(bulk, json=unknown, headers=headers, timeout=5).status_code == 400
     negative = {**body, "customerPoints": [{"customerId": "1", "point": "-1"}]}
     assert requests.patch(bulk, json=negative, headers=headers, timeout=5).status_code == 400
+
+
+def test_points_past_their_expiry_date_are_expired_first_in_a_transaction_of_their_own(smaregi):
+    smaregi.create()
+    first = smaregi.call("POST", "/1/point/add", json={"point": "100", "pointExpireDate": "2020-01-31"})
+    assert first.json()["pointExpireDate"] == "2020-01-31" and first.json()["point"] == "100"
+
+    refused = smaregi.call("POST", "/1/point/add", json={"point": "-1"})  # expired to 0 first
+    assert refused.status_code == 400
+    added = smaregi.call("POST", "/1/point/add", json={"point": "10", "pointExpireDate": "2099-12-31"})
+
+    assert added.json()["point"] == "10" and added.json()["transactionHeadIds"] == ["2", "3"]
+    state = requests.get(f"{smaregi.url}/_sandbox/state", timeout=5).json()
+    assert [(t["transactionHeadDivision"], t["point"]) for t in state["transactions"]] == [
+        ("6", "100"),
+        ("8", "100"),
+        ("6", "10"),
+    ]
+    assert smaregi.call("POST", "/1/point/add", json={"point": "-10"}).json()["point"] == "0"  # not expired
