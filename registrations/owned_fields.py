@@ -95,6 +95,11 @@ class MemberFacts:
     rank: str | None = None
 
 
+# The field names, once: reconciliation compares every person of a shop with these.
+_PROFILE_NAMES = tuple(item.name for item in fields(Profile))
+_FACT_NAMES = tuple(item.name for item in fields(MemberFacts))
+
+
 def _same(name: str, owner: str, mirror: str | None) -> bool:
     if name == "email":
         return mirror is not None and canonical_email(owner) == canonical_email(mirror)
@@ -107,25 +112,25 @@ def profile_drift(owner: Profile, mirror: Profile) -> dict[str, str]:
     An empty owner value is never a drift (see the module's docstring); e-mail compares canonically.
     """
     drift: dict[str, str] = {}
-    for item in fields(Profile):
-        value = getattr(owner, item.name)
+    for name in _PROFILE_NAMES:
+        value = getattr(owner, name)
         if value is None or not str(value).strip():
             continue
-        if not _same(item.name, str(value), getattr(mirror, item.name)):
-            drift[item.name] = str(value)
+        if not _same(name, str(value), getattr(mirror, name)):
+            drift[name] = str(value)
     return drift
 
 
 def fact_drift(owner: MemberFacts, mirror: MemberFacts) -> dict[str, str]:
     """Member facts whose Smaregi value differs from the mirror's: fact name -> the value as text."""
     drift: dict[str, str] = {}
-    for item in fields(MemberFacts):
-        value = getattr(owner, item.name)
+    for name in _FACT_NAMES:
+        value = getattr(owner, name)
         if value is None or (isinstance(value, str) and not value.strip()):
             continue
-        current = getattr(mirror, item.name)
+        current = getattr(mirror, name)
         if current is None or str(current).strip() != str(value).strip():
-            drift[item.name] = str(value)
+            drift[name] = str(value)
     return drift
 
 

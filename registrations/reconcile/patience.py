@@ -7,6 +7,7 @@ time spent waiting is reported apart (the run's own duration excludes it).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -27,6 +28,7 @@ class Patience:
         self.sleep = sleep
         self.limit = limit
         self.waited = 0.0
+        self._adding = threading.Lock()  # two readers may wait at once
 
     def call(self, function: Callable[[], T]) -> T:
         """`function()`, sleeping and calling again while it is throttled (up to the limit)."""
@@ -40,4 +42,5 @@ class Patience:
                     raise
                 self.sleep(wait)
                 spent += wait
-                self.waited += wait
+                with self._adding:
+                    self.waited += wait

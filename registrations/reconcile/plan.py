@@ -153,9 +153,15 @@ class PersonPlan:
     then_mirror_created: bool = False
 
 
+_NAMES = {kind: frozenset(item.name for item in fields(kind)) for kind in (Profile, MemberFacts)}
+
+
 def only_known(value: Any, known: frozenset[str]) -> Any:
     """`value` (a Profile or MemberFacts) with every field outside `known` emptied."""
-    return replace(value, **{item.name: None for item in fields(value) if item.name not in known})
+    unknown = _NAMES[type(value)] - known
+    if not unknown:
+        return value  # the common case: nothing to empty (this runs for every person)
+    return replace(value, **dict.fromkeys(unknown))
 
 
 def plan_person(person: Person, policy: Policy) -> PersonPlan:

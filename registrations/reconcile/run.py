@@ -10,8 +10,9 @@ Shopify facts are set to absolute values: repeating any of them changes nothing.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 
 SYSTEMS = ("shopify", "smaregi", "hubspot")
 HEARTBEAT_SECONDS = 2.0
+# How long leaving a run early waits for the background read to notice.
+READ_STOP_SECONDS = 30.0
 INTERRUPTED = "interrupted: its process stopped before the end (the next run did the rest)"
 
 # Phases of a run (`reconciliation_runs.phase`).
@@ -86,6 +89,7 @@ class Reconciliation:
         on_write: Callable[[Write], None] | None = None,
         lock_seconds: float = LOCK_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
+        batching: bool = True,
     ) -> None:
         self.database = database
         self.connectors = connectors
@@ -94,6 +98,7 @@ class Reconciliation:
         self.systems = tuple(name for name in SYSTEMS if name in set(systems or SYSTEMS))
         self.progress = progress or (lambda phase, done, total: None)
         self.on_write = on_write
+        self.batching = batching
         self.lock = RunLock(redis_client, seconds=lock_seconds)
         self.patience = Patience(sleep)
         self.report = Report(dry_run=dry_run, systems=list(self.systems))
@@ -128,7 +133,24 @@ class Reconciliation:
         connectors, report = self.connectors, self.report
         hubspot_facts = "hubspot" in self.systems and self._hubspot_facts()
         self._heartbeat(READING, force=True)
-        spill.add(self._beating(shopify_records(connectors.shopify, report, self.patience)))
+        # Shopify's export runs on Shopify's side for a while: it is read in the background, into
+        # a spill of its own, while Smaregi and HubSpot are read here.
+        with Background(lambda: shopify_records(connectors.shopify, report, self.patience)) as shopify:
+            self._read_mirrors(spill, hubspot_facts)
+            while not shopify.wait(HEARTBEAT_SECONDS):
+                self._heartbeat(READING)
+            spill.merge(shopify.spill)
+        key = self.settings.member_code_secret
+        return Policy(
+            member_code=lambda email: member_code(email, key=key),
+            systems=frozenset(self.systems),
+            hubspot_facts=hubspot_facts,
+            create_shopify_customers=self.settings.reconcile_create_shopify_customers,
+        )
+
+    def _read_mirrors(self, spill: Spill, hubspot_facts: bool) -> None:
+        """Spill Smaregi's members, HubSpot's contacts and `identities`."""
+        connectors, report = self.connectors, self.report
         if "smaregi" in self.systems:
             load_smaregi(
                 self.database, connectors.smaregi, lambda records: spill.add(self._beating(records)), report
@@ -142,13 +164,6 @@ class Reconciliation:
         spill.add_identities(
             identity._replace(email=email_key(identity.email) or identity.email)
             for identity in identity_records(self.database)
-        )
-        key = self.settings.member_code_secret
-        return Policy(
-            member_code=lambda email: member_code(email, key=key),
-            systems=frozenset(self.systems),
-            hubspot_facts=hubspot_facts,
-            create_shopify_customers=self.settings.reconcile_create_shopify_customers,
         )
 
     def _hubspot_facts(self) -> bool:
@@ -175,6 +190,7 @@ class Reconciliation:
             report=self.report,
             patience=self.patience,
             on_write=self.on_write,
+            batching=self.batching,
         )
         self._heartbeat(WRITING, force=True)
         for done, person in enumerate(spill.people(), start=1):
@@ -186,6 +202,7 @@ class Reconciliation:
                 self._carry_out(person, plan, policy, writer)
             if self._heartbeat(WRITING):
                 self.progress(WRITING, done, total)
+        writer.flush()
         self.progress(WRITING, total, total)
 
     def _count(self, person: Person, plan: PersonPlan, policy: Policy) -> None:
@@ -330,6 +347,52 @@ class Reconciliation:
                 row.report, row.counts, row.error = document, dict(report.outcomes), error
                 row.heartbeat_at = utcnow()
         return RunResult(self.run_id, status, document, reason=error)
+
+
+class Background:
+    """Records read in a thread of their own into a spill of their own (`wait`, then merge `spill`).
+
+    Only the thread writes to its spill until it has ended; leaving the block early (an error, a lost
+    fence) stops the stream at its next record and removes the spill.
+    """
+
+    def __init__(self, records: Callable[[], Iterable[Record]]) -> None:
+        self.spill = Spill(shared=True)
+        self._records = records
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._read, name="reconcile-shopify", daemon=True)
+
+    def _read(self) -> None:
+        try:
+            self.spill.add(self._until_stopped())
+        except BaseException as error:  # handed to the run's thread by wait()
+            self._error = error
+
+    def _until_stopped(self) -> Iterator[Record]:
+        for record in self._records():
+            if self._stop.is_set():
+                return
+            yield record
+
+    def wait(self, seconds: float) -> bool:
+        """Whether the stream has ended (re-raising its error), after waiting at most `seconds`."""
+        self._thread.join(seconds)
+        if self._thread.is_alive():
+            return False
+        if self._error is not None:
+            raise self._error
+        return True
+
+    def __enter__(self) -> Background:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(READ_STOP_SECONDS)
+        if not self._thread.is_alive():
+            self.spill.close()
 
 
 def _merged(link: Link | None, more: Link | None) -> Link | None:

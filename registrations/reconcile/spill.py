@@ -35,10 +35,11 @@ class Person:
 class Spill:
     """A temporary table of records keyed by canonical address."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, shared: bool = False) -> None:
+        """`shared`: filled by another thread than the one that made it (one thread at a time)."""
         handle, self.path = tempfile.mkstemp(prefix="membersync-reconcile-", suffix=".sqlite3")
         os.close(handle)
-        self.connection = sqlite3.connect(self.path)
+        self.connection = sqlite3.connect(self.path, check_same_thread=not shared)
         self.connection.execute("PRAGMA journal_mode = OFF")
         self.connection.execute("PRAGMA synchronous = OFF")
         self.connection.execute(
@@ -76,6 +77,19 @@ class Spill:
         if batch:
             self.connection.executemany("INSERT INTO records VALUES (?, ?, ?)", batch)
             batch.clear()
+
+    def merge(self, other: Spill) -> None:
+        """Take in another spill's records (one SQL statement, nothing through Python)."""
+        other.connection.commit()
+        self.connection.commit()
+        self.connection.execute("ATTACH DATABASE ? AS other", (other.path,))
+        try:
+            self.connection.execute("INSERT INTO records SELECT email, kind, body FROM other.records")
+            self.connection.commit()
+        finally:
+            self.connection.execute("DETACH DATABASE other")
+        for kind, count in other.counts.items():
+            self.counts[kind] += count
 
     def addresses(self) -> int:
         """How many addresses there are (the progress bar's length)."""
