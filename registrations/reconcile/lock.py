@@ -10,6 +10,7 @@ instead of writing beside it.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable
 from typing import cast
@@ -42,6 +43,7 @@ class RunLock:
         self._lock = client.lock(LOCK_KEY, timeout=seconds, blocking=False)
         self.fence: int | None = None
         self._renewed = 0.0
+        self._checking = threading.Lock()
 
     def acquire(self) -> int | None:
         """The run's fencing token, or None when another run holds the lock."""
@@ -53,6 +55,10 @@ class RunLock:
 
     def check(self) -> None:
         """Raise FenceLost unless this run still holds the lock and the newest fence."""
+        with self._checking:  # the run's reading thread and its main thread both check
+            self._check()
+
+    def _check(self) -> None:
         if self.fence is None:
             raise FenceLost("this run never held the lock")
         if self._clock() - self._renewed >= self.seconds / 2:

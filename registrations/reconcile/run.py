@@ -100,7 +100,7 @@ class Reconciliation:
         self.on_write = on_write
         self.batching = batching
         self.lock = RunLock(redis_client, seconds=lock_seconds)
-        self.patience = Patience(sleep)
+        self.patience = Patience(sleep, beat=self.lock.check)
         self.report = Report(dry_run=dry_run, systems=list(self.systems))
         self.run_id = 0
         self._beat = 0.0
