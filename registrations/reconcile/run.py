@@ -25,7 +25,7 @@ from connectors.smaregi.members import member_code
 from registrations.database import Database
 from registrations.directory import MemberDirectory
 from registrations.identities import identity_for
-from registrations.models import Identity, ReconciliationRun, utcnow
+from registrations.models import Identity, ReconciliationRun, Registration, utcnow
 from registrations.owned_fields import MemberFacts
 from registrations.reconcile.lock import LOCK_SECONDS, FenceLost, RunLock
 from registrations.reconcile.patience import Patience
@@ -33,6 +33,7 @@ from registrations.reconcile.plan import (
     CreateCustomer,
     CreateMember,
     Link,
+    Outcome,
     PersonPlan,
     Policy,
     Write,
@@ -43,7 +44,7 @@ from registrations.reconcile.report import Report
 from registrations.reconcile.sources import hubspot_records, identity_records, load_smaregi, shopify_records
 from registrations.reconcile.spill import Person, Spill
 from registrations.reconcile.writes import Writer
-from registrations.states import ReconciliationStatus
+from registrations.states import Ownership, ReconciliationStatus
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +196,8 @@ class Reconciliation:
         self._heartbeat(WRITING, force=True)
         for done, person in enumerate(spill.people(), start=1):
             plan = plan_person(person, policy)
+            if Outcome.WALK_IN in plan.outcomes:
+                self._name_registration(plan)
             self.report.found(plan.outcomes, plan.ids)
             if self.dry_run:
                 self._count(person, plan, policy)
@@ -204,6 +207,19 @@ class Reconciliation:
                 self.progress(WRITING, done, total)
         writer.flush()
         self.progress(WRITING, total, total)
+
+    def _name_registration(self, plan: PersonPlan) -> None:
+        """A walk-in's address may be a registration's: the report names it (an id, for ops), since
+        only its owner may say the card is theirs and the card question is asked in the welcome."""
+        with self.database.session() as session:
+            registration_id = session.scalar(
+                select(Registration.id)
+                .where(Registration.email == plan.email, Registration.ownership == Ownership.OWNER)
+                .order_by(Registration.created_at)
+                .limit(1)
+            )
+        if registration_id is not None:
+            plan.ids["registration"] = registration_id
 
     def _count(self, person: Person, plan: PersonPlan, policy: Policy) -> None:
         """A dry run's writes: the plan's, and those mirroring a member the plan would create (as if

@@ -334,3 +334,37 @@ def test_a_run_whose_process_died_is_marked_interrupted_by_the_next(world: World
         row = session.get(ReconciliationRun, dead_id)
         assert row is not None and row.status == ReconciliationStatus.FAILED
         assert row.error is not None and row.error.startswith("interrupted")
+
+
+def test_a_run_that_lost_its_fence_stops_writing(world: World) -> None:
+    seed_drift(world)
+    before = world.writes()
+
+    def a_newer_run_takes_over(write: Write) -> None:
+        world.redis.incr("membersync:reconcile:fence")  # as a run that took the expired lock would
+
+    result = world.run(on_write=a_newer_run_takes_over, batching=False)
+    assert result.status == ReconciliationStatus.FENCED
+    assert sum((world.writes() - before).values()) == 1, "the first write went out, no other"
+
+
+def test_a_walk_ins_registration_is_named_in_the_report(world: World) -> None:
+    from registrations.models import Registration
+    from registrations.states import Ownership
+
+    shopper(world, "e@example.com", "英子", "江藤")
+    till_card(world, "STORE-E", "e@example.com")
+    with world.database.session() as session:
+        registration = Registration(
+            request_fingerprint="0" * 64,
+            email="e@example.com",
+            first_name="英子",
+            last_name="江藤",
+            ownership=Ownership.OWNER,
+        )
+        session.add(registration)
+        session.flush()
+        registration_id = registration.id
+    report = world.run(dry_run=True).report
+    (example,) = report["examples"]["walk_in"]
+    assert example["registration"] == registration_id
