@@ -86,6 +86,14 @@ class RecordStore:
             self._index(updated)
             return updated
 
+    def remove(self, record_id: str) -> Record | None:
+        """Remove a record; the record removed, or None when there was none."""
+        with self.lock:
+            record = self._records.pop(record_id, None)
+            if record is not None:
+                self._unindex(record)
+            return record
+
     def get(self, record_id: str) -> Record | None:
         """The record with this id, or None."""
         return self._records.get(record_id)

@@ -261,6 +261,16 @@ class CustomerStore:
             self.on_change(topic, customer)
         return customer
 
+    def delete(self, customer_id: str) -> tuple[str | None, list[Record]]:
+        """customerDelete: (the deleted customer's global id, UserErrors). The sandbox has no orders,
+        so every customer may be deleted; the refusal's wording for an unknown id is UNCONFIRMED."""
+        legacy_id = legacy_id_of(customer_id or "")
+        removed = self.records.remove(legacy_id) if legacy_id is not None else None
+        if removed is None:
+            return None, [user_error(["id"], "Customer can't be found")]
+        self._changed("customers/delete", removed)
+        return customer_gid(removed["legacyResourceId"]), []
+
     def update_consent(self, consent_update: dict[str, Any]) -> MutationOutcome:
         """customerEmailMarketingConsentUpdate: store state, opt-in level and consent time.
 

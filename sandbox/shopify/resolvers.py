@@ -257,6 +257,12 @@ def resolve_customer_update(_root: None, info: GraphQLResolveInfo, input: Record
     return {"customer": outcome.customer, "userErrors": outcome.user_errors}
 
 
+def resolve_customer_delete(_root: None, info: GraphQLResolveInfo, input: Record) -> Record:
+    """Mutation.customerDelete."""
+    deleted, errors = _context(info).customers.delete(input["id"])
+    return {"deletedCustomerId": deleted, "shop": resolve_shop(None, info), "userErrors": errors}
+
+
 def resolve_customer_email_marketing_consent_update(
     _root: None, info: GraphQLResolveInfo, input: Record
 ) -> Record:
@@ -343,6 +349,7 @@ _RESOLVERS = {
     ("QueryRoot", "shop"): resolve_shop,
     ("Mutation", "customerCreate"): resolve_customer_create,
     ("Mutation", "customerUpdate"): resolve_customer_update,
+    ("Mutation", "customerDelete"): resolve_customer_delete,
     ("Mutation", "customerEmailMarketingConsentUpdate"): resolve_customer_email_marketing_consent_update,
     ("Mutation", "customerAddressCreate"): resolve_customer_address_create,
     ("Mutation", "customerAddressUpdate"): resolve_customer_address_update,

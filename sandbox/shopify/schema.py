@@ -85,6 +85,7 @@ type Shop {
 type Mutation {
   customerCreate(input: CustomerInput!): CustomerCreatePayload
   customerUpdate(input: CustomerInput!): CustomerUpdatePayload
+  customerDelete(input: CustomerDeleteInput!): CustomerDeletePayload
   customerAddressCreate(
     customerId: ID!
     address: MailingAddressInput!
@@ -347,6 +348,16 @@ type CustomerCreatePayload {
 
 type CustomerUpdatePayload {
   customer: Customer
+  userErrors: [UserError!]!
+}
+
+input CustomerDeleteInput {
+  id: ID!
+}
+
+type CustomerDeletePayload {
+  deletedCustomerId: ID
+  shop: Shop!
   userErrors: [UserError!]!
 }
 

@@ -1,6 +1,6 @@
 """Shopify's customer webhooks, sent by the sandbox shop the way Shopify sends them.
 
-When a customer is created or changed through the Admin GraphQL API, the shop POSTs a JSON body in
+When a customer is created, changed or deleted through the Admin GraphQL API, the shop POSTs a JSON body in
 REST snake_case (`id`, `admin_graphql_api_id`, `email`, `first_name`, `last_name`, `updated_at`, ...)
 to the configured URL with Shopify's headers: X-Shopify-Topic, X-Shopify-Shop-Domain,
 X-Shopify-API-Version, X-Shopify-Webhook-Id, X-Shopify-Event-Id, X-Shopify-Triggered-At and
@@ -78,6 +78,20 @@ def customer_payload(record: dict[str, Any]) -> dict[str, Any]:
         "phone": record.get("phone"),
         "email_marketing_consent": _consent(consent) if consent else None,
         "default_address": _address(default, legacy_id) if default else None,
+        "admin_graphql_api_id": f"gid://shopify/Customer/{legacy_id}",
+    }
+
+
+def deleted_payload(record: dict[str, Any]) -> dict[str, Any]:
+    """customers/delete's body: the customer's ids and empty fields (it is gone)."""
+    legacy_id = int(record["legacyResourceId"])
+    return {
+        "id": legacy_id,
+        "phone": None,
+        "addresses": [],
+        "tax_exemptions": [],
+        "email_marketing_consent": None,
+        "sms_marketing_consent": None,
         "admin_graphql_api_id": f"gid://shopify/Customer/{legacy_id}",
     }
 
@@ -165,7 +179,12 @@ class WebhookSender:
 
     def customer_changed(self, topic: str, record: dict[str, Any]) -> None:
         """Queue the webhook of `topic` for this customer record (as it is now)."""
-        payload = consent_payload(record) if topic == CONSENT_UPDATE else customer_payload(record)
+        if topic == CONSENT_UPDATE:
+            payload = consent_payload(record)
+        elif topic == CUSTOMERS_DELETE:
+            payload = deleted_payload(record)
+        else:
+            payload = customer_payload(record)
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         delivery = _Delivery(
             topic=topic,

@@ -163,4 +163,32 @@ def test_make_dev_wires_the_sandbox_shop_to_the_dev_web() -> None:
     env = dev_environment({})
     assert env["SANDBOX_SHOPIFY_WEBHOOK_URL"] == "http://127.0.0.1:8000/webhooks/shopify"
     assert env["SHOPIFY_WEBHOOK_SECRET"]  # the same secret signs (sandbox) and verifies (web)
-    assert dev_environment({"PORT": "9000"})["SANDBOX_SHOPIFY_WEBHOOK_URL"].startswith("http://127.0.0.1:9000/")
+    assert dev_environment({"PORT": "9000"})["SANDBOX_SHOPIFY_WEBHOOK_URL"].startswith(
+        "http://127.0.0.1:9000/"
+    )
+
+
+def test_a_customer_delete_is_sent_with_the_customer_ids_only(receiver: Receiver) -> None:
+    server, sender = shop(receiver)
+    try:
+        customer_id = create_customer(server)
+        answer = requests.post(
+            f"{server.url}/admin/api/2026-10/graphql.json",
+            headers={"X-Shopify-Access-Token": "shpat_sandbox"},
+            json={
+                "query": "mutation($input: CustomerDeleteInput!) { customerDelete(input: $input) "
+                "{ deletedCustomerId shop { name } userErrors { field message } } }",
+                "variables": {"input": {"id": customer_id}},
+            },
+            timeout=5,
+        ).json()
+        _, (headers, raw) = receiver.wait(2)
+        gone = requests.get(f"{server.url}/_sandbox/state", timeout=5).json()["customers"]
+    finally:
+        server.stop()
+        sender.stop()
+    assert answer["data"]["customerDelete"]["deletedCustomerId"] == customer_id
+    assert gone == []
+    assert headers["X-Shopify-Topic"] == "customers/delete"
+    body = json.loads(raw)
+    assert body["admin_graphql_api_id"] == customer_id and "email" not in body
