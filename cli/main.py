@@ -360,6 +360,7 @@ def reconcile(dry_run: bool, systems: tuple[str, ...]) -> None:
     """One reconciliation run now: progress on stderr, then its report as JSON on the last line."""
     import redis
 
+    from connectors.errors import ConnectorError
     from connectors.registry import Connectors
     from registrations.reconcile.run import Reconciliation
     from registrations.states import ReconciliationStatus
@@ -387,12 +388,15 @@ def reconcile(dry_run: bool, systems: tuple[str, ...]) -> None:
             systems=systems or None,
             progress=progress,
         ).run()
+    except ConnectorError as error:
+        # The run's row says failed; the next run does what this one left.
+        raise click.ClickException(f"reconciliation failed: {error}") from None
     finally:
         database.dispose()
     click.echo("", err=True)
     click.echo(json.dumps(result.as_json(), ensure_ascii=False, default=str))
-    if result.status == ReconciliationStatus.FAILED:
-        sys.exit(1)
+    if result.status in (ReconciliationStatus.FAILED, ReconciliationStatus.FENCED):
+        sys.exit(1)  # a skipped run is not a failure: another one is doing the work
 
 
 @main.group()
