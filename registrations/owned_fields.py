@@ -21,6 +21,8 @@ from dataclasses import dataclass, fields
 from typing import Final
 
 from config.email_address import canonical_email
+from connectors.hubspot.properties import HUBSPOT_FACT_PROPERTIES
+from connectors.shopify.documents import MEMBER_FACTS_NAMESPACE
 
 SHOPIFY: Final = "shopify"
 SMAREGI: Final = "smaregi"
@@ -43,17 +45,12 @@ OWNER: Mapping[str, str] = {
 # the merchant cannot edit (`$app:membersync`, stored by Shopify as app--<app id>--membersync), with
 # metafield definitions (points number_integer). HubSpot: custom contact properties created through
 # the Properties API (points a number).
-SHOPIFY_APP_NAMESPACE: Final = "$app:membersync"
+SHOPIFY_APP_NAMESPACE: Final = MEMBER_FACTS_NAMESPACE
 SHOPIFY_FACT_KEYS: Mapping[str, str] = {"member_number": "member_number", "points": "points", "rank": "rank"}
 SHOPIFY_FACT_TYPES: Mapping[str, str] = {
     "member_number": "single_line_text_field",
     "points": "number_integer",
     "rank": "single_line_text_field",
-}
-HUBSPOT_FACT_PROPERTIES: Mapping[str, str] = {
-    "member_number": "membersync_member_number",
-    "points": "membersync_points",
-    "rank": "membersync_rank",
 }
 # Profile fact -> HubSpot standard contact property / Smaregi update_member keyword.
 HUBSPOT_PROFILE_PROPERTIES: Mapping[str, str] = {

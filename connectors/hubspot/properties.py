@@ -3,7 +3,8 @@
 HubSpot has no standard property for a member number, points or a rank, so the connector creates
 them through the Properties API (`POST /crm/properties/<version>/contacts`, scope
 crm.schemas.contacts.write) before the first write that carries one. Names come from the ownership
-map (`registrations.owned_fields.HUBSPOT_FACT_PROPERTIES`); points are a number, as APIS.md says.
+map (`registrations.owned_fields`) takes them from here: a connector knows its vendor's names and
+nothing of the domain above it. Points are a number.
 """
 
 from __future__ import annotations
@@ -12,8 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from registrations.owned_fields import HUBSPOT_FACT_PROPERTIES
-
+# The custom contact properties, by member fact.
+HUBSPOT_FACT_PROPERTIES: dict[str, str] = {
+    "member_number": "membersync_member_number",
+    "points": "membersync_points",
+    "rank": "membersync_rank",
+}
 # HubSpot's group for contact details; every portal has it.
 GROUP_NAME = "contactinformation"
 
