@@ -11,6 +11,7 @@ from dataclasses import fields
 from typing import Any, NamedTuple
 
 from config.email_address import canonical_email
+from connectors.smaregi import SmaregiMember
 from registrations.owned_fields import (
     HUBSPOT_FACT_PROPERTIES,
     HUBSPOT_PROFILE_PROPERTIES,
@@ -22,15 +23,7 @@ from registrations.owned_fields import (
 
 PROFILE_FIELDS = tuple(item.name for item in fields(Profile))
 FACT_FIELDS = tuple(item.name for item in fields(MemberFacts))
-# SmaregiMember attribute -> Profile field (the attributes a member read may carry).
-SMAREGI_ATTRIBUTES = {
-    "mail_address": "email",
-    "first_name": "first_name",
-    "last_name": "last_name",
-    "phone_number": "phone",
-    "post_code": "postal_code",
-    "address": "address",
-}
+EVERYTHING = frozenset(PROFILE_FIELDS) | frozenset(FACT_FIELDS)
 # Every property a HubSpot page is asked for.
 HUBSPOT_PROPERTIES = (*HUBSPOT_PROFILE_PROPERTIES.values(), *HUBSPOT_FACT_PROPERTIES.values())
 
@@ -87,62 +80,39 @@ def email_key(email: str | None) -> str | None:
     return canonical_email(email) or None
 
 
-def _integer(value: Any) -> int | None:
-    if value is None or not str(value).strip():
-        return None
-    try:
-        return int(float(str(value)))
-    except ValueError:
-        return None
-
-
 def shopify_record(customer: Any) -> Record | None:
-    """A ShopifyCustomer (or anything with its attributes) as a record; None without an address.
-
-    The member facts are known when the read carries them: `member_facts` (the `$app:membersync`
-    metafields) when present, else the legacy `member_number` metafield alone.
-    """
-    email = email_key(getattr(customer, "email", None))
+    """A ShopifyCustomer of the bulk export as a record (profile, default address and the member facts
+    of `$app:membersync`); None without an address."""
+    email = email_key(customer.email)
     if email is None:
         return None
-    known = {"email", "first_name", "last_name", "phone"}
-    values = {
-        "email": customer.email,
-        "first_name": customer.first_name,
-        "last_name": customer.last_name,
-        "phone": customer.phone,
-    }
-    for name in ("postal_code", "address"):
-        if hasattr(customer, name):
-            known.add(name)
-            values[name] = getattr(customer, name)
-    if hasattr(customer, "points"):
-        # The read fetched the app-owned member facts (the bulk export does).
-        facts = MemberFacts(customer.member_number, customer.points, getattr(customer, "rank", None))
-        known_facts = set(FACT_FIELDS)
-    else:
-        facts, known_facts = MemberFacts(member_number=customer.member_number), {"member_number"}
-    return Record("shopify", customer.id, email, Profile(**values), facts, frozenset(known | known_facts))
-
-
-def smaregi_record(member: Any) -> Record | None:
-    """A SmaregiMember as a record; None without an address (a card without one cannot be joined)."""
-    email = email_key(getattr(member, "mail_address", None))
-    if email is None:
-        return None
-    values: dict[str, Any] = {}
-    for attribute, name in SMAREGI_ATTRIBUTES.items():
-        if hasattr(member, attribute):
-            values[name] = getattr(member, attribute)
-    known = set(values) | {"member_number", "points"}
-    facts = MemberFacts(
-        member_number=member.customer_code or None,
-        points=_integer(getattr(member, "points", None) if hasattr(member, "points") else member.point),
-        rank=getattr(member, "rank", None),
+    profile = Profile(
+        customer.email,
+        customer.first_name,
+        customer.last_name,
+        customer.phone,
+        customer.postal_code,
+        customer.address,
     )
-    if hasattr(member, "rank"):
-        known.add("rank")
-    return Record("smaregi", member.customer_id, email, Profile(**values), facts, frozenset(known))
+    facts = MemberFacts(customer.member_number, customer.points, customer.rank)
+    return Record("shopify", customer.id, email, profile, facts, EVERYTHING)
+
+
+def smaregi_record(member: SmaregiMember) -> Record | None:
+    """A SmaregiMember as a record; None without an address (a card without one cannot be joined)."""
+    email = email_key(member.mail_address)
+    if email is None:
+        return None
+    profile = Profile(
+        member.mail_address,
+        member.first_name,
+        member.last_name,
+        member.phone_number,
+        member.post_code,
+        member.address,
+    )
+    facts = MemberFacts(member.customer_code or None, member.points, member.rank)
+    return Record("smaregi", member.customer_id, email, profile, facts, EVERYTHING)
 
 
 def hubspot_record(contact: Any, *, with_facts: bool) -> Record | None:

@@ -136,7 +136,7 @@ class Reconciliation:
         self._heartbeat(READING, force=True)
         # Shopify's export runs on Shopify's side for a while: it is read in the background, into
         # a spill of its own, while Smaregi and HubSpot are read here.
-        with Background(lambda: shopify_records(connectors.shopify, report, self.patience)) as shopify:
+        with Background(lambda: shopify_records(connectors.shopify, report)) as shopify:
             self._read_mirrors(spill, hubspot_facts)
             while not shopify.wait(HEARTBEAT_SECONDS):
                 self._heartbeat(READING)

@@ -1,7 +1,6 @@
 """How reconciliation reads each system: streams of compact records, page by page.
 
-    Shopify   `ShopifyClient.export_customers()` (the bulk export) when the client has it; until then
-              `customers(first:, after:)` pages (ordinary pagination stops at 25,000 objects)
+    Shopify   `ShopifyClient.export_customers()`: the bulk export (ordinary pagination stops at 25,000)
     Smaregi   a full load of the member directory (registrations/directory.py), which pages through
               every member; each page is also spilled here, so members are read once for both
     HubSpot   the contacts list, page by page, with our profile and member-fact properties
@@ -13,7 +12,6 @@ Each reader counts the requests it makes (the report's api_calls).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import select
@@ -21,8 +19,6 @@ from sqlalchemy import select
 from connectors.http import json_body
 from connectors.hubspot.client import HubSpotContact
 from connectors.interfaces import SmaregiApi
-from connectors.shopify import documents
-from connectors.shopify.mapping import customer_from_node
 from connectors.smaregi import SmaregiMember
 from registrations.database import Database
 from registrations.directory import MemberDirectory
@@ -39,97 +35,23 @@ from registrations.reconcile.records import (
 from registrations.reconcile.report import Report
 
 LEGACY_CONTACTS = "/crm/v3/objects/contacts"
-SHOPIFY_PAGE = 100
 HUBSPOT_PAGE = 100
 IDENTITY_PAGE = 1000
-# customers(first: 100): a connection (2) plus 100 customers of about 6 objects each.
-SHOPIFY_PAGE_COST = 2.0 + SHOPIFY_PAGE * 6.0
 
-# One page of customers with the address and the member number (the fallback before the bulk export).
-CUSTOMER_PAGE = (
+
+def shopify_records(shopify: Any, report: Report) -> Iterator[Record]:
+    """Every Shopify customer with an address, as records, from the bulk export.
+
+    The export is one bulk operation (start, polls, one download: ordinary pagination stops at
+    25,000 objects); a failed or busy export raises, and the run fails rather than reconcile against
+    part of the shop.
     """
-query ReconcileCustomers($first: Int!, $after: String, $metafieldNamespace: String!, $metafieldKey: String!) {
-  customers(first: $first, after: $after, sortKey: ID) {
-    pageInfo {
-      hasNextPage
-      endCursor
-    }
-    nodes {
-      ...MemberCustomer
-      defaultAddress {
-        address1
-        zip
-      }
-      memberNumber: metafield(namespace: $metafieldNamespace, key: $metafieldKey) {
-        value
-      }
-    }
-  }
-}
-"""
-    + documents.CUSTOMER_FIELDS
-)
-
-
-@dataclass(frozen=True)
-class PagedCustomer:
-    """A customer of the fallback pages: ShopifyCustomer's fields plus its default address."""
-
-    id: str
-    email: str | None
-    first_name: str | None
-    last_name: str | None
-    phone: str | None
-    member_number: str | None
-    postal_code: str | None
-    address: str | None
-
-
-def shopify_records(shopify: Any, report: Report, patience: Patience) -> Iterator[Record]:
-    """Every Shopify customer with an address, as records."""
-    exporting = hasattr(shopify, "export_customers")
-    customers = shopify.export_customers() if exporting else _pages(shopify, report, patience)
-    for customer in customers:
+    report.api_calls["shopify"] += 3  # start, poll, download (at least)
+    for customer in shopify.export_customers():
         report.read["shopify"] += 1
         record = shopify_record(customer)
         if record is not None:
             yield record
-    if exporting:
-        report.api_calls["shopify"] += 3  # start, poll, download (at least)
-
-
-def _pages(shopify: Any, report: Report, patience: Patience) -> Iterator[PagedCustomer]:
-    after: str | None = None
-    while True:
-        variables = {
-            "first": SHOPIFY_PAGE,
-            "after": after,
-            "metafieldNamespace": documents.MEMBER_NUMBER_NAMESPACE,
-            "metafieldKey": documents.MEMBER_NUMBER_KEY,
-        }
-        # The client's one seam for a document it has no method for yet (the bulk export replaces it).
-        data = patience.call(
-            lambda: shopify._execute(CUSTOMER_PAGE, variables, cost_estimate=SHOPIFY_PAGE_COST)  # noqa: B023
-        )
-        report.api_calls["shopify"] += 1
-        connection = data.get("customers") or {}
-        for node in connection.get("nodes") or []:
-            customer = customer_from_node(node)
-            address = node.get("defaultAddress") or {}
-            yield PagedCustomer(
-                id=customer.id,
-                email=customer.email,
-                first_name=customer.first_name,
-                last_name=customer.last_name,
-                phone=customer.phone,
-                member_number=customer.member_number,
-                postal_code=address.get("zip"),
-                address=address.get("address1"),
-            )
-        info = connection.get("pageInfo") or {}
-        if not info.get("hasNextPage") or not info.get("endCursor"):
-            return
-        after = str(info["endCursor"])
 
 
 class _Tee:
