@@ -325,7 +325,7 @@ class ReconciliationRun(Base):
     # The fencing token this run took with its lock: a write goes out only while it is the newest.
     fence: Mapped[int | None] = mapped_column(Integer)
     systems: Mapped[list[str] | None] = mapped_column(JSON)  # the systems this run reconciled
-    phase: Mapped[str | None] = mapped_column(String(16))  # reading, planning, writing, done
+    phase: Mapped[str | None] = mapped_column(String(16))  # reading, writing, done
     # What it found and did: counts per outcome, example vendor ids (never personal data), duration,
     # API calls per system, failed writes.
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
