@@ -1,4 +1,8 @@
-"""HubSpot (a mirror that owns nothing): upsert the contact by email.
+"""HubSpot (a mirror that owns nothing): upsert the contact by email, with the member number.
+
+The member number is Smaregi's fact; the Smaregi step ran before this one, so the contact gets it
+now rather than waiting for the member's next change (whose webhook can arrive before the contact
+exists) or for the nightly reconciliation.
 
 A registration of an address that already belongs to a member mirrors nothing it typed: the
 contact keeps what the owner gave until the owner confirms (then this step runs again).
@@ -8,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from connectors.hubspot.properties import HUBSPOT_FACT_PROPERTIES
 from registrations import profiles
 from registrations.states import Ownership
 from registrations.steps.base import Outcome, Step, Work
@@ -28,7 +33,8 @@ class HubSpotContactStep(Step):
         if work.ownership == Ownership.CLAIM:
             # Nothing mirrored from what a stranger typed; a confirmed claim runs this step again.
             return Outcome(work.known.hubspot_contact_id, note=CLAIM_NOTE)
-        contact = connectors.hubspot.upsert_contact(
-            email=work.registrant.email, properties=profiles.hubspot_properties(work.registrant)
-        )
+        properties = profiles.hubspot_properties(work.registrant)
+        if work.known.smaregi_customer_code:
+            properties[HUBSPOT_FACT_PROPERTIES["member_number"]] = work.known.smaregi_customer_code
+        contact = connectors.hubspot.upsert_contact(email=work.registrant.email, properties=properties)
         return Outcome(contact.id, {"hubspot_contact_id": contact.id})
