@@ -36,7 +36,7 @@ from connectors.hubspot.subscriptions import (
     SubscriptionStatus,
     refuse_marketing_properties,
 )
-from connectors.mailer.client import MemberNumberMessage, NoticeMessage, WelcomeMessage
+from connectors.mailer.client import CardQuestionMessage, MemberNumberMessage, NoticeMessage, WelcomeMessage
 from connectors.shopify.answers import CONSENT_REFUSED, ConsentRefused, EmailTaken, PhoneTaken
 from connectors.shopify.mapping import (
     SETTABLE_MARKETING_STATES,
@@ -556,7 +556,7 @@ class FakeMailer(FakeSystem):
 
     def __init__(self) -> None:
         super().__init__()
-        self.sent: list[WelcomeMessage | MemberNumberMessage | NoticeMessage] = []
+        self.sent: list[WelcomeMessage | MemberNumberMessage | NoticeMessage | CardQuestionMessage] = []
 
     @vendor_call
     def send_welcome(self, message: WelcomeMessage) -> None:
@@ -570,5 +570,9 @@ class FakeMailer(FakeSystem):
 
     @vendor_call
     def send_notice(self, message: NoticeMessage) -> None:
+        """Record `message` as sent (a second send of the same Message-ID is a second email)."""
+        self.sent.append(message)
+
+    def send_card_question(self, message: CardQuestionMessage) -> None:
         """Record `message` as sent (a second send of the same Message-ID is a second email)."""
         self.sent.append(message)

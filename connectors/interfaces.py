@@ -14,7 +14,7 @@ from typing import Protocol, Unpack
 
 from connectors.hubspot.client import DEFAULT_PROPERTIES, HubSpotContact
 from connectors.hubspot.subscriptions import SubscriptionStatus
-from connectors.mailer.client import MemberNumberMessage, NoticeMessage, WelcomeMessage
+from connectors.mailer.client import CardQuestionMessage, MemberNumberMessage, NoticeMessage, WelcomeMessage
 from connectors.shopify.mapping import CustomerFields, MemberFactValues, ShopifyCustomer
 from connectors.smaregi.members import SmaregiMember
 from connectors.smaregi.points import PointMovementResult, PointTransaction
@@ -211,6 +211,11 @@ class MailSender(Protocol):
 
     def send_notice(self, message: NoticeMessage) -> None:
         """Send the "already a member" notice (no personal data; Message-ID per registration)."""
+        ...
+
+    def send_card_question(self, message: CardQuestionMessage) -> None:
+        """Ask an address's owner whether a card made at the till is theirs (reconciliation's walk-in;
+        no personal data; Message-ID per registration)."""
         ...
 
     def check(self) -> None:

@@ -71,6 +71,10 @@ NOTICE_SUBJECTS: Mapping[str, str] = {
     "ja": "【ご確認】このメールアドレスでの会員登録について",
     "en": "About a registration with your e-mail address",
 }
+CARD_QUESTION_SUBJECTS: Mapping[str, str] = {
+    "ja": "【ご確認】店舗で作成された会員カードについて",
+    "en": "Is this member card yours?",
+}
 # The domain's default lifetime of a confirmation link (CONFIRMATION_DAYS), for messages built without one.
 DEFAULT_CONFIRM_DAYS = 7
 BARCODE_FILENAME = "member-barcode.png"
@@ -182,6 +186,22 @@ class NoticeMessage:
 
 
 @dataclass(frozen=True)
+class CardQuestionMessage:
+    """ "Is this card yours?" to the owner of an address a card made at the till holds, asked on its
+    own when the welcome (which asks it at registration) went out long before the card was found.
+
+    No name, number or postal address: the card's details were typed at a till by whoever stood
+    there; the page behind the link asks the question.
+    """
+
+    to: str
+    locale: str  # "ja" | "en"
+    message_id: str
+    confirm_url: str
+    confirm_days: int = DEFAULT_CONFIRM_DAYS
+
+
+@dataclass(frozen=True)
 class OpsAlertMessage:
     """A message to ops: what happened and what to do (`summary`), then one line per dead letter or
     step. Ids, systems and reasons only: the caller never puts a registrant's personal data in it.
@@ -237,6 +257,11 @@ def notice_message_id(registration_id: str, *, domain: str) -> str:
     """The "already a member" notice's Message-ID for the registration that caused it: the same on
     every retry, never another kind's."""
     return _message_id("notice", registration_id, domain)
+
+
+def card_question_message_id(registration_id: str, *, domain: str) -> str:
+    """The card question's Message-ID for the registration whose owner is asked: never another kind's."""
+    return _message_id("card", registration_id, domain)
 
 
 def recipient(address: str) -> str:
@@ -331,6 +356,25 @@ def render_notice(message: NoticeMessage, *, mail_from: str) -> EmailMessage:
     )
 
 
+def render_card_question(message: CardQuestionMessage, *, mail_from: str) -> EmailMessage:
+    """The card question as a MIME message: text and HTML alternatives, no image, no personal data."""
+    locale = message.locale if message.locale in LOCALES else DEFAULT_LOCALE
+    confirm_url = _link(message.confirm_url, "card")
+    if confirm_url is None:
+        raise ValueError("a card question needs its link")
+    context = {"confirm_url": confirm_url, "confirm_days": _days(message.confirm_days)}
+    return _render(
+        "card_question",
+        locale,
+        CARD_QUESTION_SUBJECTS[locale],
+        message,
+        context,
+        None,
+        None,
+        mail_from=mail_from,
+    )
+
+
 def render_ops_alert(message: OpsAlertMessage, *, mail_from: str) -> EmailMessage:
     """The ops alert as a MIME message: plain text, a fresh Message-ID in MAIL_FROM's domain."""
     if not _ID_TEXT.fullmatch(message.kind):
@@ -351,7 +395,7 @@ def _render(
     template: str,
     locale: str,
     subject: str,
-    message: WelcomeMessage | MemberNumberMessage | NoticeMessage,
+    message: WelcomeMessage | MemberNumberMessage | NoticeMessage | CardQuestionMessage,
     fields: Mapping[str, Any],
     member_number: str | None,
     unsubscribe_url: str | None,
@@ -545,6 +589,14 @@ class Mailer:
             rendered = render_notice(message, mail_from=self.mail_from)
         except ValueError as error:
             raise PermanentError(f"notice email cannot be rendered: {error}", system=SYSTEM) from None
+        self.send(rendered)
+
+    def send_card_question(self, message: CardQuestionMessage) -> None:
+        """Render the card question and send it."""
+        try:
+            rendered = render_card_question(message, mail_from=self.mail_from)
+        except ValueError as error:
+            raise PermanentError(f"card question cannot be rendered: {error}", system=SYSTEM) from None
         self.send(rendered)
 
     def send_ops_alert(self, message: OpsAlertMessage) -> None:

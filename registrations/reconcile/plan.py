@@ -45,6 +45,8 @@ class Outcome(StrEnum):
     HUBSPOT_MISSING = "hubspot_missing"  # contact created
     HUBSPOT_DRIFT = "hubspot_drift"  # contact updated
     WALK_IN = "walk_in"  # a card made at the till holds the address of a customer: its owner decides
+    WALK_IN_ASKED = "walk_in_asked"  # ... and the address's registration's owner was mailed the question
+    WALK_IN_ALREADY_ASKED = "walk_in_already_asked"  # ... a question about it exists: never a second mail
     SMAREGI_ONLY = "smaregi_only"  # a member without a Shopify customer
     SHOPIFY_CREATED = "shopify_created"  # ... created because RECONCILE_CREATE_SHOPIFY_CUSTOMERS is on
     HUBSPOT_ONLY = "hubspot_only"  # a contact of nobody we know (left alone)

@@ -21,12 +21,14 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from config.settings import Settings
+from connectors.errors import ConnectorError
 from connectors.smaregi.members import member_code
 from registrations.database import Database
 from registrations.directory import MemberDirectory
 from registrations.identities import identity_for
-from registrations.models import Identity, ReconciliationRun, Registration, utcnow
+from registrations.models import Identity, ReconciliationRun, utcnow
 from registrations.owned_fields import MemberFacts
+from registrations.reconcile import walk_ins
 from registrations.reconcile.lock import LOCK_SECONDS, FenceLost, RunLock
 from registrations.reconcile.patience import Patience
 from registrations.reconcile.plan import (
@@ -44,7 +46,7 @@ from registrations.reconcile.report import Report
 from registrations.reconcile.sources import hubspot_records, identity_records, load_smaregi, shopify_records
 from registrations.reconcile.spill import Person, Spill
 from registrations.reconcile.writes import Writer
-from registrations.states import Ownership, ReconciliationStatus
+from registrations.states import ReconciliationStatus
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +199,7 @@ class Reconciliation:
         for done, person in enumerate(spill.people(), start=1):
             plan = plan_person(person, policy)
             if Outcome.WALK_IN in plan.outcomes:
-                self._name_registration(plan)
+                self._walk_in(plan)
             self.report.found(plan.outcomes, plan.ids)
             if self.dry_run:
                 self._count(person, plan, policy)
@@ -208,18 +210,38 @@ class Reconciliation:
         writer.flush()
         self.progress(WRITING, total, total)
 
-    def _name_registration(self, plan: PersonPlan) -> None:
-        """A walk-in's address may be a registration's: the report names it (an id, for ops), since
-        only its owner may say the card is theirs and the card question is asked in the welcome."""
-        with self.database.session() as session:
-            registration_id = session.scalar(
-                select(Registration.id)
-                .where(Registration.email == plan.email, Registration.ownership == Ownership.OWNER)
-                .order_by(Registration.created_at)
-                .limit(1)
+    def _walk_in(self, plan: PersonPlan) -> None:
+        """Ask the owner of the walk-in's address, once ever, when the address is a registration's
+        (registrations/reconcile/walk_ins.py); the report names the registration either way."""
+        registration_id = walk_ins.owner_registration(self.database, plan.email)
+        card_id = plan.ids.get("smaregi")
+        if registration_id is None or card_id is None:
+            return
+        plan.ids["registration"] = registration_id
+        if not self.settings.sync_welcome_email_enabled:
+            return  # no mail may go out: reported only
+        if walk_ins.already_asked(self.database, registration_id, card_id):
+            plan.outcomes.append(Outcome.WALK_IN_ALREADY_ASKED)
+            return
+        plan.outcomes.append(Outcome.WALK_IN_ASKED)
+        if self.dry_run:
+            self.report.wrote("email")
+            return
+        try:
+            self.patience.call(
+                lambda: walk_ins.ask(
+                    self.database,
+                    self.settings,
+                    self.connectors.email,
+                    registration_id,
+                    card_id,
+                    check_fence=self.lock.check,
+                )
             )
-        if registration_id is not None:
-            plan.ids["registration"] = registration_id
+        except ConnectorError as error:
+            self.report.failed("email", "CardQuestion", card_id, error)
+            return
+        self.report.wrote("email")
 
     def _count(self, person: Person, plan: PersonPlan, policy: Policy) -> None:
         """A dry run's writes: the plan's, and those mirroring a member the plan would create (as if

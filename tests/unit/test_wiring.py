@@ -124,5 +124,6 @@ def test_the_protocol_check_catches_a_client_that_falls_short() -> None:
         "send_welcome: requires urgent, which the protocol's callers never pass",
         "send_member_number: no parameter message",
         "send_notice: missing",
+        "send_card_question: missing",
         "check: missing",
     ]

@@ -348,12 +348,13 @@ def test_a_run_that_lost_its_fence_stops_writing(world: World) -> None:
     assert sum((world.writes() - before).values()) == 1, "the first write went out, no other"
 
 
-def test_a_walk_ins_registration_is_named_in_the_report(world: World) -> None:
-    from registrations.models import Registration
-    from registrations.states import Ownership
+def test_a_walk_ins_owner_is_asked_once_ever_whether_the_card_is_theirs(world: World) -> None:
+    from connectors.mailer.client import CARD_QUESTION_SUBJECTS
+    from registrations.models import Confirmation, Registration
+    from registrations.states import ConfirmationKind, ConfirmationState, Ownership
 
     shopper(world, "e@example.com", "英子", "江藤")
-    till_card(world, "STORE-E", "e@example.com")
+    card_id = till_card(world, "STORE-E", "e@example.com")
     with world.database.session() as session:
         registration = Registration(
             request_fingerprint="0" * 64,
@@ -365,6 +366,28 @@ def test_a_walk_ins_registration_is_named_in_the_report(world: World) -> None:
         session.add(registration)
         session.flush()
         registration_id = registration.id
-    report = world.run(dry_run=True).report
-    (example,) = report["examples"]["walk_in"]
-    assert example["registration"] == registration_id
+
+    dry = world.run(dry_run=True).report
+    assert dry["outcomes"]["walk_in_asked"] == 1 and dry["writes"]["email"] == 1
+    assert world.sandbox.messages() == [], "a dry run mails nobody"
+    (example,) = dry["examples"]["walk_in"]
+    assert example == {"shopify": example["shopify"], "smaregi": card_id, "registration": registration_id}
+
+    first = world.run().report
+    assert first["outcomes"]["walk_in_asked"] == 1
+    (mail,) = world.sandbox.messages()
+    assert mail["to"] == "e@example.com"
+    assert mail["subject"] == CARD_QUESTION_SUBJECTS["ja"]
+    with world.database.session() as session:
+        (question,) = session.query(Confirmation).filter_by(registration_id=registration_id).all()
+        assert (question.kind, question.state, question.subject) == (
+            ConfirmationKind.CARD,
+            ConfirmationState.REQUESTED,
+            card_id,
+        )
+    second = world.run().report
+    assert second["outcomes"]["walk_in_already_asked"] == 1 and "walk_in_asked" not in second["outcomes"]
+    assert len(world.sandbox.messages()) == 1, "one mail ever"
+    # Nothing of the card was linked or written meanwhile: its owner has not answered.
+    (card,) = world.members("e@example.com")
+    assert (card.customer_id, card.last_name) == (card_id, "店頭")
