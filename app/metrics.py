@@ -22,14 +22,18 @@ from app.ops.auth import check_credentials, check_token
 from app.services import Services, services
 from config import metrics
 from config.credentials import Verdict, basic_credentials
+from config.systems import SYSTEM_NAMES
 from registrations.dead_letters import open_dead_letters
 from registrations.models import DeadLetter, Registration
 from registrations.ops_queries import last_reconciliation_report
+from registrations.reconcile.plan import Outcome
 from registrations.states import RegistrationStatus
 
 # The registrations gauge: a series per status, zero included (`waiting`: a card found at the till
 # waits for its owner's answer; a series that grows says the welcome mails' links go unanswered).
 GAUGED_STATUSES = tuple(RegistrationStatus)
+# The systems reconciliation writes to (its failed-writes gauge has a series for each, 0 included).
+RECONCILED_SYSTEMS = ("shopify", "smaregi", "hubspot")
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +123,11 @@ class StateCollector(Collector):
         open_letters = GaugeMetricFamily(
             "membersync_open_dead_letters", "Dead letters waiting for ops", labels=["system"]
         )
-        for system, count in letters:
+        # Every system has a series, 0 when nothing is open: "No data" on a dashboard would hide it.
+        open_by_system = {system: 0 for system in SYSTEM_NAMES} | {
+            str(system): count for system, count in letters
+        }
+        for system, count in open_by_system.items():
             open_letters.add_metric([system], float(count))
         yield open_letters
 
@@ -129,8 +137,10 @@ class StateCollector(Collector):
             with self.found.database.session() as session:
                 run = last_reconciliation_report(session)
                 if run is None:
-                    return
-                finished, report, counts = run.finished_at, run.report or {}, dict(run.counts or {})
+                    # No run yet: every series at 0 (the timestamp stays absent: 0 would read as 1970).
+                    finished, report, counts = None, {}, {}
+                else:
+                    finished, report, counts = run.finished_at, run.report or {}, dict(run.counts or {})
         except Exception:
             log.warning("metrics: the database did not answer")
             return
@@ -150,7 +160,7 @@ class StateCollector(Collector):
             "People per outcome in the last reconciliation run",
             labels=["outcome"],
         )
-        for outcome, count in sorted(counts.items()):
+        for outcome, count in sorted(({outcome.value: 0 for outcome in Outcome} | counts).items()):
             outcomes.add_metric([outcome], float(count))
         yield outcomes
         failed = GaugeMetricFamily(
@@ -158,7 +168,8 @@ class StateCollector(Collector):
             "Writes that failed in the last reconciliation run",
             labels=["system"],
         )
-        for system, count in sorted((report.get("failed_writes") or {}).items()):
+        failed_writes = {system: 0 for system in RECONCILED_SYSTEMS} | dict(report.get("failed_writes") or {})
+        for system, count in sorted(failed_writes.items()):
             failed.add_metric([system], float(count))
         yield failed
 

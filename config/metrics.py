@@ -19,6 +19,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
+from config.systems import SYSTEM_NAMES
+
 REGISTRATIONS_ACCEPTED = Counter(
     "membersync_registrations_accepted_total", "Registrations accepted (202) by the intake", ["source"]
 )
@@ -48,6 +50,21 @@ TIME_TO_SYNCED = Histogram(
 STEP_OVER_BUDGET = Counter(
     "membersync_steps_over_budget_total", "Steps found running past their retry budget", ["system"]
 )
+
+
+def _zero_known_series() -> None:
+    """Create the series whose labels are known in advance, at 0: a counter that has never moved is
+    then a 0 on a dashboard and in `rate()`, not "No data". (Reasons and outcomes are open-ended and
+    appear with their first count.)"""
+    for source in ("api", "form"):
+        REGISTRATIONS_ACCEPTED.labels(source)
+        INTAKE_SECONDS.labels(source)
+    for system in SYSTEM_NAMES:
+        STEP_RETRIES.labels(system)
+        STEP_OVER_BUDGET.labels(system)
+
+
+_zero_known_series()
 
 
 class _Summed(Collector):
