@@ -2,8 +2,9 @@
 
 `MailCatcher(host, smtp_port, http_port).start()` runs an aiosmtpd server that keeps every message raw
 (multipart intact) and a Flask inbox: `GET /api/messages` (newest first), `GET /api/messages/<id>`
-(`?raw=1` or `/raw` for the RFC 822 source), `DELETE /api/messages`, an HTML list at `/`, and
-`/_sandbox/state` / `/_sandbox/reset`. `create_inbox_app(mailbox)` builds the HTTP side alone.
+(`?raw=1` or `/raw` for the RFC 822 source), `DELETE /api/messages`, `/_sandbox/state` /
+`/_sandbox/reset`, and pages for people (the inbox at `/`, each mail at `/messages/<id>` as its
+recipient sees it: sandbox.mailpage). `create_inbox_app(mailbox)` builds the HTTP side alone.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import datetime
 import email
 import email.policy
-import html
 import itertools
 import socket
 import threading
@@ -23,6 +23,7 @@ from aiosmtpd.controller import Controller
 from flask import Flask, Response, jsonify, request
 
 from sandbox.common import ThreadedServer
+from sandbox.mailpage import install_mail_pages
 
 SUMMARY_HEADERS = ("From", "To", "Subject", "Message-ID", "Date")
 TEXT_PREVIEW_CHARS = 2000
@@ -57,13 +58,19 @@ class CaughtMessage:
         part = self.parsed.get_body(preferencelist=(subtype,))
         return None if part is None else str(part.get_content())
 
-    def parts(self) -> list[dict[str, Any]]:
+    def _other_parts(self) -> list[EmailMessage]:
         """Every non-multipart part except the text bodies: attachments and inline images."""
         bodies = {id(self.parsed.get_body(preferencelist=(subtype,))) for subtype in ("plain", "html")}
+        return [
+            part
+            for part in self.parsed.walk()
+            if not part.is_multipart() and id(part) not in bodies and isinstance(part, EmailMessage)
+        ]
+
+    def parts(self) -> list[dict[str, Any]]:
+        """Every non-multipart part except the text bodies: attachments and inline images."""
         listed = []
-        for part in self.parsed.walk():
-            if part.is_multipart() or id(part) in bodies:
-                continue
+        for part in self._other_parts():
             payload = part.get_payload(decode=True) or b""
             listed.append(
                 {
@@ -75,6 +82,21 @@ class CaughtMessage:
                 }
             )
         return listed
+
+    def part_at(self, index: int) -> tuple[str, bytes] | None:
+        """The content type and decoded bytes of `parts()[index]`, or None."""
+        others = self._other_parts()
+        if not 0 <= index < len(others):
+            return None
+        part = others[index]
+        return part.get_content_type(), bytes(part.get_payload(decode=True) or b"")
+
+    def part_by_content_id(self, content_id: str) -> tuple[str, bytes] | None:
+        """The part a `cid:` URL names (the Content-ID without its angle brackets), or None."""
+        for part in self._other_parts():
+            if str(part.get("Content-ID", "")).strip().strip("<>") == content_id:
+                return part.get_content_type(), bytes(part.get_payload(decode=True) or b"")
+        return None
 
     def summary(self) -> dict[str, Any]:
         """The listing entry: envelope, main headers, size, a text preview and the parts."""
@@ -152,6 +174,7 @@ def create_inbox_app(mailbox: Mailbox) -> Flask:
     """The HTTP inbox over a mailbox: JSON API, raw source, HTML list and the sandbox controls."""
     app = Flask("sandbox.mailcatcher")
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # 山田, not \u5c71\u7530
 
     @app.get("/api/messages")
     def list_messages() -> Response:
@@ -184,25 +207,7 @@ def create_inbox_app(mailbox: Mailbox) -> Flask:
             return jsonify({"error": f"no message {message_id}"}), 404
         return _raw(message)
 
-    @app.get("/")
-    def inbox_page() -> Response:
-        rows = "".join(
-            "<tr><td><a href='/api/messages/{id}'>{id}</a></td><td>{received}</td><td>{to}</td>"
-            "<td>{subject}</td><td><a href='/api/messages/{id}/raw'>raw</a></td></tr>".format(
-                id=html.escape(message.id),
-                received=html.escape(message.received_at),
-                to=html.escape(", ".join(message.recipients)),
-                subject=html.escape(message.header("Subject") or ""),
-            )
-            for message in mailbox.newest_first()
-        )
-        page = (
-            "<!doctype html><meta charset='utf-8'><title>Membersync mail catcher</title>"
-            "<h1>Caught mail</h1><table border='1' cellpadding='4'>"
-            "<tr><th>id</th><th>received</th><th>to</th><th>subject</th><th></th></tr>"
-            f"{rows}</table>"
-        )
-        return Response(page, mimetype="text/html")
+    install_mail_pages(app, mailbox)
 
     @app.get("/_sandbox/state")
     def state() -> Response:
