@@ -26,7 +26,7 @@ from connectors.smaregi.members import member_code
 from registrations.database import Database
 from registrations.directory import MemberDirectory
 from registrations.identities import identity_for
-from registrations.models import Identity, ReconciliationRun, utcnow
+from registrations.models import ReconciliationRun, utcnow
 from registrations.owned_fields import MemberFacts
 from registrations.reconcile import walk_ins
 from registrations.reconcile.lock import LOCK_SECONDS, FenceLost, RunLock
@@ -441,9 +441,3 @@ def _merged(link: Link | None, more: Link | None) -> Link | None:
         return more
     values = {name: getattr(more, name) or getattr(link, name) for name in Link.__dataclass_fields__}
     return Link(**values)
-
-
-def identities_count(database: Database) -> int:
-    """How many identities there are (for tests and the report)."""
-    with database.session() as session:
-        return len(list(session.scalars(select(Identity.id))))
