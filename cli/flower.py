@@ -113,6 +113,18 @@ def guard_flower_login(settings: Settings) -> None:
     BaseHandler.get_current_user = get_current_user
 
 
+def install_rerun_button(settings: Settings) -> bool:
+    """Add the re-run button to failed steps' pages (`cli.flower_rerun`), its links pointing at the
+    ops console on PUBLIC_URL (the web app's port on this machine in dev mode)."""
+    from cli.flower_rerun import install
+
+    try:
+        console = settings.public_base_url
+    except ConfigError:
+        console = ""  # links relative to Flower's own host: right behind a proxy serving both
+    return install(console)
+
+
 def main() -> None:
     """Start Flower on the Celery app built from the environment; exits with its status."""
     from tasks.factory import create_celery_app
@@ -127,6 +139,7 @@ def main() -> None:
     flower_db().parent.mkdir(parents=True, exist_ok=True)
     guard_flower_login(settings)
     guard_flower_metrics()
+    install_rerun_button(settings)
     celery = create_celery_app(settings)
     sys.exit(celery.start(argv) or 0)
 
