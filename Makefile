@@ -29,8 +29,11 @@ $(LINT_STAMP): $(PROJECTS) | $(BIN)/python
 	$(INSTALL) -e '.[lint]' -e sandbox/
 	touch $@
 
+# `make dev DEV_ARGS=--fast-retries` (or `DEV_ARGS="--fast-retries --verbose"`): options of `membersync dev`.
+DEV_ARGS ?=
+
 dev: $(DEV_STAMP)
-	$(BIN)/membersync dev
+	$(BIN)/membersync dev $(DEV_ARGS)
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -2,8 +2,10 @@
 
 Embedded Redis (unless one is configured or answers on localhost:6379), SQLite under ./var/, the
 sandbox emulators (their records kept under var/sandbox/, beside the database) and mail catcher, web,
-worker, beat and Flower, each a child process in its own process group. Every line a child writes is
-shown prefixed with its name. Ctrl-C (or SIGTERM) stops them in order: web, Flower, beat and the
+worker, beat and Flower, each a child process in its own process group. Every line a child writes goes
+to var/log/dev.log prefixed with its name; the terminal shows the children's warnings, errors and
+tracebacks (everything with --verbose) and, once every service answers, a short "ready" banner with
+the URLs. Ctrl-C (or SIGTERM) stops them in order: web, Flower, beat and the
 worker first (the worker's warm shutdown hands its unacknowledged messages back to Redis), then the
 sandbox, then Redis. While it runs, var/dev.json tells a `membersync` command in another shell where
 Redis and the database are (see `running_dev_environment`).
@@ -15,12 +17,14 @@ import contextlib
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,7 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 
 from config.celery import BULK_QUEUE, MAINTENANCE_QUEUE, REALTIME_QUEUE
-from config.settings import Settings
+from config.settings import DEVELOPMENT_WARNING, Settings
 from config.systems import SYSTEMS
 from registrations.database import Database
 
@@ -82,7 +86,8 @@ SERVICE_VARIABLES = ("REDIS_URL", "CELERY_BROKER_URL", "DATABASE_URL")
 
 
 class LogRelay:
-    """Shows every child's output on our stdout, a line at a time, prefixed with the child's name.
+    """Writes every child's output, a line at a time, prefixed with the child's name: all of it to the
+    log file, and to our stdout the lines `show` lets through (all of them when `show` is None).
 
     One reader thread per child empties its pipe as fast as the child writes; the lines wait in a
     bounded queue for the one writer thread. If our stdout stalls (a paused terminal, a slow pipe)
@@ -90,15 +95,33 @@ class LogRelay:
     full pipe.
     """
 
-    def __init__(self, out: TextIO, width: int, capacity: int = 10_000) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        width: int,
+        capacity: int = 10_000,
+        *,
+        log: TextIO | None = None,
+        show: Callable[[str, str], bool] | None = None,
+    ) -> None:
         self.out = out
         self.width = width
+        self.log = log
+        self.show = show
         self._lines: queue.Queue[tuple[str, str] | None] = queue.Queue(capacity)
         self._readers: list[threading.Thread] = []
+        self._watches: list[tuple[str, str, threading.Event]] = []
         self._dropped = 0
         self._lock = threading.Lock()
         self._writer = threading.Thread(target=self._write, name="dev-log-writer", daemon=True)
         self._writer.start()
+
+    def watch(self, name: str, text: str) -> threading.Event:
+        """An event set once child `name` writes a line containing `text` (e.g. Celery's "ready.")."""
+        seen = threading.Event()
+        with self._lock:
+            self._watches.append((name, text, seen))
+        return seen
 
     def follow(self, name: str, stream: IO[bytes]) -> None:
         """Relay `stream` (a child's merged stdout and stderr) until it closes."""
@@ -123,7 +146,16 @@ class LogRelay:
     def _read(self, name: str, stream: IO[bytes]) -> None:
         with stream:
             for raw in iter(stream.readline, b""):
-                self._put(name, raw.decode("utf-8", "replace").rstrip("\r\n"))
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                self._notice(name, line)
+                self._put(name, line)
+
+    def _notice(self, name: str, line: str) -> None:
+        with self._lock:
+            watches = list(self._watches)
+        for watched, text, seen in watches:
+            if watched == name and text in line:
+                seen.set()
 
     def _put(self, name: str, line: str) -> None:
         try:
@@ -141,12 +173,51 @@ class LogRelay:
             if dropped:
                 notice = f"({dropped} lines dropped: the output did not keep up)"
                 text = f"{'dev':<{self.width}} | {notice}\n{text}"
+            if self.log is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    self.log.write(text)
+                    if self._lines.empty():
+                        self.log.flush()
+            if name and self.show is not None and not self.show(name, line):
+                continue
             try:
                 self.out.write(text)
                 if self._lines.empty():
                     self.out.flush()
             except (OSError, ValueError):
                 pass  # our stdout is gone (a closed pipe): keep draining so no child ever blocks
+
+
+class ProblemLines:
+    """The terminal filter of `membersync dev`: a child's warnings, errors and tracebacks only.
+
+    The banners and INFO lines of Celery, gunicorn, Flower and the sandbox go to the log file alone,
+    so the ready banner stays on screen; what needs a person's eye still shows. Each product process
+    prints dev mode's warning once at start: expected under dev, it is said once by the supervisor.
+    """
+
+    # Celery "[… WARNING/MainProcess]", gunicorn "[ERROR]", ours "12:00:00 ERROR   logger:", Python's
+    # "UserWarning:", Flower/tornado "[W 261206 …]" / "[E …]".
+    LEVEL = re.compile(r"\b(WARNING|WARN|ERROR|CRITICAL|FATAL)\b|^\[[WEC] \d|\w+Warning: ")
+
+    # Warnings every start makes and nobody need act on: Flower asks the workers before they answer
+    # (and asks again), and the worker's superuser warning in a container run as root.
+    EXPECTED = ("Inspect method", "running the worker with superuser privileges")
+
+    def __init__(self) -> None:
+        self._in_traceback: set[str] = set()
+
+    def __call__(self, name: str, line: str) -> bool:
+        if name in self._in_traceback:
+            if not line[:1].isspace():
+                self._in_traceback.discard(name)  # the exception's own line ends the traceback
+            return True
+        if line.startswith("Traceback (most recent call last)"):
+            self._in_traceback.add(name)
+            return True
+        if DEVELOPMENT_WARNING[:40] in line or any(noise in line for noise in self.EXPECTED):
+            return False
+        return bool(self.LEVEL.search(line))
 
 
 @dataclass
@@ -295,19 +366,96 @@ def process_argvs(settings: Settings) -> list[tuple[str, list[str]]]:
 
 
 def urls(settings: Settings, env: Mapping[str, str]) -> dict[str, str]:
+    """What the ready banner lists, in the order a person wants them."""
+    web = f"http://127.0.0.1:{settings.port}"
     return {
-        "registration form": f"http://127.0.0.1:{settings.port}/",
-        "API": f"http://127.0.0.1:{settings.port}/api/registrations",
-        "OpenAPI": f"http://127.0.0.1:{settings.port}/api/openapi.json",
-        "Flower (ops/ops)": f"http://127.0.0.1:{settings.flower_port}/",
-        "metrics (ops/ops)": f"http://127.0.0.1:{settings.port}/metrics",
-        "sandbox Shopify": f"http://127.0.0.1:{env.get('SANDBOX_SHOPIFY_PORT', '8011')}/_sandbox/state",
-        "sandbox Smaregi": f"http://127.0.0.1:{env.get('SANDBOX_SMAREGI_PORT', '8012')}/_sandbox/state",
-        "sandbox HubSpot": f"http://127.0.0.1:{env.get('SANDBOX_HUBSPOT_PORT', '8013')}/_sandbox/state",
-        "mail inbox": f"http://127.0.0.1:{env.get('SANDBOX_MAIL_HTTP_PORT', '8026')}/",
+        "registration form": f"{web}/",
+        "ops console": f"{web}/ops/  (ops / ops)",
+        "Flower": f"http://127.0.0.1:{settings.flower_port}/  (ops / ops)",
+        "mail catcher": f"{_sandbox_url(env, 'SANDBOX_MAIL_HTTP_PORT', 8026)}/",
+        "API": f"{web}/api/registrations  (OpenAPI: {web}/api/openapi.json)",
+        "metrics": f"{web}/metrics  (ops / ops)",
+        "sandbox Shopify": f"{_sandbox_url(env, 'SANDBOX_SHOPIFY_PORT', 8011)}/_sandbox/state",
+        "sandbox Smaregi": f"{_sandbox_url(env, 'SANDBOX_SMAREGI_PORT', 8012)}/_sandbox/state",
+        "sandbox HubSpot": f"{_sandbox_url(env, 'SANDBOX_HUBSPOT_PORT', 8013)}/_sandbox/state",
         "Redis": _without_password(env["REDIS_URL"]),
         "database": _without_password(settings.database_url),
     }
+
+
+def _sandbox_url(env: Mapping[str, str], variable: str, default: int) -> str:
+    return f"http://127.0.0.1:{env.get(variable) or default}"
+
+
+def readiness_checks(settings: Settings, env: Mapping[str, str]) -> dict[str, str]:
+    """The URL that answers 200 once each service is up: dev is ready when all of them do."""
+    return {
+        "web": f"http://127.0.0.1:{settings.port}/healthz",
+        "Flower": f"http://127.0.0.1:{settings.flower_port}/healthcheck",
+        "sandbox Shopify": f"{_sandbox_url(env, 'SANDBOX_SHOPIFY_PORT', 8011)}/_sandbox/state",
+        "sandbox Smaregi": f"{_sandbox_url(env, 'SANDBOX_SMAREGI_PORT', 8012)}/_sandbox/state",
+        "sandbox HubSpot": f"{_sandbox_url(env, 'SANDBOX_HUBSPOT_PORT', 8013)}/_sandbox/state",
+        "mail catcher": f"{_sandbox_url(env, 'SANDBOX_MAIL_HTTP_PORT', 8026)}/api/messages?to=nobody@invalid",
+    }
+
+
+def answers(url: str, timeout: float = 1.0) -> bool:
+    """Whether `url` answers 200 within `timeout` seconds."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return int(response.status) == 200
+    except (OSError, ValueError):
+        return False
+
+
+@dataclass
+class Readiness:
+    """What `membersync dev` still waits for: URLs that must answer 200, and children's log lines
+    (the worker says "ready." once it consumes; it has no port to ask)."""
+
+    urls: dict[str, str]
+    lines: dict[str, threading.Event] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+
+    def pending(self) -> list[str]:
+        """Ask what is still missing (each URL once, 1 s at most); what answered is not asked again."""
+        self.urls = {name: url for name, url in self.urls.items() if not answers(url)}
+        self.lines = {name: seen for name, seen in self.lines.items() if not seen.is_set()}
+        return [*self.urls, *self.lines]
+
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+
+# How long dev waits before it says what has not answered yet (it keeps waiting).
+SLOW_START_SECONDS = 90
+# Where every line of every child goes (the terminal shows warnings and errors only, or all with -v).
+DEV_LOG = VAR / "log" / "dev.log"
+
+
+def open_dev_log(path: Path = DEV_LOG) -> TextIO:
+    """This run's log file; the previous run's is kept beside it as dev.log.1."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        os.replace(path, path.with_name(path.name + ".1"))
+    return path.open("w", encoding="utf-8")
+
+
+def ready_banner(settings: Settings, env: Mapping[str, str], seconds: float, *, fast_retries: bool) -> str:
+    """The few lines that stay on screen: every URL, where the logs are, and how to stop."""
+    lines = [f"Membersync is ready ({seconds:.0f} s). Ctrl-C stops everything."]
+    lines += [f"  {label:<18} {url}" for label, url in urls(settings, env).items()]
+    lines.append(
+        f"  {'sandbox records':<18} {env['SANDBOX_STATE_DIR']} (kept across restarts, like the database)"
+    )
+    lines.append(f"  {'logs':<18} {DEV_LOG} (every process; here: warnings and errors only)")
+    lines.append(f"  {'commands':<18} .venv/bin/membersync --help (from this folder they use this dev)")
+    if fast_retries:
+        lines.append(
+            f"  fast retries ON (demo): every RETRY_POLICY_<SYSTEM>={FAST_RETRY_POLICY}; "
+            "a step that keeps failing is a dead letter within seconds"
+        )
+    return "\n".join(lines)
 
 
 def _without_password(url: str) -> str:
@@ -394,7 +542,11 @@ def running_dev_environment(
 
 
 def run_dev(
-    base_env: Mapping[str, str] | None = None, *, fast_retries: bool = False, embedded_redis: bool = False
+    base_env: Mapping[str, str] | None = None,
+    *,
+    fast_retries: bool = False,
+    embedded_redis: bool = False,
+    verbose: bool = False,
 ) -> int:
     """Run everything until Ctrl-C / SIGTERM or until a child dies; returns the exit status."""
     VAR.mkdir(exist_ok=True)
@@ -404,7 +556,8 @@ def run_dev(
             f"membersync dev already runs in this folder (pid {running['pid']}); stop it first"
         )
     env = dev_environment(os.environ if base_env is None else base_env, fast_retries=fast_retries)
-    relay = LogRelay(sys.stdout, width=NAME_WIDTH)
+    log = open_dev_log()
+    relay = LogRelay(sys.stdout, width=NAME_WIDTH, log=log, show=None if verbose else ProblemLines())
     supervisor = Supervisor(env, relay=relay)
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -416,29 +569,31 @@ def run_dev(
     previous: dict[int, Any] = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     status = 0
     try:
+        relay.say(f"membersync dev: starting (every process logs to {DEV_LOG})…")
         supervisor.redis = choose_redis(env, embedded=embedded_redis)
         settings = Settings.from_env(env)
         fresh_metrics_dir(env)
         Database(settings.database_url).upgrade()
+        worker_ready = relay.watch("worker", " ready.")
         for name, argv in process_argvs(settings):
             supervisor.start(name, argv)
         write_dev_state(env, settings)
-        relay.say("\nMembersync is running (Ctrl-C stops everything):")
-        for label, url in urls(settings, env).items():
-            relay.say(f"  {label:<20} {url}")
-        kept = f"{env['SANDBOX_STATE_DIR']} (kept across restarts, like the database)"
-        relay.say(f"  {'sandbox records':<20} {kept}")
-        if fast_retries:
-            relay.say(
-                f"  fast retries ON (demo): every RETRY_POLICY_<SYSTEM>={FAST_RETRY_POLICY}; "
-                "a step that keeps failing is a dead letter within seconds"
-            )
+        readiness: Readiness | None = Readiness(readiness_checks(settings, env), {"worker": worker_ready})
+        slow_said = False
         while True:
             crashed = supervisor.crashed()
             if crashed is not None:
-                relay.say(f"membersync dev: {crashed.name} exited; stopping everything")
+                relay.say(f"membersync dev: {crashed.name} exited; stopping everything (see {DEV_LOG})")
                 status = 1
                 break
+            if readiness is not None:
+                missing = readiness.pending()
+                if not missing:
+                    relay.say(ready_banner(settings, env, readiness.seconds(), fast_retries=fast_retries))
+                    readiness = None
+                elif readiness.seconds() > SLOW_START_SECONDS and not slow_said:
+                    relay.say(f"membersync dev: still waiting for {', '.join(missing)} (see {DEV_LOG})")
+                    slow_said = True
             time.sleep(0.5)
     except KeyboardInterrupt:
         relay.say("\nmembersync dev: stopping (web, Flower, beat, worker; then the sandbox; then Redis)…")
@@ -450,6 +605,7 @@ def run_dev(
             remove_dev_state()
             relay.say("membersync dev: stopped")
             relay.close()
+            log.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
     return status

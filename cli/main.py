@@ -105,13 +105,20 @@ def main() -> None:
     is_flag=True,
     help="Always start the embedded Redis, even when one answers on localhost:6379.",
 )
-def dev(fast_retries: bool, embedded_redis: bool) -> None:
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Show every line of every process here (always written to var/log/dev.log); "
+    "default: warnings, errors and the ready banner.",
+)
+def dev(fast_retries: bool, embedded_redis: bool, verbose: bool) -> None:
     """Run everything locally: sandbox, embedded Redis, SQLite, web, worker, beat, Flower."""
     _require_sandbox("dev")
     from cli.devserver import run_dev
 
     try:
-        status = run_dev(fast_retries=fast_retries, embedded_redis=embedded_redis)
+        status = run_dev(fast_retries=fast_retries, embedded_redis=embedded_redis, verbose=verbose)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     sys.exit(status)

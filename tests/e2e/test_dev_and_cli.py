@@ -180,9 +180,25 @@ def test_dev_runs_everything_and_ctrl_c_stops_it_all(tmp_path: Path) -> None:
         while time.monotonic() < deadline and not listening(ports["FLOWER_PORT"]):
             time.sleep(0.5)
         assert listening(ports["FLOWER_PORT"]) and listening(ports["SANDBOX_SHOPIFY_PORT"])
+        # Once every service answers (the worker included), a short banner with the URLs.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "Membersync is ready" not in (tmp_path / "dev.log").read_text():
+            time.sleep(0.5)
+        shown = (tmp_path / "dev.log").read_text()
+        assert "Membersync is ready" in shown, shown[-3000:]
+        banner = shown[shown.index("Membersync is ready") :]
+        for port in ("PORT", "FLOWER_PORT", "SANDBOX_MAIL_HTTP_PORT", "SANDBOX_SMAREGI_PORT"):
+            assert f"http://127.0.0.1:{ports[port]}/" in banner, port
+        assert "var/log/dev.log" in banner
     finally:
         os.killpg(dev.pid, signal.SIGINT)
         dev.wait(40)
         log.close()
     time.sleep(1)
     assert [name for name, port in ports.items() if listening(port)] == []
+    # The third-party banners (Celery's, gunicorn's, Flower's) are in the log file, not on screen.
+    shown = (tmp_path / "dev.log").read_text()
+    logged = (tmp_path / "var" / "log" / "dev.log").read_text()
+    for banner_line in ("[queues]", "Listening at:", "Visit me at", "celery@"):
+        assert banner_line in logged and banner_line not in shown, banner_line
+    assert len(shown.splitlines()) < 40, shown
