@@ -177,6 +177,16 @@ def _time_zone(raw: str) -> str:
     return raw.strip()
 
 
+def _optional_digits(raw: str) -> str | None:
+    """An optional number written in ASCII digits (an account id), or None when empty."""
+    value = raw.strip()
+    if not value:
+        return None
+    if not re.fullmatch(r"[0-9]{1,20}", value):
+        raise ValueError("must be a number (ASCII digits), e.g. 12345678")
+    return value
+
+
 def _email_or_none(raw: str) -> str | None:
     text = raw.strip()
     if not text:
@@ -306,6 +316,10 @@ class Settings:
     # How many reverse proxies sit in front of the web service and set X-Forwarded-For; the rate
     # limit keys on the client address they report. 0 trusts no header (direct exposure).
     trusted_proxy_count: int = setting("TRUSTED_PROXY_COUNT", _non_negative_int, 0)
+    # The proxy's plain-HTTP mode, for a trusted local network only (docs/deployment.md): session
+    # cookies then go without Secure, which a browser never sends back over http:// (every form
+    # post and console sign-in would fail). Outside dev mode it must agree with PUBLIC_URL's scheme.
+    plain_http: bool = setting("PLAIN_HTTP", _bool, False)
     max_request_bytes: int = setting("MAX_REQUEST_BYTES", _positive_int, 16 * 1024)
     # Signs the session cookie and CSRF tokens, and keys the hashes in Redis (`derive_key`).
     secret_key: Secret = setting("SECRET_KEY", _secret, Secret(""), secret=True)
@@ -391,6 +405,11 @@ class Settings:
     reconcile_at: str = setting("RECONCILE_AT", _clock_time, "03:00")
     reconcile_timezone: str = setting("RECONCILE_TIMEZONE", _time_zone, "Asia/Tokyo")
     reconcile_create_shopify_customers: bool = setting("RECONCILE_CREATE_SHOPIFY_CUSTOMERS", _bool, False)
+    # The shop's own time zone: every time the ops console shows is in it, with its abbreviation.
+    shop_timezone: str = setting("SHOP_TIMEZONE", _time_zone, "Asia/Tokyo")
+    # The HubSpot account (portal) id, for the console's links to a contact's record in HubSpot's
+    # app; unset, HubSpot ids are shown without a link (the id alone does not say the account).
+    hubspot_portal_id: str | None = setting("HUBSPOT_PORTAL_ID", _optional_digits, None)
     # HubSpot: requests per rolling ten seconds for a private app (100 Free/Starter, 190 Pro/Enterprise).
     hubspot_rate_limit_per_10s: float = setting("HUBSPOT_RATE_LIMIT_PER_10S", _positive_float, 100.0)
     smtp_timeout_seconds: float = setting("SMTP_TIMEOUT_SECONDS", _positive_float, 10.0)
@@ -483,6 +502,29 @@ class Settings:
             _warn_development()
         if not self.dev_mode:
             self._check_secret_strength()
+            self._check_scheme()
+
+    def _check_scheme(self) -> None:
+        """PUBLIC_URL's scheme and PLAIN_HTTP say the same: plain HTTP is chosen, never stumbled into."""
+        if not self.public_url:
+            return
+        plain = self.public_url.startswith("http://")
+        if plain and not self.plain_http:
+            raise ConfigError(
+                "PUBLIC_URL is http://, but production cookies are Secure, so browsers would refuse "
+                "every form post and console sign-in: serve https:// (docs/deployment.md) or, on a "
+                "trusted local network only, set PLAIN_HTTP=true"
+            )
+        if self.plain_http and not plain:
+            raise ConfigError(
+                "PLAIN_HTTP=true drops Secure from the cookies, but PUBLIC_URL is https://: "
+                "unset PLAIN_HTTP (it is for an http:// PUBLIC_URL on a trusted local network)"
+            )
+
+    @property
+    def session_cookie_secure(self) -> bool:
+        """Whether cookies carry Secure: always, except in dev mode and the plain-HTTP mode."""
+        return not (self.dev_mode or self.plain_http)
 
     def _check_secret_strength(self) -> None:
         """Each secret that is set must be strong; `require_secrets` refuses the missing ones."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Flask
 
 # The view modules attach their routes to the blueprint when imported.
-from app.ops import actions, audit, auth, dead_letters, lookup, overview, signin  # noqa: F401
+from app.ops import actions, audit, auth, dead_letters, language, lookup, overview, signin  # noqa: F401
 from app.ops.blueprint import blueprint
 from config.settings import Settings
 

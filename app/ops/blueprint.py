@@ -14,6 +14,8 @@ from werkzeug.wrappers import Response as BaseResponse
 from app import csrf
 from app.form import SECURITY_HEADERS
 from app.ops.auth import current_operator
+from app.ops.timefmt import shop_time
+from app.services import services
 from app.text import text_problem
 from registrations.states import DeadLetterStatus
 
@@ -86,7 +88,8 @@ def render_problem(status: int) -> str:
 
 @blueprint.app_template_filter("ops_time")
 def _ops_time(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
+    # In the shop's time zone, with its abbreviation and offset (app.ops.timefmt).
+    return shop_time(moment, services().settings.shop_timezone)
 
 
 @blueprint.app_template_filter("ops_duration")

@@ -64,16 +64,23 @@ def ops_app(ops_settings: Settings, database: Database) -> Any:
     return create_app(ops_settings, database=database)
 
 
+def english_client(flask_app: Any) -> Any:
+    """A test client whose browser asks for English (the console's default is Japanese)."""
+    client = flask_app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    return client
+
+
 @pytest.fixture
 def anonymous(ops_app: Any) -> Any:
     """A browser that has not signed in."""
-    return ops_app.test_client()
+    return english_client(ops_app)
 
 
 @pytest.fixture
 def ops(ops_app: Any) -> Any:
     """A browser signed in as the ops user."""
-    client = ops_app.test_client()
+    client = english_client(ops_app)
     answer = sign_in(client, OPS_USERNAME, OPS_PASSWORD)
     assert answer.status_code == 303, answer.get_data(as_text=True)
     return client

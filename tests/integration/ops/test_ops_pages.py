@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -115,7 +116,8 @@ def test_overview_shows_the_last_reconciliation_run(ops: Any, database: Database
         )
     html = ops.get("/ops/").text
     assert "upserted 7, reported 2" in html
-    assert (started + timedelta(minutes=4)).strftime("%Y-%m-%d %H:%M:%S UTC") in html
+    finished_in_tokyo = (started + timedelta(minutes=4)).astimezone(ZoneInfo("Asia/Tokyo"))
+    assert finished_in_tokyo.strftime("%Y-%m-%d %H:%M:%S JST (UTC+09:00)") in html  # the shop's zone
 
 
 def test_overview_shows_the_last_reconciliation_report(ops: Any, database: Database) -> None:
