@@ -27,8 +27,8 @@ from sqlalchemy.exc import IntegrityError
 
 from config.observability import scrub_text
 from registrations.database import Database
-from registrations.models import Change, DeadLetter, utcnow
-from registrations.states import ChangeState, DeadLetterStatus
+from registrations.models import Change, utcnow
+from registrations.states import ChangeState
 
 # A pending change not handed to the broker for this long is queued again by the sweep.
 REQUEUE_AFTER_SECONDS = 120
@@ -190,6 +190,10 @@ class Changes:
             change.outcome = outcome[:ERROR_CHARS]
             change.error = None
             change.finished_at = utcnow()
+            # Imported here: registrations.dead_letters imports this module.
+            from registrations.dead_letters import settle_change
+
+            settle_change(session, change_id, by=f"a later run of the change ({state})")
 
     def retry(self, change_id: int, error: BaseException) -> None:
         """A transient failure: back to pending (the task retries it with a backoff)."""
@@ -209,28 +213,10 @@ class Changes:
             change.state = ChangeState.DEAD
             change.error = message
             change.finished_at = utcnow()
-            letter = session.scalar(
-                select(DeadLetter).where(
-                    DeadLetter.change_id == change_id, DeadLetter.status == DeadLetterStatus.OPEN
-                )
-            )
-            if letter is None:
-                session.add(
-                    DeadLetter(
-                        change_id=change_id,
-                        system=change.source,
-                        task_name=task_name,
-                        args={"change_id": change_id},
-                        error_class=type(error).__name__,
-                        message=message,
-                        attempts=change.attempts,
-                    )
-                )
-            else:
-                letter.error_class = type(error).__name__
-                letter.message = message
-                letter.attempts = change.attempts
-                letter.last_failed_at = utcnow()
+            # Imported here: registrations.dead_letters imports this module.
+            from registrations.dead_letters import record_change_dead_letter
+
+            record_change_dead_letter(session, change, message=message, error=error, task_name=task_name)
 
     def get(self, change_id: int) -> Change | None:
         """One change, detached."""

@@ -245,6 +245,13 @@ class DeadLetter(Base):
     notes: Mapped[str | None] = mapped_column(Text)
     # When ops were told about this dead letter (the batched alert); NULL = not yet.
     alerted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    # A replay that failed again opens a new dead letter linked to the one replayed (NULL: a first
+    # failure); what closed this one ("replay from console by alice", "a later smaregi step run") and when.
+    previous_id: Mapped[int | None] = mapped_column(
+        ForeignKey("dead_letters.id", ondelete="SET NULL", name="fk_dead_letters_previous_id"), index=True
+    )
+    resolved_by: Mapped[str | None] = mapped_column(String(128))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Confirmation(Base):
@@ -351,3 +358,5 @@ class OpsAuditEntry(Base):
     outcome: Mapped[str | None] = mapped_column(Text)
     note: Mapped[str | None] = mapped_column(Text)
     client_address: Mapped[str | None] = mapped_column(String(64))
+    # Where it was done: console, cli or flower (NULL on rows older than the column: the console).
+    via: Mapped[str | None] = mapped_column(String(16))

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from config.settings import RetryPolicy, Settings
 from registrations import confirmations
 from registrations.database import Database
-from registrations.dead_letters import open_dead_letters, record_dead_letter
+from registrations.dead_letters import open_dead_letters, record_dead_letter, settle_registration
 from registrations.identities import find_identity, identity_for
 from registrations.models import DeadLetter, OutboxMessage, Registration, SyncStep, utcnow
 from registrations.points import plan_signup_bonus
@@ -150,6 +150,7 @@ class StepLedger:
             if not self.settings.enabled_systems()[self.system]:
                 step.state = StepState.SKIPPED
                 registration.status = derive_status(registration.steps)
+                settle_registration(session, registration, by=f"{self.system} being switched off")
                 return Finished(StepState.SKIPPED)
             if not self._free(step, delivery_id):
                 # Another delivery holds this step right now (a duplicate publish): its chain goes
@@ -231,6 +232,8 @@ class StepLedger:
                 registration.member_number_mailed_at = utcnow()
             session.refresh(registration, ["steps"])
             registration.status = derive_status(registration.steps)
+            # Synced now: its dead letters' work is done, by the replay or by this later run.
+            settle_registration(session, registration, by=f"a later {self.system} step run")
             follow_up = None
             if self.system in NUMBER_MAIL_SYSTEMS:
                 follow_up = queue_member_number_mail(session, registration, self.settings)
@@ -270,6 +273,7 @@ class StepLedger:
             registration, step = self._load(session, registration_id)
             step.state = StepState.DEAD
             step.last_error = f"{reason}: {public_error(error)}"
+            elapsed = (utcnow() - (step.first_attempt_at or registration.created_at)).total_seconds()
             letter = record_dead_letter(
                 session,
                 registration_id=registration_id,
@@ -278,6 +282,7 @@ class StepLedger:
                 error=error,
                 reason=reason,
                 attempts=step.attempts,
+                elapsed_seconds=elapsed,
             )
             registration.status = derive_status(registration.steps)
             session.flush()

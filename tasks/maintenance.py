@@ -13,9 +13,11 @@ from celery import shared_task
 
 from config import metrics
 from registrations.alerts import OverBudget, alert_new_dead_letters, report_steps_over_budget
+from registrations.audit import FLOWER, Actor
 from registrations.confirmations import expire_due
-from registrations.dead_letters import DeadLetters, NothingToReplay
+from registrations.dead_letters import DeadLetters, NothingToReplay, replay_rate
 from registrations.outbox import published_ids, relay_and_resume
+from registrations.replay_jobs import ReplayJobs
 from tasks.chains import chain_publisher
 from tasks.changes import queue_change
 
@@ -56,14 +58,53 @@ def expire_confirmations_task(self: Any) -> int:
     return len(published_ids(runtime.database, expire_due(runtime.database)))
 
 
+# The operator a caller of `membersync.replay` names: the kwarg, else this message header (Flower's
+# extension passes the signed-in operator); "flower" when neither is given.
+OPERATOR_HEADER = "membersync_operator"
+
+
+def task_operator(request: Any, operator: str | None) -> str:
+    """Who applied the task, for the audit trail."""
+    named = (
+        operator or getattr(request, OPERATOR_HEADER, None) or (request.headers or {}).get(OPERATOR_HEADER)
+    )
+    return str(named).strip()[:64] if named and str(named).strip() else FLOWER
+
+
 @shared_task(name="membersync.replay", bind=True, ignore_result=False, throws=(NothingToReplay,))
-def replay_task(self: Any, dead_letter_or_registration_id: str) -> dict[str, object]:
-    """Replay a dead letter (by its id) or every open dead letter of a registration (by its id).
+def replay_task(
+    self: Any, dead_letter_or_registration_id: str, operator: str | None = None
+) -> dict[str, object]:
+    """Replay a dead letter (by its id) or every open dead letter of a registration (by its id),
+    audited with who applied it (`operator`, or the header Flower passes).
 
     Nothing open to replay is an ordinary answer, not a crash: a short FAILURE with no traceback.
     """
     letters = DeadLetters(
-        self.app.membersync.database, queue_change=lambda change_id: queue_change(self.app, change_id)
+        self.app.membersync.database,
+        queue_change=lambda change_id: queue_change(self.app, change_id),
+        actor=Actor(task_operator(self.request, operator), FLOWER),
     )
     replayed = letters.replay(dead_letter_or_registration_id)
     return {"registration_id": replayed.registration_id, "systems": list(replayed.systems)}
+
+
+@shared_task(name="membersync.replay_paced", bind=True, ignore_result=True)
+def replay_paced_task(self: Any, job_id: str, targets: list[str], operator: str, via: str) -> int:
+    """A bulk replay from the console, paced by the vendors' rate budgets (`replay_rate`) so that the
+    replayed steps are not deferred past their time budget; its progress is kept in Redis for the
+    console (`registrations.replay_jobs`). Returns how many registrations were replayed."""
+    runtime = self.app.membersync
+    jobs = ReplayJobs(runtime.redis)
+    letters = DeadLetters(
+        runtime.database,
+        queue_change=lambda change_id: queue_change(self.app, change_id),
+        actor=Actor(operator, via),
+    )
+    replays = letters.replay_paced(
+        targets,
+        per_second=replay_rate(runtime.settings),
+        progress=lambda progress: jobs.advance(job_id, progress),
+    )
+    jobs.finish(job_id)
+    return len(replays.replayed)
