@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from cli import views
+from cli.output import Progress, emit, emit_json_and_text, json_option
 from config.settings import ConfigError, Settings, load_settings
 from config.systems import SYSTEMS
 from registrations.database import Database
@@ -89,6 +91,7 @@ def _version() -> str:
 
 @click.group()
 @click.version_option(version=_version(), prog_name="membersync")
+@json_option
 def main() -> None:
     """Membersync: one registration, a member everywhere (Shopify, Smaregi, HubSpot, welcome email)."""
 
@@ -135,15 +138,16 @@ def sandbox() -> None:
 
 @main.command()
 @click.argument("registration_id")
+@json_option
 def status(registration_id: str) -> None:
-    """One registration's status as JSON (no personal data)."""
+    """One registration's status as JSON on stdout (no personal data); a table on stderr."""
     from registrations.status import status_document
 
     with _database().session() as session:
         registration = session.get(Registration, registration_id)
         if registration is None:
             raise click.ClickException(f"no registration {registration_id}")
-        _print(status_document(registration))
+        emit_json_and_text(status_document(registration), views.status_text)
 
 
 @main.command()
@@ -209,24 +213,28 @@ def _dead_letter_document(letter: DeadLetter) -> dict[str, Any]:
     show_default=True,
     help="open/replayed/resolved/discarded/all",
 )
+@json_option
 def dlq_list(status_filter: str) -> None:
-    """Dead letters as JSON, oldest first."""
+    """Dead letters, oldest first (a table; --json for scripts)."""
     from registrations.dead_letters import DeadLetterFilter, DeadLetters
 
     wanted = DeadLetterFilter(status=None if status_filter == "all" else status_filter)
-    _print([_dead_letter_document(letter) for letter in DeadLetters(_database()).list(wanted)])
+    listed = [_dead_letter_document(letter) for letter in DeadLetters(_database()).list(wanted)]
+    emit(listed, lambda letters: views.dead_letters_text(letters, status_filter))
 
 
 @dlq.command("show")
 @click.argument("dead_letter_id", type=int)
+@json_option
 def dlq_show(dead_letter_id: int) -> None:
-    """One dead letter as JSON."""
+    """One dead letter (--json for scripts)."""
     from registrations.dead_letters import DeadLetters
 
     letter = DeadLetters(_database()).show(dead_letter_id)
     if letter is None:
         raise click.ClickException(f"no dead letter {dead_letter_id}")
-    _print({**_dead_letter_document(letter), "args": letter.args, "notes": letter.notes})
+    document = {**_dead_letter_document(letter), "args": letter.args, "notes": letter.notes}
+    emit(document, views.dead_letter_text)
 
 
 def _celery() -> Any:
@@ -241,6 +249,7 @@ def _celery() -> Any:
 @dlq.command("replay")
 @click.argument("dead_letter_id", required=False)
 @click.option("--all", "replay_all", is_flag=True, help="Replay every open dead letter.")
+@json_option
 def dlq_replay(dead_letter_id: str | None, replay_all: bool) -> None:
     """Re-run the chain from the failed step (ID: a dead-letter id or a registration id)."""
     from registrations.dead_letters import DeadLetters, NothingToReplay
@@ -262,7 +271,10 @@ def dlq_replay(dead_letter_id: str | None, replay_all: bool) -> None:
     )
     replayed: list[dict[str, Any]] = []
     unpublished: list[dict[str, Any]] = []
+    progress = Progress("replaying", len(targets), every=10) if replay_all else None
     for target in targets:
+        if progress is not None:
+            progress.advance()
         try:
             outcome = letters.replay(target)
         except NothingToReplay:
@@ -272,7 +284,9 @@ def dlq_replay(dead_letter_id: str | None, replay_all: bool) -> None:
             entry["change_id"] = outcome.change_id
         # A row the broker did not take stays in the outbox for the relay.
         (replayed if outcome.published else unpublished).append(entry)
-    _print({"replayed": replayed, "count": len(replayed), "not_published": unpublished})
+    if progress is not None:
+        progress.finish()
+    emit({"replayed": replayed, "count": len(replayed), "not_published": unpublished}, views.replay_text)
     if unpublished:
         raise click.ClickException(
             f"{len(unpublished)} replay(s) reopened but NOT published: the broker did not answer. "
@@ -284,6 +298,7 @@ def dlq_replay(dead_letter_id: str | None, replay_all: bool) -> None:
 @dlq.command("discard")
 @click.argument("dead_letter_id", type=int)
 @click.option("--note", default=None, help="Why it needs nothing more (kept on the dead letter).")
+@json_option
 def dlq_discard(dead_letter_id: int, note: str | None) -> None:
     """Close a dead letter without replaying it."""
     from registrations.dead_letters import DeadLetters, NotOpen
@@ -292,12 +307,13 @@ def dlq_discard(dead_letter_id: int, note: str | None) -> None:
         letter = DeadLetters(_database()).discard(dead_letter_id, note=note)
     except NotOpen:
         raise click.ClickException(f"no open dead letter {dead_letter_id}") from None
-    _print(_dead_letter_document(letter))
+    emit(_dead_letter_document(letter), views.dead_letter_text)
 
 
 @dlq.command("resolve")
 @click.argument("dead_letter_id", type=int)
 @click.option("--note", required=True, help="What was done by hand instead (kept on the dead letter).")
+@json_option
 def dlq_resolve(dead_letter_id: int, note: str) -> None:
     """Close a dead letter whose work was done by hand (in the vendor's own tool); nothing is run."""
     from registrations.dead_letters import DeadLetters, NotOpen
@@ -306,11 +322,12 @@ def dlq_resolve(dead_letter_id: int, note: str) -> None:
         letter = DeadLetters(_database()).resolve(dead_letter_id, note=note)
     except NotOpen:
         raise click.ClickException(f"no open dead letter {dead_letter_id}") from None
-    _print(_dead_letter_document(letter))
+    emit(_dead_letter_document(letter), views.dead_letter_text)
 
 
 @main.command()
 @click.argument("system", type=click.Choice([s.name for s in SYSTEMS if not s.master]))
+@json_option
 def backfill(system: str) -> None:
     """Complete the SYSTEM steps that were skipped while it was switched off."""
     from registrations.replay import backfill as run_backfill
@@ -320,7 +337,7 @@ def backfill(system: str) -> None:
         count = run_backfill(runtime.database, runtime.settings, system)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
-    _print({"system": system, "reopened": count})
+    emit({"system": system, "reopened": count}, views.backfill_text)
 
 
 @main.group()
@@ -330,8 +347,9 @@ def directory() -> None:
 
 @directory.command("sync")
 @click.option("--full", is_flag=True, help="Load every member (else: changes since the last pull).")
+@json_option
 def directory_sync(full: bool) -> None:
-    """Refresh the member directory from Smaregi now; prints a JSON summary."""
+    """Refresh the member directory from Smaregi now; prints a summary (--json for scripts)."""
     import redis
 
     from connectors.errors import ConnectorError
@@ -342,16 +360,19 @@ def directory_sync(full: bool) -> None:
     database = Database.from_settings(settings)
     connectors = Connectors.from_settings(settings, redis.Redis.from_url(settings.effective_redis_url))
     members = MemberDirectory(database)
+    # Smaregi does not say how many members there are: a running count of those read so far.
+    progress = Progress("members read", every=0)
     try:
         if full:
-            report = members.full_load(connectors.smaregi, reason="requested")
+            report = members.full_load(connectors.smaregi, reason="requested", progress=progress.update)
         else:
-            report = members.pull(connectors.smaregi)
+            report = members.pull(connectors.smaregi, progress=progress.update)
     except ConnectorError as error:
         raise click.ClickException(f"directory sync failed: {error}") from None
     finally:
         database.dispose()
-    _print(report.as_json())
+        progress.finish()
+    emit(report.as_json(), views.directory_text)
 
 
 @main.command()

@@ -207,15 +207,22 @@ class MemberDirectory:
 
     # --- pulls ---------------------------------------------------------------------------------
 
-    def pull(self, smaregi: SmaregiApi, *, patient: bool = True) -> SyncReport:
-        """An incremental pull from the watermark (minus the overlap), or a full load when needed."""
+    def pull(
+        self, smaregi: SmaregiApi, *, patient: bool = True, progress: Callable[[int], None] | None = None
+    ) -> SyncReport:
+        """An incremental pull from the watermark (minus the overlap), or a full load when needed.
+
+        `progress` is told the number of members read so far after every page (the CLI's counter).
+        """
         cursor = self.cursor()
         started = self._clock()
         if cursor is None or cursor.full_sync_at is None or cursor.watermark is None:
-            return self.full_load(smaregi, patient=patient, reason="never loaded")
+            return self.full_load(smaregi, patient=patient, reason="never loaded", progress=progress)
         since = cursor.watermark - OVERLAP
         if started - since > INCREMENTAL_RANGE:
-            return self.full_load(smaregi, patient=patient, reason="watermark older than 30 days")
+            return self.full_load(
+                smaregi, patient=patient, reason="watermark older than 30 days", progress=progress
+            )
         report = SyncReport("incremental")
         newest: datetime | None = None
         page = 1
@@ -232,6 +239,8 @@ class MemberDirectory:
             self.record(members)
             report.pages += 1
             report.members += len(members)
+            if progress is not None:
+                progress(report.members)
             newest = _latest(newest, members)
             if len(members) < PAGE_SIZE:
                 break
@@ -242,7 +251,12 @@ class MemberDirectory:
         return report
 
     def full_load(
-        self, smaregi: SmaregiApi, *, patient: bool = True, reason: str | None = None
+        self,
+        smaregi: SmaregiApi,
+        *,
+        patient: bool = True,
+        reason: str | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> SyncReport:
         """Every member, page by page (upserted page by page); then the rows of members gone."""
         started = self._clock()
@@ -259,6 +273,8 @@ class MemberDirectory:
             self.record(members)
             report.pages += 1
             report.members += len(members)
+            if progress is not None:
+                progress(report.members)
             newest = _latest(newest, members)
             if len(members) < PAGE_SIZE:
                 break

@@ -86,7 +86,7 @@ def test_db_upgrade_then_status_and_dlq(tmp_path: Path, monkeypatch: pytest.Monk
         )
         registration_id = registration.id
 
-    status = runner.invoke(main, ["status", registration_id])
+    status = runner.invoke(main, ["status", registration_id, "--json"])
     assert status.exit_code == 0, status.output
     document = json.loads(status.output)
     assert document["id"] == registration_id and set(document["steps"]) == {
@@ -98,21 +98,38 @@ def test_db_upgrade_then_status_and_dlq(tmp_path: Path, monkeypatch: pytest.Monk
     }
     assert "cli@example.com" not in status.output
 
-    listed = json.loads(runner.invoke(main, ["dlq", "list"]).output)
+    listed = json.loads(runner.invoke(main, ["dlq", "list", "--json"]).output)
     assert [letter["message"] for letter in listed] == ["ambiguous_match"]
+    assert json.loads(runner.invoke(main, ["--json", "dlq", "list"]).output) == listed  # either place
+
+    # For people by default: a table, the JSON only with --json; status keeps its JSON on stdout
+    # (the contract's) and puts its table on stderr.
+    table = runner.invoke(main, ["dlq", "list"])
+    assert table.exit_code == 0 and not table.output.lstrip().startswith("[")
+    header, _rule, row, *_ = table.output.splitlines()
+    assert header.split()[:4] == ["#", "system", "status", "attempts"]
+    assert row.split()[:4] == [str(listed[0]["id"]), "smaregi", "open", "0"] and "ambiguous_match" in row
+    shown = runner.invoke(main, ["status", registration_id])
+    assert json.loads(shown.stdout)["id"] == registration_id
+    assert f"Registration {registration_id}: accepted" in shown.stderr
+    assert any(line.split()[:2] == ["smaregi", "pending"] for line in shown.stderr.splitlines())
+    assert runner.invoke(main, ["status", registration_id, "--json"]).stderr == ""
     assert runner.invoke(main, ["status", "no-such-id"]).exit_code != 0
 
     # Done by hand in the vendor's tool: resolved with a note, nothing run, listed as resolved.
     letter_id = str(listed[0]["id"])
     assert runner.invoke(main, ["dlq", "resolve", letter_id]).exit_code != 0  # the note is required
-    resolved = runner.invoke(main, ["dlq", "resolve", letter_id, "--note", "member made at the till"])
+    resolved = runner.invoke(
+        main, ["dlq", "resolve", letter_id, "--note", "member made at the till", "--json"]
+    )
     assert resolved.exit_code == 0, resolved.output
     assert json.loads(resolved.output)["status"] == "resolved"
-    shown = json.loads(runner.invoke(main, ["dlq", "show", letter_id]).output)
+    shown = json.loads(runner.invoke(main, ["dlq", "show", letter_id, "--json"]).output)
     assert shown["notes"] == "resolved: member made at the till"
-    assert json.loads(runner.invoke(main, ["dlq", "list"]).output) == []
+    assert json.loads(runner.invoke(main, ["dlq", "list", "--json"]).output) == []
     assert [
-        item["id"] for item in json.loads(runner.invoke(main, ["dlq", "list", "--status", "resolved"]).output)
+        item["id"]
+        for item in json.loads(runner.invoke(main, ["dlq", "list", "--status", "resolved", "--json"]).output)
     ] == [int(letter_id)]
     again = runner.invoke(main, ["dlq", "resolve", letter_id, "--note", "twice"])
     assert again.exit_code != 0 and f"no open dead letter {letter_id}" in again.output

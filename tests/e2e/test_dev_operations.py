@@ -135,7 +135,7 @@ class Dev:
     def step(self, registration_id: str, system: str) -> dict[str, Any]:
         """What ops see of one step (attempts, errors): `membersync status` from a second shell, since
         the public status API shows states only."""
-        answer = second_shell(self.folder, "status", registration_id)
+        answer = second_shell(self.folder, "status", registration_id, "--json")
         assert answer.returncode == 0, answer.stderr
         return dict(json.loads(answer.stdout)["steps"].get(system, {}))
 
@@ -193,13 +193,13 @@ def test_ctrl_c_during_a_retry_then_dev_again_resumes_and_ops_work_from_a_second
     assert time.monotonic() - started < 20
 
     # A second shell (no REDIS_URL or DATABASE_URL) finds the running dev's Redis and database.
-    listed = second_shell(dev.folder, "dlq", "list")
+    listed = second_shell(dev.folder, "dlq", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert "using the running `membersync dev`" in listed.stderr
     letters = [letter for letter in json.loads(listed.stdout) if letter["registration_id"] == second]
     assert [letter["system"] for letter in letters] == ["smaregi"]
     dev.faults("smaregi")
-    replayed = second_shell(dev.folder, "dlq", "replay", str(letters[0]["id"]))
+    replayed = second_shell(dev.folder, "dlq", "replay", str(letters[0]["id"]), "--json")
     assert replayed.returncode == 0, replayed.stderr
     assert json.loads(replayed.stdout)["count"] == 1
     wait_for(lambda: dev.status(second).get("status") == "synced", 15, "the replayed registration synced")
@@ -242,7 +242,7 @@ def test_a_replay_whose_publish_fails_exits_non_zero_and_stays_in_the_outbox(tmp
 
     nobody = f"redis://127.0.0.1:{free_port()}/0"
     result = subprocess.run(
-        [MEMBERSYNC, "dlq", "replay", str(letter_id)],
+        [MEMBERSYNC, "dlq", "replay", str(letter_id), "--json"],
         cwd=tmp_path,
         env=shell_env(DATABASE_URL=database_url, REDIS_URL=nobody, MEMBERSYNC_ENV="development"),
         capture_output=True,

@@ -131,7 +131,7 @@ def test_a_disabled_system_is_skipped_and_backfill_completes_it(
     pipeline.start_worker()
     for name, value in pipeline.env.items():
         monkeypatch.setenv(name, value)
-    result = CliRunner().invoke(cli, ["backfill", "hubspot"])
+    result = CliRunner().invoke(cli, ["backfill", "hubspot", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["reopened"] == 3
 
@@ -158,12 +158,12 @@ def test_dlq_replay_from_the_command_line_completes_a_dead_letter(
     sandbox.faults("hubspot")  # HubSpot is back
     for name, value in pipeline.env.items():
         monkeypatch.setenv(name, value)
-    result = CliRunner().invoke(cli, ["dlq", "replay", str(letter.id)])
+    result = CliRunner().invoke(cli, ["dlq", "replay", str(letter.id), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["replayed"][0]["systems"] == ["hubspot"]
 
     assert pipeline.wait_settled([registration_id]) == {registration_id: "synced"}
     assert not pipeline.open_dead_letters()
     assert_exactly_once(sandbox, {"member5@example.com"})
-    result = CliRunner().invoke(cli, ["dlq", "list", "--status", "replayed"])
+    result = CliRunner().invoke(cli, ["dlq", "list", "--status", "replayed", "--json"])
     assert [row["id"] for row in json.loads(result.output)] == [letter.id]
