@@ -42,10 +42,11 @@ def create_app(
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         SECRET_KEY=settings.signing_key,
         JSON_SORT_KEYS=False,
-        # A second layer behind the form's CSRF token; HTTPS-only cookies outside dev mode.
+        # A second layer behind the form's CSRF token; HTTPS-only cookies outside dev mode (and
+        # the plain-HTTP mode for a trusted local network, PLAIN_HTTP).
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SECURE=not settings.dev_mode,
+        SESSION_COOKIE_SECURE=settings.session_cookie_secure,
     )
     if test_config:
         flask_app.config.update(test_config)

@@ -364,6 +364,8 @@ def web_argv(port: int, workers: int = 2, threads: int = 8) -> list[str]:
         str(threads),
         "--log-level",
         "info",
+        # No control socket: its per-user default path is shared with every other gunicorn.
+        "--no-control-socket",
     ]
 
 

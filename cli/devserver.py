@@ -359,7 +359,7 @@ def process_argvs(settings: Settings) -> list[tuple[str, list[str]]]:
         ("beat", [python, "-m", "celery", "-A", "tasks.celery_app", "beat", "--loglevel", "INFO",
                   "--schedule", str((VAR / "celerybeat-schedule").resolve())]),
         ("web", [python, "-m", "gunicorn", "app.wsgi:application", "--bind", f"127.0.0.1:{settings.port}",
-                 "--workers", "1", "--threads", "16", "--access-logfile", "-",
+                 "--workers", "1", "--threads", "16", "--no-control-socket", "--access-logfile", "-",
                  "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(M)sms']),
         ("flower", [python, "-m", "cli.flower"]),
     ]  # fmt: skip

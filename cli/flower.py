@@ -1,9 +1,11 @@
 """`python -m cli.flower`: Flower for our Celery app, behind basic auth, with persistent state.
 
-Flower reads every `FLOWER_*` variable that names one of its own options (FLOWER_ADDRESS, say);
+Flower reads every `FLOWER_*` variable that names one of its own options (FLOWER_URL_PREFIX, say);
 the options below are passed on its command line, which wins over those, so auth cannot be
-switched off from the environment. The basic-auth check itself is ours (`guard_flower_login`):
-throttled like every other check of the ops login, and never a 500 on odd credentials.
+switched off from the environment. It listens on 127.0.0.1 unless FLOWER_ADDRESS names another
+address (docker-compose.yml: its container's interfaces, reached only through the proxy). The
+basic-auth check itself is ours (`guard_flower_login`): throttled like every other check of the
+ops login, and never a 500 on odd credentials.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from config.credentials import FailureThrottle, basic_credentials, credentials_m
 from config.settings import ConfigError, Settings, load_settings
 
 DEFAULT_DB = Path("var") / "flower.db"
+DEFAULT_ADDRESS = "127.0.0.1"
 # Flower keeps every task it has seen in memory (its default is 100 000); a registration makes four
 # tasks, so this holds the last few thousand registrations in a bounded amount of memory.
 DEFAULT_MAX_TASKS = 20_000
@@ -53,10 +56,9 @@ def flower_argv(settings: Settings, environ: Mapping[str, str] | None = None) ->
         f"--max_tasks={max_tasks}",
         f"--state_save_interval={STATE_SAVE_INTERVAL_MS}",
     ]
-    if settings.dev_mode and not env.get("FLOWER_ADDRESS"):
-        # Dev mode logs in with ops/ops: keep that off the network unless asked. In production
-        # Flower binds every interface (inside a container, the port mapping decides).
-        argv.append("--address=127.0.0.1")
+    # Loopback unless the deployment says where: Flower's login is basic auth, in clear over plain
+    # HTTP, so it is reached through a TLS proxy (or an SSH tunnel), never straight off the network.
+    argv.append(f"--address={env.get('FLOWER_ADDRESS') or DEFAULT_ADDRESS}")
     return argv
 
 

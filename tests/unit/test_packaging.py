@@ -106,12 +106,61 @@ def test_backing_services_have_healthchecks(name: str, probe: str) -> None:
     assert probe in " ".join(healthcheck["test"])
 
 
-def test_web_serves_gunicorn_on_8000_with_a_healthz_healthcheck() -> None:
+def test_web_serves_gunicorn_on_the_compose_network_only_with_a_readyz_healthcheck() -> None:
     web = _services()["web"]
-    assert web["command"][:2] == ["gunicorn", "app.wsgi:application"]
-    assert "0.0.0.0:8000" in web["command"]
-    assert any(str(port).endswith(":8000") for port in web["ports"])
-    assert "/healthz" in " ".join(web["healthcheck"]["test"])
+    command = web["command"]
+    assert command[:2] == ["gunicorn", "app.wsgi:application"]
+    assert command[command.index("--bind") + 1] == "0.0.0.0:8000"
+    assert "--no-control-socket" in command
+    assert "ports" not in web, "plain HTTP on a host port would bypass the proxy (and its TLS)"
+    assert "/readyz" in " ".join(web["healthcheck"]["test"])
+
+
+def test_only_the_proxy_has_host_ports() -> None:
+    published = {name for name, service in _services().items() if service.get("ports")}
+    assert published == {"proxy"}
+    ports = {str(port).split(":", 1)[0] for port in _services()["proxy"]["ports"]}
+    assert ports == {"80", "443"}
+
+
+def test_the_proxy_runs_the_repositorys_caddyfile_for_public_url() -> None:
+    proxy = _services()["proxy"]
+    assert re.fullmatch(r"caddy:2\.\d+(\.\d+)?-alpine", proxy["image"]), "a pinned Caddy release"
+    assert "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro" in proxy["volumes"]
+    assert any(volume.endswith(":/etc/caddy/certs:ro") for volume in proxy["volumes"])
+    assert any(volume.endswith(":/data") for volume in proxy["volumes"]), "certificates survive a restart"
+    environment = _environment(proxy)
+    assert environment["PUBLIC_URL"] == _environment(_services()["web"])["PUBLIC_URL"]
+    assert REQUIRED_FROM_HOST.fullmatch(environment["PUBLIC_URL"])
+    # The upstreams are the services and ports gunicorn and Flower listen on.
+    assert environment["WEB_UPSTREAM"] == "web:8000"
+    assert environment["FLOWER_UPSTREAM"] == f"flower:{_environment(_services()['flower'])['FLOWER_PORT']}"
+    assert environment["MAX_REQUEST_BYTES"] == f"${{MAX_REQUEST_BYTES:-{Settings.max_request_bytes}}}"
+    assert proxy["depends_on"]["web"]["condition"] == "service_healthy"
+
+
+def test_the_app_trusts_exactly_the_one_proxy_and_links_flower_through_it() -> None:
+    environment = _environment(_services()["web"])
+    assert environment["TRUSTED_PROXY_COUNT"] == "${TRUSTED_PROXY_COUNT:-1}"
+    assert environment["FLOWER_URL"] == "${PUBLIC_URL}/flower"
+    flower = _environment(_services()["flower"])
+    assert flower["FLOWER_URL_PREFIX"] == "flower"
+    assert flower["FLOWER_ADDRESS"] == "0.0.0.0", "its container's interfaces; the container has no host port"
+    assert "/flower/healthcheck" in " ".join(_services()["flower"]["healthcheck"]["test"])
+
+
+def test_caddyfile_serves_the_site_and_flower_with_the_apps_limits() -> None:
+    text = (ROOT / "deploy" / "Caddyfile").read_text()
+    assert re.search(r"^\{\$PUBLIC_URL\} \{$", text, re.MULTILINE), "the site address is PUBLIC_URL"
+    assert "admin off" in text
+    assert "handle /flower/* {" in text and "reverse_proxy {$FLOWER_UPSTREAM:flower:5555}" in text
+    assert "header_up X-Real-Ip {remote_host}" in text, "Flower's login throttle sees the real client"
+    assert "reverse_proxy {$WEB_UPSTREAM:web:8000}" in text
+    assert f"max_size {{$MAX_REQUEST_BYTES:{Settings.max_request_bytes}}}" in text
+    assert f"request_buffers {{$MAX_REQUEST_BYTES:{Settings.max_request_bytes}}}" in text
+    for timeout in ("read_header", "read_body", "write", "idle"):
+        assert re.search(rf"^\s+{timeout} \d+[sm]$", text, re.MULTILINE), timeout
+    assert not re.search(r"^\s+encode\b", text, re.MULTILINE), "no compression of pages with CSRF tokens"
 
 
 def test_flower_requires_auth_from_the_host_environment() -> None:
@@ -120,7 +169,6 @@ def test_flower_requires_auth_from_the_host_environment() -> None:
     environment = _environment(flower)
     for name in ("OPS_USERNAME", "OPS_PASSWORD"):
         assert re.fullmatch(rf"\$\{{{name}:\?[^}}]+\}}", environment[name]), f"{name} must be required"
-    assert any(str(port).endswith(":5555") for port in flower["ports"])
 
 
 def test_worker_scales_out_and_beat_runs_once() -> None:
@@ -182,25 +230,60 @@ def _compose_command() -> list[str] | None:
     return [standalone] if standalone else None
 
 
-def test_compose_config_validates_where_compose_exists(tmp_path: Path) -> None:
+def _env_example() -> dict[str, str]:
+    """The assignments of .env.example (comments and commented-out optional ones left out)."""
+    values = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, separator, value = line.partition("=")
+            assert separator and re.fullmatch(r"[A-Z][A-Z0-9_]*", name), f"not NAME=value: {line!r}"
+            values[name] = value
+    return values
+
+
+def _required_by_compose() -> set[str]:
+    return set(re.findall(r"\$\{([A-Z][A-Z0-9_]*):\?", (ROOT / "docker-compose.yml").read_text()))
+
+
+def test_env_example_names_every_required_variable_and_the_vendor_credentials() -> None:
+    example = _env_example()
+    assert _required_by_compose() <= set(example), sorted(_required_by_compose() - set(example))
+    credentials = {
+        "SHOPIFY_SHOP", "SHOPIFY_ACCESS_TOKEN", "SHOPIFY_WEBHOOK_SECRET", "SMAREGI_CONTRACT_ID",
+        "SMAREGI_CLIENT_ID", "SMAREGI_CLIENT_SECRET", "SMAREGI_WEBHOOK_TOKEN", "HUBSPOT_ACCESS_TOKEN",
+        "SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "MAIL_FROM", "TLS_CERTIFICATES",
+    }  # fmt: skip
+    assert credentials <= set(example), sorted(credentials - set(example))
+    unknown = set(example) - _settings_env_names() - {"POSTGRES_PASSWORD", "TLS_CERTIFICATES"}
+    assert not unknown, f".env.example sets names nothing reads: {sorted(unknown)}"
+    # A trailing slash would make the proxy's site address a path matcher for "/" alone.
+    assert re.fullmatch(r"https://[a-z0-9.-]+", example["PUBLIC_URL"]), example["PUBLIC_URL"]
+
+
+def test_env_example_placeholders_are_refused_by_every_process() -> None:
+    """Nobody runs production on the example's secrets: the settings refuse them at start."""
+    example = {name: value for name, value in _env_example().items() if name in _settings_env_names()}
+    with pytest.raises(ConfigError, match=r"OPS_PASSWORD|SECRET_KEY|MEMBER_CODE_KEY"):
+        Settings.from_env(environ={**example, "DATABASE_URL": "sqlite://"})
+    assert "change-me" in _env_example()["POSTGRES_PASSWORD"]
+
+
+def test_compose_config_validates_with_the_env_example_where_compose_exists(tmp_path: Path) -> None:
     command = _compose_command()
     if command is None:
         pytest.skip("neither the docker compose plugin nor docker-compose is installed")
-    env = {
-        **os.environ,
-        "POSTGRES_PASSWORD": "example",
-        "SECRET_KEY": "example",
-        "MEMBER_CODE_KEY": "example",
-        "OPS_USERNAME": "ops",
-        "OPS_PASSWORD": "example",
-    }
+    # Only .env.example's values: none of the compose file's variables from this machine.
+    inherited = {name: value for name, value in os.environ.items() if name not in _required_by_compose()}
     result = subprocess.run(
-        [*command, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
-        env=env,
+        [*command, "-f", str(ROOT / "docker-compose.yml"), "--project-directory", str(ROOT), "config"],
+        env={**inherited, **_env_example()},
         capture_output=True,
         text=True,
     )
     assert result.returncode == 0, result.stderr
+    rendered = yaml.safe_load(result.stdout)["services"]
+    assert rendered["proxy"]["environment"]["PUBLIC_URL"] == _env_example()["PUBLIC_URL"]
+    assert rendered["web"]["environment"]["FLOWER_URL"] == _env_example()["PUBLIC_URL"] + "/flower"
 
 
 # --- Procfile -----------------------------------------------------------------------------------
@@ -261,6 +344,7 @@ def test_procfile_lines_take_configuration_only_from_the_environment() -> None:
             assert literal not in command.lower(), f"{name} hard-codes {literal!r}"
     web = _expand(_procfile()["web"], PORT="9123", WEB_CONCURRENCY="3", GUNICORN_THREADS="7")
     assert web[web.index("--bind") + 1] == "0.0.0.0:9123"
+    assert "--no-control-socket" in web, "gunicorn's default control socket is shared per user"
     assert web[web.index("--workers") + 1] == "3"
     assert web[web.index("--threads") + 1] == "7"
     worker = _expand(_procfile()["worker"], CELERY_WORKER_CONCURRENCY="33")
@@ -329,6 +413,34 @@ def test_dockerignore_keeps_local_state_out_of_the_image() -> None:
     assert {"sandbox", "benchmarks"} <= ignored, "the development harness stays out of the build context"
 
 
+def test_every_gunicorn_we_start_opens_no_control_socket() -> None:
+    """gunicorn 25.1+ opens a control socket at a per-user default path: a second gunicorn of the same
+    user (dev beside a test run, two deployments) would take it over and remove it when it stops."""
+    from benchmarks.pipeline import web_argv
+    from cli.devserver import process_argvs
+
+    dev_web = dict(process_argvs(_dev_settings()))["web"]
+    assert "gunicorn" in dev_web and "--no-control-socket" in dev_web
+    assert "--no-control-socket" in web_argv(8000)
+    assert "--no-control-socket" in _expand(_procfile()["web"])
+    assert "--no-control-socket" in _services()["web"]["command"]
+    (cmd,) = [line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD ")]
+    assert "exec gunicorn " in cmd and "--no-control-socket" in cmd
+
+
+def test_gunicorn_is_bounded_to_the_releases_that_have_the_flag() -> None:
+    from packaging.requirements import Requirement
+
+    (spec,) = [
+        Requirement(line)
+        for line in _pyproject(ROOT / "pyproject.toml")["project"]["dependencies"]
+        if Requirement(line).name == "gunicorn"
+    ]
+    assert "25.0" not in spec.specifier, "--no-control-socket came with 25.1"
+    assert any(clause.operator == "<" for clause in spec.specifier), "the next major is untested"
+    assert importlib.metadata.version("gunicorn") in spec.specifier
+
+
 def test_ci_run_is_executable_strict_bash_that_runs_make_test() -> None:
     script = ROOT / ".ci" / "run"
     assert script.stat().st_mode & stat.S_IXUSR
@@ -337,6 +449,8 @@ def test_ci_run_is_executable_strict_bash_that_runs_make_test() -> None:
     assert "set -euo pipefail" in text
     assert re.search(r"^exec make test$", text, re.MULTILINE)
     assert 'export TEST_DATABASE_URL="postgresql+psycopg://postgres@' in text
+    # The edge test runs deploy/Caddyfile in Debian's caddy, installed like chromium when missing.
+    assert "command -v caddy >/dev/null || missing+=(caddy)" in text
     assert "export TEST_REDIS_URL=" in text
     # The suite picks its own Redis database; a REDIS_URL from CI would override that choice.
     assert not re.search(r"export REDIS_URL\b", text)
@@ -553,7 +667,7 @@ def test_flower_argv_in_dev_mode_uses_the_dev_login_and_persists_under_var() -> 
     assert f"--max_tasks={DEFAULT_MAX_TASKS}" in argv
     assert DEFAULT_MAX_TASKS < 100_000, "below Flower's own default, which is unbounded in practice"
     assert "--address=127.0.0.1" in argv, "the dev login stays on loopback"
-    assert "--address=127.0.0.1" not in flower_argv(_dev_settings(), environ={"FLOWER_ADDRESS": "0.0.0.0"})
+    assert "--address=0.0.0.0" in flower_argv(_dev_settings(), environ={"FLOWER_ADDRESS": "0.0.0.0"})
 
 
 def test_flower_argv_takes_port_db_credentials_and_bound_from_the_environment() -> None:
@@ -570,7 +684,11 @@ def test_flower_argv_takes_port_db_credentials_and_bound_from_the_environment() 
     assert "--basic_auth=watcher:s3cr:et-Vq8#zK2w" in argv
     assert "--db=/data/flower.db" in argv
     assert "--max_tasks=500" in argv
-    assert not any(arg.startswith("--address") for arg in argv), "production binds every interface"
+    assert [arg for arg in argv if arg.startswith("--address")] == ["--address=127.0.0.1"], (
+        "loopback unless the deployment says where (FLOWER_ADDRESS)"
+    )
+    bound = flower_argv(settings, environ={"FLOWER_ADDRESS": "10.0.0.7"})
+    assert [arg for arg in bound if arg.startswith("--address")] == ["--address=10.0.0.7"]
 
 
 def test_flower_refuses_to_start_without_credentials_outside_dev_mode() -> None:
