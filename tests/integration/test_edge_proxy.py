@@ -2,15 +2,17 @@
 the test, in front of the Procfile's gunicorn web in production mode (Secure cookies, CSRF,
 TRUSTED_PROXY_COUNT=1), driven by a real browser.
 
-The form registers and the console signs in over HTTPS through the proxy; plain HTTP is redirected;
-a body over the app's limit stops at the proxy; a client that trickles its body holds the proxy,
-never gunicorn's only thread; and a client cannot choose its own address for the rate limit.
+The form registers and the console signs in over HTTPS through the proxy; Flower answers under
+/flower/ behind its login, as docker-compose.yml serves it; plain HTTP is redirected; a body over the
+app's limit stops at the proxy; a client that trickles its body holds the proxy, never gunicorn's only
+thread; and a client cannot choose its own address for the rate limit.
 
 Debian's caddy (CI installs it in .ci/run) and chromium; skipped where either is missing locally.
 """
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -117,16 +119,20 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def wait_until_served(edge: Edge, processes: dict[str, tuple[subprocess.Popen[bytes], Path]]) -> None:
-    """Until /healthz answers through the proxy (gunicorn binds before its worker built the app)."""
+    """Until gunicorn and Flower answer through the proxy (each binds before it is ready)."""
     deadline = time.monotonic() + START_SECONDS
+    waiting = ["/healthz", "/flower/healthcheck"]
     while True:
         for name, (process, log) in processes.items():
             assert process.poll() is None, f"{name} exited:\n{log.read_text()}"
         try:
             connection = edge.connection()
-            connection.request("GET", "/healthz")
+            connection.request("GET", waiting[0])
             if connection.getresponse().status == 200:
-                return
+                waiting.pop(0)
+                if not waiting:
+                    return
+                continue
         except OSError:
             pass
         assert time.monotonic() < deadline, "\n".join(log.read_text() for _, log in processes.values())
@@ -144,7 +150,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[E
     database.upgrade()
     redis.Redis.from_url(redis_url).flushdb()
 
-    https_port, http_port, web_port = free_port(), free_port(), free_port()
+    https_port, http_port, web_port, flower_port = free_port(), free_port(), free_port(), free_port()
     public_url = f"https://localhost:{https_port}"
     # The Procfile's web line, as a process manager expands it: one worker with one thread, so a
     # request that held it would show; on loopback rather than every interface.
@@ -160,6 +166,15 @@ def edge(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[E
         "TRUSTED_PROXY_COUNT": "1",  # as docker-compose.yml sets it behind its one proxy
     }
     web_env.pop("CELERY_BROKER_URL", None)
+    # Flower as docker-compose.yml runs it, on loopback here (the default) instead of its container's
+    # interfaces: under /flower/, the client address taken from the proxy's X-Real-Ip.
+    flower_env = {
+        **{name: value for name, value in web_env.items() if not name.startswith("FLOWER_")},
+        "FLOWER_PORT": str(flower_port),
+        "FLOWER_DB": str(folder / "flower.db"),
+        "FLOWER_URL_PREFIX": "flower",
+        "FLOWER_XHEADERS": "true",
+    }
     caddy_env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(folder),
@@ -171,13 +186,17 @@ def edge(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[E
         "CADDY_HTTP_PORT": str(http_port),
         "CADDY_HTTPS_PORT": str(https_port),
         "WEB_UPSTREAM": f"127.0.0.1:{web_port}",
-        "FLOWER_UPSTREAM": f"127.0.0.1:{free_port()}",
+        "FLOWER_UPSTREAM": f"127.0.0.1:{flower_port}",
     }
     if caddy_version(caddy) < CURRENT_BUFFERING_SINCE:
         caddy_env["CADDY_REQUEST_BUFFERING"] = "legacy"
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     processes = {
         "gunicorn": (start([gunicorn, *web[1:]], web_env, folder, folder / "web.log"), folder / "web.log"),
+        "flower": (
+            start([sys.executable, "-m", "cli.flower"], flower_env, folder, folder / "flower.log"),
+            folder / "flower.log",
+        ),
         "caddy": (
             start([caddy, "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"], caddy_env, folder,
                   folder / "caddy.log"),
@@ -227,6 +246,24 @@ def test_the_form_registers_and_the_console_signs_in_over_https_through_the_prox
         cookies = context.cookies(edge.url)
         assert cookies and all(cookie["secure"] for cookie in cookies), cookies
         context.close()
+
+
+def test_flower_answers_under_flower_behind_its_login(edge: Edge) -> None:
+    connection = edge.connection()
+    connection.request("GET", "/flower")
+    answer = connection.getresponse()
+    answer.read()
+    assert (answer.status, answer.getheader("Location")) == (302, "/flower/")
+    connection.request("GET", "/flower/")
+    answer = connection.getresponse()
+    answer.read()
+    assert answer.status == 401
+    token = base64.b64encode(f"{OPS_USERNAME}:{OPS_PASSWORD}".encode()).decode()
+    connection.request("GET", "/flower/", headers={"Authorization": f"Basic {token}"})
+    answer = connection.getresponse()
+    page = answer.read().decode()
+    assert answer.status == 200
+    assert "/flower/static/" in page, "Flower's own links carry the prefix the proxy serves it under"
 
 
 def test_plain_http_is_redirected_to_https(edge: Edge) -> None:
