@@ -1,4 +1,8 @@
-"""Seeded, thread-safe fault injection shared by every emulator (configured by POST /_sandbox/faults)."""
+"""Seeded, thread-safe fault injection shared by every emulator (configured by POST /_sandbox/faults).
+
+`ttl_seconds` makes a configuration clear itself after that long (the faults, and an emulator's own
+refusals through `on_expiry`), so a fault switched on beside a running `make dev` cannot be left on.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,13 @@ import enum
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 RATE_FIELDS = ("error_rate", "throttle_rate", "timeout_after_commit_rate")
 INT_FIELDS = ("latency_ms", "seed")
+TTL_FIELD = "ttl_seconds"
 
 # How long a timeout-after-commit request hangs at most when nobody releases it. Far beyond any sane
 # client timeout, yet finite so a forgotten fault cannot hold a thread forever.
@@ -39,13 +45,15 @@ class FaultConfig:
     timeout_after_commit_rate: float = 0.0
     latency_ms: int = 0
     seed: int | None = None
+    # Seconds after which the injector clears this configuration by itself; None: until changed.
+    ttl_seconds: float | None = None
 
     @classmethod
     def parse(cls, body: Any) -> FaultConfig:
         """Validate a faults body; `{}` means no faults. Raises FaultConfigError with a readable reason."""
         if not isinstance(body, dict):
             raise FaultConfigError("faults body must be a JSON object")
-        unknown = sorted(set(body) - set(RATE_FIELDS) - set(INT_FIELDS))
+        unknown = sorted(set(body) - set(RATE_FIELDS) - set(INT_FIELDS) - {TTL_FIELD})
         if unknown:
             raise FaultConfigError(f"unknown fault field(s): {', '.join(unknown)}")
         values: dict[str, Any] = {}
@@ -63,6 +71,11 @@ class FaultConfig:
                 if name == "latency_ms" and number < 0:
                     raise FaultConfigError("latency_ms must not be negative")
                 values[name] = number
+        ttl = body.get(TTL_FIELD)
+        if ttl is not None:
+            if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0:
+                raise FaultConfigError(f"{TTL_FIELD} must be a positive number of seconds")
+            values[TTL_FIELD] = float(ttl)
         return cls(**values)
 
     def as_json(self) -> dict[str, Any]:
@@ -79,6 +92,8 @@ class FaultInjector:
         self._config = FaultConfig()
         self._random = random.Random()
         self._release = threading.Event()
+        self._expiry: threading.Timer | None = None
+        self._expiry_listeners: list[Callable[[], None]] = []
 
     @property
     def config(self) -> FaultConfig:
@@ -86,11 +101,36 @@ class FaultInjector:
         return self._config
 
     def configure(self, config: FaultConfig) -> None:
-        """Apply a new configuration; the random sequence restarts from its seed."""
+        """Apply a new configuration; the random sequence restarts from its seed. One with
+        `ttl_seconds` is cleared that many seconds later unless another replaced it first."""
         with self._lock:
             self._config = config
             self._random = random.Random(config.seed)
+            if self._expiry is not None:
+                self._expiry.cancel()
+            self._expiry = None
+            if config.ttl_seconds is not None:
+                self._expiry = threading.Timer(config.ttl_seconds, self._expire, args=(config,))
+                self._expiry.daemon = True
+                self._expiry.start()
         self.release()
+
+    def on_expiry(self, listener: Callable[[], None]) -> None:
+        """Call `listener` when a configuration's `ttl_seconds` ran out (an emulator's own refusals)."""
+        with self._lock:
+            self._expiry_listeners.append(listener)
+
+    def _expire(self, config: FaultConfig) -> None:
+        with self._lock:
+            if self._config is not config:
+                return  # replaced meanwhile: the new configuration has its own life
+            self._config = FaultConfig()
+            self._random = random.Random()
+            self._expiry = None
+            listeners = list(self._expiry_listeners)
+        self.release()
+        for listener in listeners:
+            listener()
 
     def clear(self) -> None:
         """No faults from now on, and let any held request go."""

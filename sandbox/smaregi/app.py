@@ -1,7 +1,7 @@
 """The Flask app emulating Smaregi's token endpoint and POS customers API (problem-details errors).
 
 Beyond the shared /_sandbox/ controls, POST /_sandbox/faults takes two Smaregi refusals (kept until
-reset or a body without them):
+reset, a body without them, or the body's `ttl_seconds` running out):
 
     "required_fields": ["entryDate", ...]   the contract makes these member fields required
                                             (会員必須項目設定): a create without them is 400
@@ -193,6 +193,10 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
         pattern = refusals.faulted_paths
         return not path.startswith("/_sandbox/") and (pattern is None or pattern.search(path) is not None)
 
+    def refusals_expired() -> None:
+        nonlocal refusals
+        refusals = Refusals()
+
     controls = install_controls(
         app,
         state=lambda: {
@@ -207,6 +211,7 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
         render_error=lambda: problem(500, "Internal Server Error", "The sandbox injected a server error."),
         faultable=lambda api_request: faulted(api_request.path),
     )
+    controls.faults.on_expiry(refusals_expired)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

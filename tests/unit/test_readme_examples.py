@@ -1,7 +1,7 @@
 """The README's shell examples are safe to run beside a running `make dev`, and run as typed.
 
 Parsed from README.md itself: every fault an example switches on is switched off later in the same
-block, nothing resets a store or drops the caught mail, writes use test addresses of their own, and a
+block and carries a `ttl_seconds` (cleared by the emulator should that never run), nothing resets a store or drops the caught mail, writes use test addresses of their own, and a
 `membersync` command is typed as `.venv/bin/membersync` (not on PATH unless the venv is active).
 """
 
@@ -52,6 +52,7 @@ def test_every_fault_an_example_sets_is_cleared_later_in_its_block() -> None:
                     if f"127.0.0.1:{port.group(1)}/_sandbox/faults" in later and "-d '{}'" in later
                 ]
                 assert cleared, f"fault left on: {command}"
+                assert '"ttl_seconds"' in command, f"a fault without its safety net: {command}"
             if "/_sandbox/validation-rules" in command and "-X POST" in command:
                 assert any(
                     "-X DELETE" in later and "/_sandbox/validation-rules" in later
