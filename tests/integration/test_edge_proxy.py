@@ -266,6 +266,13 @@ def test_flower_answers_under_flower_behind_its_login(edge: Edge) -> None:
     assert "/flower/static/" in page, "Flower's own links carry the prefix the proxy serves it under"
 
 
+def test_readiness_with_the_vendors_checks_stays_on_the_internal_network(edge: Edge) -> None:
+    connection = edge.connection()
+    connection.request("GET", "/readyz")
+    answer = connection.getresponse()
+    assert (answer.status, answer.read()) == (404, b"")
+
+
 def test_plain_http_is_redirected_to_https(edge: Edge) -> None:
     connection = http.client.HTTPConnection("localhost", edge.http_port, timeout=10)
     connection.request("GET", "/ops/")
@@ -296,7 +303,7 @@ def test_a_client_trickling_its_body_never_holds_gunicorns_thread(edge: Edge) ->
         time.sleep(0.5)  # the proxy has the headers and part of the body; the rest never comes
         began = time.monotonic()
         connection = edge.connection()
-        connection.request("GET", "/readyz")
+        connection.request("GET", "/healthz")
         assert connection.getresponse().status == 200
         # Had the proxy passed the request on, gunicorn's one thread would wait for the body (up
         # to the proxy's 30 s body timeout) before it could answer anyone else.
