@@ -6,9 +6,10 @@ the dead letter's status as the database has it now, a link to it in the ops con
 it is open, a "Re-run" button. The button POSTs (with Tornado's XSRF token, the same-origin checks
 Flower makes, and the ops login of Flower's basic auth) to our handler, which applies
 `membersync.replay` with the dead letter's id and the signed-in operator (audited as via Flower).
-Once the dead letter is replayed or resolved the panel says so instead of offering the button, so
-an operator looking at Flower sees which failures are closed: the database decides, not Flower's
-own task history (which never forgets a FAILURE).
+Once the dead letter is replayed or resolved the panel says so instead of offering the button, and
+Flower's task list shows the failure as "FAILURE (replayed)" (or resolved, discarded) rather than as
+an open FAILURE: the database decides what is open, not Flower's own task history (which never
+forgets a FAILURE).
 
 The console path in every failure message (`/ops/dead-letters/<id>`) becomes a link too.
 
@@ -64,13 +65,49 @@ class LetterState:
 
 def failed_dead_letter(task: Any) -> int | None:
     """The dead letter a failed `membersync.*` task names in its failure, else None."""
-    if not str(getattr(task, "name", "") or "").startswith("membersync.") or task.state != "FAILURE":
+    return named_dead_letter(
+        getattr(task, "name", None),
+        getattr(task, "state", None),
+        getattr(task, "exception", None),
+        getattr(task, "result", None),
+    )
+
+
+def named_dead_letter(name: Any, state: Any, *texts: Any) -> int | None:
+    """The dead letter a failed `membersync.*` task's failure texts name, else None."""
+    if not str(name or "").startswith("membersync.") or state != "FAILURE":
         return None
-    for text in (getattr(task, "exception", None), getattr(task, "result", None)):
+    for text in texts:
         match = DEAD_LETTER_IN_MESSAGE.search(str(text or ""))
         if match:
             return int(match.group(1))
     return None
+
+
+def mark_closed_failures(rows: list[dict[str, Any]], database: Database) -> None:
+    """In Flower's task list rows: a failure whose dead letter is closed (replayed, resolved or
+    discarded) shows as "FAILURE (replayed)" and so on, no longer as an open FAILURE."""
+    named = {
+        index: letter
+        for index, row in enumerate(rows)
+        if (
+            letter := named_dead_letter(
+                row.get("name"), row.get("state"), row.get("exception"), row.get("result")
+            )
+        )
+        is not None
+    }
+    if not named:
+        return
+    with database.session() as session:
+        rows_found = session.execute(
+            select(DeadLetter.id, DeadLetter.status).where(DeadLetter.id.in_(set(named.values())))
+        )
+        statuses = {letter_id: status for letter_id, status in rows_found}
+    for index, letter in named.items():
+        status = statuses.get(letter)
+        if status is not None and status != DeadLetterStatus.OPEN:
+            rows[index]["state"] = f"FAILURE ({status})"
 
 
 def letter_state(database: Database, dead_letter_id: int) -> LetterState:
@@ -153,7 +190,7 @@ def install(console_url: str) -> bool:
     from flower import urls
     from flower.utils.tasks import get_task_by_id
     from flower.views import BaseHandler
-    from flower.views.tasks import TaskView
+    from flower.views.tasks import TasksDataTable, TaskView
     from tornado import web
     from tornado.ioloop import IOLoop
 
@@ -217,13 +254,26 @@ def install(console_url: str) -> bool:
             log.info("flower: %s re-ran dead letter #%s as task %s", operator, letter, sent.id)
             self.redirect(f"{self.reverse_url('task', task_id)}?rerun={sent.id}")
 
-    for index, handler in enumerate(urls.handlers):
-        if isinstance(handler, web.url) and handler.name == "task":
-            urls.handlers[index] = web.url(handler.regex.pattern, RerunTaskView, name="task")
-            break
-    else:
-        log.warning("Flower's task page route is missing: Flower runs without the re-run button")
+    class ClosedFailuresDataTable(TasksDataTable):
+        """Flower's task list, with failures whose dead letter is closed marked so."""
+
+        def write(self, chunk: Any) -> None:
+            if isinstance(chunk, dict) and isinstance(chunk.get("data"), list):
+                mark_closed_failures(chunk["data"], self.application.capp.membersync.database)
+            super().write(chunk)
+
+    routes = {
+        ("task" if handler.name == "task" else "datatable"): index
+        for index, handler in enumerate(urls.handlers)
+        if isinstance(handler, web.url)
+        and (handler.name == "task" or handler.handler_class is TasksDataTable)
+    }
+    if set(routes) != {"task", "datatable"}:
+        log.warning("Flower's task routes are not as expected: Flower runs without the re-run button")
         return False
+    task_route, table_route = urls.handlers[routes["task"]], urls.handlers[routes["datatable"]]
+    urls.handlers[routes["task"]] = web.url(task_route.regex.pattern, RerunTaskView, name="task")
+    urls.handlers[routes["datatable"]] = web.url(table_route.regex.pattern, ClosedFailuresDataTable)
     # Before Flower's catch-all 404 (the last route).
     urls.handlers.insert(
         len(urls.handlers) - 1, web.url(r"/membersync/rerun/(.+)", RerunHandler, name=RERUN_ROUTE)

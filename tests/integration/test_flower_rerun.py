@@ -156,9 +156,13 @@ def test_an_operator_reruns_a_failed_step_from_flower(
             time.sleep(0.3)
         page.goto(f"{flower}/task/{task_id}")
         # Closed: no button any more, the dead letter's status and the registration's instead.
-        assert page.inner_text("#membersync-letter-status") in {"replayed", "resolved"}
+        closed = page.inner_text("#membersync-letter-status")
+        assert closed in {"replayed", "resolved"}
         assert page.inner_text("#membersync-registration-status") == "synced"
         assert page.locator("#membersync-rerun-button").count() == 0
+        # Flower's task list no longer shows it as an open FAILURE.
+        page.goto(f"{flower}/tasks")
+        page.wait_for_selector(f"text=FAILURE ({closed})")
 
         # A forged post without the page's XSRF token is refused, even with the ops login.
         answer = context.request.post(f"{flower}/membersync/rerun/{task_id}")
