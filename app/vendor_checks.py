@@ -16,8 +16,8 @@ from datetime import datetime
 
 from flask import current_app
 
-from cli.check import FAILED, Outcome, check_all
 from config.settings import Settings
+from connectors.checks import FAILED, Outcome, check_all
 from registrations.models import utcnow
 
 # How long a result is good for: credentials change rarely, and every check spends rate budget.
