@@ -64,6 +64,19 @@ JAPANESE: Mapping[str, str] = {
     ),
     "Username": "ユーザー名",
     "Password": "パスワード",
+    # Overview: sync health
+    "Sync health": "同期の状態",
+    "Over the last": "期間:",
+    "Vendor": "連携先",
+    "Credentials and scopes": "認証情報と権限",
+    "Last successful call": "最後に成功した呼び出し",
+    "Succeeded": "成功",
+    "Error rate": "エラー率",
+    "What to do": "対処方法",
+    "checking…": "確認中…",
+    "The credentials check is still running: reload in a moment.": (
+        "認証情報の確認を実行中です。しばらくしてから再読み込みしてください。"
+    ),
     # Overview
     "Registrations by status": "ステータス別の登録数",
     "Status": "ステータス",

@@ -82,7 +82,7 @@ def test_overview_says_unavailable_when_broker_and_redis_do_not_answer(
     client = create_app(settings, database=database).test_client()
     assert sign_in(client, "ops", "ops").status_code == 303
     started = time.monotonic()
-    html = client.get("/ops/").text
+    html = client.get("/ops/", headers={"Accept-Language": "en"}).text
     assert time.monotonic() - started < 5
     assert "Unavailable: the broker did not answer." in html
     assert "Unavailable: Redis did not answer." in html
