@@ -153,5 +153,19 @@ def test_an_operator_replays_a_dead_letter_and_sees_the_registration_synced(
     assert page.inner_text("#step-hubspot td:nth-of-type(1)") == "succeeded"
     screenshot(page, tmp_path, "registration")
 
+    # Find the person again as staff ask: by the member number on the card, by the id prefix a list shows.
+    member_number = page.inner_text("#member-number")
+    assert member_number.isdigit() and len(member_number) == 16
+    for typed in (member_number, f"{registration_id[:8]}…"):
+        page.click("nav >> text=Find a person")
+        page.fill("#q", typed)
+        page.click("button:has-text('Search')")
+        assert page.url == f"{console_url}/ops/registrations/{registration_id}", typed
+
     page.click("nav >> text=Audit trail")
     assert page.inner_text("#audit tbody tr:first-child").split("\t")[1:3] == [USERNAME, "replay"]
+
+    page.click("text=日本語")  # the language switch, remembered for the next pages
+    assert page.get_attribute("html", "lang") == "ja"
+    page.click("nav >> text=会員検索")
+    assert page.get_attribute("html", "lang") == "ja" and page.is_visible("text=会員番号")
