@@ -246,13 +246,38 @@ def _celery() -> Any:
     return create_celery_app(settings, Database.from_settings(settings), fail_fast=True)
 
 
+def _operator_option(function: Any) -> Any:
+    """`--operator NAME`: who acts, for the audit trail (default: the OS user running the command)."""
+    return click.option(
+        "--operator",
+        default=None,
+        metavar="NAME",
+        help="Who does this, for the ops audit trail (default: your OS user name).",
+    )(function)
+
+
+def _cli_actor(operator: str | None) -> Any:
+    """The audit trail's actor of a `membersync dlq` command: `--operator`, else the OS user."""
+    import getpass
+
+    from registrations.audit import CLI, Actor
+
+    if not operator:
+        try:
+            operator = getpass.getuser()
+        except (KeyError, OSError):  # no name for this uid (a bare container)
+            operator = "unknown"
+    return Actor(operator.strip()[:64] or "unknown", CLI)
+
+
 @dlq.command("replay")
 @click.argument("dead_letter_id", required=False)
 @click.option("--all", "replay_all", is_flag=True, help="Replay every open dead letter.")
+@_operator_option
 @json_option
-def dlq_replay(dead_letter_id: str | None, replay_all: bool) -> None:
+def dlq_replay(dead_letter_id: str | None, replay_all: bool, operator: str | None) -> None:
     """Re-run the chain from the failed step (ID: a dead-letter id or a registration id)."""
-    from registrations.dead_letters import DeadLetters, NothingToReplay
+    from registrations.dead_letters import DeadLetters, NothingToReplay, Pacer, replay_rate
 
     if replay_all == (dead_letter_id is not None):
         raise click.UsageError("give either a DEAD_LETTER_ID or --all")
@@ -262,8 +287,13 @@ def dlq_replay(dead_letter_id: str | None, replay_all: bool) -> None:
     # change's task goes to the same broker (or, when it does not answer, the change sweep sends it).
     celery = _celery()
     letters = DeadLetters(
-        celery.membersync.database, queue_change=lambda change_id: queue_change(celery, change_id)
+        celery.membersync.database,
+        queue_change=lambda change_id: queue_change(celery, change_id),
+        actor=_cli_actor(operator),
     )
+    # --all is paced by the vendors' rate budgets: a burst would defer the replayed steps past their
+    # time budget and dead-letter them again.
+    pacer = Pacer(replay_rate(celery.membersync.settings)) if replay_all else None
     targets = (
         [*letters.open_registrations(), *map(str, letters.open_change_letters())]
         if replay_all
@@ -273,11 +303,15 @@ def dlq_replay(dead_letter_id: str | None, replay_all: bool) -> None:
     unpublished: list[dict[str, Any]] = []
     progress = Progress("replaying", len(targets), every=10) if replay_all else None
     for target in targets:
+        if pacer is not None:
+            pacer.wait()
         if progress is not None:
             progress.advance()
         try:
             outcome = letters.replay(target)
         except NothingToReplay:
+            if replay_all:
+                continue  # closed since it was listed (a later success resolved it, another operator)
             raise click.ClickException(f"no open dead letter for {target}") from None
         entry: dict[str, Any] = {"registration_id": outcome.registration_id, "systems": list(outcome.systems)}
         if outcome.change_id is not None:
@@ -298,13 +332,14 @@ def dlq_replay(dead_letter_id: str | None, replay_all: bool) -> None:
 @dlq.command("discard")
 @click.argument("dead_letter_id", type=int)
 @click.option("--note", default=None, help="Why it needs nothing more (kept on the dead letter).")
+@_operator_option
 @json_option
-def dlq_discard(dead_letter_id: int, note: str | None) -> None:
+def dlq_discard(dead_letter_id: int, note: str | None, operator: str | None) -> None:
     """Close a dead letter without replaying it."""
     from registrations.dead_letters import DeadLetters, NotOpen
 
     try:
-        letter = DeadLetters(_database()).discard(dead_letter_id, note=note)
+        letter = DeadLetters(_database(), actor=_cli_actor(operator)).discard(dead_letter_id, note=note)
     except NotOpen:
         raise click.ClickException(f"no open dead letter {dead_letter_id}") from None
     emit(_dead_letter_document(letter), views.dead_letter_text)
@@ -313,16 +348,40 @@ def dlq_discard(dead_letter_id: int, note: str | None) -> None:
 @dlq.command("resolve")
 @click.argument("dead_letter_id", type=int)
 @click.option("--note", required=True, help="What was done by hand instead (kept on the dead letter).")
+@_operator_option
 @json_option
-def dlq_resolve(dead_letter_id: int, note: str) -> None:
+def dlq_resolve(dead_letter_id: int, note: str, operator: str | None) -> None:
     """Close a dead letter whose work was done by hand (in the vendor's own tool); nothing is run."""
     from registrations.dead_letters import DeadLetters, NotOpen
 
     try:
-        letter = DeadLetters(_database()).resolve(dead_letter_id, note=note)
+        letter = DeadLetters(_database(), actor=_cli_actor(operator)).resolve(dead_letter_id, note=note)
     except NotOpen:
         raise click.ClickException(f"no open dead letter {dead_letter_id}") from None
     emit(_dead_letter_document(letter), views.dead_letter_text)
+
+
+@main.group("ops-user")
+def ops_user() -> None:
+    """Named operator accounts of the ops console (OPS_USERS / OPS_USERS_FILE)."""
+
+
+@ops_user.command("hash")
+@click.argument("name")
+@click.password_option(help="The operator's password (asked twice when not given).")
+def ops_user_hash(name: str, password: str) -> None:
+    """Print a `NAME:hash` line for OPS_USERS (comma-separated) or OPS_USERS_FILE (one a line)."""
+    from config.operators import hash_password, parse_operators
+    from config.secret_strength import password_weakness
+
+    if reason := password_weakness(password, name):
+        raise click.ClickException(f"the password {reason}: choose a long random one (12+ characters)")
+    line = f"{name}:{hash_password(password)}"
+    try:
+        parse_operators(line, source="the name")
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(line)
 
 
 @main.command()

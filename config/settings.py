@@ -304,6 +304,10 @@ class Settings:
 
     ops_username: str | None = setting("OPS_USERNAME", _optional_str, None)
     ops_password: Secret = setting("OPS_PASSWORD", _secret, Secret(""), secret=True)
+    # Named console accounts, each with its own password (config/operators.py): "name:hash" pairs
+    # separated by commas, and/or a file of such lines; `membersync ops-user hash NAME` makes a hash.
+    ops_users: Secret = setting("OPS_USERS", _secret, Secret(""), secret=True)
+    ops_users_file: str | None = setting("OPS_USERS_FILE", _optional_str, None)
     ops_alert_email: str | None = setting("OPS_ALERT_EMAIL", _email_or_none, None)
     # The web service as the registrant's browser reaches it: the base of the confirmation and
     # unsubscribe links in the mails the worker sends.

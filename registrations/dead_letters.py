@@ -257,6 +257,31 @@ class Progress:
     not_open: int
 
 
+class Pacer:
+    """Spaces calls `per_second` apart from the first: call `wait()` before each."""
+
+    def __init__(
+        self,
+        per_second: float,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_second = per_second
+        self.sleep = sleep
+        self.clock = clock
+        self.count = 0
+        self.started: float | None = None
+
+    def wait(self) -> None:
+        if self.started is None:
+            self.started = self.clock()
+        delay = self.started + self.count / self.per_second - self.clock()
+        if delay > 0:
+            self.sleep(delay)
+        self.count += 1
+
+
 def replay_rate(settings: Settings) -> float:
     """Registrations a bulk replay starts per second: a share of the slowest vendor budget, so the
     replayed steps are not deferred past their time budget and dead-lettered again."""
@@ -326,11 +351,9 @@ class DeadLetters:
         replayed: list[Replayed] = []
         not_open: list[int] = []
         missed = 0
-        started = clock()
+        pacer = Pacer(per_second, sleep=sleep, clock=clock)
         for index, target in enumerate(targets):
-            wait = started + index / per_second - clock()
-            if wait > 0:
-                sleep(wait)
+            pacer.wait()
             try:
                 replayed.append(self.replay(target))
             except NothingToReplay:  # closed since it was listed (another operator, a later success)

@@ -1,5 +1,7 @@
-"""Signing in to the ops console: OPS_USERNAME / OPS_PASSWORD, compared in constant time; a session
-opened on the server (`app.ops.sessions`) whose id the signed cookie carries. Every check of the ops
+"""Signing in to the ops console: a named operator (OPS_USERS / OPS_USERS_FILE, each with their own
+password hash, `config.operators`) or the shared OPS_USERNAME / OPS_PASSWORD, compared in constant
+time; a session opened on the server (`app.ops.sessions`) whose id the signed cookie carries. The
+name signed in with is the operator the audit trail records. Every check of the ops
 credentials (the console's sign-in, `/metrics`) goes through the failure throttle of
 `config.credentials`, per client address and per username, shared with Flower through Redis."""
 
@@ -9,6 +11,7 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Mapping
 
 from flask import Flask, current_app, g, request, session
 
@@ -16,6 +19,7 @@ from app.ops.sessions import SessionRegistry, SessionStoreUnavailable
 from app.services import services
 from config import credentials
 from config.credentials import FailureThrottle, Verdict
+from config.operators import load_operators, operator_matches
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,18 +36,29 @@ OUTAGE_SESSION_SECONDS = 15 * 60
 OUTAGE_KEY = "ops_outage_session"
 THROTTLE_EXTENSION = "membersync_auth_throttle"
 SESSIONS_EXTENSION = "membersync_ops_sessions"
+OPERATORS_EXTENSION = "membersync_ops_operators"
 
 
 def init_app(flask_app: Flask, settings: Settings) -> None:
-    """One throttle and one session registry per app, on the Redis every process shares."""
+    """One throttle and one session registry per app, on the Redis every process shares, and the
+    named operators (a malformed OPS_USERS or OPS_USERS_FILE refuses to start: ConfigError)."""
     flask_app.extensions[THROTTLE_EXTENSION] = FailureThrottle.from_settings(settings)
     flask_app.extensions[SESSIONS_EXTENSION] = SessionRegistry.from_settings(settings)
+    flask_app.extensions[OPERATORS_EXTENSION] = load_operators(settings)
 
 
 def credentials_match(username: str, password: str) -> bool:
-    """True when both equal the configured ops credentials; the time taken reveals neither."""
+    """True when the pair is a named operator's or the shared ops login; both are always checked,
+    so the time taken reveals neither which one nor which half was wrong."""
     expected_username, expected_password = services().settings.ops_credentials()
-    return credentials.credentials_match(username, password, expected_username, expected_password)
+    shared = credentials.credentials_match(username, password, expected_username, expected_password)
+    named = operator_matches(_operators(), username, password)
+    return shared | named
+
+
+def _operators() -> Mapping[str, str]:
+    operators: Mapping[str, str] = current_app.extensions[OPERATORS_EXTENSION]
+    return operators
 
 
 def check_credentials(username: str, password: str) -> Verdict:
@@ -67,15 +82,16 @@ def _sessions() -> SessionRegistry:
     return registry
 
 
-def _credentials_tag() -> str:
-    # Changing OPS_PASSWORD (or SECRET_KEY) ends every session signed in under the old one. A keyed
-    # digest, not the password's hash: the cookie is readable by whoever holds it.
+def _credentials_tag(operator: str) -> str:
+    # Changing OPS_PASSWORD (or SECRET_KEY) ends every session signed in under the old one; changing
+    # a named operator's hash (or removing them) ends theirs. A keyed digest, not the password's
+    # hash: the cookie is readable by whoever holds it.
     username, password = services().settings.ops_credentials()
+    named = _operators().get(operator)
+    material = f"{operator}\0named\0{named}" if named else f"{username}\0{password}"
     secret = current_app.secret_key or ""
     key = secret.encode() if isinstance(secret, str) else bytes(secret)
-    return hmac.new(
-        key, f"{username}\0{password}".encode("utf-8", "surrogatepass"), hashlib.sha256
-    ).hexdigest()[:32]
+    return hmac.new(key, material.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:32]
 
 
 def sign_in(username: str) -> None:
@@ -90,7 +106,7 @@ def sign_in(username: str) -> None:
     session.clear()
     session[OPERATOR_KEY] = username
     session[SINCE_KEY] = int(time.time())
-    session[CREDENTIALS_KEY] = _credentials_tag()
+    session[CREDENTIALS_KEY] = _credentials_tag(username)
     if session_id is None:
         session[OUTAGE_KEY] = True
     else:
@@ -115,7 +131,7 @@ def current_operator() -> str | None:
     if time.time() - since > SESSION_SECONDS:
         return None
     tag = session.get(CREDENTIALS_KEY)
-    if not isinstance(tag, str) or not hmac.compare_digest(tag, _credentials_tag()):
+    if not isinstance(tag, str) or not hmac.compare_digest(tag, _credentials_tag(operator)):
         return None
     return operator if _session_is_open() else None
 

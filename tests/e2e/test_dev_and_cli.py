@@ -120,12 +120,14 @@ def test_db_upgrade_then_status_and_dlq(tmp_path: Path, monkeypatch: pytest.Monk
     letter_id = str(listed[0]["id"])
     assert runner.invoke(main, ["dlq", "resolve", letter_id]).exit_code != 0  # the note is required
     resolved = runner.invoke(
-        main, ["dlq", "resolve", letter_id, "--note", "member made at the till", "--json"]
+        main,
+        ["dlq", "resolve", letter_id, "--note", "member made at the till", "--operator", "kenji", "--json"],
     )
     assert resolved.exit_code == 0, resolved.output
     assert json.loads(resolved.output)["status"] == "resolved"
     shown = json.loads(runner.invoke(main, ["dlq", "show", letter_id, "--json"]).output)
-    assert shown["notes"] == "resolved: member made at the till"
+    # Who resolved it is kept with the note (and in the audit trail): --operator, else the OS user.
+    assert shown["notes"] == "resolved: member made at the till (cli: kenji)"
     assert json.loads(runner.invoke(main, ["dlq", "list", "--json"]).output) == []
     assert [
         item["id"]
