@@ -1,8 +1,9 @@
 """The README's shell examples are safe to run beside a running `make dev`, and run as typed.
 
 Parsed from README.md itself: every fault an example switches on is switched off later in the same
-block and carries a `ttl_seconds` (cleared by the emulator should that never run), nothing resets a store or drops the caught mail, writes use test addresses of their own, and a
-`membersync` command is typed as `.venv/bin/membersync` (not on PATH unless the venv is active).
+block and carries a `ttl_seconds` (cleared by the emulator should that never run), nothing resets a
+store or drops the caught mail, writes use test addresses of their own, and a `membersync` command
+is typed as `.venv/bin/membersync` (not on PATH unless the venv is active).
 """
 
 from __future__ import annotations
