@@ -25,20 +25,29 @@ def search(client: Any, typed: str) -> Any:
     return post_form(client, "/ops/find", "/ops/find", {"q": typed})
 
 
-def make_member(database: Database, seed: Seeder, *, email: str = PERSON["email"], **fields: Any) -> str:
-    """A registration whose steps all succeeded, with the person's ids recorded as the steps record them."""
+def make_member(
+    database: Database,
+    seed: Seeder,
+    *,
+    email: str = PERSON["email"],
+    ids: tuple[str, str, str, str] = ("7001", "812", "55501", MEMBER_NUMBER),
+    **fields: Any,
+) -> str:
+    """A registration whose steps all succeeded, with the person's ids recorded as the steps record them:
+    `ids` are the Shopify number, the Smaregi customerId, the HubSpot id and the member number."""
+    shopify, smaregi, hubspot, code = ids
     registration_id = seed.registration(email=email, **fields)
-    seed.succeed(registration_id, "shopify", "gid://shopify/Customer/7001")
-    seed.succeed(registration_id, "smaregi", "812")
-    seed.succeed(registration_id, "hubspot", "55501")
+    seed.succeed(registration_id, "shopify", f"gid://shopify/Customer/{shopify}")
+    seed.succeed(registration_id, "smaregi", smaregi)
+    seed.succeed(registration_id, "hubspot", hubspot)
     with database.session() as session:
         session.add(
             Identity(
                 email=email,
-                shopify_customer_id="gid://shopify/Customer/7001",
-                smaregi_customer_id="812",
-                smaregi_customer_code=MEMBER_NUMBER,
-                hubspot_contact_id="55501",
+                shopify_customer_id=f"gid://shopify/Customer/{shopify}",
+                smaregi_customer_id=smaregi,
+                smaregi_customer_code=code,
+                hubspot_contact_id=hubspot,
             )
         )
     return registration_id
@@ -53,29 +62,45 @@ def goes_to(answer: Any, registration_id: str) -> bool:
     return answer.status_code == 303 and answer.headers["Location"] == f"/ops/registrations/{registration_id}"
 
 
-@pytest.mark.parametrize(
-    "typed",
-    [
-        MEMBER_NUMBER,
-        "４８２０１５０７３１９９２２７０",  # typed with a Japanese IME's full-width digits
-        "山田",
-        "山田 花子",
-        "山田花子",
-        "ヤマダ ハナコ",
-        "やまだ",  # hiragana reads as the katakana reading
-        "ﾊﾅｺ",  # half-width katakana
-        "090-1234-5678",
-        "+81 90 1234 5678",
-        " Hanako.YAMADA@example.com ",
-        "gid://shopify/Customer/7001",
-        "7001",
-        "55501",
-        "812",
-    ],
-)
-def test_one_box_finds_a_person_by_every_id_and_name(ops: Any, member: str, typed: str) -> None:
-    answer = search(ops, typed)
-    assert goes_to(answer, member), (answer.status_code, answer.text[:2000])
+# Every way staff ask for a person, each typed as they would type it.
+WAYS_TO_ASK = [
+    MEMBER_NUMBER,
+    "４８２０１５０７３１９９２２７０",  # typed with a Japanese IME's full-width digits
+    "山田",
+    "山田 花子",
+    "山田花子",
+    "ヤマダ ハナコ",
+    "やまだ",  # hiragana reads as the katakana reading
+    "ﾊﾅｺ",  # half-width katakana
+    "090-1234-5678",
+    "+81 90 1234 5678",
+    " Hanako.YAMADA@example.com ",
+    "gid://shopify/Customer/7001",
+    "7001",
+    "55501",
+    "812",
+]
+
+
+def test_one_box_finds_a_person_by_every_id_and_name(
+    ops: Any, database: Database, seed: Seeder, member: str
+) -> None:
+    # Somebody else too, whose ids and names must not match: a search that listed everyone would fail.
+    decoy = make_member(
+        database,
+        seed,
+        email="ichiro.sato@example.com",
+        first_name="一郎",
+        last_name="佐藤",
+        first_name_kana="イチロウ",
+        last_name_kana="サトウ",
+        phone="+819087654321",
+        ids=("7002", "813", "55502", "4820150731992271"),
+    )
+    assert goes_to(search(ops, "佐藤"), decoy)
+    for typed in WAYS_TO_ASK:
+        answer = search(ops, typed)
+        assert goes_to(answer, member), (typed, answer.status_code, answer.text[:2000])
 
 
 def test_an_id_prefix_as_the_lists_show_it_finds_the_registration(
