@@ -206,7 +206,9 @@ class RegistrationSchema(Schema):
         validate=AtMost("phone"),
         metadata={"description": "Any format; stored as E.164 (JP default)", **limited("phone")},
     )
-    birth_date = fields.Date(allow_none=True, format="%Y-%m-%d")
+    # ISO 8601 (YYYY-MM-DD): the default format, which the OpenAPI document can state as `date`
+    # (a strptime format would be published as `format: null`, an invalid document).
+    birth_date = fields.Date(allow_none=True)
     postal_code = Text(
         allow_none=True,
         validate=AtMost("postal_code"),
