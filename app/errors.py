@@ -30,6 +30,10 @@ def init_app(flask_app: Flask) -> None:
             return error
         status = error.code or 500
         response, status = error_response(status, {"_request": [_REASONS.get(status, error.name)]})
-        if status == 429 and error.get_response().headers.get("Retry-After"):
-            response.headers["Retry-After"] = error.get_response().headers["Retry-After"]
+        # Headers the status requires keep their values: Allow on a 405 (RFC 9110 §15.5.6),
+        # Retry-After on a 429.
+        original = error.get_response().headers
+        for name in ("Allow", "Retry-After"):
+            if original.get(name):
+                response.headers[name] = original[name]
         return response, status

@@ -213,6 +213,13 @@ def test_openapi_is_generated_from_the_schemas(client: Any) -> None:
     assert "202" in spec["paths"]["/api/registrations"]["post"]["responses"]
 
 
+def test_a_method_not_allowed_names_the_allowed_ones(client: Any) -> None:
+    response = client.open("/api/registrations", method="TRACE")
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"POST", "OPTIONS"}
+    assert response.get_json() == {"errors": {"_request": ["Method not allowed."]}}
+
+
 def _nulls(node: Any, path: str = "") -> list[str]:
     """Where a keyword of the document is null (invalid: `format: null` made validators and client
     generators refuse it). A nullable enum lists null among its values, as OpenAPI 3.0 requires."""
