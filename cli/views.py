@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from cli.output import fields, table
+from registrations.states import DeadLetterStatus
 
 MESSAGE_WIDTH = 60
 
@@ -38,7 +39,7 @@ def status_text(document: dict[str, Any]) -> str:
     return heading + "\n\n" + table(["step", "state", "attempts", "external id", "last error / note"], rows)
 
 
-def dead_letters_text(letters: list[dict[str, Any]], status: str = "open") -> str:
+def dead_letters_text(letters: list[dict[str, Any]], status: str = DeadLetterStatus.OPEN.value) -> str:
     if not letters:
         return f"No {'' if status == 'all' else status + ' '}dead letters."
     rows = [

@@ -37,6 +37,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("tasks/directory.py", "requested"): "why a full directory load ran (free text of its report)",
     ("cli/main.py", "requested"): "why a full directory load ran (free text of its report)",
     ("cli/main.py", "replayed"): "the JSON key of `membersync dlq replay`'s output: what was replayed",
+    ("cli/views.py", "replayed"): "the same JSON key, read back to say in words what was replayed",
     ("cli/check.py", "failed"): "a `membersync check` verdict on a vendor's credentials, not a state",
     ("cli/check.py", "skipped"): "a `membersync check` verdict: the system is switched off, not checked",
 }
