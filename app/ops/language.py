@@ -189,6 +189,14 @@ JAPANESE: Mapping[str, str] = {
     "Marketing e-mail": "お知らせメール",
     "Member number mailed": "会員番号のメール送信",
     "not yet": "まだありません",
+    # Audit trail
+    "When": "日時",
+    "Who": "操作者",
+    "What": "操作",
+    "Outcome": "結果",
+    "From": "接続元",
+    "Via": "経由",
+    "Nothing yet.": "まだありません。",
     # Dead letters
     "Filter": "絞り込む",
     "any": "すべて",

@@ -169,3 +169,7 @@ def test_an_operator_replays_a_dead_letter_and_sees_the_registration_synced(
     assert page.get_attribute("html", "lang") == "ja"
     page.click("nav >> text=会員検索")
     assert page.get_attribute("html", "lang") == "ja" and page.is_visible("text=会員番号")
+    page.fill("#q", registration_id[:8])
+    page.click("button:has-text('検索')")
+    assert page.url == f"{console_url}/ops/registrations/{registration_id}"
+    screenshot(page, tmp_path, "registration-ja")
