@@ -9,7 +9,11 @@ and the file never hold a password. Read once as a process starts; a change take
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import secrets
+import time
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -82,3 +86,31 @@ def operator_matches(operators: Mapping[str, str], username: str, password: str)
     # An unknown name is checked against a hash too: the time taken does not tell whether it exists.
     matches = check_password_hash(hashed or _unknown_hash(), password)
     return matches and hashed is not None
+
+
+class RememberedOperators:
+    """`operator_matches` for a caller that checks the same pair on every request (Flower's basic
+    auth: a page makes many): a pair that matched is remembered in this process for a few minutes,
+    under a keyed digest (never the password), so scrypt runs once per operator, not per request."""
+
+    REMEMBER_SECONDS = 300.0
+
+    def __init__(self, operators: Mapping[str, str]) -> None:
+        self.operators = operators
+        self._key = secrets.token_bytes(32)
+        self._matched: dict[bytes, float] = {}
+
+    def matches(self, username: str, password: str) -> bool:
+        if not self.operators:
+            return False  # no named operators: nothing to check, nothing to hide
+        digest = hmac.new(
+            self._key, f"{username}\0{password}".encode("utf-8", "surrogatepass"), hashlib.sha256
+        ).digest()
+        now = time.monotonic()
+        if self._matched.get(digest, 0.0) > now:
+            return True
+        if not operator_matches(self.operators, username, password):
+            return False
+        self._matched = {key: until for key, until in self._matched.items() if until > now}
+        self._matched[digest] = now + self.REMEMBER_SECONDS
+        return True

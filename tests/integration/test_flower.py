@@ -21,6 +21,8 @@ import pytest
 pytestmark = pytest.mark.integration
 
 USERNAME, PASSWORD = "watcher", "wAtch-9f2Kq7#Lx"
+# A named operator (OPS_USERS) signs in to Flower too, with their own password.
+NAMED, NAMED_PASSWORD = "alice", "alice walks the night shift"
 # Production refuses to start without strong keys (config.settings).
 KEYS = {
     "SECRET_KEY": "5f0c2b8e9a41d7c3b6e0f18a2d9c4b7e1a3f5d8c",
@@ -35,6 +37,8 @@ FOREIGN = (
     "APP",
     "OPS_USERNAME",
     "OPS_PASSWORD",
+    "OPS_USERS",
+    "OPS_USERS_FILE",
     "SECRET_KEY",
     "MEMBER_CODE_KEY",
 )
@@ -78,7 +82,12 @@ def _get(url: str, auth: tuple[str, str] | None = None) -> tuple[int, bytes]:
 def flower(tmp_path: Path, clean_redis: str) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
     """Flower in production mode; its sign-in throttle counts in the test's emptied Redis."""
     port = _free_port()
-    env = _environment(tmp_path, clean_redis, port, OPS_USERNAME=USERNAME, OPS_PASSWORD=PASSWORD)
+    from config.operators import hash_password
+
+    named = f"{NAMED}:{hash_password(NAMED_PASSWORD)}"
+    env = _environment(
+        tmp_path, clean_redis, port, OPS_USERNAME=USERNAME, OPS_PASSWORD=PASSWORD, OPS_USERS=named
+    )
     log = (tmp_path / "flower.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "cli.flower"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
@@ -124,6 +133,9 @@ def test_flower_serves_its_health_check_and_guards_its_api(
     status, body = _get(f"{base}/api/workers", auth=(USERNAME, PASSWORD))
     assert status == 200
     assert body.startswith(b"{")
+    # A named operator with their own password, twice (the second from the remembered match).
+    assert [_get(f"{base}/api/workers", auth=(NAMED, NAMED_PASSWORD))[0] for _ in range(2)] == [200, 200]
+    assert _get(f"{base}/api/workers", auth=(NAMED, PASSWORD))[0] == 401
 
     # SIGTERM (what docker and honcho send) is a clean stop that writes the persistent state.
     process.send_signal(signal.SIGTERM)
