@@ -11,7 +11,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 TEST_STAMP := $(VENV)/.installed-test
 LINT_STAMP := $(VENV)/.installed-lint
 
-.PHONY: dev test lint fmt clean
+.PHONY: dev test lint fmt clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ dev: $(DEV_STAMP)
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Rewrite docs/screenshots/ from the browser tests (an ordinary test run leaves them alone).
+screenshots: $(TEST_STAMP)
+	UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q -k "browser or mail_page" tests/integration
 
 lint: $(LINT_STAMP)
 	$(BIN)/ruff check .

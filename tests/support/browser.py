@@ -11,8 +11,20 @@ from typing import Any
 
 import pytest
 
-# Screenshots the README and docs show, rewritten by the browser tests so they stay current.
+# Screenshots the README and docs show, made by the browser tests. They are rewritten there only
+# when UPDATE_SCREENSHOTS=1 (`make screenshots`): a mail's Date header changes on every run, so an
+# ordinary test run would otherwise leave the repository modified.
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def docs_screenshot(page: Any, name: str, scratch: Path) -> Path:
+    """Take the page's full screenshot `name`.png: into docs/screenshots when UPDATE_SCREENSHOTS=1,
+    else into `scratch` (taken all the same, so a page that cannot be captured fails either way)."""
+    folder = SCREENSHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else scratch
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
 
 
 def chromium_executable() -> str:

@@ -1,13 +1,14 @@
 """The mail catcher's page in a real browser: a welcome mail as its recipient sees it, barcode and all.
 
 The mail is the product's own (the mailer connector over SMTP), caught by the sandbox's catcher; the
-screenshot of it in docs/screenshots/ is rewritten by this test, so it shows the mail as it is now.
+screenshot of it in docs/screenshots/ is rewritten by this test under `make screenshots`.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ import requests
 
 from connectors.mailer import Mailer, WelcomeMessage
 from sandbox.mailcatcher import MailCatcher
-from tests.support.browser import SCREENSHOTS, headless_chromium
+from tests.support.browser import docs_screenshot, headless_chromium
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +58,9 @@ def send_welcome(catcher: MailCatcher) -> None:
     )
 
 
-def test_the_welcome_mail_shows_as_its_recipient_sees_it(catcher: MailCatcher, browser: Any) -> None:
+def test_the_welcome_mail_shows_as_its_recipient_sees_it(
+    catcher: MailCatcher, browser: Any, tmp_path: Path
+) -> None:
     send_welcome(catcher)
     page = browser.new_page(viewport={"width": 900, "height": 900})
     page.goto(f"{catcher.url}/")
@@ -79,8 +82,7 @@ def test_the_welcome_mail_shows_as_its_recipient_sees_it(catcher: MailCatcher, b
     assert width > 0, "the barcode image did not load"
     assert page.get_attribute("#html-part", "sandbox") == ""  # the mail's HTML runs nothing
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "mail-welcome.png"), full_page=True)
+    assert docs_screenshot(page, "mail-welcome", tmp_path).stat().st_size > 0
 
 
 def test_the_framed_html_may_not_run_scripts_or_fetch_elsewhere(catcher: MailCatcher) -> None:
