@@ -82,6 +82,8 @@ def load_operators(settings: Settings) -> Mapping[str, str]:
 
 def operator_matches(operators: Mapping[str, str], username: str, password: str) -> bool:
     """True when `username` is a named operator and `password` is theirs; as slow for an unknown name."""
+    if not operators:
+        return False  # no named operators: nothing to check, nothing to hide
     hashed = operators.get(username)
     # An unknown name is checked against a hash too: the time taken does not tell whether it exists.
     matches = check_password_hash(hashed or _unknown_hash(), password)
@@ -101,8 +103,6 @@ class RememberedOperators:
         self._matched: dict[bytes, float] = {}
 
     def matches(self, username: str, password: str) -> bool:
-        if not self.operators:
-            return False  # no named operators: nothing to check, nothing to hide
         digest = hmac.new(
             self._key, f"{username}\0{password}".encode("utf-8", "surrogatepass"), hashlib.sha256
         ).digest()
