@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from registrations.database import Database
+from registrations.dead_letters import settle_registration
 from registrations.models import Confirmation, OutboxMessage, Registration, utcnow
 from registrations.replay import reopen
 from registrations.states import ConfirmationKind, ConfirmationState, Ownership, StepState
@@ -215,7 +216,7 @@ def decide(session: Session, confirmation_id: str, *, accept: bool) -> Decided:
         return Decided(MARKETING, DECLINED, changed=True)  # nothing was subscribed: nothing to undo
     if confirmation.kind == PROFILE:
         if not accept:
-            _give_up_waiting(registration)
+            _give_up_waiting(session, registration)
             return Decided(PROFILE, DECLINED, changed=True)
         registration.ownership = Ownership.CONFIRMED
         marketing = requested(session, registration.id, MARKETING)
@@ -278,19 +279,21 @@ def _after_expiry(session: Session, confirmation: Confirmation) -> int | None:
     registration = session.get(Registration, confirmation.registration_id)
     assert registration is not None
     if confirmation.kind == PROFILE:
-        _give_up_waiting(registration)
+        _give_up_waiting(session, registration)
     if confirmation.kind != CARD:
         return None
     return _reopen(session, registration, REOPENS[CARD]).id
 
 
-def _give_up_waiting(registration: Registration) -> None:
-    """A claim its owner declined or let expire: the steps that waited for it end, nothing written."""
+def _give_up_waiting(session: Session, registration: Registration) -> None:
+    """A claim its owner declined or let expire: the steps that waited for it end, nothing written
+    (a registration synced by it resolves its dead letters: nothing more is owed)."""
     for step in registration.steps:
         if step.state == StepState.WAITING:
             step.state = StepState.SKIPPED
             step.note = "the address's owner did not confirm this registration: nothing written"
     registration.status = derive_status(registration.steps)
+    settle_registration(session, registration, by="the claim ending unconfirmed")
 
 
 def _reopen(session: Session, registration: Registration, systems: Sequence[str]) -> OutboxMessage:

@@ -155,9 +155,16 @@ def _flash_not_open(letter_ids: list[int], operator: str, action: str) -> None:
     flash(f"{_numbers(sorted(letter_ids))}: not open (replayed or discarded already), nothing done.", "error")
 
 
+# A flash travels in the session cookie: a long selection is named by its first numbers and a count.
+NUMBERS_SHOWN = 20
+
+
 def _numbers(letter_ids: Iterable[int]) -> str:
     numbers = [f"#{letter_id}" for letter_id in letter_ids]
-    return ("dead letter " if len(numbers) == 1 else "dead letters ") + ", ".join(numbers)
+    shown = ", ".join(numbers[:NUMBERS_SHOWN])
+    if len(numbers) > NUMBERS_SHOWN:
+        shown += f" and {len(numbers) - NUMBERS_SHOWN} more"
+    return ("dead letter " if len(numbers) == 1 else "dead letters ") + shown
 
 
 def _back(target: str | None) -> str:

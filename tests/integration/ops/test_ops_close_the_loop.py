@@ -159,6 +159,8 @@ def test_select_all_over_every_page_the_filters_and_the_csv_export(
         ops, {"system": "hubspot", "reason": "", "status": "open"}, "discard", "test data"
     )
     assert answer.status_code == 303
+    # The flash names the first 20 and counts the rest (it travels in the session cookie).
+    assert f"#{letter_ids[19]} and {PAGE_SIZE + 2 - 20} more" in ops.get(answer.headers["Location"]).text
     after = statuses(database)
     assert {after[letter_id] for letter_id in letter_ids} == {"discarded"} and after[other] == "open"
 
