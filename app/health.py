@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from app.services import services
 from app.vendor_checks import Checked, vendor_checks
+from connectors.checks import FAILED, OK
 
 blueprint = Blueprint("health", __name__)
 
@@ -50,7 +51,7 @@ def vendors_section(checked: Checked | None) -> dict[str, Any]:
     if checked is None:
         return {"status": "checking"}
     return {
-        "status": "ok" if checked.ok else "failed",
+        "status": OK if checked.ok else FAILED,
         "checked_at": checked.at.isoformat(timespec="seconds"),
         "systems": {
             name: {"status": outcome.status, **({"reason": outcome.reason} if outcome.reason else {})}

@@ -38,8 +38,10 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("cli/main.py", "requested"): "why a full directory load ran (free text of its report)",
     ("cli/main.py", "replayed"): "the JSON key of `membersync dlq replay`'s output: what was replayed",
     ("cli/views.py", "replayed"): "the same JSON key, read back to say in words what was replayed",
-    ("cli/check.py", "failed"): "a `membersync check` verdict on a vendor's credentials, not a state",
-    ("cli/check.py", "skipped"): "a `membersync check` verdict: the system is switched off, not checked",
+    ("connectors/checks.py", "failed"): "a credentials check's verdict on a vendor, not a state",
+    ("connectors/checks.py", "skipped"): "a credentials check's verdict: the system is switched off",
+    ("registrations/replay_jobs.py", "replayed"): "a bulk replay's progress counter: how many were replayed",
+    ("app/ops/language.py", "accepted"): "the console label of the time a registration was accepted",
 }
 
 WORDS: dict[str, list[str]] = {}
