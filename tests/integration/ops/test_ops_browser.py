@@ -21,6 +21,7 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from registrations.database import Database
+from tests.support.browser import docs_screenshot
 from tests.support.pipeline import Pipeline, person
 
 pytestmark = pytest.mark.integration
@@ -75,8 +76,14 @@ def browser() -> Iterator[Any]:
             launched.close()
 
 
+# The console pages docs/screenshots shows (as console-<name>.png; `make screenshots` rewrites them).
+DOCS_PAGES = frozenset({"overview", "dead-letters", "registration", "registration-ja"})
+
+
 def screenshot(page: Any, tmp_path: Path, name: str) -> None:
-    # For a person checking the pages by eye (OPS_SCREENSHOT_DIR); never part of the repository.
+    if name in DOCS_PAGES:
+        docs_screenshot(page, f"console-{name}", tmp_path)
+    # For a person checking every page by eye (OPS_SCREENSHOT_DIR).
     folder = Path(os.environ.get("OPS_SCREENSHOT_DIR") or tmp_path)
     page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
