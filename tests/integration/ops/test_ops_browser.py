@@ -134,6 +134,9 @@ def test_an_operator_replays_a_dead_letter_and_sees_the_registration_synced(
         "retries_exhausted",
         "1",
     ]
+    # Sync health names the failure with what to do about it.
+    advice = page.inner_text("#reason-hubspot-retries_exhausted")
+    assert "retries_exhausted" in advice and "membersync check" in advice
     screenshot(page, tmp_path, "overview")
 
     # Find it: the dead-letter list filtered to HubSpot, then its own page.
@@ -158,12 +161,14 @@ def test_an_operator_replays_a_dead_letter_and_sees_the_registration_synced(
         time.sleep(0.5)
         page.reload()
     assert page.inner_text("#step-hubspot td:nth-of-type(1)") == "succeeded"
+    # The loop is closed: synced after the replay, the dead letter says it is resolved.
+    assert "resolved" in page.inner_text("#dead-letters")
     screenshot(page, tmp_path, "registration")
 
     # Find the person again as staff ask: by the member number on the card, by the id prefix a list shows.
     member_number = page.inner_text("#member-number")
     assert member_number.isdigit() and len(member_number) == 16
-    for typed in (member_number, f"{registration_id[:8]}…"):
+    for typed in (member_number, f"{registration_id[:8]}…", "Hanako", "ヤマダ"):
         page.click("nav >> text=Find a person")
         page.fill("#q", typed)
         page.click("button:has-text('Search')")
