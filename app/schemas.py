@@ -306,20 +306,19 @@ class AcceptedSchema(Schema):
 
 
 class StepStatusSchema(Schema):
+    """One system's step as the public status shows it: its state only (vendor ids, attempts,
+    errors and notes are for ops: `registrations.status.public_status_document` says why)."""
+
     state = fields.String(required=True)
-    external_id = fields.String(allow_none=True)
-    attempts = fields.Integer(required=True)
-    last_error = fields.String(allow_none=True)
-    # Why a success took another path (e.g. created without a phone another customer holds).
-    note = fields.String(allow_none=True)
 
 
 class RegistrationStatusSchema(Schema):
-    """A registration's status, with no personal data."""
+    """A registration's status, with no personal data (the body of `public_status_document`)."""
 
     id = fields.String(required=True)
     status = fields.String(required=True)
-    steps = fields.Dict(keys=fields.String(), values=fields.Nested(StepStatusSchema))
+    created_at = fields.DateTime(required=True)
+    steps = fields.Dict(keys=fields.String(), values=fields.Nested(StepStatusSchema), required=True)
 
 
 class ErrorsSchema(Schema):
