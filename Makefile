@@ -11,7 +11,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 TEST_STAMP := $(VENV)/.installed-test
 LINT_STAMP := $(VENV)/.installed-lint
 
-.PHONY: dev test lint fmt clean screenshots
+.PHONY: dev test lint fmt clean screenshots chaos fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,24 @@ dev: $(DEV_STAMP)
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# tests/fuzz with thousands of cases and a fresh seed: schemathesis (every phase) against the API over
+# HTTP, hypothesis against the form and the validators. `make test` runs the same tests, bounded.
+FUZZ_EXAMPLES ?= 1000
+FUZZ_PROPERTY_EXAMPLES ?= 5000
+fuzz: $(TEST_STAMP)
+	FUZZ_MAX_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_PROPERTY_EXAMPLES=$(FUZZ_PROPERTY_EXAMPLES) FUZZ_SEED=random \
+		$(BIN)/python -m pytest -q -s -o timeout=3600 tests/fuzz $(PYTEST_ARGS)
+
+# The chaos suite on both brokers (docs/reliability.md): `membersync chaos` on Redis, then on RabbitMQ
+# at CHAOS_RABBITMQ_URL. CHAOS_ARGS adds options (`make chaos CHAOS_ARGS="--registrations 500"`);
+# DATABASE_URL=postgresql+psycopg://... makes it run on PostgreSQL, with the connection drop.
+CHAOS_ARGS ?=
+CHAOS_RABBITMQ_URL ?= amqp://guest:guest@127.0.0.1:5672//
+
+chaos: $(DEV_STAMP)
+	$(BIN)/membersync chaos --broker redis $(CHAOS_ARGS)
+	$(BIN)/membersync chaos --broker rabbitmq --broker-url '$(CHAOS_RABBITMQ_URL)' $(CHAOS_ARGS)
 
 # Rewrite docs/screenshots/ from the browser tests (an ordinary test run leaves them alone).
 screenshots: $(TEST_STAMP)

@@ -611,3 +611,70 @@ def bench_reconcile(customers: int) -> None:
     except (BenchError, ConfigError) as error:
         raise click.ClickException(str(error)) from None
     _bench_result(result)
+
+
+@main.command()
+@click.option("--registrations", default=2000, show_default=True, type=click.IntRange(min=10))
+@click.option("--broker", type=click.Choice(["redis", "rabbitmq"]), default="redis", show_default=True)
+@click.option(
+    "--broker-url", default=None, help="RabbitMQ URL (default amqp://guest:guest@127.0.0.1:5672//)."
+)
+@click.option(
+    "--outage-seconds",
+    default=180.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="How long every vendor answers 503.",
+)
+@click.option("--workers", default=3, show_default=True, type=click.IntRange(min=2))
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--worker-kills", default=2, show_default=True, type=click.IntRange(min=0))
+@click.option(
+    "--fast-retries/--production-retries",
+    default=True,
+    show_default=True,
+    help="Short retry, lease and sweep timings (benchmarks/chaos.py says which), so a run drains in minutes.",
+)
+@click.option("--drain-timeout", default=900.0, show_default=True, type=click.FloatRange(min=1))
+@click.option("--seed", default=17, show_default=True, type=int)
+def chaos(
+    registrations: int,
+    broker: str,
+    broker_url: str | None,
+    outage_seconds: float,
+    workers: int,
+    concurrency: int,
+    worker_kills: int,
+    fast_retries: bool,
+    drain_timeout: float,
+    seed: int,
+) -> None:
+    """The production shape under faults (workers killed, Redis restarted, the database dropped, a
+    vendor outage); checks nothing was lost or duplicated. One JSON summary on the last line; exit 1
+    when anything was lost, duplicated or leaked."""
+    _require_sandbox("chaos")
+    from benchmarks.chaos import ChaosOptions, failed_checks, run_chaos
+    from benchmarks.pipeline import BenchError
+
+    options = ChaosOptions(
+        registrations=registrations,
+        broker=broker,
+        broker_url=broker_url,
+        outage_seconds=outage_seconds,
+        workers=workers,
+        concurrency=concurrency,
+        worker_kills=worker_kills,
+        fast_retries=fast_retries,
+        drain_timeout_seconds=drain_timeout,
+        seed=seed,
+    )
+    try:
+        result = run_chaos(options)
+    except (BenchError, ConfigError) as error:
+        raise click.ClickException(str(error)) from None
+    failed = failed_checks(result)
+    for failure in failed:
+        click.echo(f"chaos check failed: {failure}", err=True)
+    _bench_result(result)
+    if failed:
+        sys.exit(1)
