@@ -199,7 +199,7 @@ class Plan:
         }
 
     def key(self, submission: int) -> str:
-        return f"chaos-{self.run_id}-{submission}"
+        return f"idem-{self.run_id}-{submission}"  # not the e-mail marker: keys may be logged
 
     def distinct_emails(self) -> set[str]:
         return {self.email(self.person(number)) for number in range(self.registrations)}
