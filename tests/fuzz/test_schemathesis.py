@@ -13,8 +13,8 @@ past, kana must be katakana after NFKC, limits hold after NFKC and trimming, and
 app/text.py names are refused in every field. The examples phase still posts the documented
 example and expects its 202.
 
-`make test` runs FUZZ_MAX_EXAMPLES cases per operation and phase (a fixed seed, so a failure
-reproduces); `make fuzz` runs thousands with a fresh seed (the figures are in docs/reliability.md).
+`make test` runs a bounded number of cases with a fixed seed; `make fuzz` runs thousands with a fresh
+one (tests/fuzz/budget.py; the figures are in docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -28,9 +28,8 @@ from pathlib import Path
 
 import pytest
 
-# Bounded for `make test`: the whole run (every phase, both operations) takes about 10 s.
-MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "60"))
-SEED = os.environ.get("FUZZ_SEED", "20261206")
+from tests.fuzz.budget import SCHEMATHESIS_EXAMPLES, SEED
+
 WORKERS = os.environ.get("FUZZ_WORKERS", "1")
 PHASES = "examples,coverage,fuzzing,stateful"
 LEFT_OUT_CHECKS = "positive_data_acceptance"
@@ -48,7 +47,7 @@ def run_schemathesis(live_url: str, report_dir: Path) -> dict:
         "--phases", PHASES,
         "--checks", "all",
         "--exclude-checks", LEFT_OUT_CHECKS,
-        "--max-examples", str(MAX_EXAMPLES),
+        "--max-examples", str(SCHEMATHESIS_EXAMPLES),
         "--workers", WORKERS,
         "--request-timeout", "30",
         "--report", "json",
