@@ -475,7 +475,11 @@ class Processes:
     def new_worker(self) -> Worker:
         path = self.tmp / f"worker-{self.started}.log"
         self.started += 1
-        worker = Worker(worker_argv("threads", self.options.concurrency), self.env, path)
+        # A node name of its own: on RabbitMQ a worker's control queue is exclusive to its node name,
+        # so a second worker with the default one (celery@host) on this host cannot start.
+        argv = worker_argv("threads", self.options.concurrency)
+        argv += ["--hostname", f"chaos{self.started}-{os.getpid()}@%h"]
+        worker = Worker(argv, self.env, path)
         self.logs.append(path)
         self.workers.append(worker)
         return worker
