@@ -633,7 +633,7 @@ def bench_reconcile(customers: int) -> None:
     "--fast-retries/--production-retries",
     default=True,
     show_default=True,
-    help="Short retry, lease and sweep timings (benchmarks/chaos.py says which), so a run drains in minutes.",
+    help="Short retry policies (benchmarks/chaos.py says which), so a run drains in minutes.",
 )
 @click.option("--drain-timeout", default=900.0, show_default=True, type=click.FloatRange(min=1))
 @click.option("--seed", default=17, show_default=True, type=int)
