@@ -6,9 +6,10 @@ every accepted registration is synced, nothing is duplicated in any system, ever
 welcome and no name or address of the run is in Redis or the logs.
 
 The full run (2,000 registrations, minutes of outage, both brokers) is `make chaos`
-(docs/reliability.md). Timings: the run's documented fast retries, and a killed worker's lease and the
-stalled sweep shortened below (the recovery from worker death with production timings is proven by
-tests/integration/pipeline/test_worker_killed.py's neighbours, not here).
+(docs/reliability.md). Timings: the run's documented fast retries, and the step lease, stalled sweep
+and lock shortened below so the killed worker's steps come back within the minute whatever else
+brings them back (the recovery from worker death with production timings is what
+tests/integration/pipeline/test_worker_killed.py proves).
 """
 
 from __future__ import annotations
