@@ -23,6 +23,12 @@ MAINTENANCE_QUEUE = "membersync.maintenance"
 # ever schedule (longer waits are re-scheduled in steps), or Redis redelivers a still-waiting task.
 VISIBILITY_TIMEOUT_SECONDS = 2 * 3600
 LONGEST_COUNTDOWN_SECONDS = 3600
+# Worker heartbeat leases (registrations/leases.py), production defaults: every worker process
+# renews its lease every 5 s and it expires 20 s after the last renewal (three missed renewals); the
+# sweep runs every 10 s, so a dead worker's work is queued again 15-30 s after it died.
+WORKER_HEARTBEAT_SECONDS = 5.0
+WORKER_LEASE_SECONDS = 20
+WORKER_LEASE_SWEEP_SECONDS = 10.0
 # How often point movements left unsettled are applied again (tasks/points.py).
 POINTS_SWEEP_INTERVAL_SECONDS = 5 * 60.0
 # How often unanswered confirmations are swept into `expired`.
@@ -144,6 +150,7 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, A
         "task_routes": {
             **{system.task_name: {"queue": system.queue} for system in SYSTEMS},
             "membersync.outbox.relay": {"queue": MAINTENANCE_QUEUE},
+            "membersync.leases.sweep": {"queue": MAINTENANCE_QUEUE},
             "membersync.alerts.dead_letters": {"queue": MAINTENANCE_QUEUE},
             "membersync.confirmations.expire": {"queue": MAINTENANCE_QUEUE},
             "membersync.smaregi.directory_pull": {"queue": MAINTENANCE_QUEUE},
@@ -168,6 +175,14 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, A
             "outbox-relay": {
                 "task": "membersync.outbox.relay",
                 "schedule": float(settings.outbox_relay_interval_seconds),
+            },
+            # A dead worker's running steps and received messages, queued again within seconds of
+            # its heartbeat lease expiring (registrations/leases.py).
+            "worker-lease-sweep": {
+                "task": "membersync.leases.sweep",
+                "schedule": WORKER_LEASE_SWEEP_SECONDS,
+                # A sweep that waited longer than its interval is superseded by the next one.
+                "options": {"expires": WORKER_LEASE_SWEEP_SECONDS},
             },
             "dead-letter-alerts": {
                 "task": "membersync.alerts.dead_letters",

@@ -20,6 +20,7 @@ import redis
 
 from config.email_address import canonical_email
 from connectors.errors import TransientError
+from registrations.leases import HolderLock, current_holder, lock_token
 
 LOCK_PREFIX = "membersync:lock:email:"
 
@@ -35,14 +36,25 @@ def email_lock_key(email: str, key: bytes) -> str:
 
 
 @contextmanager
-def email_lock(client: redis.Redis, email: str, *, key: bytes, timeout: float, wait: float) -> Iterator[None]:
+def email_lock(
+    client: redis.Redis, email: str, *, key: bytes, timeout: float, wait: float, holder: str | None = None
+) -> Iterator[None]:
     """Hold `email`'s lock for the block; LockBusy when it stays taken for `wait` seconds.
 
-    `timeout` frees the lock of a worker that died holding it; it must exceed the longest block.
+    `timeout` frees the lock of a worker that died holding it; it must exceed the longest block. A
+    worker process passes its lease `holder` (registrations.leases): a lock whose holder's lease is
+    gone is taken over at once rather than after `timeout`.
     """
     name = email_lock_key(email, key)
-    lock = client.lock(name, timeout=timeout, blocking_timeout=wait, thread_local=False)
-    if not lock.acquire():
+    if holder is None:
+        lock = client.lock(name, timeout=timeout, blocking_timeout=wait, thread_local=False)
+        token = None
+    else:
+        lock = client.lock(
+            name, timeout=timeout, blocking_timeout=wait, thread_local=False, lock_class=HolderLock
+        )
+        token = lock_token(holder)
+    if not lock.acquire(token=token):
         raise LockBusy("another worker is syncing this person")
     try:
         yield
@@ -70,7 +82,9 @@ class RedisPersonLocks:
         self.wait = wait
 
     def hold(self, email: str) -> AbstractContextManager[None]:
-        return email_lock(self.client, email, key=self.key, timeout=self.timeout, wait=self.wait)
+        return email_lock(
+            self.client, email, key=self.key, timeout=self.timeout, wait=self.wait, holder=current_holder()
+        )
 
 
 class LocalPersonLocks:

@@ -9,7 +9,18 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy import DateTime as _DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -109,6 +120,8 @@ class SyncStep(Base):
     __tablename__ = "sync_steps"
     __table_args__ = (
         UniqueConstraint("registration_id", "system", name="uq_sync_steps_registration_system"),
+        # The worker-lease sweep looks up running steps by holder every few seconds.
+        Index("ix_sync_steps_state_holder", "state", "holder"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -122,6 +135,9 @@ class SyncStep(Base):
     # customer holds): for ops, never personal data.
     note: Mapped[str | None] = mapped_column(Text)
     celery_task_id: Mapped[str | None] = mapped_column(String(64))
+    # The worker process whose claim this is (host:pid:random, registrations/leases.py): once its
+    # lease is gone, the running step is free at once. NULL when claimed outside a worker.
+    holder: Mapped[str | None] = mapped_column(String(128))
     # When the current run of this step began (the retry budget counts from here); a replay clears it.
     first_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

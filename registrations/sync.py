@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import ColumnElement, and_, func, or_, update
 from sqlalchemy.orm import Session
 
 from config.settings import RetryPolicy, Settings
@@ -23,6 +23,7 @@ from registrations import confirmations
 from registrations.database import Database
 from registrations.dead_letters import open_dead_letters, record_dead_letter, settle_registration
 from registrations.identities import find_identity, identity_for
+from registrations.leases import Leases, current_holder
 from registrations.models import DeadLetter, OutboxMessage, Registration, SyncStep, utcnow
 from registrations.points import plan_signup_bonus
 from registrations.replay import reopen
@@ -120,13 +121,23 @@ def public_error(error: BaseException) -> str:
     return f"{type(error).__name__}" + (f" (HTTP {status})" if status else "")
 
 
+def _held_by_this_process() -> ColumnElement[bool]:
+    holder = current_holder()
+    return SyncStep.holder.is_(None) if holder is None else SyncStep.holder == holder
+
+
 class StepLedger:
     """The database side of one system's step."""
 
-    def __init__(self, database: Database, settings: Settings, system: str) -> None:
+    def __init__(
+        self, database: Database, settings: Settings, system: str, *, leases: Leases | None = None
+    ) -> None:
         self.database = database
         self.settings = settings
         self.system = system
+        # The worker leases (registrations/leases.py): a running step whose holder's lease is gone
+        # is free at once. Without them only the step lease (STEP_LEASE_SECONDS) frees it.
+        self.leases = leases
 
     @property
     def policy(self) -> RetryPolicy:
@@ -199,6 +210,9 @@ class StepLedger:
                     SyncStep.system == self.system,
                     SyncStep.state == StepState.RUNNING,
                     SyncStep.celery_task_id == delivery_id,
+                    # The same message redelivered to another process after this one's lease lapsed
+                    # keeps the task id: the holder tells the two claims apart.
+                    _held_by_this_process(),
                 )
                 .values(
                     state=StepState.WAITING if outcome.waiting else StepState.SUCCEEDED,
@@ -307,36 +321,55 @@ class StepLedger:
         """Before this, a running step's holder is taken to be dead (its lease ran out)."""
         return utcnow() - timedelta(seconds=self.settings.step_lease_seconds)
 
+    def _dead_holder(self, step: SyncStep) -> str | None:
+        """The running step's holder when that worker process is dead (its lease is gone), else None."""
+        if step.state != StepState.RUNNING or not step.holder or self.leases is None:
+            return None
+        if step.holder == current_holder():
+            return None
+        return step.holder if self.leases.is_dead(step.holder) else None
+
     def _free(self, step: SyncStep, delivery_id: str) -> bool:
-        """Whether this delivery may take the step (the same rule as `_take`, read first)."""
-        lease_expired = self._lease_expired()
-        return (
-            step.state == StepState.PENDING
-            or step.celery_task_id == delivery_id
-            or (step.updated_at is not None and step.updated_at < lease_expired)
-        )
+        """Whether this delivery may take the step (the same rule as `_take`, read first).
+
+        The same message again (a redelivery keeps its task id) takes it only from a holder that is
+        gone: a live holder is still running it, and a step must never run twice at once.
+        """
+        if step.state == StepState.PENDING:
+            return True
+        if step.updated_at is not None and step.updated_at < self._lease_expired():
+            return True
+        if step.holder is None:  # claimed outside a worker: only the step lease frees it
+            return step.celery_task_id == delivery_id
+        # A live holder (this process's other threads included) is running it and carries the
+        # chain on; a dead one's step is free, to its own redelivered message or to a new one.
+        return self._dead_holder(step) is not None
 
     def _take(self, session: Session, step: SyncStep, delivery_id: str) -> bool:
         """Compare-and-set claim, so two deliveries never run one step at once.
 
         A step is free when pending, when running under this same message (a redelivery after a
-        lost worker keeps its task id), or when its holder's lease ran out (a worker died for good).
+        lost worker keeps its task id), when its holder's worker lease is gone (the holder read a
+        moment ago, so a second taker loses the set), or when its step lease ran out.
         """
         lease_expired = self._lease_expired()
+        taken_over = [and_(SyncStep.state == StepState.RUNNING, SyncStep.updated_at < lease_expired)]
+        if step.state == StepState.RUNNING:
+            # Exactly the claim read a moment ago: if another delivery took it since, this loses.
+            same_claim = and_(
+                SyncStep.state == StepState.RUNNING,
+                SyncStep.celery_task_id == step.celery_task_id,
+                SyncStep.holder == step.holder if step.holder else SyncStep.holder.is_(None),
+            )
+            taken_over.append(same_claim)
         claimed = session.execute(
             update(SyncStep)
-            .where(
-                SyncStep.id == step.id,
-                or_(
-                    SyncStep.state == StepState.PENDING,
-                    and_(SyncStep.state == StepState.RUNNING, SyncStep.celery_task_id == delivery_id),
-                    and_(SyncStep.state == StepState.RUNNING, SyncStep.updated_at < lease_expired),
-                ),
-            )
+            .where(SyncStep.id == step.id, or_(SyncStep.state == StepState.PENDING, *taken_over))
             .values(
                 state=StepState.RUNNING,
                 attempts=SyncStep.attempts + 1,
                 celery_task_id=delivery_id,
+                holder=current_holder(),
                 # The retry budget runs from the first attempt (a replay starts a new one).
                 first_attempt_at=func.coalesce(SyncStep.first_attempt_at, utcnow()),
                 updated_at=utcnow(),

@@ -80,7 +80,9 @@ class StepTask(Task):
 
     @property
     def ledger(self) -> StepLedger:
-        return StepLedger(self.runtime.database, self.runtime.settings, self.system)
+        return StepLedger(
+            self.runtime.database, self.runtime.settings, self.system, leases=self.runtime.leases
+        )
 
     def run_step(self, registration_id: str) -> dict[str, Any]:
         """Run the step once for `registration_id`; a finished step returns at once."""

@@ -1,5 +1,5 @@
-"""Tasks besides the steps: the outbox relay, dead-letter digest and confirmation expiry on beat,
-and replay for ops.
+"""Tasks besides the steps: the outbox relay, the worker-lease sweep, dead-letter digest and
+confirmation expiry on beat, and replay for ops.
 
 Each is a thin call into the domain. The runtime's database publishes the outbox rows a task's
 transactions write after their commit; the relay is handed the publisher for the rows left over.
@@ -16,10 +16,12 @@ from registrations.alerts import OverBudget, alert_new_dead_letters, report_step
 from registrations.audit import FLOWER, Actor
 from registrations.confirmations import expire_due
 from registrations.dead_letters import DeadLetters, NothingToReplay, replay_rate
+from registrations.leases import sweep_dead_holders
 from registrations.outbox import published_ids, relay_and_resume
 from registrations.replay_jobs import ReplayJobs
 from tasks.chains import chain_publisher
 from tasks.changes import queue_change
+from tasks.leases import unacked_step_registrations
 
 
 @shared_task(name="membersync.outbox.relay", bind=True, ignore_result=True)
@@ -27,6 +29,17 @@ def relay_task(self: Any) -> int:
     """Beat-scheduled relay of unpublished outbox rows, and of chains that stalled after publishing."""
     runtime = self.app.membersync
     return relay_and_resume(chain_publisher(self.app), runtime.database, runtime.settings)
+
+
+@shared_task(name="membersync.leases.sweep", bind=True, ignore_result=True)
+def lease_sweep_task(self: Any) -> int:
+    """Beat-scheduled (every few seconds): queue again the registrations of worker processes whose
+    heartbeat lease expired (registrations/leases.py)."""
+    runtime = self.app.membersync
+    broker_url = self.app.conf.broker_url or ""
+    return sweep_dead_holders(
+        runtime.database, runtime.leases, unacked=lambda: unacked_step_registrations(broker_url)
+    )
 
 
 # A step over budget is reported once; the memory of it outlives any sensible investigation.

@@ -12,6 +12,7 @@ import redis
 
 from config.settings import Settings
 from registrations.database import Database
+from registrations.leases import Leases
 from registrations.locks import PersonLocks, RedisPersonLocks
 
 if TYPE_CHECKING:
@@ -36,6 +37,11 @@ class Runtime:
             if self._redis is None:
                 self._redis = redis.Redis.from_url(self.settings.effective_redis_url)
             return self._redis
+
+    @property
+    def leases(self) -> Leases:
+        """The worker heartbeat leases (registrations/leases.py), in the same Redis as the locks."""
+        return Leases(self.redis)
 
     @property
     def locks(self) -> PersonLocks:

@@ -1,18 +1,30 @@
 """What a worker does as it starts: refuse to without its member-number key, RabbitMQ's dead-letter
-queue, and the outbox relay."""
+queue, the outbox relay, and its heartbeat lease (registrations/leases.py) with the record of the step
+messages it holds."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+import redis
 from celery import Celery
-from celery.signals import worker_init, worker_ready
+from celery.signals import (
+    task_postrun,
+    task_received,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
 from config.celery import dead_letter_queue, is_rabbitmq
 from config.settings import ConfigError
+from registrations import leases
 from registrations.outbox import relay_and_resume
 from tasks.chains import chain_publisher
+from tasks.leases import STEP_TASKS  # whose messages the lease sweep must find again
 
 log = logging.getLogger(__name__)
 
@@ -95,3 +107,84 @@ def serve_worker_metrics(sender: Any, **_kwargs: Any) -> None:
         start_http_server(port, addr="0.0.0.0", registry=_Registry())
     except OSError:
         log.exception("could not serve worker metrics on port %s", port)
+
+
+# The holder id of the process that consumes messages (prefork: the main process; a thread pool:
+# the only one). Set in the main process before the pool starts, so prefork children inherit it.
+_consumer: str | None = None
+# The worker's app, for its prefork children (inherited through the fork).
+_worker_app: Any = None
+
+
+def _lease_records(sender: Any) -> leases.Leases | None:
+    """Lease records on a Redis client of this process's own (made after a fork, short timeouts)."""
+    app = getattr(sender, "app", None) or sender
+    runtime = getattr(app, "membersync", None)
+    if runtime is None:
+        return None
+    client = redis.Redis.from_url(
+        runtime.settings.effective_redis_url, socket_timeout=3, socket_connect_timeout=3
+    )
+    return leases.Leases(client)
+
+
+@worker_init.connect
+def hold_consumer_lease(sender: Any, **_kwargs: Any) -> None:
+    """The main process holds a lease: it receives (prefetches) the messages, and with a thread or
+    solo pool it runs the steps too."""
+    global _consumer, _worker_app
+    records = _lease_records(sender)
+    if records is None:
+        return
+    _worker_app = sender.app
+    _consumer = leases.start_heartbeat(records).holder
+
+
+@worker_process_init.connect
+def hold_child_lease(**_kwargs: Any) -> None:
+    """A prefork child holds a lease of its own: it runs the steps it claims."""
+    records = _lease_records(_worker_app) if _worker_app is not None else None
+    if records is not None:
+        leases.start_heartbeat(records)
+
+
+@worker_process_shutdown.connect
+@worker_shutdown.connect
+def release_lease(**_kwargs: Any) -> None:
+    """A clean stop (its tasks done) releases the lease, so the sweep need not wait for it to expire."""
+    leases.stop_heartbeat()
+
+
+def _delivery(task_id: str, retries: int | None) -> str:
+    # A retry is a new message with the same task id: the retry count tells them apart.
+    return f"{task_id}:{retries or 0}"
+
+
+@task_received.connect
+def note_received(sender: Any = None, request: Any = None, **_kwargs: Any) -> None:
+    """Record which registration's step message this process now holds (prefetched, or waiting for
+    its countdown): Redis would only hand it back after the visibility timeout if this worker died."""
+    if _consumer is None or request is None or request.name not in STEP_TASKS or not request.args:
+        return
+    runtime = getattr(getattr(sender, "app", None), "membersync", None)
+    if runtime is None:
+        return
+    retries = (request.request_dict or {}).get("retries")
+    try:
+        runtime.leases.received(_consumer, _delivery(request.id, retries), str(request.args[0]))
+    except Exception as error:  # the stalled sweep still covers it
+        log.warning("could not note a received message: %s", type(error).__name__)
+
+
+@task_postrun.connect
+def note_done(sender: Any = None, task_id: str | None = None, **_kwargs: Any) -> None:
+    """The message has run: the sweep need not queue its registration again."""
+    if _consumer is None or sender is None or getattr(sender, "name", None) not in STEP_TASKS or not task_id:
+        return
+    runtime = getattr(sender.app, "membersync", None)
+    if runtime is None:
+        return
+    try:
+        runtime.leases.done(_consumer, _delivery(task_id, sender.request.retries))
+    except Exception as error:
+        log.warning("could not note a finished message: %s", type(error).__name__)

@@ -1,0 +1,308 @@
+"""Worker heartbeat leases: which worker processes are alive, so a dead one's work comes back in seconds.
+
+Every worker process (each prefork child, or the one process of a thread pool) holds a lease key in
+Redis that a heartbeat thread renews every HEARTBEAT_SECONDS; it expires LEASE_SECONDS after the last
+renewal. A step claim records its holder (the process); a running step whose holder's lease is gone
+is free at once, and the sweep (tasks/maintenance.py, every WORKER_LEASE_SWEEP_SECONDS) queues again, via
+the outbox, every registration a dead holder was running or had received (prefetched, or waiting on a
+retry countdown): on Redis those messages would only come back after the visibility timeout, which
+must stay longer than the longest retry countdown.
+
+A holder counts as dead only when its key is gone *and* the lease records (`EPOCH_KEY`) are older than
+a lease: a Redis that restarted empty would otherwise make every live holder look dead until its next
+renewal, and two deliveries would run one step at once.
+
+Keys hold holder ids (host:pid:random) and registration ids only, never personal data.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Callable, Iterable
+
+import redis
+from redis.lock import Lock
+from sqlalchemy import select
+
+from config.celery import WORKER_HEARTBEAT_SECONDS, WORKER_LEASE_SECONDS
+from registrations.database import Database
+from registrations.models import SyncStep
+from registrations.outbox import queue_remaining
+from registrations.states import StepState
+
+log = logging.getLogger(__name__)
+
+# Production defaults (config/celery.py): renewed every 5 s, expiring 20 s after the last renewal;
+# the sweep runs every 10 s, so a dead worker's work is queued again 15-30 s after it died.
+HEARTBEAT_SECONDS = WORKER_HEARTBEAT_SECONDS
+LEASE_SECONDS = WORKER_LEASE_SECONDS
+# How long a holder's received messages are remembered (a lost heartbeat for longer than this is a
+# worker that lost Redis for a day: the stalled sweep covers it).
+RECEIVED_MEMORY_SECONDS = 24 * 3600
+# A dead holder is queued again once; after that the claims and the stalled sweep carry on.
+SWEPT_MEMORY_SECONDS = 3600
+
+LEASE_PREFIX = "membersync:worker:lease:"
+RECEIVED_PREFIX = "membersync:worker:received:"
+SWEPT_PREFIX = "membersync:worker:swept:"
+HOLDERS_KEY = "membersync:worker:holders"
+# When the lease records began (Redis server time, seconds): missing or younger than a lease means
+# Redis lost its keys lately, and nobody is judged dead until every live holder has renewed.
+EPOCH_KEY = "membersync:worker:leases-since"
+
+_identity: tuple[int, str] | None = None
+_heartbeat: Heartbeat | None = None
+
+
+def holder_id() -> str:
+    """This process's holder id: host, pid and a random part (a pid is reused; a holder id never is)."""
+    global _identity
+    pid = os.getpid()
+    if _identity is None or _identity[0] != pid:  # a forked child is a holder of its own
+        _identity = (pid, f"{socket.gethostname()}:{pid}:{secrets.token_hex(4)}")
+    return _identity[1]
+
+
+def current_holder() -> str | None:
+    """This process's holder id while its heartbeat runs (a worker), else None (web, CLI, tests):
+    a process without a lease must not stamp a claim, or it would look dead at once."""
+    beat = _heartbeat
+    if beat is None or beat.pid != os.getpid() or not beat.is_alive():
+        return None
+    return beat.holder
+
+
+def _seconds(value: int | float) -> int:
+    return int(value * 1000)
+
+
+class Leases:
+    """The lease records in Redis: renew, release, who is dead, and what a holder received."""
+
+    def __init__(self, client: redis.Redis, *, lease_seconds: float = LEASE_SECONDS) -> None:
+        self.client = client
+        self.lease_seconds = lease_seconds
+
+    def renew(self, holder: str) -> bool:
+        """Renew `holder`'s lease; False when it had lapsed (its work may have been taken over)."""
+        now = int(self.client.time()[0])  # type: ignore[index]
+        pipe = self.client.pipeline()
+        pipe.set(LEASE_PREFIX + holder, "1", px=_seconds(self.lease_seconds), get=True)
+        pipe.sadd(HOLDERS_KEY, holder)
+        pipe.set(EPOCH_KEY, now, nx=True)
+        previous, _added, _epoch = pipe.execute()
+        return previous is not None
+
+    def release(self, holder: str) -> None:
+        """A holder that stops cleanly (its tasks done) is dead at once: the next sweep queues again
+        whatever it had received and not run (the broker normally restores those messages too)."""
+        self.client.delete(LEASE_PREFIX + holder)
+
+    def settled(self) -> bool:
+        """Whether the lease records are older than a lease (no recent Redis restart)."""
+        since = self.client.get(EPOCH_KEY)
+        if since is None:
+            return False
+        now = int(self.client.time()[0])  # type: ignore[index]
+        return now - int(since) >= self.lease_seconds  # type: ignore[arg-type]
+
+    def dead(self, holders: Iterable[str]) -> set[str]:
+        """Those of `holders` whose lease is gone (none while the records are younger than a lease)."""
+        wanted = sorted(set(holders))
+        if not wanted or not self.settled():
+            return set()
+        pipe = self.client.pipeline()
+        for holder in wanted:
+            pipe.exists(LEASE_PREFIX + holder)
+        return {holder for holder, alive in zip(wanted, pipe.execute(), strict=True) if not alive}
+
+    def is_dead(self, holder: str) -> bool:
+        return holder in self.dead([holder])
+
+    def known_holders(self) -> set[str]:
+        return {value.decode() for value in self.client.smembers(HOLDERS_KEY)}  # type: ignore[union-attr]
+
+    def received(self, holder: str, delivery: str, registration_id: str) -> None:
+        """`holder` took a step message for `registration_id` (prefetched, or held for its countdown)."""
+        pipe = self.client.pipeline()
+        pipe.hset(RECEIVED_PREFIX + holder, delivery, registration_id)
+        pipe.expire(RECEIVED_PREFIX + holder, RECEIVED_MEMORY_SECONDS)
+        pipe.execute()
+
+    def done(self, holder: str, delivery: str) -> None:
+        """The message has run (and is acknowledged once the task returns)."""
+        self.client.hdel(RECEIVED_PREFIX + holder, delivery)
+
+    def registrations_received(self, holder: str) -> set[str]:
+        return {value.decode() for value in self.client.hvals(RECEIVED_PREFIX + holder)}  # type: ignore[union-attr]
+
+    def swept(self, holders: Iterable[str]) -> set[str]:
+        """Those of `holders` whose work was queued again already."""
+        wanted = sorted(set(holders))
+        if not wanted:
+            return set()
+        pipe = self.client.pipeline()
+        for holder in wanted:
+            pipe.exists(SWEPT_PREFIX + holder)
+        return {holder for holder, done in zip(wanted, pipe.execute(), strict=True) if done}
+
+    def forget(self, holder: str) -> None:
+        """After its work was queued again: mark the dead holder swept and drop what it received."""
+        pipe = self.client.pipeline()
+        pipe.set(SWEPT_PREFIX + holder, "1", ex=SWEPT_MEMORY_SECONDS)
+        pipe.delete(RECEIVED_PREFIX + holder)
+        pipe.srem(HOLDERS_KEY, holder)
+        pipe.execute()
+
+
+class Heartbeat(threading.Thread):
+    """Renews this process's lease every `interval` seconds until stopped (a daemon thread)."""
+
+    def __init__(self, leases: Leases, *, interval: float = HEARTBEAT_SECONDS) -> None:
+        super().__init__(name="membersync-lease", daemon=True)
+        self.leases = leases
+        self.interval = interval
+        self.holder = holder_id()
+        self.pid = os.getpid()
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        first = True
+        while not self._stop_event.is_set():
+            try:
+                if not self.leases.renew(self.holder) and not first:
+                    log.error(
+                        "worker lease %s had lapsed: its running steps may have been taken over", self.holder
+                    )
+                first = False
+            except Exception as error:  # Redis down: keep trying; the lease lapses if it stays down
+                log.warning("worker lease %s not renewed: %s", self.holder, type(error).__name__)
+            self._stop_event.wait(self.interval)
+
+    def stop(self, *, release: bool = True) -> None:
+        self._stop_event.set()
+        if release:
+            try:
+                self.leases.release(self.holder)
+            except Exception as error:
+                log.warning("worker lease %s not released: %s", self.holder, type(error).__name__)
+
+
+def start_heartbeat(leases: Leases, *, interval: float = HEARTBEAT_SECONDS) -> Heartbeat:
+    """Hold a lease for this process (renewed once before returning, so claims can stamp it)."""
+    global _heartbeat
+    if _heartbeat is not None and _heartbeat.pid == os.getpid() and _heartbeat.is_alive():
+        return _heartbeat
+    beat = Heartbeat(leases, interval=interval)
+    try:
+        leases.renew(beat.holder)
+    except Exception as error:
+        log.warning("worker lease %s not taken yet: %s", beat.holder, type(error).__name__)
+    beat.start()
+    _heartbeat = beat
+    return beat
+
+
+def stop_heartbeat() -> None:
+    """Stop this process's heartbeat and release its lease (a clean shutdown, its tasks done)."""
+    global _heartbeat
+    beat = _heartbeat
+    if beat is not None and beat.pid == os.getpid():
+        beat.stop()
+        _heartbeat = None
+
+
+# KEYS[1] the lock; ARGV: token, ttl ms, lease prefix, epoch key, lease seconds.
+_ACQUIRE_FROM_DEAD = """
+local current = redis.call('get', KEYS[1])
+if current then
+  local holder = string.match(current, '^(.*)|')
+  if not holder or holder == '' then return 0 end
+  if redis.call('exists', ARGV[3] .. holder) == 1 then return 0 end
+  local since = redis.call('get', ARGV[4])
+  if not since then return 0 end
+  local now = tonumber(redis.call('time')[1])
+  if now - tonumber(since) < tonumber(ARGV[5]) then return 0 end
+end
+redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[2])
+return 1
+"""
+
+
+class HolderLock(Lock):
+    """A redis-py lock whose token names its holder (`holder|random`): free, or taken over at once
+    (atomically, in one script) when that holder's lease is gone; otherwise it waits like any lock."""
+
+    def do_acquire(self, token: str) -> bool:
+        if self.timeout is None:
+            return bool(super().do_acquire(token))
+        script = self.redis.register_script(_ACQUIRE_FROM_DEAD)
+        taken = script(
+            keys=[self.name],
+            args=[token, int(self.timeout * 1000), LEASE_PREFIX, EPOCH_KEY, LEASE_SECONDS],
+            client=self.redis,
+        )
+        return bool(taken)
+
+
+def lock_token(holder: str) -> str:
+    """A `HolderLock` token for `holder`."""
+    return f"{holder}|{secrets.token_hex(16)}"
+
+
+def sweep_dead_holders(
+    database: Database, leases: Leases, *, unacked: Callable[[], Iterable[str]] | None = None
+) -> int:
+    """Queue again (via the outbox) every registration a dead worker process was running a step of
+    or had received a message for; returns how many registrations were queued.
+
+    Each dead holder is swept once: its running steps are then free to the new messages' claims (the
+    compare-and-set decides between them), and a message still held for it elsewhere finds the step
+    taken or done. Holders come from the lease records and from the running steps themselves, so a
+    Redis that lost the records still frees the steps (once its lease records are a lease old).
+
+    `unacked` gives the registrations of step messages a Redis broker handed out and never got
+    acknowledged (tasks/leases.py): when a holder is found dead, those that no live holder runs or
+    has received are queued again too (a message taken in the instant before death is in no note).
+    """
+    with database.session() as session:
+        running = session.execute(
+            select(SyncStep.holder, SyncStep.registration_id).where(
+                SyncStep.state == StepState.RUNNING, SyncStep.holder.is_not(None)
+            )
+        ).all()
+    candidates = leases.known_holders() | {holder for holder, _ in running if holder}
+    dead = leases.dead(candidates)
+    dead -= leases.swept(dead)
+    queued = 0
+    if dead and unacked is not None:
+        live = candidates - leases.dead(candidates)
+        claimed = {registration_id for held_by, registration_id in running if held_by in live}
+        for holder in live:
+            claimed |= leases.registrations_received(holder)
+        orphans = set(unacked()) - claimed
+        for registration_id in sorted(orphans):
+            if queue_remaining(database, registration_id) is not None:
+                queued += 1
+        if orphans:
+            log.warning(
+                "%d registration(s) with an unacknowledged message and no live holder queued again",
+                len(orphans),
+            )
+    for holder in sorted(dead):
+        registration_ids = leases.registrations_received(holder)
+        registration_ids |= {registration_id for held_by, registration_id in running if held_by == holder}
+        for registration_id in sorted(registration_ids):
+            if queue_remaining(database, registration_id) is not None:
+                queued += 1
+        leases.forget(holder)
+        log.warning(
+            "worker %s is gone (lease expired): %d registration(s) queued again",
+            holder,
+            len(registration_ids),
+        )
+    return queued
