@@ -23,7 +23,7 @@ from app.i18n import TEXT
 from tests.fuzz.budget import PROPERTY_EXAMPLES
 
 FORM = settings(
-    # Each case opens the form and posts it (a few ms each): a tenth of the pure properties' budget.
+    # Each case opens the form and posts it (a few ms each): a fifth of the pure properties' budget.
     max_examples=max(20, PROPERTY_EXAMPLES // 5),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
