@@ -1,0 +1,83 @@
+"""Worker heartbeat leases on a real Redis: who counts as dead, and the person lock of a dead holder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from registrations.leases import (
+    EPOCH_KEY,
+    LEASE_PREFIX,
+    LEASE_SECONDS,
+    Heartbeat,
+    Leases,
+    current_holder,
+    start_heartbeat,
+    stop_heartbeat,
+)
+from registrations.locks import LockBusy, email_lock
+
+KEY = b"k" * 32
+
+
+@pytest.fixture
+def client(clean_redis: str) -> Iterator[redis.Redis]:
+    connection = redis.Redis.from_url(clean_redis)
+    yield connection
+    connection.close()
+
+
+def age_records(client: redis.Redis, seconds: float) -> None:
+    """Make the lease records `seconds` old (as if Redis had kept them that long)."""
+    now = int(client.time()[0])  # type: ignore[index]
+    client.set(EPOCH_KEY, now - int(seconds))
+
+
+def test_a_holder_is_dead_only_once_its_lease_is_gone_and_the_records_are_a_lease_old(
+    client: redis.Redis,
+) -> None:
+    leases = Leases(client)
+    leases.renew("host:1:a")
+    leases.renew("host:2:b")
+    client.delete(LEASE_PREFIX + "host:2:b")
+    # Records younger than a lease (Redis restarted empty a moment ago): nobody is judged dead,
+    # because a live holder may not have renewed since.
+    assert leases.dead(["host:1:a", "host:2:b"]) == set()
+    age_records(client, LEASE_SECONDS)
+    assert leases.dead(["host:1:a", "host:2:b"]) == {"host:2:b"}
+    assert client.pttl(LEASE_PREFIX + "host:1:a") <= LEASE_SECONDS * 1000
+    # A renewal tells whether the lease had lapsed in between.
+    assert leases.renew("host:1:a") is True
+    assert leases.renew("host:2:b") is False
+
+
+def test_the_person_lock_of_a_dead_holder_is_taken_over_at_once_and_a_live_ones_is_not(
+    client: redis.Redis,
+) -> None:
+    leases = Leases(client)
+    age_records(client, LEASE_SECONDS)
+    leases.renew("host:1:dead")
+    leases.renew("host:2:live")
+    lock = dict(key=KEY, timeout=60.0, wait=0.2)
+    with email_lock(client, "Someone@Example.com", holder="host:1:dead", **lock):
+        # Held by a live holder: the second waits and gives up.
+        with pytest.raises(LockBusy), email_lock(client, "someone@example.com", holder="host:2:live", **lock):
+            pass
+        client.delete(LEASE_PREFIX + "host:1:dead")  # the holder dies holding the lock
+        with email_lock(client, "someone@example.com", holder="host:2:live", **lock):
+            pass  # taken over without waiting for the lock's 60 s timeout
+
+
+def test_the_heartbeat_holds_a_lease_and_a_clean_stop_releases_it(client: redis.Redis) -> None:
+    leases = Leases(client)
+    beat = start_heartbeat(leases, interval=0.05)
+    try:
+        assert isinstance(beat, Heartbeat)
+        assert current_holder() == beat.holder
+        assert client.exists(LEASE_PREFIX + beat.holder)
+    finally:
+        stop_heartbeat()
+    assert current_holder() is None
+    assert not client.exists(LEASE_PREFIX + beat.holder)
