@@ -42,8 +42,10 @@ test: $(TEST_STAMP)
 # HTTP, hypothesis against the form and the validators. `make test` runs the same tests, bounded.
 FUZZ_EXAMPLES ?= 1000
 FUZZ_PROPERTY_EXAMPLES ?= 5000
+# FUZZ_SEED=<seed printed by a run> replays that schemathesis run.
+FUZZ_SEED ?= random
 fuzz: $(TEST_STAMP)
-	FUZZ_MAX_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_PROPERTY_EXAMPLES=$(FUZZ_PROPERTY_EXAMPLES) FUZZ_SEED=random \
+	FUZZ_MAX_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_PROPERTY_EXAMPLES=$(FUZZ_PROPERTY_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) \
 		$(BIN)/python -m pytest -q -s -o timeout=3600 tests/fuzz $(PYTEST_ARGS)
 
 # The chaos suite on both brokers (docs/reliability.md): `membersync chaos` on Redis, then on RabbitMQ
