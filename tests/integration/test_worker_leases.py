@@ -1,12 +1,16 @@
-"""Worker heartbeat leases on a real Redis: who counts as dead, and the person lock of a dead holder."""
+"""Worker heartbeat leases on a real Redis: who counts as dead, the person lock and the step claim of a
+dead holder, and the heartbeat."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
+from sqlalchemy import select
 
+from config.settings import Settings
+from registrations.database import Database
 from registrations.leases import (
     EPOCH_KEY,
     LEASE_PREFIX,
@@ -18,6 +22,8 @@ from registrations.leases import (
     stop_heartbeat,
 )
 from registrations.locks import LockBusy, email_lock
+from registrations.models import Registration, SyncStep
+from registrations.sync import Claimed, Finished, StepLedger
 
 KEY = b"k" * 32
 
@@ -81,3 +87,37 @@ def test_the_heartbeat_holds_a_lease_and_a_clean_stop_releases_it(client: redis.
         stop_heartbeat()
     assert current_holder() is None
     assert not client.exists(LEASE_PREFIX + beat.holder)
+
+
+def running_registration(database: Database, holder: str, delivery: str) -> str:
+    """A registration whose Shopify step is running under `holder`'s claim with message `delivery`."""
+    with database.session() as session:
+        registration = Registration(
+            request_fingerprint="f", email="r@example.com", first_name="A", last_name="B"
+        )
+        registration.steps = [
+            SyncStep(system="shopify", state="running", attempts=1, celery_task_id=delivery, holder=holder)
+        ]
+        session.add(registration)
+        session.flush()
+        return registration.id
+
+
+def test_a_dead_holders_step_is_claimed_at_once_and_a_live_holders_never(
+    client: redis.Redis, database: Database, make_settings: Callable[..., Settings]
+) -> None:
+    leases = Leases(client)
+    age_records(client, LEASE_SECONDS)
+    leases.renew("host:1:live")
+    ledger = StepLedger(database, make_settings(), "shopify", leases=leases)
+    live = running_registration(database, "host:1:live", "message-1")
+    dead = running_registration(database, "host:2:dead", "message-2")
+    # A live holder keeps its step, even against its own message redelivered elsewhere.
+    assert ledger.claim(live, "message-9") == Finished("held")
+    assert ledger.claim(live, "message-1") == Finished("held")
+    # A dead holder's step goes to the first delivery that asks (the step lease is 10 minutes).
+    assert isinstance(ledger.claim(dead, "message-3"), Claimed)
+    assert ledger.claim(dead, "message-4") == Finished("held")  # the new claim holds it now
+    with database.session() as session:
+        step = session.scalars(select(SyncStep).where(SyncStep.registration_id == dead)).one()
+        assert (step.celery_task_id, step.attempts, step.holder) == ("message-3", 2, None)
