@@ -63,7 +63,8 @@ def holder_id() -> str:
     global _identity
     pid = os.getpid()
     if _identity is None or _identity[0] != pid:  # a forked child is a holder of its own
-        _identity = (pid, f"{socket.gethostname()}:{pid}:{secrets.token_hex(4)}")
+        # The host name cut to fit sync_steps.holder (128) with the pid and the random part.
+        _identity = (pid, f"{socket.gethostname()[:100]}:{pid}:{secrets.token_hex(4)}")
     return _identity[1]
 
 

@@ -77,6 +77,7 @@ def test_the_person_lock_of_a_dead_holder_is_taken_over_at_once_and_a_live_ones_
 
 
 def test_the_heartbeat_holds_a_lease_and_a_clean_stop_releases_it(client: redis.Redis) -> None:
+    stop_heartbeat()  # one an in-process test worker of an earlier test may have left running
     leases = Leases(client)
     beat = start_heartbeat(leases, interval=0.05)
     try:
