@@ -16,11 +16,23 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 MEMBERSYNC = str(Path(sys.executable).parent / "membersync")
+
+
+def _stop_with_the_test() -> None:
+    """In the child: SIGTERM when the test process dies (a timed-out test leaves no run behind; the
+    run stops everything it started on SIGTERM)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 SUMMARY_KEYS = {
     "accepted",
     "synced",
@@ -49,7 +61,7 @@ def test_a_short_chaos_run_loses_and_duplicates_nothing() -> None:
         LOCK_TIMEOUT_SECONDS="5",
         HTTP_READ_TIMEOUT_SECONDS="1",
     )
-    completed = subprocess.run(
+    run = subprocess.Popen(
         [
             MEMBERSYNC,
             "chaos",
@@ -64,11 +76,19 @@ def test_a_short_chaos_run_loses_and_duplicates_nothing() -> None:
             "--drain-timeout",
             "120",
         ],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=240,
         env=env,
+        preexec_fn=_stop_with_the_test,
     )
+    try:
+        stdout, stderr = run.communicate(timeout=150)  # inside the suite's 180 s per test
+    except subprocess.TimeoutExpired:
+        run.terminate()  # the run stops its workers, Redis and sandbox on SIGTERM
+        stdout, stderr = run.communicate(timeout=25)
+        raise AssertionError(f"the chaos run took too long:\n{stderr[-4000:]}") from None
+    completed = subprocess.CompletedProcess(run.args, run.returncode, stdout, stderr)
     assert completed.stdout.strip(), completed.stderr[-4000:]
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     assert completed.returncode == 0, (result, completed.stderr[-4000:])
