@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-SCHEMATHESIS_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "60"))
+SCHEMATHESIS_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "50"))
 PROPERTY_EXAMPLES = int(os.environ.get("FUZZ_PROPERTY_EXAMPLES", "100"))
 # A fixed seed in `make test` (a failure reproduces); "random" under `make fuzz` (new ground each run).
 SEED = os.environ.get("FUZZ_SEED", "20261206")
