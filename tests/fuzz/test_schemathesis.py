@@ -85,4 +85,6 @@ def test_schemathesis_every_phase_finds_nothing(live_url: str, tmp_path: Path) -
     links = re.search(r"API Links:\s+(\d+) covered / (\d+) selected / (\d+) total", report["stdout"])
     assert links is not None, "the stateful phase found no links"
     covered, selected, total = map(int, links.groups())
-    assert covered == selected == total >= 1
+    assert selected == total >= 1 and covered >= 1
+    if SCHEMATHESIS_EXAMPLES >= 50:  # a handful of scenarios (make fuzz FUZZ_EXAMPLES=5) may miss one
+        assert covered == total
