@@ -105,8 +105,13 @@ def guard_flower_login(settings: Settings) -> None:
         given = basic_credentials(handler.request.headers.get("Authorization"))
         if given is None:
             raise web.HTTPError(401)  # none given (a browser's first request): ask, count nothing
+
         # The shared login first: its right pair never pays for a named operator's scrypt check.
-        matches = credentials_match(*given, expected_username, expected_password) or operators.matches(*given)
+        def matches() -> bool:  # asked only when the client and the username are not blocked
+            return credentials_match(*given, expected_username, expected_password) or operators.matches(
+                *given
+            )
+
         verdict = throttle.check(handler.request.remote_ip, given[0], matches)
         if verdict.retry_after is not None:
             handler.set_status(429)

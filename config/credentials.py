@@ -16,6 +16,7 @@ import hmac
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
@@ -90,14 +91,18 @@ class FailureThrottle:
     def from_settings(cls, settings: Settings) -> FailureThrottle:
         return cls(settings.shared_store_url, settings.derive_key("auth-failures"))
 
-    def check(self, client: str | None, username: str | None, matches: bool) -> Verdict:
+    def check(self, client: str | None, username: str | None, matches: bool | Callable[[], bool]) -> Verdict:
         """Refuse while `client` or `username` is over its allowance (even with the right pair);
-        else allowed when `matches`, and a failure counted against both when not."""
+        else allowed when `matches`, and a failure counted against both when not.
+
+        `matches` may be a callable, asked only when neither is blocked: a named operator's password
+        check is a deliberately slow scrypt, which a blocked guesser must not make us run.
+        """
         identities = self._identities(client, username)
         wait = self.retry_after(identities)
         if wait is not None:
             return Verdict(False, wait)
-        if matches:
+        if matches if isinstance(matches, bool) else matches():
             return Verdict(True)
         self._count(identities)
         return Verdict(False)

@@ -64,7 +64,8 @@ def _operators() -> Mapping[str, str]:
 def check_credentials(username: str, password: str) -> Verdict:
     """The ops login, throttled per client address and per username (429 once over the limit,
     even for the right pair)."""
-    return _throttle().check(request.remote_addr, username, credentials_match(username, password))
+    # A callable: the (scrypt) check runs only when neither the address nor the name is blocked.
+    return _throttle().check(request.remote_addr, username, lambda: credentials_match(username, password))
 
 
 def check_token(given: str, expected: str) -> Verdict:
