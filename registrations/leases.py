@@ -23,16 +23,18 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
 
 import redis
 from redis.lock import Lock
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from config.celery import WORKER_HEARTBEAT_SECONDS, WORKER_LEASE_SECONDS
 from registrations.database import Database
-from registrations.models import SyncStep
-from registrations.outbox import queue_remaining
-from registrations.states import StepState
+from registrations.models import Registration, SyncStep, utcnow
+from registrations.outbox import RELAY_BATCH, queue_remaining
+from registrations.states import RegistrationStatus, StepState
 
 log = logging.getLogger(__name__)
 
@@ -255,8 +257,38 @@ def lock_token(holder: str) -> str:
     return f"{holder}|{secrets.token_hex(16)}"
 
 
+@dataclass(frozen=True)
+class BrokerView:
+    """What a broker that keeps no per-consumer record (Redis) holds of the step messages, by
+    registration id: `orphaned` delivered before the dead holder could have renewed its lease and
+    never acknowledged; `in_flight` waiting in a queue, or delivered a moment ago."""
+
+    orphaned: frozenset[str]
+    in_flight: frozenset[str]
+
+
+def idle_registrations(database: Database, *, idle_seconds: float) -> set[str]:
+    """Unfinished registrations with no step running and nothing changed for `idle_seconds`."""
+    cutoff = utcnow() - timedelta(seconds=idle_seconds)
+    busy = select(SyncStep.registration_id).where(
+        or_(SyncStep.state == StepState.RUNNING, SyncStep.updated_at > cutoff)
+    )
+    with database.session() as session:
+        return set(
+            session.scalars(
+                select(Registration.id)
+                .where(
+                    Registration.status.in_([RegistrationStatus.ACCEPTED, RegistrationStatus.SYNCING]),
+                    Registration.created_at <= cutoff,
+                    Registration.id.not_in(busy),
+                )
+                .limit(RELAY_BATCH)
+            )
+        )
+
+
 def sweep_dead_holders(
-    database: Database, leases: Leases, *, unacked: Callable[[], Iterable[str]] | None = None
+    database: Database, leases: Leases, *, broker: Callable[[], BrokerView | None] | None = None
 ) -> int:
     """Queue again (via the outbox) every registration a dead worker process was running a step of
     or had received a message for; returns how many registrations were queued.
@@ -266,9 +298,11 @@ def sweep_dead_holders(
     taken or done. Holders come from the lease records and from the running steps themselves, so a
     Redis that lost the records still frees the steps (once its lease records are a lease old).
 
-    `unacked` gives the registrations of step messages a Redis broker handed out and never got
-    acknowledged (tasks/leases.py): when a holder is found dead, those that no live holder runs or
-    has received are queued again too (a message taken in the instant before death is in no note).
+    `broker` tells what a Redis broker holds (tasks/leases.py): a message the dead worker took in
+    the instant before it died is in no note, and may not even be in the broker's unacknowledged
+    hash (popped, not yet recorded). So when a holder is found dead, a registration is queued again
+    too if its message sits unacknowledged since before the death, or if it is unfinished and idle
+    for as long with no message waiting in a queue, and no live holder runs or holds it.
     """
     with database.session() as session:
         running = session.execute(
@@ -280,18 +314,20 @@ def sweep_dead_holders(
     dead = leases.dead(candidates)
     dead -= leases.swept(dead)
     queued = 0
-    if dead and unacked is not None:
+    view = broker() if dead and broker is not None else None
+    if view is not None:
         live = candidates - leases.dead(candidates)
         claimed = {registration_id for held_by, registration_id in running if held_by in live}
         for holder in live:
             claimed |= leases.registrations_received(holder)
-        orphans = set(unacked()) - claimed
+        idle = idle_registrations(database, idle_seconds=LEASE_SECONDS - HEARTBEAT_SECONDS)
+        orphans = (set(view.orphaned) | (idle - view.in_flight)) - claimed
         for registration_id in sorted(orphans):
             if queue_remaining(database, registration_id) is not None:
                 queued += 1
         if orphans:
             log.warning(
-                "%d registration(s) with an unacknowledged message and no live holder queued again",
+                "%d registration(s) with no live holder nor waiting message queued again",
                 len(orphans),
             )
     for holder in sorted(dead):

@@ -3,8 +3,10 @@
 Kombu's Redis transport moves a message it hands a worker into its `unacked` hash (scored by delivery
 time in `unacked_index`) and gives it back only after the visibility timeout (hours). A worker notes
 the step messages it receives (tasks/signals.py), but one it took in the instant before it died is in
-no note: the lease sweep also looks here, once a worker is found dead, for step messages delivered
-before it died. RabbitMQ needs none of this: it requeues a dead connection's messages itself.
+no note, and one it popped in the instant before it died may be in no hash either: the lease sweep,
+once a worker is found dead, reads here which step messages were delivered before the death and
+which are still waiting or just delivered. RabbitMQ needs none of this: it requeues a dead
+connection's messages itself.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ import redis
 
 from config.celery import WORKER_HEARTBEAT_SECONDS, WORKER_LEASE_SECONDS
 from config.systems import SYSTEMS
+from registrations.leases import BrokerView
 
 log = logging.getLogger(__name__)
 
 UNACKED_KEY = "unacked"
 UNACKED_INDEX_KEY = "unacked_index"
+# kombu's Redis transport keeps a queue's prioritised messages in lists of their own.
+PRIORITY_SUFFIXES = tuple(f"\x06\x16{step}" for step in (3, 6, 9))
 STEP_TASKS = frozenset(system.task_name for system in SYSTEMS)
 # A dead worker renewed its lease last at least this long ago, so what it took was delivered before.
 ORPHAN_AGE_SECONDS = WORKER_LEASE_SECONDS - WORKER_HEARTBEAT_SECONDS
@@ -46,17 +51,40 @@ def _registration_of(raw: bytes | None) -> str | None:
         return None  # not a message of ours
 
 
-def unacked_step_registrations(broker_url: str, *, older_than: float = ORPHAN_AGE_SECONDS) -> set[str]:
-    """Registrations with a step message on the Redis broker delivered longer ago than `older_than`
-    and not acknowledged yet (an empty set on another broker)."""
+def _registrations_of(raws: list[Any]) -> set[str]:
+    found = {_registration_of(raw) for raw in raws}
+    return {registration_id for registration_id in found if registration_id}
+
+
+def _waiting_registrations(client: redis.Redis, queues: list[str]) -> set[str]:
+    """Registrations with a step message waiting in one of `queues` (kombu's lists, by priority too)."""
+    keys = [name + suffix for name in queues for suffix in ("", *PRIORITY_SUFFIXES)]
+    pipe = client.pipeline()
+    for key in keys:
+        pipe.lrange(key, 0, -1)
+    waiting: set[str] = set()
+    for messages in pipe.execute():
+        # A queued message is the kombu message itself, not wrapped like an unacknowledged one.
+        waiting |= _registrations_of([json.dumps([json.loads(raw)]) for raw in messages])
+    return waiting
+
+
+def redis_broker_view(
+    broker_url: str, queues: list[str], *, orphan_age: float = ORPHAN_AGE_SECONDS
+) -> BrokerView | None:
+    """What a Redis broker holds of the step messages (None on another broker: RabbitMQ requeues a
+    dead connection's messages itself). Read once a worker is found dead, never in normal running."""
     if not broker_url.startswith(("redis://", "rediss://")):
-        return set()
+        return None
     client = redis.Redis.from_url(broker_url, socket_timeout=5, socket_connect_timeout=3)
     try:
-        tags = client.zrangebyscore(UNACKED_INDEX_KEY, "-inf", time.time() - older_than)
-        if not tags:
-            return set()
-        found = {_registration_of(raw) for raw in client.hmget(UNACKED_KEY, tags)}  # type: ignore[arg-type, union-attr]
+        before = time.time() - orphan_age
+        delivered = client.zrange(UNACKED_INDEX_KEY, 0, -1, withscores=True)
+        old = [tag for tag, score in delivered if score <= before]  # type: ignore[union-attr]
+        recent = [tag for tag, score in delivered if score > before]  # type: ignore[union-attr]
+        orphaned = _registrations_of(client.hmget(UNACKED_KEY, old)) if old else set()  # type: ignore[arg-type]
+        in_flight = _registrations_of(client.hmget(UNACKED_KEY, recent)) if recent else set()  # type: ignore[arg-type]
+        in_flight |= _waiting_registrations(client, queues)
     finally:
         client.close()
-    return {registration_id for registration_id in found if registration_id}
+    return BrokerView(orphaned=frozenset(orphaned), in_flight=frozenset(in_flight))

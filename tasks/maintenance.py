@@ -12,6 +12,8 @@ from typing import Any
 from celery import shared_task
 
 from config import metrics
+from config.celery import BULK_QUEUE
+from config.systems import REALTIME_QUEUE
 from registrations.alerts import OverBudget, alert_new_dead_letters, report_steps_over_budget
 from registrations.audit import FLOWER, Actor
 from registrations.confirmations import expire_due
@@ -21,7 +23,7 @@ from registrations.outbox import published_ids, relay_and_resume
 from registrations.replay_jobs import ReplayJobs
 from tasks.chains import chain_publisher
 from tasks.changes import queue_change
-from tasks.leases import unacked_step_registrations
+from tasks.leases import redis_broker_view
 
 
 @shared_task(name="membersync.outbox.relay", bind=True, ignore_result=True)
@@ -37,8 +39,9 @@ def lease_sweep_task(self: Any) -> int:
     heartbeat lease expired (registrations/leases.py)."""
     runtime = self.app.membersync
     broker_url = self.app.conf.broker_url or ""
+    queues = [REALTIME_QUEUE, BULK_QUEUE]
     return sweep_dead_holders(
-        runtime.database, runtime.leases, unacked=lambda: unacked_step_registrations(broker_url)
+        runtime.database, runtime.leases, broker=lambda: redis_broker_view(broker_url, queues)
     )
 
 
