@@ -3,6 +3,9 @@ dead holder, and the heartbeat."""
 
 from __future__ import annotations
 
+import base64
+import json
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -15,6 +18,7 @@ from registrations.leases import (
     EPOCH_KEY,
     LEASE_PREFIX,
     LEASE_SECONDS,
+    BrokerView,
     Heartbeat,
     Leases,
     current_holder,
@@ -24,6 +28,7 @@ from registrations.leases import (
 from registrations.locks import LockBusy, email_lock
 from registrations.models import Registration, SyncStep
 from registrations.sync import Claimed, Finished, StepLedger
+from tasks.leases import redis_broker_view
 
 KEY = b"k" * 32
 
@@ -122,3 +127,22 @@ def test_a_dead_holders_step_is_claimed_at_once_and_a_live_holders_never(
     with database.session() as session:
         step = session.scalars(select(SyncStep).where(SyncStep.registration_id == dead)).one()
         assert (step.celery_task_id, step.attempts, step.holder) == ("message-3", 2, None)
+
+
+def test_the_redis_broker_view_tells_orphaned_messages_from_waiting_ones(client: redis.Redis) -> None:
+    def message(registration_id: str) -> dict[str, object]:
+        body = base64.b64encode(json.dumps([[registration_id], {}, {}]).encode()).decode()
+        headers = {"task": "membersync.shopify.create_customer", "id": registration_id}
+        return {"body": body, "headers": headers, "properties": {"body_encoding": "base64"}}
+
+    now = time.time()
+    for tag, registration_id, delivered in (("t1", "old", now - 60), ("t2", "young", now - 1)):
+        client.hset("unacked", tag, json.dumps([message(registration_id), "", "membersync.realtime"]))
+        client.zadd("unacked_index", {tag: delivered})
+    client.lpush("membersync.realtime", json.dumps(message("queued")))
+    url = client.connection_pool.connection_kwargs
+    view = redis_broker_view(
+        f"redis://{url['host']}:{url['port']}/{url.get('db', 0)}", ["membersync.realtime"]
+    )
+    assert view == BrokerView(orphaned=frozenset({"old"}), in_flight=frozenset({"young", "queued"}))
+    assert redis_broker_view("amqp://guest@localhost//", ["membersync.realtime"]) is None
