@@ -779,6 +779,13 @@ def summarize(
                     message_ids[address.lower()].add(message_id)
     duplicated["email"] = sum(1 for ids in message_ids.values() if len(ids) > 1)
     missing["email"] = len(accepted_people - set(message_ids))
+    # The registrations of a person some system lacks (ids only), for `membersync status ID`.
+    lacking = {email for email in accepted_people if any(email not in held[name] for name in held)}
+    missing_ids = sorted(
+        registration_id
+        for submission, registration_id in intake.ids.items()
+        if plan.email(plan.person(submission)) in lacking
+    )
     accepted = len(set(intake.ids.values()))
     synced = sum(1 for status in drained.statuses.values() if status == RegistrationStatus.SYNCED)
     result: dict[str, Any] = {
@@ -797,6 +804,7 @@ def summarize(
         "mails_caught_by_kind": dict(kinds),
         "duplicated_by_system": duplicated,
         "missing_by_system": missing,
+        "missing_registrations": missing_ids[:20],
         "statuses": dict(Counter(drained.statuses.values())),
         "dead_letters": drained.dead_letters,
         "replay_rounds": drained.replay_rounds,
