@@ -89,11 +89,13 @@ class Listing:
 
     def select(self, members: Iterable[Record]) -> list[Record]:
         """The members on this query's page."""
-        chosen = [member for member in members if self._matches(member)]
-        for name, descending in reversed(self.sort):
-            chosen.sort(key=_SORT_KEYS[name], reverse=descending)
-        start = (self.page - 1) * self.limit
-        return chosen[start : start + self.limit]
+        return one_page(
+            [member for member in members if self._matches(member)],
+            self.sort,
+            _SORT_KEYS,
+            self.page,
+            self.limit,
+        )
 
     def _matches(self, member: Record) -> bool:
         if self.customer_code is not None and member.get("customerCode") != self.customer_code:
@@ -114,6 +116,21 @@ class Listing:
             if self.updated_to is not None and updated > self.updated_to:
                 return False
         return True
+
+
+def one_page(
+    chosen: list[Record],
+    sort: Iterable[tuple[str, bool]],
+    keys: Mapping[str, Any],
+    page: int,
+    limit: int,
+) -> list[Record]:
+    """Page `page` (from 1) of `limit` records of `chosen`, sorted by each (field, descending) of
+    `sort` in turn, as every Smaregi list endpoint pages (page numbers, no cursor)."""
+    for name, descending in reversed(list(sort)):
+        chosen.sort(key=keys[name], reverse=descending)
+    start = (page - 1) * limit
+    return chosen[start : start + limit]
 
 
 def parse_time(value: Any) -> datetime.datetime | None:

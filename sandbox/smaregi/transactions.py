@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.common import Record
-from sandbox.smaregi.listing import JST, MAX_PAGE_SIZE, MAX_RANGE, ListingError, parse_time
+from sandbox.smaregi.listing import JST, MAX_PAGE_SIZE, MAX_RANGE, ListingError, one_page, parse_time
 
 POINTS_ADDED, POINTS_SUBTRACTED, POINTS_EXPIRED = "6", "7", "8"
 DEFAULT_PAGE_SIZE = 100
@@ -114,10 +114,7 @@ class TransactionQuery:
     def select(self, transactions: list[Record]) -> list[Record]:
         """The transactions on this query's page."""
         chosen = [transaction for transaction in transactions if self._matches(transaction)]
-        for name, descending in reversed(self.sort):
-            chosen.sort(key=_SORT_KEYS[name], reverse=descending)
-        start = (self.page - 1) * self.limit
-        return chosen[start : start + self.limit]
+        return one_page(chosen, self.sort, _SORT_KEYS, self.page, self.limit)
 
     def _matches(self, transaction: Record) -> bool:
         received = parse_time(transaction["transactionDateTime"])

@@ -9,7 +9,6 @@ werkzeug in a thread, a real worker process, real Redis and database, the sandbo
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -21,23 +20,13 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from registrations.database import Database
-from tests.support.browser import docs_screenshot
+from tests.support.browser import docs_screenshot, headless_chromium
 from tests.support.pipeline import Pipeline, person
 
 pytestmark = pytest.mark.integration
 
 USERNAME, PASSWORD = "night-shift", "a long ops password"
 SYNCED_WITHIN_SECONDS = 60
-
-
-def chromium_executable() -> str:
-    """Debian's chromium; skipped only on a machine without one (CI installs it in .ci/run)."""
-    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    if os.environ.get("CI"):
-        pytest.fail("no chromium executable: .ci/run installs Debian's chromium package")
-    pytest.skip("no chromium executable on this machine (Debian: apt-get install chromium)")
 
 
 @pytest.fixture
@@ -65,15 +54,8 @@ def console_url(pipeline: Pipeline) -> Iterator[str]:
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    executable = chromium_executable()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, headless=True)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with headless_chromium() as launched:
+        yield launched
 
 
 # The console pages docs/screenshots shows (as console-<name>.png; `make screenshots` rewrites them).
