@@ -364,6 +364,16 @@ def test_procfile_worker_consumes_every_queue_with_events_and_a_thread_pool(cele
     assert params["concurrency"] >= 4
 
 
+def test_procfile_workers_on_one_host_get_node_names_of_their_own() -> None:
+    # Two workers named celery@host look like one to Flower and to remote control (a re-run or a
+    # shutdown meant for one reaches both, replies get mixed up).
+    names = {_expand(_procfile()["worker"])[-1] for _ in range(2)}
+    assert len(names) == 2
+    assert all(name.startswith("worker-") and name.endswith("@%h") for name in names)
+    named = _expand(_procfile()["worker"], CELERY_WORKER_NAME="blue@%h")
+    assert named[named.index("--hostname") + 1] == "blue@%h"
+
+
 def test_procfile_beat_keeps_its_schedule_in_a_writable_place(celery_app: Any) -> None:
     params = _celery_params(_expand(_procfile()["beat"]), celery_app)
     schedule = Path(params["schedule"])
