@@ -492,9 +492,28 @@ def bench() -> None:
     _require_sandbox("bench")
 
 
-def _bench_result(document: dict[str, Any]) -> None:
-    """A benchmark's result: one JSON object on the last line of stdout."""
-    click.echo(json.dumps(document, ensure_ascii=False, separators=(", ", ": ")))
+def _bench_result(document: dict[str, Any], out: str | None = None) -> None:
+    """A benchmark's result: one JSON object on the last line of stdout, also written to `out`
+    (default var/bench/<benchmark>.json under the working directory)."""
+    text = json.dumps(document, ensure_ascii=False, separators=(", ", ": "))
+    path = Path(out) if out else Path("var") / "bench" / f"{document.get('benchmark', 'bench')}.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n", encoding="utf-8")
+        click.echo(f"[bench] written to {path}", err=True)
+    except OSError as error:
+        click.echo(f"[bench] could not write {path}: {error}", err=True)
+    click.echo(text)
+
+
+def _out_option(function: Any) -> Any:
+    """`--out PATH`: where the result's JSON object is also written."""
+    return click.option(
+        "--out",
+        default=None,
+        metavar="PATH",
+        help="Also write the JSON result here [default: var/bench/<benchmark>.json].",
+    )(function)
 
 
 @bench.command("pipeline")
@@ -563,10 +582,38 @@ def bench_pipeline(
 
 
 @bench.command("intake")
-@click.option("--seconds", default=10, show_default=True)
-def bench_intake(seconds: int) -> None:
-    """Intake requests per second."""
-    _not_yet("bench intake")
+@click.option("--seconds", default=8.0, show_default=True, type=click.FloatRange(min=1), help="Load time.")
+@click.option("--connections", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--driver",
+    type=click.Choice(["auto", "wrk", "python"]),
+    default="auto",
+    show_default=True,
+    help="The load generator: wrk when installed (auto), else a Python driver.",
+)
+@click.option(
+    "--database-url",
+    default=None,
+    help="The intake's database (else DATABASE_URL, else a temporary SQLite file).",
+)
+@_out_option
+def bench_intake(
+    seconds: float, connections: int, driver: str, database_url: str | None, out: str | None
+) -> None:
+    """The Procfile's web process under load against a bare Flask 202 endpoint on the same settings."""
+    from benchmarks.intake import IntakeOptions, run_intake_bench
+    from benchmarks.pipeline import BenchError
+
+    environ = dict(os.environ)
+    if database_url:
+        environ["DATABASE_URL"] = database_url
+    try:
+        result = run_intake_bench(
+            IntakeOptions(seconds=seconds, connections=connections, driver=driver), environ
+        )
+    except (BenchError, ConfigError) as error:
+        raise click.ClickException(str(error)) from None
+    _bench_result(result, out)
 
 
 @bench.command("ratelimit")
