@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from connectors.errors import AmbiguousMatch, TransientError
 from connectors.interfaces import ShopifyApi
-from connectors.shopify import EmailTaken, PhoneTaken
+from connectors.shopify import EmailTaken, PhoneTaken, ShopifyCustomer
 from registrations import profiles
 from registrations.confirmations import PROFILE
 from registrations.states import Ownership
@@ -43,16 +43,36 @@ class ShopifyCustomerStep(Step):
         if work.ownership == Ownership.CONFIRMED:
             return apply_confirmed(connectors.shopify, work.registrant, customer_id)
         if customer_id is not None:
-            # An earlier registration made this person: this one writes nothing until its owner
-            # confirms (the profile confirmation, asked in the "already a member" notice).
-            return Outcome(
-                customer_id,
-                {"shopify_customer_id": customer_id},
-                note=CLAIM_NOTE,
-                ownership=Ownership.CLAIM,
-                request=(PROFILE, None),
+            return known_customer(
+                connectors.shopify, work.registrant, customer_id, registration_id=work.registration_id
             )
         return create_or_adopt(connectors.shopify, work.registrant, registration_id=work.registration_id)
+
+
+def known_customer(
+    shopify: ShopifyApi, registrant: Registrant, customer_id: str, *, registration_id: str
+) -> Outcome:
+    """The address already has a customer on record: ours, or someone else's (a claim).
+
+    Usually an earlier registration made this person, and this one writes nothing until its owner
+    confirms (the profile confirmation, asked in the "already a member" notice). But the customer
+    can be this registration's own: our create went through, its answer was lost (a timeout after
+    the commit, a worker killed before the record), and meanwhile another registration of the same
+    address met the taken email and recorded the customer as a claim. Claiming it here too would
+    leave the address with no owner at all: every registration `synced` as a claim, and no member,
+    contact or welcome. Only the mark our create wrote (`membersync.registration`) tells the two
+    apart, so it is read, never guessed: ours → finish our own work as its owner.
+    """
+    found = shopify.find_customers_by_email(registrant.email)
+    if len(found) == 1 and found[0].registration_id == registration_id:
+        return finish_own(shopify, registrant, found[0])
+    return Outcome(
+        customer_id,
+        {"shopify_customer_id": customer_id},
+        note=CLAIM_NOTE,
+        ownership=Ownership.CLAIM,
+        request=(PROFILE, None),
+    )
 
 
 def create_or_adopt(shopify: ShopifyApi, registrant: Registrant, *, registration_id: str) -> Outcome:
@@ -88,16 +108,25 @@ def adopt(shopify: ShopifyApi, registrant: Registrant, *, registration_id: str) 
         # Taken, yet not found: the email changed hands in between; another try settles it.
         raise TransientError("email taken but no customer holds it", system="shopify") from None
     customer = found[0]
-    learned = {"shopify_customer_id": customer.id}
     if customer.registration_id != registration_id:
+        learned = {"shopify_customer_id": customer.id}
         return Outcome(
             customer.id, learned, note=CLAIM_NOTE, ownership=Ownership.CLAIM, request=(PROFILE, None)
         )
+    return finish_own(shopify, registrant, customer)
+
+
+def finish_own(shopify: ShopifyApi, registrant: Registrant, customer: ShopifyCustomer) -> Outcome:
+    """Our own customer (it carries this registration's mark): add the address our create's own call
+    may not have made, and own the address."""
     if customer.address_id is None and (registrant.postal_code or registrant.address):
         shopify.add_address(customer.id, postal_code=registrant.postal_code, address=registrant.address)
     differs = registrant.phone is not None and customer.phone != registrant.phone
     return Outcome(
-        customer.id, learned, note=ADOPTED_OTHER_PHONE_NOTE if differs else None, ownership=Ownership.OWNER
+        customer.id,
+        {"shopify_customer_id": customer.id},
+        note=ADOPTED_OTHER_PHONE_NOTE if differs else None,
+        ownership=Ownership.OWNER,
     )
 
 
