@@ -4,8 +4,8 @@ What runs: the sandbox emulators and the SMTP catcher in this process on free po
 emulator answering after `latency_ms` (`POST /_sandbox/faults {"latency_ms": L}`) and with rate limits
 far above what is measured (ours raised to match: the vendors' limits are not what this measures);
 the database of DATABASE_URL, else a temporary SQLite file; the Redis of REDIS_URL when it answers,
-else an embedded valkey-server; ONE `celery -A tasks.celery_app worker` subprocess with the pool and
-concurrency asked for, and ONE gunicorn web process serving `app.wsgi` on a free port, both configured
+else an embedded valkey-server; `--workers` `celery -A tasks.celery_app worker` subprocesses (one by
+default) with the pool and concurrency asked for, and ONE gunicorn web process serving `app.wsgi` on a free port, both configured
 only by environment variables (as the Procfile runs them). N registrations are posted over HTTP to
 that intake (`--intake-threads` client threads, one keep-alive session each) as fast as it accepts
 them, while the worker already works, and the database is polled until every one has settled.
@@ -24,16 +24,28 @@ What is reported (the last stdout line, one JSON object; progress goes to stderr
 - `duplicated`: email addresses held by more than one object in any sandbox system (Shopify and
   Smaregi customers, HubSpot contacts, recipients of the caught welcome mails). `missing` counts the
   synced registrations whose address some system does not hold.
-- `baseline_per_second`: what the same code achieves sequentially, one registration at a time, in
-  one thread and with no broker: registrations are written exactly as the intake writes them and the
-  step tasks are run one after the other in this process (`Task.apply`, the worker's own code),
-  against the same sandbox, latency, database and Redis. It is measured over
-  `--baseline-registrations` (default min(N, 10)) registrations of its own, after one untimed
-  warm-up, before the worker starts.
-  With L > 0 it is close to 1 / (vendor calls per registration x L): that figure is reported as
-  `theoretical_sequential_per_second`, with the calls counted by the emulators during the baseline
-  as `vendor_calls_per_registration` (HTTP calls that pay the latency; the SMTP send does not).
-- `ratio` = per_second / baseline_per_second: what the worker's concurrency buys over one thread.
+- `baseline_per_second`: the bare four-task Celery chain (benchmarks/bare_chain.py: trivial tasks,
+  the fourth counts the chain in Redis) on the same broker, with the same pool, concurrency, number
+  of worker processes and Celery configuration, N chains published from `--intake-threads` threads,
+  timed from the first publish to the last chain's end; `ratio` = per_second / baseline_per_second:
+  what our steps cost against Celery's own floor. `baseline_worker_cpu_ms_per_chain` is its CPU.
+- `sequential_baseline_per_second`: what the same code achieves sequentially, one registration at a
+  time, in one thread and with no broker: registrations are written exactly as the intake writes
+  them and the step tasks are run one after the other in this process (`Task.apply`, the worker's
+  own code), against the same sandbox, latency, database and Redis, over
+  `--baseline-registrations` (default min(N, 10)) registrations after one untimed warm-up, before
+  any worker starts; `sequential_ratio` = per_second / it. With L > 0 it is close to
+  1 / (vendor calls per registration x L): that figure is `theoretical_sequential_per_second`, with
+  the calls counted by the emulators as `vendor_calls_per_registration` (HTTP calls that pay the
+  latency; the SMTP send does not).
+- `workers`: worker processes (`--workers`, each a `celery worker` with the pool and concurrency
+  asked for). With `--scale-out 1,2,4` the run is repeated for each count on the same broker,
+  database and sandbox (the bare chain too), and `scale_out` lists per_second, baseline_per_second
+  and ratio for each; the top-level figures are those of `--workers`.
+- `redis_commands_per_registration`: the Redis server's `total_commands_processed` over the posting
+  and settling, divided by N: every client's commands (intake, workers, idle broker polling, task
+  events), so it means "per registration" only on the bench's own Redis (the embedded one when
+  REDIS_URL is unset).
 - also `worker_cpu_ms_per_registration` (the worker's process group) and
   `bench_cpu_ms_per_registration` (this process: emulators, intake, polling), CPU time spent while
   posting and settling, divided by N: when their sum times `per_second` nears the machine's cores,
@@ -120,10 +132,15 @@ class PipelineOptions:
     baseline_registrations: int | None = None  # None: min(registrations, 10)
     intake_threads: int = 8
     poll_seconds: float = 0.05
+    workers: int = 1
+    scale_out: tuple[int, ...] = ()  # also measure with each of these worker process counts
+    bare: bool = True  # the bare four-task chain baseline (`ratio`)
 
     def check(self) -> None:
         if self.registrations < 1:
             raise ValueError("--registrations must be at least 1")
+        if self.workers < 1 or any(count < 1 for count in self.scale_out):
+            raise ValueError("--workers and --scale-out counts must be at least 1")
         if self.latency_ms < 0:
             raise ValueError("--latency-ms must not be negative")
         if self.pool not in POOLS:
@@ -312,13 +329,13 @@ class Worker:
             process.wait(5)
 
 
-def purge_queues(broker_url: str) -> None:
+def purge_queues(broker_url: str, queues: str = QUEUES) -> None:
     """Drop what is left in our queues after a run (an interrupted run leaves its burst there, and
     the next run's worker would take it). They were empty when the run began, so it is ours."""
     from kombu import Connection
 
     with contextlib.suppress(Exception), Connection(broker_url, connect_timeout=5) as connection:
-        for name in QUEUES.split(","):
+        for name in queues.split(","):
             channel = connection.channel()
             try:
                 with contextlib.suppress(Exception):
@@ -328,20 +345,158 @@ def purge_queues(broker_url: str) -> None:
                     channel.close()
 
 
-def worker_argv(pool: str, concurrency: int) -> list[str]:
+class WorkerGroup:
+    """Several worker processes on the same broker and database, measured and stopped together."""
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.workers = workers
+
+    def start(self, log: Say = say) -> None:
+        for worker in self.workers:
+            worker.start(log)
+
+    def cpu_seconds(self) -> float | None:
+        seconds = [worker.cpu_seconds() for worker in self.workers]
+        return None if any(value is None for value in seconds) else sum(v or 0.0 for v in seconds)
+
+    def alive(self) -> bool:
+        return all(worker.alive() for worker in self.workers)
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return "\n".join(worker.log_tail(chars // len(self.workers)) for worker in self.workers)
+
+    def log_problems(self, limit: int = 40) -> str:
+        return "\n".join(worker.log_problems(limit) for worker in self.workers)
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            if worker.process is not None and worker.process.poll() is None:
+                worker.process.send_signal(signal.SIGTERM)  # all at once, then wait for each
+        for worker in self.workers:
+            worker.stop()
+
+
+def redis_commands(redis_url: str) -> int | None:
+    """The server's `total_commands_processed` (every client's, the bench's own Redis in a clean run)."""
+    import redis
+
+    with contextlib.suppress(Exception):
+        client = redis.Redis.from_url(redis_url, socket_timeout=5)
+        try:
+            return int(client.info("stats")["total_commands_processed"])
+        finally:
+            client.close()
+    return None
+
+
+@dataclass(frozen=True)
+class BareRun:
+    workers: int
+    chains: int
+    seconds: float
+    finished: int
+    worker_cpu_seconds: float | None
+
+    @property
+    def per_second(self) -> float | None:
+        return self.finished / self.seconds if self.finished and self.seconds > 0 else None
+
+
+def measure_bare(
+    options: PipelineOptions,
+    workers: int,
+    env: Mapping[str, str],
+    redis_url: str,
+    tmp: Path,
+    stack: contextlib.ExitStack,
+    log: Say = say,
+) -> BareRun:
+    """The bare four-task chain (benchmarks/bare_chain.py) on the same broker, pool, concurrency and
+    number of worker processes: as many chains as registrations, published from `--intake-threads`
+    threads as fast as the broker takes them, timed from the first publish to the last chain's end."""
+    import redis
+
+    from benchmarks import bare_chain
+
+    counter = f"membersync:bench:bare:{uuid.uuid4().hex[:8]}"
+    bare_env = {**env, bare_chain.COUNTER_ENV: counter}
+    control = redis.Redis.from_url(redis_url)
+    group = WorkerGroup(
+        [
+            Worker(
+                [
+                    *worker_argv(
+                        options.pool,
+                        options.concurrency,
+                        app="benchmarks.bare_chain",
+                        queues=bare_chain.QUEUE,
+                    ),
+                    "--hostname",
+                    f"bare{n}@%h",
+                ],
+                bare_env,
+                tmp / f"bare-{workers}-{n}.log",
+            )
+            for n in range(workers)
+        ]
+    )
+    publisher = bare_chain.make_app(bare_env)  # publishing only, on the workers' broker
+    try:
+        group.start(log)
+        cpu_before = group.cpu_seconds()
+        started = time.monotonic()
+        with ThreadPoolExecutor(options.intake_threads, thread_name_prefix="bench-bare") as executor:
+            list(
+                executor.map(
+                    lambda n: bare_chain.bare_chain(publisher, n).apply_async(), range(options.registrations)
+                )
+            )
+        deadline = started + options.timeout_seconds
+        finished = 0
+        while time.monotonic() < deadline:
+            finished = int(control.get(counter) or 0)
+            if finished >= options.registrations or not group.alive():
+                break
+            time.sleep(options.poll_seconds)
+        seconds = time.monotonic() - started
+        cpu_after = group.cpu_seconds()
+    finally:
+        group.stop()
+        control.delete(counter)
+        control.close()
+        with contextlib.suppress(Exception):
+            publisher.close()
+    run = BareRun(
+        workers,
+        options.registrations,
+        seconds,
+        finished,
+        None if cpu_after is None or cpu_before is None else cpu_after - cpu_before,
+    )
+    log(
+        f"bare chain, {workers} worker process(es): {finished} chains in {seconds:.2f}s "
+        f"({run.per_second or 0:.1f}/s)"
+    )
+    return run
+
+
+def worker_argv(
+    pool: str, concurrency: int, *, app: str = "tasks.celery_app", queues: str = QUEUES
+) -> list[str]:
     return [
         sys.executable,
         "-m",
         "celery",
         "-A",
-        "tasks.celery_app",
+        app,
         "worker",
         "--pool",
         pool,
         "--concurrency",
         str(concurrency),
         "--queues",
-        QUEUES,
+        queues,
+        "-E",  # as the Procfile runs it (task events for Flower)
         "--without-mingle",
         "--without-gossip",
         "--loglevel",  # INFO as in the Procfile (and " ready." is an INFO line)
@@ -581,22 +736,71 @@ def run_pipeline_bench(
                 "them. Point REDIS_URL (or CELERY_BROKER_URL) at an empty database, or purge them with "
                 f"`celery -A tasks.celery_app purge -f -Q {QUEUES}`."
             )
-        stack.callback(purge_queues, broker_url)  # runs after the worker has stopped (LIFO)
-        worker = Worker(worker_argv(options.pool, options.concurrency), env, tmp / "worker.log")
-        stack.callback(worker.stop)
-        log(f"worker: --pool {options.pool} --concurrency {options.concurrency}")
-        worker.start(log)
+        stack.callback(purge_queues, broker_url)  # runs after the workers have stopped (LIFO)
+        from benchmarks.bare_chain import QUEUE as BARE_QUEUE
+
+        stack.callback(purge_queues, broker_url, BARE_QUEUE)
 
         port = free_port()
         web = Worker(web_argv(port), env, tmp / "web.log", ready_marker=b"Booting worker")
         stack.callback(web.stop)
         web.start(log)
-        wait_for_health(f"http://127.0.0.1:{port}", web)
-        measured = _post_and_wait(options, f"http://127.0.0.1:{port}", database, worker, run_id, log)
-        if measured.refused or len(measured.synced_at) < len(measured.ids):
-            log(f"the worker's warnings and errors:\n{worker.log_problems()}")
-        held = held_by_system(sandbox.urls)
-        return _result(options, measured, held, baseline, database_url, log)
+        web_url = f"http://127.0.0.1:{port}"
+        wait_for_health(web_url, web)
+
+        counts = sorted({options.workers, *options.scale_out})
+        rounds: dict[int, dict[str, Any]] = {}
+        for count in counts:
+            bare = measure_bare(options, count, env, redis_url, tmp, stack, log) if options.bare else None
+            group = WorkerGroup(
+                [
+                    Worker(
+                        [*worker_argv(options.pool, options.concurrency), "--hostname", f"bench{n}@%h"],
+                        env,
+                        tmp / f"worker-{count}-{n}.log",
+                    )
+                    for n in range(count)
+                ]
+            )
+            log(f"{count} worker process(es): --pool {options.pool} --concurrency {options.concurrency}")
+            try:
+                group.start(log)
+                commands_before = redis_commands(redis_url)
+                measured = _post_and_wait(options, web_url, database, group, f"{run_id}w{count}", log)
+                commands = redis_commands(redis_url)
+            finally:
+                group.stop()
+            if measured.refused or len(measured.synced_at) < len(measured.ids):
+                log(f"the workers' warnings and errors:\n{group.log_problems()}")
+            held = held_by_system(sandbox.urls)
+            redis_per_registration = (
+                (commands - commands_before) / len(measured.ids)
+                if commands is not None and commands_before is not None and measured.ids
+                else None
+            )
+            rounds[count] = _result(
+                options, count, measured, held, baseline, bare, database_url, redis_per_registration, log
+            )
+            reset_sandbox(sandbox.urls, options.latency_ms)
+        result = rounds[options.workers]
+        if options.scale_out:
+            result["scale_out"] = [
+                {
+                    name: rounds[count][name]
+                    for name in (
+                        "workers",
+                        "per_second",
+                        "baseline_per_second",
+                        "ratio",
+                        "p99_s",
+                        "lost",
+                        "duplicated",
+                        "worker_cpu_ms_per_registration",
+                    )
+                }
+                for count in counts
+            ]
+        return result
     raise AssertionError("unreachable")  # ExitStack could swallow an exception, as far as mypy knows
 
 
@@ -615,7 +819,7 @@ class Measured:
 
 
 def _post_and_wait(
-    options: PipelineOptions, web_url: str, database: Any, worker: Worker, run_id: str, log: Say
+    options: PipelineOptions, web_url: str, database: Any, worker: Worker | WorkerGroup, run_id: str, log: Say
 ) -> Measured:
     from registrations.models import DeadLetter, Registration
 
@@ -711,10 +915,13 @@ def _post_and_wait(
 
 def _result(
     options: PipelineOptions,
+    workers: int,
     measured: Measured,
     held: dict[str, Counter[str]],
     baseline: Baseline,
+    bare: BareRun | None,
     database_url: str,
+    redis_per_registration: float | None,
     log: Say,
 ) -> dict[str, Any]:
     latencies = [(measured.synced_at[i] - measured.created[i]).total_seconds() for i in measured.synced_at]
@@ -728,7 +935,8 @@ def _result(
         for i in measured.synced_at
         if any(measured.emails[i].lower() not in counts for counts in held.values())
     )
-    baseline_per_second = baseline.per_second
+    sequential = baseline.per_second
+    bare_per_second = bare.per_second if bare else None
     calls = baseline.calls_per_registration
     theoretical = 1 / (calls * options.latency_ms / 1000) if calls and options.latency_ms else None
     result: dict[str, Any] = {
@@ -740,10 +948,21 @@ def _result(
         "p99_s": _round(percentile(latencies, 0.99), 3),
         "lost": len(measured.ids) - len(measured.synced_at),
         "duplicated": len(duplicated),
-        "baseline_per_second": _round(baseline_per_second),
-        "ratio": _round(per_second / baseline_per_second if per_second and baseline_per_second else None),
+        "baseline_per_second": _round(bare_per_second),
+        "ratio": _round(per_second / bare_per_second if per_second and bare_per_second else None, 3),
+        "baseline": "bare four-task Celery chain, same broker, pool, concurrency and worker processes",
+        "workers": workers,
         "pool": options.pool,
         "concurrency": options.concurrency,
+        "worker_cpu_ms_per_registration": _per_registration_ms(measured.worker_cpu_seconds, measured),
+        "baseline_worker_cpu_ms_per_chain": (
+            None
+            if bare is None or bare.worker_cpu_seconds is None or not bare.chains
+            else round(1000 * bare.worker_cpu_seconds / bare.chains, 2)
+        ),
+        "redis_commands_per_registration": _round(redis_per_registration, 1),
+        "sequential_baseline_per_second": _round(sequential),
+        "sequential_ratio": _round(per_second / sequential if per_second and sequential else None),
         "database": make_url(database_url).get_backend_name(),
         "missing": missing,
         "statuses": dict(Counter(measured.statuses.values())),
@@ -751,14 +970,15 @@ def _result(
         "intake_errors": measured.refused,
         "intake_seconds": _round(measured.post_seconds, 3),
         "intake_threads": options.intake_threads,
-        "worker_cpu_ms_per_registration": _per_registration_ms(measured.worker_cpu_seconds, measured),
         "bench_cpu_ms_per_registration": _per_registration_ms(measured.bench_cpu_seconds, measured),
-        "baseline_registrations": baseline.registrations,
+        "sequential_baseline_registrations": baseline.registrations,
         "vendor_calls_per_registration": _round(calls, 2),
         "theoretical_sequential_per_second": _round(theoretical),
     }
     log(
-        f"{result['per_second']}/s (baseline {result['baseline_per_second']}/s, ratio {result['ratio']}), "
+        f"{workers} worker process(es): {result['per_second']}/s "
+        f"(bare chain {result['baseline_per_second']}/s, "
+        f"ratio {result['ratio']}; sequential {result['sequential_baseline_per_second']}/s), "
         f"p50 {result['p50_s']}s p99 {result['p99_s']}s, lost {result['lost']}, "
         f"duplicated {result['duplicated']}"
     )

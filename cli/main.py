@@ -553,6 +553,25 @@ def _out_option(function: Any) -> Any:
     type=click.IntRange(min=1),
     help="Clients posting the registrations at once.",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes on the same broker and database.",
+)
+@click.option(
+    "--scale-out",
+    default=None,
+    metavar="COUNTS",
+    help="Also measure with each of these worker process counts, e.g. 1,2,4 (`scale_out` in the result).",
+)
+@click.option(
+    "--no-bare",
+    is_flag=True,
+    help="Skip the bare four-task chain baseline (no `ratio`).",
+)
+@_out_option
 def bench_pipeline(
     registrations: int,
     latency_ms: int,
@@ -561,9 +580,21 @@ def bench_pipeline(
     timeout_seconds: float,
     baseline_registrations: int | None,
     intake_threads: int,
+    workers: int,
+    scale_out: str | None,
+    no_bare: bool,
+    out: str | None,
 ) -> None:
-    """End-to-end throughput against the sandbox: intake, broker, one real worker, every step."""
+    """End-to-end throughput against the sandbox: intake, broker, real workers, every step; against a
+    bare four-task Celery chain on the same broker, pool and concurrency (`ratio`)."""
     from benchmarks.pipeline import BenchError, PipelineOptions, run_pipeline_bench
+
+    try:
+        counts = tuple(int(part) for part in scale_out.split(",") if part.strip()) if scale_out else ()
+    except ValueError:
+        raise click.BadParameter(
+            "a comma-separated list of worker counts", param_hint="--scale-out"
+        ) from None
 
     options = PipelineOptions(
         registrations=registrations,
@@ -573,12 +604,15 @@ def bench_pipeline(
         timeout_seconds=timeout_seconds,
         baseline_registrations=baseline_registrations,
         intake_threads=intake_threads,
+        workers=workers,
+        scale_out=counts,
+        bare=not no_bare,
     )
     try:
         result = run_pipeline_bench(options)
-    except (BenchError, ConfigError) as error:
+    except (BenchError, ConfigError, ValueError) as error:
         raise click.ClickException(str(error)) from None
-    _bench_result(result)
+    _bench_result(result, out)
 
 
 @bench.command("intake")

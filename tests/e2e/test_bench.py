@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 MEMBERSYNC = str(Path(sys.executable).parent / "membersync")
 PIPELINE_KEYS = {
     "benchmark",
@@ -48,20 +50,42 @@ def bench(*args: str, timeout: float) -> dict[str, Any]:
     return result
 
 
-def test_bench_pipeline_syncs_every_registration_once() -> None:
-    result = bench("pipeline", "--registrations", "5", "--latency-ms", "0", timeout=120)
+def test_bench_pipeline_syncs_every_registration_once(tmp_path: Path) -> None:
+    out = tmp_path / "pipeline.json"
+    result = bench(
+        "pipeline",
+        "--registrations",
+        "5",
+        "--latency-ms",
+        "0",
+        "--baseline-registrations",
+        "2",
+        "--workers",
+        "2",
+        "--scale-out",
+        "2",  # one round (kept short): the scale-out row of the --workers figures
+        "--out",
+        str(out),
+        timeout=180,
+    )
     assert set(result) >= PIPELINE_KEYS
+    assert json.loads(out.read_text()) == result
     assert result["benchmark"] == "pipeline"
     assert result["registrations"] == 5
     assert result["latency_ms"] == 0
+    assert result["workers"] == 2
     assert result["lost"] == 0
     assert result["duplicated"] == 0
     assert result["missing"] == 0
     assert result["intake_errors"] == 0
     assert result["per_second"] > 0
-    assert result["baseline_per_second"] > 0
+    assert result["baseline_per_second"] > 0  # the bare chain
+    assert result["sequential_baseline_per_second"] > 0
     assert 0 < result["p50_s"] <= result["p99_s"]
-    assert result["ratio"] > 0
+    assert result["ratio"] == pytest.approx(result["per_second"] / result["baseline_per_second"], rel=0.05)
+    assert result["worker_cpu_ms_per_registration"] > 0
+    assert [row["workers"] for row in result["scale_out"]] == [2]
+    assert result["scale_out"][0]["per_second"] == result["per_second"]
 
 
 def test_bench_ratelimit_stays_within_the_vendor_limit() -> None:
