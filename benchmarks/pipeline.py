@@ -5,10 +5,11 @@ emulator answering after `latency_ms` (`POST /_sandbox/faults {"latency_ms": L}`
 far above what is measured (ours raised to match: the vendors' limits are not what this measures);
 the database of DATABASE_URL, else a temporary SQLite file; the Redis of REDIS_URL when it answers,
 else an embedded valkey-server; `--workers` `celery -A tasks.celery_app worker` subprocesses (one by
-default) with the pool and concurrency asked for, and ONE gunicorn web process serving `app.wsgi` on a free port, both configured
-only by environment variables (as the Procfile runs them). N registrations are posted over HTTP to
-that intake (`--intake-threads` client threads, one keep-alive session each) as fast as it accepts
-them, while the worker already works, and the database is polled until every one has settled.
+default) with the pool and concurrency asked for, and ONE gunicorn web process serving `app.wsgi` on
+a free port, all configured only by environment variables (as the Procfile runs them). N
+registrations are posted over HTTP to that intake (`--intake-threads` client threads, one
+keep-alive session each) as fast as it accepts them, while the workers already work, and the
+database is polled until every one has settled.
 
 What is reported (the last stdout line, one JSON object; progress goes to stderr):
 
@@ -687,17 +688,39 @@ def held_by_system(urls: Mapping[str, str]) -> dict[str, Counter[str]]:
 # --- the run ---------------------------------------------------------------------------------------
 
 
+class Probe:
+    """Something measured alongside each round (`bench ratelimit --vendor shopify`): `start` just
+    before the registrations are posted, `finish` once they have settled, its figures merged into
+    that round's result."""
+
+    def start(self, urls: Mapping[str, str]) -> None:
+        return None
+
+    def finish(self, urls: Mapping[str, str]) -> dict[str, Any]:
+        return {}
+
+
 def run_pipeline_bench(
-    options: PipelineOptions, environ: Mapping[str, str] | None = None, log: Say = say
+    options: PipelineOptions,
+    environ: Mapping[str, str] | None = None,
+    log: Say = say,
+    *,
+    sandbox_limits: Mapping[str, str] | None = None,
+    own_limits: Mapping[str, str] | None = None,
+    probe: Probe | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmark and return its result document (see the module docstring)."""
+    """Run the benchmark and return its result document (see the module docstring). The rate limits
+    are far above what is measured unless `sandbox_limits` (the emulators') and `own_limits` (ours)
+    override some of them."""
     options.check()
     environ = dict(os.environ if environ is None else environ)
     with stop_on_sigterm(), contextlib.ExitStack() as stack:
         tmp = stack.enter_context(temporary_directory())
         redis_url = stack.enter_context(bench_redis(tmp, environ, log))
         database_url = environ.get("DATABASE_URL") or f"sqlite:///{tmp / 'bench.db'}"
-        sandbox = stack.enter_context(bench_sandbox(HIGH_SANDBOX_LIMITS, options.latency_ms))
+        sandbox = stack.enter_context(
+            bench_sandbox({**HIGH_SANDBOX_LIMITS, **(sandbox_limits or {})}, options.latency_ms)
+        )
         log(f"sandbox: {', '.join(f'{k} {v}' for k, v in sandbox.urls.items())}")
         env = {
             **environ,
@@ -707,6 +730,7 @@ def run_pipeline_bench(
             "CELERY_BROKER_URL": environ.get("CELERY_BROKER_URL") or redis_url,
             "INTAKE_RATE_LIMIT": "off",
             **HIGH_OWN_LIMITS,
+            **(own_limits or {}),
             **sandbox_env(sandbox),
         }
         # A step holds a connection only for its short claim and record transactions; a pool as large
@@ -724,10 +748,6 @@ def run_pipeline_bench(
         database.upgrade()
 
         run_id = uuid.uuid4().hex[:8]
-        reset_sandbox(sandbox.urls, options.latency_ms)
-        baseline = measure_baseline(settings, database, sandbox.urls, options.baseline_count, run_id, log)
-        reset_sandbox(sandbox.urls, options.latency_ms)
-
         broker_url = settings.broker_url
         waiting = {name: count for name, count in queue_depths(broker_url).items() if count}
         if waiting:
@@ -737,6 +757,11 @@ def run_pipeline_bench(
                 f"`celery -A tasks.celery_app purge -f -Q {QUEUES}`."
             )
         stack.callback(purge_queues, broker_url)  # runs after the workers have stopped (LIFO)
+        reset_sandbox(sandbox.urls, options.latency_ms)
+        baseline = measure_baseline(settings, database, sandbox.urls, options.baseline_count, run_id, log)
+        reset_sandbox(sandbox.urls, options.latency_ms)
+        # Chains the baseline's own commits may have published (they ran here already): not the workers'.
+        purge_queues(broker_url)
         from benchmarks.bare_chain import QUEUE as BARE_QUEUE
 
         stack.callback(purge_queues, broker_url, BARE_QUEUE)
@@ -765,6 +790,8 @@ def run_pipeline_bench(
             log(f"{count} worker process(es): --pool {options.pool} --concurrency {options.concurrency}")
             try:
                 group.start(log)
+                if probe is not None:
+                    probe.start(sandbox.urls)
                 commands_before = redis_commands(redis_url)
                 measured = _post_and_wait(options, web_url, database, group, f"{run_id}w{count}", log)
                 commands = redis_commands(redis_url)
@@ -781,6 +808,8 @@ def run_pipeline_bench(
             rounds[count] = _result(
                 options, count, measured, held, baseline, bare, database_url, redis_per_registration, log
             )
+            if probe is not None:
+                rounds[count].update(probe.finish(sandbox.urls))
             reset_sandbox(sandbox.urls, options.latency_ms)
         result = rounds[options.workers]
         if options.scale_out:

@@ -20,6 +20,18 @@ a call. The last stdout line is one JSON object:
 - `throttled_responses`: 429s the emulator answered; 0 when our limiter works;
 - and `waits` (refusals by our bucket), `errors` (anything else), `peak_in_any_window` (most calls
   that completed within any ten seconds), the bucket's configured sizes, threads and processes.
+
+`--vendor shopify` measures Shopify instead, through the whole pipeline (`bench pipeline`'s
+machinery: intake, broker, `--workers` worker processes, 4 by default, with `--concurrency` threads
+each): `--registrations` registrations against a Shopify emulator whose cost bucket is
+`--bucket-size` deep and restores `--restore-rate` points a second (the Standard plan: 2,000 and
+100), our own Shopify budget (SHOPIFY_BUCKET_SIZE, SHOPIFY_RESTORE_RATE) at the same figures and the
+other vendors' limits out of the way. The emulator runs in this process, so every charge and refund
+of its bucket is recorded (ShopifySpend). Reported: `utilisation` (the share of the restore rate
+spent once the bucket first ran dry, below a tenth of its size, to the last charge: the sustained
+rate), `allowance_share` (points spent over the full bucket plus restore rate x the whole charged
+span), `throttled_responses` (THROTTLED answers) and `throttled_share` of `calls` (GraphQL
+requests), `dead_letters`, `lost`, `duplicated`, and the registrations' `per_second`.
 """
 
 from __future__ import annotations
@@ -32,15 +44,18 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.pipeline import (
     BenchError,
+    PipelineOptions,
+    Probe,
     Say,
     bench_redis,
     bench_sandbox,
+    run_pipeline_bench,
     say,
     stop_on_sigterm,
     temporary_directory,
@@ -271,3 +286,186 @@ def _stop_processes(processes: list[Any]) -> None:
         if process.is_alive():
             process.kill()
             process.join(5)
+
+
+# --- Shopify through the whole pipeline ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShopifyRateOptions:
+    """`bench ratelimit --vendor shopify`: the pipeline with `workers` worker processes against a
+    Shopify emulator at a plan's restore rate and bucket (Standard: 100 points/s, 2,000 deep), our own
+    Shopify budget at the same figures, the other vendors out of the way."""
+
+    registrations: int = 300
+    workers: int = 4
+    concurrency: int = 24
+    restore_rate: float = 100.0
+    bucket_size: float = 2000.0
+    latency_ms: int = 0
+    timeout_seconds: float = 600.0
+
+    def check(self) -> None:
+        if self.registrations < 1 or self.workers < 1 or self.concurrency < 1:
+            raise ValueError("--registrations, --workers and --concurrency must be at least 1")
+        if self.restore_rate <= 0 or self.bucket_size <= 0:
+            raise ValueError("--restore-rate and --bucket-size must be positive")
+
+
+class ShopifySpend(Probe):
+    """Every cost-point charge and refund of the in-process Shopify emulator's bucket, with the
+    points left after it, from `start` to `finish` (the class's methods wrapped for the run)."""
+
+    def __init__(self, restore_rate: float, bucket_size: float) -> None:
+        self.restore_rate = restore_rate
+        self.bucket_size = bucket_size
+        self.events: list[tuple[float, int, float]] = []  # (monotonic, points, points left after)
+        self.lock = threading.Lock()
+        self.recording = False
+        self.throttled_before = 0
+        self.calls_before = 0
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[ShopifySpend]:
+        from sandbox.shopify.cost import CostBucket
+
+        spend, refund = CostBucket.try_spend, CostBucket.refund
+        probe = self
+
+        def try_spend(bucket: CostBucket, points: int) -> bool:
+            taken = spend(bucket, points)
+            if taken:
+                probe.record(bucket, points)
+            return taken
+
+        def refund_points(bucket: CostBucket, points: int) -> None:
+            refund(bucket, points)
+            probe.record(bucket, -max(points, 0))
+
+        CostBucket.try_spend = try_spend  # type: ignore[method-assign]
+        CostBucket.refund = refund_points  # type: ignore[method-assign]
+        try:
+            yield self
+        finally:
+            CostBucket.try_spend = spend  # type: ignore[method-assign]
+            CostBucket.refund = refund  # type: ignore[method-assign]
+
+    def record(self, bucket: Any, points: int) -> None:
+        if self.recording:
+            with self.lock:
+                self.events.append((time.monotonic(), points, float(bucket._available)))
+
+    def start(self, urls: Mapping[str, str]) -> None:
+        with self.lock:
+            self.events.clear()
+        before = _shopify_counts(urls)
+        self.throttled_before = before.get("graphql.throttled", 0)
+        self.calls_before = before.get("graphql", 0)
+        self.recording = True
+
+    def finish(self, urls: Mapping[str, str]) -> dict[str, Any]:
+        self.recording = False
+        counts = _shopify_counts(urls)
+        throttled = counts.get("graphql.throttled", 0) - self.throttled_before
+        calls = counts.get("graphql", 0) - self.calls_before  # every GraphQL request, THROTTLED included
+        return {**self.shares(), "throttled_responses": throttled, "shopify_graphql_calls": calls}
+
+    def shares(self) -> dict[str, Any]:
+        """`utilisation`: the share of the sustained rate used once the bucket had run dry (below a
+        tenth of its size): the points restored in that span that were spent, over restore rate x
+        span. `allowance_share`: points spent over all the run allowed (a full bucket + restore rate
+        x the span from the first charge to the last). None where there was no such span."""
+        with self.lock:
+            events = list(self.events)
+        if not events:
+            return {"utilisation": None, "allowance_share": None, "points_spent": 0}
+        spent = sum(points for _, points, _ in events)
+        first, last = events[0][0], events[-1][0]
+        allowance = self.bucket_size + self.restore_rate * (last - first)
+        dry = next((n for n, (_, _, left) in enumerate(events) if left < self.bucket_size / 10), None)
+        utilisation = sustained_points = None
+        if dry is not None and last > events[dry][0]:
+            start_time, _, left_at_start = events[dry]
+            in_span = sum(points for _, points, _ in events[dry + 1 :])
+            restored_and_spent = in_span - (left_at_start - events[-1][2])
+            span = last - start_time
+            sustained_points = restored_and_spent / span
+            utilisation = sustained_points / self.restore_rate
+        return {
+            "utilisation": None if utilisation is None else round(utilisation, 3),
+            "allowance_share": round(spent / allowance, 3) if allowance > 0 else None,
+            "points_spent": spent,
+            "sustained_points_per_second": None if sustained_points is None else round(sustained_points, 2),
+            "dry_after_seconds": None if dry is None else round(events[dry][0] - first, 2),
+            "charged_seconds": round(last - first, 2),
+        }
+
+
+def _shopify_counts(urls: Mapping[str, str]) -> dict[str, int]:
+    import requests
+
+    response = requests.get(f"{urls['shopify']}/_sandbox/state", timeout=30)
+    response.raise_for_status()
+    counts: dict[str, int] = response.json().get("requests") or {}
+    return counts
+
+
+def run_shopify_ratelimit_bench(
+    options: ShopifyRateOptions, environ: Mapping[str, str] | None = None, log: Say = say
+) -> dict[str, Any]:
+    """The pipeline bench at Shopify's plan limits; see ShopifyRateOptions and ShopifySpend."""
+    options.check()
+    restore, size = f"{options.restore_rate:g}", f"{options.bucket_size:g}"
+    probe = ShopifySpend(options.restore_rate, options.bucket_size)
+    with probe.installed():
+        result = run_pipeline_bench(
+            PipelineOptions(
+                registrations=options.registrations,
+                latency_ms=options.latency_ms,
+                concurrency=options.concurrency,
+                workers=options.workers,
+                timeout_seconds=options.timeout_seconds,
+                baseline_registrations=0,
+                bare=False,
+            ),
+            environ,
+            log,
+            sandbox_limits={"SANDBOX_SHOPIFY_BUCKET": size, "SANDBOX_SHOPIFY_RESTORE_RATE": restore},
+            own_limits={"SHOPIFY_BUCKET_SIZE": size, "SHOPIFY_RESTORE_RATE": restore},
+            probe=probe,
+        )
+    document = {
+        "benchmark": "ratelimit",
+        "vendor": "shopify",
+        "utilisation": result["utilisation"],
+        "allowance_share": result["allowance_share"],
+        "throttled_responses": result["throttled_responses"],
+        "dead_letters": result["dead_letters"],
+        "lost": result["lost"],
+        "duplicated": result["duplicated"],
+        "calls": result["shopify_graphql_calls"],
+        "throttled_share": (
+            round(result["throttled_responses"] / result["shopify_graphql_calls"], 4)
+            if result["shopify_graphql_calls"]
+            else None
+        ),
+        "restore_rate": options.restore_rate,
+        "bucket_size": options.bucket_size,
+        "sustained_points_per_second": result["sustained_points_per_second"],
+        "points_spent": result["points_spent"],
+        "dry_after_seconds": result["dry_after_seconds"],
+        "charged_seconds": result["charged_seconds"],
+        "registrations": options.registrations,
+        "per_second": result["per_second"],
+        "workers": options.workers,
+        "concurrency": options.concurrency,
+        "latency_ms": options.latency_ms,
+        "database": result["database"],
+        "statuses": result["statuses"],
+    }
+    log(
+        f"Shopify: utilisation {document['utilisation']} of {options.restore_rate:g} points/s once dry, "
+        f"{document['throttled_responses']} THROTTLED of {document['calls']} calls, "
+        f"{document['dead_letters']} dead letters"
+    )
+    return document

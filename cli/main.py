@@ -651,38 +651,107 @@ def bench_intake(
 
 
 @bench.command("ratelimit")
-@click.option("--seconds", default=25.0, show_default=True, help="How long the callers run.")
+@click.option(
+    "--vendor",
+    type=click.Choice(["hubspot", "shopify"]),
+    default="hubspot",
+    show_default=True,
+    help="hubspot: callers through the HubSpot connector and bucket; shopify: the whole pipeline "
+    "with --workers worker processes at a plan's restore rate.",
+)
+@click.option("--seconds", default=25.0, show_default=True, help="hubspot: how long the callers run.")
 @click.option(
     "--limit-per-10s",
     default=100,
     show_default=True,
     type=click.IntRange(min=2),
-    help="The emulated HubSpot limit (and ours).",
+    help="hubspot: the emulated HubSpot limit (and ours).",
 )
 @click.option(
-    "--threads", default=8, show_default=True, type=click.IntRange(min=1), help="Callers per process."
+    "--threads",
+    default=8,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="hubspot: callers per process.",
 )
-@click.option("--processes", default=2, show_default=True, type=click.IntRange(min=1))
-def bench_ratelimit(seconds: float, limit_per_10s: int, threads: int, processes: int) -> None:
-    """How close the global rate limiter gets to a vendor's limit (HubSpot's rolling 10 s window)."""
+@click.option("--processes", default=2, show_default=True, type=click.IntRange(min=1), help="hubspot.")
+@click.option("--registrations", default=300, show_default=True, type=click.IntRange(min=1), help="shopify.")
+@click.option(
+    "--workers", default=4, show_default=True, type=click.IntRange(min=1), help="shopify: worker processes."
+)
+@click.option(
+    "--concurrency", default=24, show_default=True, type=click.IntRange(min=1), help="shopify: per worker."
+)
+@click.option(
+    "--restore-rate",
+    default=100.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="shopify: cost points restored per second (Standard plan: 100), the emulator's and ours.",
+)
+@click.option(
+    "--bucket-size",
+    default=2000.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="shopify: the cost bucket (Standard plan: 2,000), the emulator's and ours.",
+)
+@click.option(
+    "--latency-ms", default=0, show_default=True, type=click.IntRange(min=0), help="shopify: per vendor call."
+)
+@_out_option
+def bench_ratelimit(
+    vendor: str,
+    seconds: float,
+    limit_per_10s: int,
+    threads: int,
+    processes: int,
+    registrations: int,
+    workers: int,
+    concurrency: int,
+    restore_rate: float,
+    bucket_size: float,
+    latency_ms: int,
+    out: str | None,
+) -> None:
+    """How close the rate limiters get to a vendor's limit without being throttled."""
     from benchmarks.pipeline import BenchError
-    from benchmarks.ratelimit import RateLimitOptions, run_ratelimit_bench
-
-    options = RateLimitOptions(
-        seconds=seconds, limit_per_10s=limit_per_10s, threads=threads, processes=processes
+    from benchmarks.ratelimit import (
+        RateLimitOptions,
+        ShopifyRateOptions,
+        run_ratelimit_bench,
+        run_shopify_ratelimit_bench,
     )
+
     try:
-        result = run_ratelimit_bench(options)
-    except (BenchError, ConfigError) as error:
+        if vendor == "shopify":
+            result = run_shopify_ratelimit_bench(
+                ShopifyRateOptions(
+                    registrations=registrations,
+                    workers=workers,
+                    concurrency=concurrency,
+                    restore_rate=restore_rate,
+                    bucket_size=bucket_size,
+                    latency_ms=latency_ms,
+                )
+            )
+        else:
+            result = run_ratelimit_bench(
+                RateLimitOptions(
+                    seconds=seconds, limit_per_10s=limit_per_10s, threads=threads, processes=processes
+                )
+            )
+    except (BenchError, ConfigError, ValueError) as error:
         raise click.ClickException(str(error)) from None
-    _bench_result(result)
+    _bench_result(result, out)
 
 
 @bench.command("reconcile")
 @click.option(
     "--customers", default=10_000, show_default=True, type=click.IntRange(min=1), help="People per system."
 )
-def bench_reconcile(customers: int) -> None:
+@_out_option
+def bench_reconcile(customers: int, out: str | None) -> None:
     """One reconciliation over N seeded people per system (1 % drift per kind): time, memory, writes."""
     from benchmarks.pipeline import BenchError
     from benchmarks.reconcile import ReconcileOptions, run_reconcile_bench
@@ -691,7 +760,7 @@ def bench_reconcile(customers: int) -> None:
         result = run_reconcile_bench(ReconcileOptions(customers=customers))
     except (BenchError, ConfigError) as error:
         raise click.ClickException(str(error)) from None
-    _bench_result(result)
+    _bench_result(result, out)
 
 
 @main.command()

@@ -1,5 +1,6 @@
-"""`membersync bench pipeline`, `bench ratelimit` and `bench reconcile` as a person runs them: a
-subprocess whose last stdout line is the documented JSON object."""
+"""`membersync bench intake`, `bench pipeline`, `bench ratelimit` and `bench reconcile` as a person
+runs them: a subprocess whose last stdout line is the documented JSON object (also written to --out).
+Tiny sizes: they show that each runs and reports sane numbers, never how fast."""
 
 from __future__ import annotations
 
@@ -88,6 +89,53 @@ def test_bench_pipeline_syncs_every_registration_once(tmp_path: Path) -> None:
     assert result["scale_out"][0]["per_second"] == result["per_second"]
 
 
+def test_bench_intake_measures_ours_against_the_bare_app(tmp_path: Path) -> None:
+    out = tmp_path / "intake.json"
+    # The Python driver: it runs where wrk is not installed, and is what a fresh clone gets.
+    result = bench(
+        "intake", "--seconds", "1", "--connections", "2", "--driver", "python", "--out", str(out), timeout=120
+    )
+    assert json.loads(out.read_text()) == result
+    assert result["benchmark"] == "intake"
+    assert result["database"] == "sqlite"
+    assert result["errors"] == result["baseline_errors"] == 0
+    assert result["requests"] > 0
+    assert result["per_second"] > 0
+    assert result["baseline_per_second"] > 0
+    assert result["ratio"] == pytest.approx(result["per_second"] / result["baseline_per_second"], rel=0.05)
+    assert 0 < result["p50_ms"] <= result["p99_ms"]
+    # The real intake path: rows were written, fewer than the requests (every tenth is a replay).
+    assert 0 < result["registrations_created"] <= result["requests"] + 100
+    assert "--workers" in result["web_argv"] and "app.wsgi:application" in result["web_argv"]
+
+
+def test_bench_ratelimit_shopify_through_the_pipeline() -> None:
+    # A tiny bucket and restore rate, so the bucket runs dry within seconds.
+    result = bench(
+        "ratelimit",
+        "--vendor",
+        "shopify",
+        "--registrations",
+        "6",
+        "--workers",
+        "2",
+        "--concurrency",
+        "4",
+        "--restore-rate",
+        "40",
+        "--bucket-size",
+        "40",
+        timeout=180,
+    )
+    assert result["benchmark"] == "ratelimit"
+    assert result["vendor"] == "shopify"
+    assert result["lost"] == result["duplicated"] == result["dead_letters"] == 0
+    assert result["calls"] >= 6 * 2  # customerCreate and metafieldsSet at least
+    assert result["points_spent"] > result["bucket_size"]
+    assert 0 <= result["throttled_responses"] < result["calls"]
+    assert 0 < result["allowance_share"] <= 1.05
+
+
 def test_bench_ratelimit_stays_within_the_vendor_limit() -> None:
     # Longer than HubSpot's ten-second window, so the window fills and an overrun would show as 429s.
     result = bench("ratelimit", "--seconds", "12", timeout=120)
@@ -103,8 +151,10 @@ def test_bench_ratelimit_stays_within_the_vendor_limit() -> None:
 RECONCILE_KEYS = {"benchmark", "customers", "seconds", "peak_rss_mb", "api_calls", "writes"}
 
 
-def test_bench_reconcile_repairs_exactly_the_seeded_drift() -> None:
-    result = bench("reconcile", "--customers", "300", timeout=180)
+def test_bench_reconcile_repairs_exactly_the_seeded_drift(tmp_path: Path) -> None:
+    out = tmp_path / "reconcile.json"
+    result = bench("reconcile", "--customers", "300", "--out", str(out), timeout=180)
+    assert json.loads(out.read_text()) == result
     assert set(result) >= RECONCILE_KEYS
     assert result["benchmark"] == "reconcile"
     assert result["customers"] == 300
