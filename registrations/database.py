@@ -8,7 +8,7 @@ the unit of work behind "publish after commit", in one place.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,16 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # `Session.info` key: the ids of the outbox rows the session's transaction has written so far.
 OUTBOX_WRITTEN = "membersync.outbox_written"
 
-# Given the outbox ids a transaction wrote, after its commit (registrations.outbox publishes them).
-AfterCommit = Callable[[list[int]], None]
+# `Session.info` key: the chains their writer already knows, outbox id -> (registration id, systems),
+# so that publishing them after the commit reads nothing back (`note_chain`).
+OUTBOX_CHAINS = "membersync.outbox_chains"
+
+# A chain its writer knows: the registration's id and the systems still to run, in order.
+KnownChain = tuple[str, tuple[str, ...]]
+
+# Given the outbox ids a transaction wrote and the chains of those its writer stated, after its commit
+# (registrations.outbox publishes them).
+AfterCommit = Callable[[list[int], Mapping[int, KnownChain]], None]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -67,6 +75,15 @@ def _note_outbox_rows(session: Session, _flush_context: Any) -> None:
 def _forget_outbox_rows(session: Session) -> None:
     # Rolled back: those rows do not exist, so nothing of them may be published.
     session.info.pop(OUTBOX_WRITTEN, None)
+    session.info.pop(OUTBOX_CHAINS, None)
+
+
+def note_chain(session: Session, outbox_id: int, registration_id: str, systems: Sequence[str]) -> None:
+    """State the chain an outbox row (flushed in this session's transaction) stands for, so that the
+    publish after the commit sends it from these ids without reading the row and the steps back.
+
+    Only for a writer that knows the steps' states as committed (the intake, which made them)."""
+    session.info.setdefault(OUTBOX_CHAINS, {})[outbox_id] = (registration_id, tuple(systems))
 
 
 class Database:
@@ -113,8 +130,9 @@ class Database:
             with session.begin():
                 yield session
             written = session.info.pop(OUTBOX_WRITTEN, [])
+            known = session.info.pop(OUTBOX_CHAINS, {})
         if written and self.after_commit is not None:
-            self.after_commit(written)
+            self.after_commit(written, known)
 
     def upgrade(self, revision: str = "head") -> None:
         """Run Alembic migrations up to `revision`."""

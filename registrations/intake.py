@@ -18,8 +18,10 @@ from sqlalchemy.orm import Session
 from config.settings import Settings
 from config.systems import SYSTEM_NAMES
 from registrations import confirmations
+from registrations.database import note_chain
 from registrations.models import OutboxMessage, Registration, SyncStep
 from registrations.states import StepState
+from registrations.status import remaining_systems
 
 
 class IdempotencyConflict(Exception):
@@ -82,4 +84,6 @@ def accept_registration(
     outbox = OutboxMessage(registration_id=registration.id)
     session.add(outbox)
     session.flush()
+    # The steps were made just now, so the chain is known: published after the commit from these ids.
+    note_chain(session, outbox.id, registration.id, remaining_systems(registration.steps))
     return Acceptance(registration, created=True, outbox_id=outbox.id)
