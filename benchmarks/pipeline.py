@@ -47,6 +47,10 @@ What is reported (the last stdout line, one JSON object; progress goes to stderr
   and settling, divided by N: every client's commands (intake, workers, idle broker polling, task
   events), so it means "per registration" only on the bench's own Redis (the embedded one when
   REDIS_URL is unset).
+- `profile` (with `--profile`: the workers run as `python -m benchmarks.counting_worker`): per
+  registration, the workers' SQL statements and transactions, Redis round trips (redis-py sends:
+  one per command or pipeline, the broker's included), HTTP requests and new HTTP connections, SMTP
+  connections, counted over the posting and settling.
 - also `worker_cpu_ms_per_registration` (the worker's process group) and
   `bench_cpu_ms_per_registration` (this process: emulators, intake, polling), CPU time spent while
   posting and settling, divided by N: when their sum times `per_second` nears the machine's cores,
@@ -85,6 +89,7 @@ import requests
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from benchmarks.counting_worker import COUNTS_ENV
 from registrations.states import RegistrationStatus
 from tasks.queues import queue_depths
 
@@ -136,6 +141,7 @@ class PipelineOptions:
     workers: int = 1
     scale_out: tuple[int, ...] = ()  # also measure with each of these worker process counts
     bare: bool = True  # the bare four-task chain baseline (`ratio`)
+    profile: bool = False  # count SQL, Redis, HTTP per registration (benchmarks/counting_worker.py)
 
     def check(self) -> None:
         if self.registrations < 1:
@@ -375,6 +381,15 @@ class WorkerGroup:
                 worker.process.send_signal(signal.SIGTERM)  # all at once, then wait for each
         for worker in self.workers:
             worker.stop()
+
+
+def _worker_counts(paths: list[Path]) -> Counter[str]:
+    from benchmarks.counting_worker import read_counts
+
+    total: Counter[str] = Counter()
+    for path in paths:
+        total.update(read_counts(path))
+    return total
 
 
 def redis_commands(redis_url: str) -> int | None:
@@ -777,11 +792,15 @@ def run_pipeline_bench(
         rounds: dict[int, dict[str, Any]] = {}
         for count in counts:
             bare = measure_bare(options, count, env, redis_url, tmp, stack, log) if options.bare else None
+            argv = [*worker_argv(options.pool, options.concurrency)]
+            if options.profile:
+                argv = [sys.executable, "-m", "benchmarks.counting_worker", *argv[3:]]
+            count_paths = [tmp / f"counts-{count}-{n}.json" for n in range(count)]
             group = WorkerGroup(
                 [
                     Worker(
-                        [*worker_argv(options.pool, options.concurrency), "--hostname", f"bench{n}@%h"],
-                        env,
+                        [*argv, "--hostname", f"bench{n}@%h"],
+                        {**env, COUNTS_ENV: str(count_paths[n])} if options.profile else env,
                         tmp / f"worker-{count}-{n}.log",
                     )
                     for n in range(count)
@@ -793,8 +812,13 @@ def run_pipeline_bench(
                 if probe is not None:
                     probe.start(sandbox.urls)
                 commands_before = redis_commands(redis_url)
+                counts_before = _worker_counts(count_paths) if options.profile else None
                 measured = _post_and_wait(options, web_url, database, group, f"{run_id}w{count}", log)
                 commands = redis_commands(redis_url)
+                if counts_before is not None:
+                    time.sleep(0.7)  # the counting workers write their totals every half second
+                    counted = _worker_counts(count_paths)
+                    counted.subtract(counts_before)
             finally:
                 group.stop()
             if measured.refused or len(measured.synced_at) < len(measured.ids):
@@ -810,6 +834,12 @@ def run_pipeline_bench(
             )
             if probe is not None:
                 rounds[count].update(probe.finish(sandbox.urls))
+            if counts_before is not None and measured.ids:
+                rounds[count]["profile"] = {
+                    f"{name}_per_registration": round(counted[name] / len(measured.ids), 2)
+                    for name in sorted(counted)
+                }
+                log(f"worker profile per registration: {rounds[count]['profile']}")
             reset_sandbox(sandbox.urls, options.latency_ms)
         result = rounds[options.workers]
         if options.scale_out:
@@ -979,7 +1009,11 @@ def _result(
         "duplicated": len(duplicated),
         "baseline_per_second": _round(bare_per_second),
         "ratio": _round(per_second / bare_per_second if per_second and bare_per_second else None, 3),
-        "baseline": "bare four-task Celery chain, same broker, pool, concurrency and worker processes",
+        "baseline": (
+            "bare four-task Celery chain, same broker, pool, concurrency and worker processes"
+            if bare
+            else None
+        ),
         "workers": workers,
         "pool": options.pool,
         "concurrency": options.concurrency,

@@ -571,6 +571,11 @@ def _out_option(function: Any) -> Any:
     is_flag=True,
     help="Skip the bare four-task chain baseline (no `ratio`).",
 )
+@click.option(
+    "--profile",
+    is_flag=True,
+    help="Count the workers' SQL statements, Redis round trips and HTTP connections per registration.",
+)
 @_out_option
 def bench_pipeline(
     registrations: int,
@@ -583,6 +588,7 @@ def bench_pipeline(
     workers: int,
     scale_out: str | None,
     no_bare: bool,
+    profile: bool,
     out: str | None,
 ) -> None:
     """End-to-end throughput against the sandbox: intake, broker, real workers, every step; against a
@@ -607,6 +613,7 @@ def bench_pipeline(
         workers=workers,
         scale_out=counts,
         bare=not no_bare,
+        profile=profile,
     )
     try:
         result = run_pipeline_bench(options)

@@ -65,6 +65,7 @@ def test_bench_pipeline_syncs_every_registration_once(tmp_path: Path) -> None:
         "2",
         "--scale-out",
         "2",  # one round (kept short): the scale-out row of the --workers figures
+        "--profile",
         "--out",
         str(out),
         timeout=180,
@@ -87,6 +88,10 @@ def test_bench_pipeline_syncs_every_registration_once(tmp_path: Path) -> None:
     assert result["worker_cpu_ms_per_registration"] > 0
     assert [row["workers"] for row in result["scale_out"]] == [2]
     assert result["scale_out"][0]["per_second"] == result["per_second"]
+    profile = result["profile"]  # counted in the workers: every step reads and writes the database
+    assert profile["sql_statements_per_registration"] >= profile["sql_transactions_per_registration"] > 0
+    assert profile["http_requests_per_registration"] >= 3  # Shopify, Smaregi, HubSpot at least once each
+    assert profile["redis_round_trips_per_registration"] > 0
 
 
 def test_bench_intake_measures_ours_against_the_bare_app(tmp_path: Path) -> None:
