@@ -12,6 +12,7 @@ vendor, so every method here opens its own short transaction.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -260,6 +261,34 @@ class StepLedger:
             return Recorded(
                 held=True, outbox_id=follow_up.id if follow_up is not None else None, point_movement_id=bonus
             )
+
+    def queue_left_behind(self, registration_id: str, systems: Collection[str]) -> int | None:
+        """An outbox row for the registration's unfinished steps when one of `systems` is pending;
+        None when none is.
+
+        `systems` are the later steps that the delivering chain does not carry: such a step was
+        reopened after that chain was built (a replay's Smaregi success reopens the email step for
+        the member number). The chain queued with the reopening starts at the first unfinished
+        step, and when another delivery holds that step right then, the queued chain stops there
+        (`Finished("held")`) while the holder's own chain ends without the reopened step: without
+        this row it would wait for the stalled sweep (15 minutes). Published after the commit by
+        the worker's database, or by the relay.
+        """
+        with self.database.session() as session:
+            registration = session.get(Registration, registration_id)
+            if registration is None:
+                return None
+            left = [
+                step.system
+                for step in registration.steps
+                if step.system in systems and step.state == StepState.PENDING
+            ]
+            if not left:
+                return None
+            message = OutboxMessage(registration_id=registration_id)
+            session.add(message)
+            session.flush()
+            return message.id
 
     def retry_or_exhaust(
         self, registration_id: str, error: BaseException, *, deferred: bool

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar, NoReturn
 
@@ -21,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from config import metrics
 from config.celery import is_rabbitmq
 from config.logs import log_context
+from config.systems import SYSTEM_NAMES, SYSTEMS
 from config.systems import system as system_named
 from connectors.errors import PermanentError, RateLimited, ThrottledError, TransientError
 from connectors.ratelimit import one_step
@@ -120,6 +122,8 @@ class StepTask(Task):
                     raise Ignore()
             # A finished step this success reopened (the member number's email) was queued in the
             # outbox with the record and published after its commit (or is left to the relay).
+            if recorded.outbox_id is None:
+                self._queue_left_behind(registration_id)
             if recorded.point_movement_id is not None:
                 self._apply_points(recorded.point_movement_id)
             self._count_success(registration_id)
@@ -132,6 +136,37 @@ class StepTask(Task):
             return self._retry_or_dead_letter(registration_id, error)
         except TRANSIENT_DATABASE_ERRORS as error:
             return self._retry_or_dead_letter(registration_id, _database_error(error))
+
+    def _queue_left_behind(self, registration_id: str) -> None:
+        """Queue the later steps reopened after this delivery's chain was built, when they are
+        pending (`StepLedger.queue_left_behind`): the chain queued with their reopening may have
+        stopped at this very step, held by this delivery.
+
+        Judged only for a delivery that is part of a chain (Celery's `request.chain`: the steps
+        still to come, empty for the last); chains are built from every unfinished step, so an
+        ordinary chain carries every later step and nothing is read. A delivery outside a chain (a
+        one-step chain, a task sent by hand) carries nothing on.
+        """
+        coming = self.request.chain
+        if coming is None:
+            return
+        names = {system.task_name: system.name for system in SYSTEMS}
+        carried = {
+            names[entry["task"]]
+            for entry in coming
+            if isinstance(entry, Mapping) and entry.get("task") in names
+        }
+        later = SYSTEM_NAMES[SYSTEM_NAMES.index(self.system) + 1 :]
+        uncovered = set(later) - carried
+        if not uncovered:
+            return
+        try:
+            outbox_id = self.ledger.queue_left_behind(registration_id, uncovered)
+        except TRANSIENT_DATABASE_ERRORS:
+            log.warning("could not queue the reopened steps of %s; the stalled sweep will", registration_id)
+            return
+        if outbox_id is not None:
+            log.info("queued the steps of %s reopened after its chain was built", registration_id)
 
     def _apply_points(self, movement_id: str) -> None:
         """Queue the sign-up bonus this success planned: a task of its own, so this step's retries
