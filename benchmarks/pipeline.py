@@ -399,7 +399,8 @@ def redis_commands(redis_url: str) -> int | None:
     with contextlib.suppress(Exception):
         client = redis.Redis.from_url(redis_url, socket_timeout=5)
         try:
-            return int(client.info("stats")["total_commands_processed"])
+            stats: Any = client.info("stats")
+            return int(stats["total_commands_processed"])
         finally:
             client.close()
     return None
@@ -470,7 +471,8 @@ def measure_bare(
         deadline = started + options.timeout_seconds
         finished = 0
         while time.monotonic() < deadline:
-            finished = int(control.get(counter) or 0)
+            value: Any = control.get(counter)
+            finished = int(value or 0)
             if finished >= options.registrations or not group.alive():
                 break
             time.sleep(options.poll_seconds)
