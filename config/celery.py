@@ -144,8 +144,12 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, A
         # A task whose ack cannot reach a lost broker is cancelled and redelivered: steps are
         # idempotent, so a second run is safe, and a silently un-acked one would be lost work.
         "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # Flower shows tasks through the worker's task events (received, started, succeeded,
+        # failed, retried), so those stay on; a task-sent event would cost every publish (the
+        # intake's and each step's next one) a second broker write for a state Flower shows
+        # as "received" a moment later anyway.
         "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        "task_send_sent_event": False,
         "task_default_queue": REALTIME_QUEUE,
         "task_routes": {
             **{system.task_name: {"queue": system.queue} for system in SYSTEMS},
