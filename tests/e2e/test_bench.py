@@ -110,7 +110,7 @@ def test_bench_intake_measures_ours_against_the_bare_app(tmp_path: Path) -> None
     assert result["ratio"] == pytest.approx(result["per_second"] / result["baseline_per_second"], rel=0.05)
     assert 0 < result["p50_ms"] <= result["p99_ms"]
     # The real intake path: rows were written, fewer than the requests (every tenth is a replay).
-    assert 0 < result["registrations_created"] <= result["requests"] + 100
+    assert 0 < result["registrations_created"] <= result["requests"] + result["connections"]
     assert "--workers" in result["web_argv"] and "app.wsgi:application" in result["web_argv"]
 
 
