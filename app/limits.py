@@ -2,26 +2,43 @@
 
 The client is named in Redis by a keyed hash of its address, never the address itself. (Sign-in
 attempts have their own throttle, on failures: `config.credentials`. Webhooks have a budget of their
-own, per presented credential: `webhook_limit`.)"""
+own, per presented credential: `webhook_limit`.)
+
+The public limit (INTAKE_RATE_LIMIT) is a sliding-window counter: this window's count plus the last
+window's, weighted by how much of it still overlaps the sliding window. One pipelined Redis round
+trip per request (INCR, EXPIRE, GET), whatever the limit; a moving window's log grew with the limit
+and cost two Lua calls over it per request (the check and the headers)."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import hmac
 import logging
+import math
+import threading
+import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from flask import Flask, Response, current_app
+import redis
+from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits import parse
+from werkzeug.exceptions import TooManyRequests
 
-from app.services import services
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
 CLIENT_KEY_EXTENSION = "membersync_client_key"
+INTAKE_LIMIT_EXTENSION = "membersync_intake_limit"
+KEY_PREFIX = "membersync-intake"
+# Seconds the intake waits for Redis before it counts in process memory instead.
+REDIS_TIMEOUT_SECONDS = 0.5
 
 
 def client_key() -> str:
@@ -41,16 +58,129 @@ limiter = Limiter(
 )
 
 
-def intake_limit() -> str:
-    """The configured intake limit (INTAKE_RATE_LIMIT), read per request."""
-    return services().settings.intake_rate_limit or "1000000/second"
+@dataclass(frozen=True)
+class Verdict:
+    """One request's check: allowed or not, what is left, when the window ends, how long to wait."""
+
+    allowed: bool
+    remaining: int
+    reset_at: int
+    retry_after: int
 
 
-def intake_limit_off() -> bool:
-    return services().settings.intake_rate_limit is None
+class IntakeLimit:
+    """INTAKE_RATE_LIMIT per client and endpoint, as a sliding-window counter.
+
+    Counted in Redis (one pipelined round trip) when REDIS_URL is set, so every web process shares
+    it; in this process's memory when it is not, or while Redis does not answer (the intake must still
+    accept registrations, which are durable in the database, rather than answer 500).
+    """
+
+    def __init__(self, limit: str, redis_url: str | None) -> None:
+        item = parse(limit)
+        self.amount = item.amount
+        self.period = item.get_expiry()
+        self.redis = (
+            redis.Redis.from_url(
+                redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+            )
+            if redis_url
+            else None
+        )
+        self._memory: dict[str, int] = {}
+        self._memory_lock = threading.Lock()
+
+    def _counts_in_redis(self, current: str, previous: str) -> tuple[int, int]:
+        assert self.redis is not None
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.incr(current)
+        pipe.expire(current, 2 * self.period)
+        pipe.get(previous)
+        counted, _, before = pipe.execute()
+        return int(counted), int(before or 0)
+
+    def _uncount_in_redis(self, current: str) -> None:
+        assert self.redis is not None
+        self.redis.decr(current)
+
+    def _counts_in_memory(self, current: str, previous: str, window: int) -> tuple[int, int]:
+        with self._memory_lock:
+            if len(self._memory) > 100_000:  # a window's keys are useless two windows on
+                self._memory = {k: v for k, v in self._memory.items() if k.endswith((f"/{window}", previous))}
+            counted = self._memory.get(current, 0) + 1
+            self._memory[current] = counted
+            return counted, self._memory.get(previous, 0)
+
+    def _uncount_in_memory(self, current: str) -> None:
+        with self._memory_lock:
+            self._memory[current] = self._memory.get(current, 1) - 1
+
+    def hit(self, scope: str, client: str, now: float | None = None) -> Verdict:
+        """Count one request of `client` on `scope`; refused requests are not counted."""
+        now = time.time() if now is None else now
+        window, elapsed = divmod(now, self.period)
+        base = f"{KEY_PREFIX}/{scope}/{client}/{self.period}"
+        current, previous = f"{base}/{int(window)}", f"{base}/{int(window) - 1}"
+        in_redis = self.redis is not None
+        if in_redis:
+            try:
+                counted, before = self._counts_in_redis(current, previous)
+            except redis.RedisError as error:
+                log.debug("intake limit counted in memory: Redis %s", type(error).__name__)
+                in_redis = False
+        if not in_redis:
+            counted, before = self._counts_in_memory(current, previous, int(window))
+        overlap = (self.period - elapsed) / self.period
+        used = math.floor(before * overlap) + counted
+        reset_at = int((window + 1) * self.period)
+        if used <= self.amount:
+            return Verdict(True, self.amount - used, reset_at, 0)
+        # A refusal is not counted (if Redis fails here, once too often for one window at most).
+        with contextlib.suppress(redis.RedisError):
+            self._uncount_in_redis(current) if in_redis else self._uncount_in_memory(current)
+        counted -= 1
+        if counted >= self.amount or before == 0:
+            wait = self.period - elapsed  # this window alone is full: until the next one
+        else:
+            # Until the last window's weight has shrunk enough for one more request.
+            wait = self.period * (1 - (self.amount - counted) / before) - elapsed
+        return Verdict(False, 0, reset_at, max(1, math.ceil(wait)))
 
 
-public_intake = limiter.limit(intake_limit, exempt_when=intake_limit_off)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def public_intake(view: F) -> F:
+    """Limit `view` per client to INTAKE_RATE_LIMIT (nothing when it is off): a 429 with
+    Retry-After when it is spent, X-RateLimit-Limit/Remaining/Reset on the answers it allows."""
+
+    @functools.wraps(view)
+    def limited(*args: Any, **kwargs: Any) -> Any:
+        limit: IntakeLimit | None = current_app.extensions.get(INTAKE_LIMIT_EXTENSION)
+        if limit is None:
+            return view(*args, **kwargs)
+        verdict = limit.hit(request.endpoint or "", client_key())
+        # The headers go on in `_limit_headers`, whoever renders the answer (a blueprint's own 429 page).
+        g.membersync_intake_verdict = (limit.amount, verdict)
+        if not verdict.allowed:
+            raise TooManyRequests(retry_after=verdict.retry_after)
+        return view(*args, **kwargs)
+
+    return limited  # type: ignore[return-value]
+
+
+def _limit_headers(response: Response) -> Response:
+    """X-RateLimit-Limit/Remaining/Reset on a limited route's answer, and Retry-After on its 429."""
+    checked: tuple[int, Verdict] | None = g.pop("membersync_intake_verdict", None)
+    if checked is not None:
+        amount, verdict = checked
+        response.headers["X-RateLimit-Limit"] = str(amount)
+        response.headers["X-RateLimit-Remaining"] = str(verdict.remaining)
+        response.headers["X-RateLimit-Reset"] = str(verdict.reset_at)
+        if response.status_code == 429:
+            response.headers["Retry-After"] = str(verdict.retry_after)
+    return response
+
 
 # A webhook's budget (not INTAKE_RATE_LIMIT): a vendor delivers from a few shared addresses and may
 # not retry, so the public per-IP limit would drop its bursts. Generous, and keyed by the credential
@@ -75,6 +205,11 @@ def init_app(flask_app: Flask, settings: Settings) -> None:
     flask_app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or "memory://"
     flask_app.config["RATELIMIT_KEY_PREFIX"] = "membersync-intake"
     flask_app.extensions[CLIENT_KEY_EXTENSION] = settings.derive_key("rate-limit-client")
+    if settings.intake_rate_limit is not None:
+        flask_app.extensions[INTAKE_LIMIT_EXTENSION] = IntakeLimit(
+            settings.intake_rate_limit, settings.redis_url
+        )
+        flask_app.after_request(_limit_headers)
 
     # Registered before the limiter: Flask runs after-request hooks last-registered first, so this
     # one sees the limiter's headers.
