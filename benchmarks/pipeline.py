@@ -383,6 +383,14 @@ class WorkerGroup:
             worker.stop()
 
 
+def web_problems(web: Worker, limit: int = 60) -> str:
+    """The gunicorn log's lines other than access lines (errors and tracebacks), the last `limit`."""
+    lines = [
+        line for line in web.log_tail(200_000).splitlines() if '"POST /' not in line and '"GET /' not in line
+    ]
+    return "\n".join(lines[-limit:]) or "(none)"
+
+
 def _worker_counts(paths: list[Path]) -> Counter[str]:
     from benchmarks.counting_worker import read_counts
 
@@ -825,6 +833,8 @@ def run_pipeline_bench(
                 group.stop()
             if measured.refused or len(measured.synced_at) < len(measured.ids):
                 log(f"the workers' warnings and errors:\n{group.log_problems()}")
+            if measured.refused:
+                log(f"the intake's log, without its access lines:\n{web_problems(web)}")
             held = held_by_system(sandbox.urls)
             redis_per_registration = (
                 (commands - commands_before) / len(measured.ids)
@@ -1009,6 +1019,9 @@ def _result(
         "p99_s": _round(percentile(latencies, 0.99), 3),
         "lost": len(measured.ids) - len(measured.synced_at),
         "duplicated": len(duplicated),
+        "duplicated_by_system": {
+            system: sum(1 for count in counts.values() if count > 1) for system, counts in held.items()
+        },
         "baseline_per_second": _round(bare_per_second),
         "ratio": _round(per_second / bare_per_second if per_second and bare_per_second else None, 3),
         "baseline": (

@@ -443,6 +443,12 @@ def run_shopify_ratelimit_bench(
         "dead_letters": result["dead_letters"],
         "lost": result["lost"],
         "duplicated": result["duplicated"],
+        "duplicated_by_system": result["duplicated_by_system"],
+        "intake_errors": result["intake_errors"],
+        "intake_seconds": result["intake_seconds"],
+        # The bucket never ran dry: the pipeline (intake, workers, this machine) asked for less than
+        # Shopify allowed, so `utilisation` is not defined and `allowance_share` says how much less.
+        "shopify_bound": result["dry_after_seconds"] is not None,
         "calls": result["shopify_graphql_calls"],
         "throttled_share": (
             round(result["throttled_responses"] / result["shopify_graphql_calls"], 4)
