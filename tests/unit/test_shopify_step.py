@@ -6,7 +6,10 @@ registration. The customer is created without it, the other systems keep it, the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from connectors.errors import TransientError
+from registrations.dead_letters import DeadLetters
 from registrations.steps.shopify import ADOPTED_OTHER_PHONE_NOTE, CLAIM_NOTE, PHONE_TAKEN_NOTE
 from tests.support.world import World
 
@@ -154,3 +157,26 @@ def test_a_registration_without_phone_adopting_has_no_note(world: World) -> None
 
     step = world.registration(registration_id).step("shopify")
     assert (step.external_id, step.note) == (existing.id, CLAIM_NOTE)
+
+
+def test_our_lost_create_recorded_by_another_registration_as_a_claim_is_still_ours(tmp_path: Path) -> None:
+    """A's create went through, its answer lost; B of the same address claimed the customer (A's
+    mark) and recorded it; A, replayed, reads the mark and owns the address (issue 17)."""
+    world = World(tmp_path, RETRY_POLICY_SHOPIFY="attempts=1,base=0.1,cap=0.1,budget=60")
+    first = world.accept()
+    world.shopify.lose_next_answer("create_customer")
+    world.run_all(first)  # the create committed, its answer lost: out of its one attempt
+    assert world.registration(first).status == "failed"
+    second = world.accept(first_name="太郎")
+    world.run_all(second)
+    assert world.registration(second).ownership == "claim"
+
+    DeadLetters(world.publishing).replay(first)
+    world.run_published()
+
+    assert (world.registration(first).ownership, world.registration(second).ownership) == ("owner", "claim")
+    assert world.registration(first).status == "synced"
+    [customer] = world.shopify.customers.values()
+    assert customer.first_name == "花子"  # nothing the second registration typed was written
+    assert world.smaregi.count("create_member") == 1 and len(world.hubspot.contacts) == 1
+    assert [message.message_id.split("@")[0] for message in world.welcomes()] == [f"<welcome.{first}"]
