@@ -224,6 +224,9 @@ class HttpClient:
             adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
             self.session.mount("http://", adapter)
             self.session.mount("https://", adapter)
+            # No proxy variables, .netrc or CA bundle variables read on every call: the vendors'
+            # addresses come from our settings, and their connections are kept alive in the pool.
+            self.session.trust_env = False
         self.session.headers.update({"User-Agent": USER_AGENT, **(headers or {})})
 
     def using(self, policy_type: type[AnswerPolicy], *, refusal: str | None = None) -> HttpClient:
