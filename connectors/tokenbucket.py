@@ -36,6 +36,8 @@ DEFAULT_KEY_PREFIX = "membersync:ratelimit:"
 
 # KEYS[1] the bucket hash. ARGV: op, configured capacity, configured per_second, then per op:
 #   acquire cost, max debt | observe available, capacity or "", per_second or "" | pause seconds | state
+#   acquire and state then take, as ARGV[6..8], feedback held back by `observe` (available, capacity or
+#   "", per_second or ""), applied first; state puts "" "" in ARGV[4..5]
 # Replies are strings (Redis would truncate Lua numbers to integers):
 #   acquire {"1", tokens left} | {"0", seconds to wait} | {"-1", capacity} (cost can never fit)
 #   state   {tokens, capacity, per_second, seconds still paused}; observe and pause {"1"}
@@ -67,9 +69,27 @@ local function save()
   redis.call('PEXPIRE', key, string.format('%.0f', math.min(math.max(1, math.ceil(ttl * 1000)), 1e15)))
 end
 
+-- Vendor feedback (observe), applied before the operation: the operation's own, or one a client
+-- held back to send with its next acquire or state (ARGV[6..8] of those).
+local function apply_observed(available, new_capacity, new_per_second)
+  if new_capacity then
+    capacity = new_capacity
+    redis.call('HSET', key, 'capacity', fmt(capacity))
+  end
+  if new_per_second then
+    per_second = new_per_second
+    redis.call('HSET', key, 'per_second', fmt(per_second))
+  end
+  tokens = math.min(tokens, available, capacity)
+end
+local held = (op == 'acquire' or op == 'state') and tonumber(ARGV[6]) ~= nil
+if held then
+  apply_observed(tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]))
+end
 if op == 'acquire' then
   local cost = tonumber(ARGV[4])
   if cost > capacity then
+    if held then save() end
     return {'-1', fmt(capacity)}
   end
   local max_debt = tonumber(ARGV[5]) or 0
@@ -80,24 +100,14 @@ if op == 'acquire' then
     wait = math.max(wait, (cost - tokens) / per_second)
   end
   if wait > 0 then
+    if held then save() end
     return {'0', fmt(wait)}
   end
   tokens = tokens - cost
   save()
   return {'1', fmt(tokens)}
 elseif op == 'observe' then
-  local available = tonumber(ARGV[4])
-  local new_capacity = tonumber(ARGV[5])
-  local new_per_second = tonumber(ARGV[6])
-  if new_capacity then
-    capacity = new_capacity
-    redis.call('HSET', key, 'capacity', fmt(capacity))
-  end
-  if new_per_second then
-    per_second = new_per_second
-    redis.call('HSET', key, 'per_second', fmt(per_second))
-  end
-  tokens = math.min(tokens, available, capacity)
+  apply_observed(tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
   save()
   return {'1'}
 elseif op == 'pause' then
@@ -106,6 +116,7 @@ elseif op == 'pause' then
   save()
   return {'1'}
 elseif op == 'state' then
+  if held then save() end
   return {fmt(tokens), fmt(capacity), fmt(per_second), fmt(math.max(blocked_until - now, 0))}
 end
 return redis.error_reply('unknown token bucket operation')
@@ -157,10 +168,39 @@ class RedisTokenBucket:
         self.key = f"{key_prefix}{name}"
         self._redis = redis
         self._script = _script_for(redis)
+        # The vendor's latest report (`observe`), sent with this process's next acquire or state.
+        self._held: tuple[float, str, str] | None = None
+        self._held_lock = threading.Lock()
 
     def _run(self, op: str, *args: str) -> list[Any]:
         reply = self._script(keys=[self.key], args=[op, repr(self.capacity), repr(self.per_second), *args])
         return list(reply)
+
+    def _take_held(self) -> tuple[str, ...]:
+        """The feedback held back, as the script's ARGV[6..8] (and forgotten here), or nothing."""
+        with self._held_lock:
+            held, self._held = self._held, None
+        return () if held is None else (repr(held[0]), held[1], held[2])
+
+    def _run_with_held(self, op: str, *args: str) -> list[Any]:
+        held = self._take_held()
+        try:
+            return self._run(op, *args, *held)
+        except Exception:
+            if held:  # not applied: keep it for the next call (merged with any newer report)
+                self._hold(float(held[0]), held[1], held[2])
+            raise
+
+    def _hold(self, available: float, capacity: str, per_second: str) -> None:
+        with self._held_lock:
+            if self._held is not None:
+                # Applied one after the other, two reports lower the tokens to the smaller of the
+                # two; the newer sizes win.
+                older_available, older_capacity, older_per_second = self._held
+                available = min(available, older_available)
+                capacity = capacity or older_capacity
+                per_second = per_second or older_per_second
+            self._held = (available, capacity, per_second)
 
     def acquire(self, cost: float = 1.0) -> None:
         """Take `cost` tokens now, or raise `RateLimited` with the seconds until there are enough.
@@ -171,7 +211,7 @@ class RedisTokenBucket:
         if not (math.isfinite(cost) and cost >= 0):
             raise ValueError(f"cost must be a non-negative number, not {cost!r}")
         max_debt = self.capacity if may_borrow() else 0.0
-        status, value = self._run("acquire", repr(cost), repr(max_debt))
+        status, value = self._run_with_held("acquire", repr(cost), repr(max_debt))
         granted = int(status)
         if granted == 1:
             note_granted()
@@ -197,7 +237,9 @@ class RedisTokenBucket:
             raise ValueError("available must be a number")
         new_capacity = repr(_positive(capacity, "capacity")) if capacity is not None else ""
         new_per_second = repr(_positive(per_second, "per_second")) if per_second is not None else ""
-        self._run("observe", repr(available), new_capacity, new_per_second)
+        # No round trip of its own: held back and applied first by this process's next acquire (the
+        # only thing it can change is what that acquire, or another worker's after it, is granted).
+        self._hold(available, new_capacity, new_per_second)
 
     def pause(self, seconds: float) -> None:
         """The vendor said wait (429 with Retry-After): nobody acquires for `seconds` of server time.
@@ -212,7 +254,7 @@ class RedisTokenBucket:
 
     def state(self) -> dict[str, float]:
         """Tokens now, capacity, per_second and seconds of pause left (`paused_for`); read only."""
-        tokens, capacity, per_second, paused_for = self._run("state")
+        tokens, capacity, per_second, paused_for = self._run_with_held("state", "", "")
         return {
             "tokens": float(tokens),
             "capacity": float(capacity),

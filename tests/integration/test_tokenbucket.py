@@ -288,3 +288,22 @@ def test_a_step_under_way_borrows_so_contention_cannot_livelock_it(redis_client:
     assert refused.value.retry_after == pytest.approx(200, rel=0.05)
     with pytest.raises(RateLimited):
         bucket.acquire()  # outside a step, no borrowing at all
+
+
+def test_vendor_feedback_rides_on_the_next_acquire(redis_client: redis.Redis) -> None:
+    bucket = RedisTokenBucket(redis_client, name=unique_name(), capacity=10, per_second=0.001)
+    bucket.acquire(1)
+    other = RedisTokenBucket(redis_client, name=bucket.name, capacity=10, per_second=0.001)
+    bucket.observe(available=4, capacity=6)
+    bucket.observe(available=5)  # two reports before the next acquire: the lower one holds
+    # No round trip of its own: another worker does not see it yet...
+    assert other.state()["capacity"] == 10 and other.state()["tokens"] == pytest.approx(9, abs=0.01)
+    # ...and does once this worker's next acquire has carried it (applied before the take).
+    bucket.acquire(1)
+    state = other.state()
+    assert state["capacity"] == 6 and state["tokens"] == pytest.approx(3, abs=0.01)
+    # Feedback held when the acquire is refused is applied all the same.
+    bucket.observe(available=0)
+    with pytest.raises(RateLimited):
+        bucket.acquire(1)
+    assert other.state()["tokens"] == pytest.approx(0, abs=0.01)
