@@ -35,8 +35,16 @@ DEV_ARGS ?=
 dev: $(DEV_STAMP)
 	$(BIN)/membersync dev $(DEV_ARGS)
 
+# The suite runs on TEST_WORKERS processes (pytest-xdist; 0 runs it in this one): its time is mostly
+# waiting on real processes, not CPU. Each worker has its own PostgreSQL database and Redis number
+# (tests/conftest.py); RabbitMQ's tests run on one worker (--dist loadgroup), and the slowest tests start
+# first (tests/conftest.py orders them; --no-loadscope-reorder keeps that order).
+# `make test PYTEST_ARGS="tests/unit -x"` runs a part of it; `TEST_WORKERS=0` runs it serially.
+# Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set: every worker, gunicorn and CLI
+# process a test starts would compile the project again, and pytest its assertion rewrites.
+TEST_WORKERS ?= 4
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 # tests/fuzz with thousands of cases and a fresh seed: schemathesis (every phase) against the API over
 # HTTP, hypothesis against the form and the validators. `make test` runs the same tests, bounded.

@@ -4,10 +4,12 @@ set), a real Redis (TEST_REDIS_URL, else an embedded valkey-server), and a real 
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from celery.contrib.testing.worker import TestWorkController
@@ -29,6 +31,109 @@ SHOPIFY_SCHEMA_PATH = (
 )
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+def xdist_worker_index() -> int | None:
+    """This process's number among pytest-xdist's workers (gw0 is 0); None outside xdist."""
+    match = re.fullmatch(r"gw(\d+)", os.environ.get("PYTEST_XDIST_WORKER", ""))
+    return int(match.group(1)) if match else None
+
+
+def _worker_database_url(base: str, name: str) -> str:
+    """Drop and create database `name` on TEST_DATABASE_URL's server (trust auth); its URL."""
+    url = make_url(base)
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_worker_database(base: str) -> None:
+    url = make_url(base)
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, each worker gets a PostgreSQL database of its own (test_gw0, ...), made
+    afresh for the session: every test, and every process a test starts, sees it as
+    TEST_DATABASE_URL."""
+    index = xdist_worker_index()
+    base = os.environ.get("TEST_DATABASE_URL")
+    if index is None or not base:
+        return
+    name = f"{make_url(base).database}_gw{index}"
+    config.stash[_SHARED_DATABASE_URL] = base
+    os.environ["TEST_DATABASE_URL"] = _worker_database_url(base, name)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shared = config.stash.get(_SHARED_DATABASE_URL, None)
+    if shared is not None:
+        _drop_worker_database(os.environ["TEST_DATABASE_URL"])
+        os.environ["TEST_DATABASE_URL"] = shared
+
+
+_SHARED_DATABASE_URL = pytest.StashKey[str]()
+
+# Tests that share a machine-wide resource run on one xdist worker, one after the other (--dist
+# loadgroup): RabbitMQ's queues have fixed names (the rabbitmq_url fixture deletes them).
+RABBITMQ_GROUP = "rabbitmq"
+
+# The modules whose tests take longest (tens of seconds each: whole pipelines, production lease
+# timings, browsers, subprocess stacks), run first so that the workers share them out instead of
+# one worker finishing them alone at the end.
+SLOW_FIRST = (
+    "tests/e2e/test_chaos.py",
+    "tests/integration/pipeline/test_worker_killed.py",
+    "tests/e2e/test_bench.py",
+    "tests/e2e/test_dev_operations.py",
+    "tests/e2e/test_dev_and_cli.py",
+    "tests/integration/pipeline/",
+    "tests/integration/ops/test_ops_browser.py",
+    "tests/integration/test_flower_rerun.py",
+    "tests/integration/test_flower.py",
+    "tests/integration/test_edge_proxy.py",
+    "tests/fuzz/test_schemathesis.py",
+)
+
+
+def _slowness(item: pytest.Item) -> int:
+    """The place of an item's module in SLOW_FIRST (len(SLOW_FIRST) for the rest)."""
+    path = item.path.relative_to(item.config.rootpath).as_posix()
+    return next((rank for rank, slow in enumerate(SLOW_FIRST) if path.startswith(slow)), len(SLOW_FIRST))
+
+
+def _uses_module_fixture(item: pytest.Item) -> bool:
+    """Whether the item uses a fixture set up once per module (or class)."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(
+        definitions[-1].scope in ("module", "class")
+        for definitions in info.name2fixturedefs.values()
+        if definitions
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist names the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("broker_url") == "rabbitmq":
+            item.add_marker(pytest.mark.xdist_group(RABBITMQ_GROUP))
+        elif _uses_module_fixture(item):
+            # A module's expensive fixture (a server, a proxy stack) is set up once, on one worker.
+            item.add_marker(pytest.mark.xdist_group(item.path.relative_to(config.rootpath).as_posix()))
+    items.sort(key=_slowness)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -65,8 +170,14 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Redis: the machine's (TEST_REDIS_URL) or an embedded valkey-server for the session."""
     configured = os.environ.get("TEST_REDIS_URL")
     if configured and redis_answers(configured):
-        yield configured.rstrip("/") + "/9" if configured.count("/") == 2 else configured
-        return
+        # Tests empty their database (FLUSHDB): each xdist worker takes a number of its own, counted
+        # from the configured one (9 when the URL names none); past Redis's 16, an embedded server.
+        parts = urlsplit(configured)
+        named = parts.path.strip("/")
+        database = (int(named) if named else 9) + (xdist_worker_index() or 0)
+        if database < 16:
+            yield urlunsplit(parts._replace(path=f"/{database}"))
+            return
     server = start_embedded_redis(tmp_path_factory.mktemp("valkey"))
     try:
         yield f"{server.connection_url}/0"

@@ -257,6 +257,9 @@ def test_typed_values_survive_a_failed_post_and_are_inert(client: Any, database:
         "garbage",
         URLSafeTimedSerializer("another-key", salt="membersync.form.csrf").dumps("whatever"),
     ],
+    # Fixed ids: the signed token holds the time, and pytest-xdist needs every worker to collect the
+    # same test names.
+    ids=["none", "empty", "garbage", "signed-with-another-key"],
 )
 def test_missing_or_forged_csrf_token_is_refused(client: Any, database: Database, token: str | None) -> None:
     open_form(client)  # the browser has a session, but the post does not carry its token
