@@ -1,9 +1,10 @@
 """What a worker does as it starts: refuse to without its member-number key, RabbitMQ's dead-letter
-queue, the outbox relay, and its heartbeat lease (registrations/leases.py) with the record of the step
-messages it holds."""
+queue, the outbox relay, its start-up objects frozen for the collector, and its heartbeat lease
+(registrations/leases.py) with the record of the step messages it holds."""
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -146,6 +147,14 @@ def hold_child_lease(**_kwargs: Any) -> None:
     records = _lease_records(_worker_app) if _worker_app is not None else None
     if records is not None:
         leases.start_heartbeat(records)
+
+
+@worker_ready.connect
+@worker_process_init.connect
+def freeze_start_up_objects(**_kwargs: Any) -> None:
+    """What the worker built to start (modules, tasks, Celery's app) lives as long as it: frozen, full
+    collections stop walking it (as the web process does, app/wsgi.py)."""
+    gc.freeze()
 
 
 @worker_process_shutdown.connect
