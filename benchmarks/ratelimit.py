@@ -324,6 +324,7 @@ class ShopifySpend(Probe):
         self.recording = False
         self.throttled_before = 0
         self.calls_before = 0
+        self.counts_before: dict[str, int] = {}
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[ShopifySpend]:
@@ -359,6 +360,7 @@ class ShopifySpend(Probe):
         with self.lock:
             self.events.clear()
         before = _shopify_counts(urls)
+        self.counts_before = before
         self.throttled_before = before.get("graphql.throttled", 0)
         self.calls_before = before.get("graphql", 0)
         self.recording = True
@@ -368,7 +370,17 @@ class ShopifySpend(Probe):
         counts = _shopify_counts(urls)
         throttled = counts.get("graphql.throttled", 0) - self.throttled_before
         calls = counts.get("graphql", 0) - self.calls_before  # every GraphQL request, THROTTLED included
-        return {**self.shares(), "throttled_responses": throttled, "shopify_graphql_calls": calls}
+        by_operation = {
+            name.removeprefix("graphql."): count - self.counts_before.get(name, 0)
+            for name, count in sorted(counts.items())
+            if name.startswith("graphql.") and count > self.counts_before.get(name, 0)
+        }
+        return {
+            **self.shares(),
+            "throttled_responses": throttled,
+            "shopify_graphql_calls": calls,
+            "shopify_calls_by_operation": by_operation,
+        }
 
     def shares(self) -> dict[str, Any]:
         """`utilisation`: the share of the sustained rate used once the bucket had run dry (below a
@@ -450,6 +462,7 @@ def run_shopify_ratelimit_bench(
         # Shopify allowed, so `utilisation` is not defined and `allowance_share` says how much less.
         "shopify_bound": result["dry_after_seconds"] is not None,
         "calls": result["shopify_graphql_calls"],
+        "calls_by_operation": result["shopify_calls_by_operation"],
         "throttled_share": (
             round(result["throttled_responses"] / result["shopify_graphql_calls"], 4)
             if result["shopify_graphql_calls"]
