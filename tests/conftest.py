@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -156,11 +157,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head with Alembic, once per session (each test takes a copy)."""
+    path = tmp_path_factory.mktemp("migrated") / "membersync.db"
+    template = Database(f"sqlite:///{path}")
+    template.upgrade()
+    template.dispose()
+    return path
+
+
 @pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    """A database migrated to head with Alembic."""
+def database(database_url: str, request: pytest.FixtureRequest) -> Iterator[Database]:
+    """A database migrated to head with Alembic (SQLite: a copy of the session's migrated file)."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite_file"), url.database)
     db = Database(database_url)
-    db.upgrade()
+    db.upgrade()  # at head already for a copy: Alembic checks and does nothing
     yield db
     db.dispose()
 
