@@ -291,9 +291,14 @@ def _parse_phone(value: str) -> phonenumbers.PhoneNumber:
     return number
 
 
+# Built once: a schema's fields are bound when it is made, and loading keeps no state on the schema
+# (no context, no nested schemas), so every request and thread can share it.
+_REGISTRATION_SCHEMA = RegistrationSchema()
+
+
 def load_registration(payload: Any) -> dict[str, Any]:
     """Validate and normalise `payload`; raises marshmallow.ValidationError with per-field messages."""
-    result: dict[str, Any] = RegistrationSchema().load(payload)
+    result: dict[str, Any] = _REGISTRATION_SCHEMA.load(payload)
     return result
 
 
