@@ -383,10 +383,14 @@ class ShopifySpend(Probe):
         }
 
     def shares(self) -> dict[str, Any]:
-        """`utilisation`: the share of the sustained rate used once the bucket had run dry (below a
-        tenth of its size): the points restored in that span that were spent, over restore rate x
-        span. `allowance_share`: points spent over all the run allowed (a full bucket + restore rate
-        x the span from the first charge to the last). None where there was no such span."""
+        """`utilisation`: the share of the sustained rate spent from the moment the bucket first ran
+        dry (below a tenth of its size) to the last charge: (points spent in that span - what the
+        bucket gave up from its level at the start of the span to its level at the end, if it fell) /
+        (restore rate x span), i.e. 1 - (restored points left unspent) / (restore rate x span). It is
+        below 1 when the bucket refilled in the span (the pipeline asked for less than Shopify
+        restores), 1 when it stayed low throughout; THROTTLED answers say whether it overshot.
+        `allowance_share`: points spent over all the run allowed (a full bucket + restore rate x the
+        span from the first charge to the last). None where there was no such span."""
         with self.lock:
             events = list(self.events)
         if not events:
