@@ -82,7 +82,11 @@ def note_chain(session: Session, outbox_id: int, registration_id: str, systems: 
     """State the chain an outbox row (flushed in this session's transaction) stands for, so that the
     publish after the commit sends it from these ids without reading the row and the steps back.
 
-    Only for a writer that knows the steps' states as committed (the intake, which made them)."""
+    Only for a writer that knows the steps' states as committed (the intake, which made them). A
+    row inserted without the unit of work (a Core INSERT) is noted as written here too."""
+    written = session.info.setdefault(OUTBOX_WRITTEN, [])
+    if outbox_id not in written:
+        written.append(outbox_id)
     session.info.setdefault(OUTBOX_CHAINS, {})[outbox_id] = (registration_id, tuple(systems))
 
 

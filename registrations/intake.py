@@ -12,16 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from config.systems import SYSTEM_NAMES
 from registrations import confirmations
 from registrations.database import note_chain
-from registrations.models import OutboxMessage, Registration, SyncStep
-from registrations.states import StepState
-from registrations.status import remaining_systems
+from registrations.models import OutboxMessage, Registration, SyncStep, new_id, utcnow
+from registrations.states import RegistrationStatus, StepState
 
 
 class IdempotencyConflict(Exception):
@@ -68,22 +67,44 @@ def accept_registration(
             if existing.request_fingerprint != print_:
                 raise IdempotencyConflict(idempotency_key)
             return Acceptance(existing, created=False, outbox_id=None)
-    registration = Registration(
-        idempotency_key=idempotency_key, request_fingerprint=print_, source=source, **fields
-    )
+    # Three INSERT statements on the tables (no unit of work: nothing here is read back), in the
+    # caller's transaction. The registration handed back is the same row as an unsaved object.
+    now = utcnow()
+    row = {
+        "accepts_marketing": False,
+        "locale": "ja",
+        **fields,
+        "id": new_id(),
+        "idempotency_key": idempotency_key,
+        "request_fingerprint": print_,
+        "source": source,
+        "status": RegistrationStatus.ACCEPTED,
+        "created_at": now,
+        "updated_at": now,
+    }
+    session.execute(insert(Registration.__table__), row)
+    registration = Registration(**row)
     enabled = settings.enabled_systems()
-    registration.steps = [
-        SyncStep(system=system, state=StepState.PENDING if enabled[system] else StepState.SKIPPED)
-        for system in SYSTEM_NAMES
-    ]
-    session.add(registration)
-    session.flush()
+    session.execute(
+        insert(SyncStep.__table__),
+        [
+            {
+                "registration_id": row["id"],
+                "system": system,
+                "state": StepState.PENDING if enabled[system] else StepState.SKIPPED,
+                "updated_at": now,
+            }
+            for system in SYSTEM_NAMES
+        ],
+    )
     if registration.accepts_marketing:
         # Double opt-in: only a request here; nothing is subscribed until the owner confirms.
         confirmations.request(session, registration, confirmations.MARKETING, settings=settings)
-    outbox = OutboxMessage(registration_id=registration.id)
-    session.add(outbox)
-    session.flush()
-    # The steps were made just now, so the chain is known: published after the commit from these ids.
-    note_chain(session, outbox.id, registration.id, remaining_systems(registration.steps))
-    return Acceptance(registration, created=True, outbox_id=outbox.id)
+    outbox_id = session.execute(
+        insert(OutboxMessage.__table__).returning(OutboxMessage.__table__.c.id),
+        {"registration_id": row["id"], "created_at": now},
+    ).scalar_one()
+    # The steps were made just now: the chain is every enabled system (a skipped step is finished),
+    # published after the commit from these ids.
+    note_chain(session, outbox_id, row["id"], [system for system in SYSTEM_NAMES if enabled[system]])
+    return Acceptance(registration, created=True, outbox_id=outbox_id)
