@@ -16,7 +16,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from config.settings import RetryPolicy, Settings
@@ -261,6 +261,21 @@ class StepLedger:
             return Recorded(
                 held=True, outbox_id=follow_up.id if follow_up is not None else None, point_movement_id=bonus
             )
+
+    def holds(self, registration_id: str, delivery_id: str) -> bool:
+        """Whether this delivery (in this process) holds the step right now: the claim `record`
+        requires, read."""
+        with self.database.session() as session:
+            held = session.scalar(
+                select(SyncStep.id).where(
+                    SyncStep.registration_id == registration_id,
+                    SyncStep.system == self.system,
+                    SyncStep.state == StepState.RUNNING,
+                    SyncStep.celery_task_id == delivery_id,
+                    _held_by_this_process(),
+                )
+            )
+            return held is not None
 
     def queue_left_behind(self, registration_id: str, systems: Collection[str]) -> int | None:
         """An outbox row for the registration's unfinished steps when one of `systems` is pending;

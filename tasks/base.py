@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import math
 import random
+import time
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar, NoReturn
 
+import redis
 from celery import Task
 from celery.exceptions import Ignore
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -32,8 +34,8 @@ from registrations.outbox import queue_remaining
 from registrations.retry import deferral_delay, retry_delay
 from registrations.states import StepState
 from registrations.status import synced_after
-from registrations.steps.base import Step
-from registrations.sync import Claimed, Finished, StepLedger, WorkerLost
+from registrations.steps.base import Outcome, Step
+from registrations.sync import Claimed, Finished, Recorded, StepLedger, WorkerLost
 from tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,12 @@ _FINISHED_OUTCOME = {StepState.SKIPPED: StepState.SKIPPED, "held": "held", "miss
 # What a database says when it is unavailable for now (locked, restarting, connection dropped), as
 # opposed to a statement that can never succeed.
 TRANSIENT_DATABASE_ERRORS = (OperationalError, InterfaceError)
+# Pauses before recording a step's outcome again when the database refused the record (see
+# StepTask._record): three attempts, each with its own wait (SQLite's 10 s busy timeout), so the
+# person's lock (LOCK_TIMEOUT_SECONDS, 60 s) still outlasts the call and every record attempt.
+RECORD_PAUSES: tuple[float, ...] = (0.5, 1.5)
+# What redis-py raises while Redis is unreachable (restarting, a dropped connection).
+TRANSIENT_REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 class StepDeadLettered(Exception):
@@ -56,6 +64,10 @@ class StepDeadLettered(Exception):
 
 class DatabaseUnavailable(TransientError):
     """The database refused or dropped the step's short transaction; retried like a vendor outage."""
+
+
+class RedisUnavailable(TransientError):
+    """Redis (the person lock, the rate limits) was unreachable mid-step; retried like a vendor outage."""
 
 
 class StepTask(Task):
@@ -94,6 +106,7 @@ class StepTask(Task):
     def _run_step(self, registration_id: str) -> dict[str, Any]:
         delivery = str(self.request.id)
         ledger = self.ledger
+        recorded: Recorded | None = None
         try:
             claimed = ledger.claim(registration_id, delivery)
             if isinstance(claimed, Finished):
@@ -114,7 +127,7 @@ class StepTask(Task):
                 # recorded, and never acts on an identity older than its own call.
                 work = ledger.read(registration_id)
                 outcome = step.call(work, self.runtime.connectors)
-                recorded = ledger.record(registration_id, delivery, outcome)
+                recorded = self._record(ledger, registration_id, delivery, outcome)
                 if not recorded.held:
                     log.info(
                         "step %s of %s was taken over; its holder records it", self.system, registration_id
@@ -136,6 +149,59 @@ class StepTask(Task):
             return self._retry_or_dead_letter(registration_id, error)
         except TRANSIENT_DATABASE_ERRORS as error:
             return self._retry_or_dead_letter(registration_id, _database_error(error))
+        except TRANSIENT_REDIS_ERRORS as error:
+            return self._redis_unavailable(registration_id, delivery, recorded, error)
+
+    def _record(self, ledger: StepLedger, registration_id: str, delivery: str, outcome: Outcome) -> Recorded:
+        """Record what the vendor call did, trying again while the database refuses for a moment.
+
+        The call has happened by now. A transient database error here (SQLite's busy timeout under
+        many writers, a dropped connection) used to send the step round the retry path, which calls
+        the vendor again: harmless for a create that finds its own object again, but a second welcome
+        mail, since SMTP cannot take a message back (found by `bench ratelimit --vendor shopify` on
+        SQLite: 2 of 300 welcomes sent twice, each after a record that waited out the busy timeout).
+        So the outcome is kept and recorded again, still under the person's lock; only an outage that
+        outlasts RECORD_PAUSES takes the retry path. A failed record rolled back, so trying it again
+        writes exactly what the first would have.
+        """
+        for pause in (*RECORD_PAUSES, None):
+            try:
+                return ledger.record(registration_id, delivery, outcome)
+            except TRANSIENT_DATABASE_ERRORS as error:
+                if pause is None:
+                    raise
+                log.warning(
+                    "step %s of %s: recording its outcome failed (%s); trying again in %.1fs",
+                    self.system,
+                    registration_id,
+                    _database_error(error),
+                    pause,
+                )
+                time.sleep(pause)
+        raise AssertionError("unreachable")  # the last pause is None: the loop returns or raises
+
+    def _redis_unavailable(
+        self, registration_id: str, delivery: str, recorded: Recorded | None, error: Exception
+    ) -> dict[str, Any]:
+        """Redis (the person lock, the rate limits) went away mid-step, e.g. restarting: transient.
+
+        Left unhandled, the step stayed `running` under this live process, and its redelivered
+        message was dropped as held, until the step lease (10 minutes) ran out. A step whose outcome
+        is recorded is done (only the lock's release failed); a step this delivery holds goes back
+        to pending and is retried like a vendor outage; a step it never took (Redis failed during the
+        claim, which rolled back) is retried as a message, with nothing changed.
+        """
+        failure = RedisUnavailable(f"redis: {type(error).__name__}")
+        if recorded is not None and recorded.held:
+            log.warning("step %s of %s: redis unavailable after its record", self.system, registration_id)
+            return {"registration_id": registration_id, "state": StepState.SUCCEEDED}
+        try:
+            held = self.ledger.holds(registration_id, delivery)
+        except TRANSIENT_DATABASE_ERRORS as db_error:
+            self._retry_without_database(registration_id, _database_error(db_error))
+        if not held:
+            self._retry_without_database(registration_id, failure)
+        return self._retry_or_dead_letter(registration_id, failure)
 
     def _queue_left_behind(self, registration_id: str) -> None:
         """Queue the later steps reopened after this delivery's chain was built, when they are
