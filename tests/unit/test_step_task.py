@@ -20,6 +20,7 @@ from connectors.errors import PermanentError, RateLimited, TransientError
 from registrations.dead_letters import DeadLetters
 from registrations.models import Identity, Registration
 from registrations.sync import StepLedger
+from tasks import base
 from tests.support.world import PERSON, World
 
 
@@ -169,8 +170,12 @@ def test_our_own_rate_limit_defers_without_using_an_attempt(world: World) -> Non
 def test_a_database_outage_while_recording_is_retried_like_a_vendor_outage(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Longer than the step's own re-records of the outcome (tests/unit/test_record_retry.py).
+    monkeypatch.setattr(base, "RECORD_PAUSES", tuple(0.0 for _ in base.RECORD_PAUSES))
     real_record = StepLedger.record
-    failures = iter([OperationalError("UPDATE", {}, Exception("database is locked"))])
+    failures = iter(
+        [OperationalError("UPDATE", {}, Exception("database is locked"))] * (len(base.RECORD_PAUSES) + 1)
+    )
 
     def flaky_record(self: StepLedger, *args: Any, **kwargs: Any) -> bool:
         error = next(failures, None)
