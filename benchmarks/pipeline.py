@@ -57,7 +57,10 @@ What is reported (the last stdout line, one JSON object; progress goes to stderr
   the run was CPU-bound, whatever the pool.
 
 Everything started here is stopped again (worker, sandbox, embedded Redis, temporary directory),
-also on Ctrl-C or SIGTERM. Point DATABASE_URL and REDIS_URL at throw-away services only: the bench
+also on Ctrl-C or SIGTERM. With MEMBERSYNC_BENCH_KEEP=1 the temporary directory stays (the web's and
+the workers' logs, the SQLite database; its path is printed), and a run with an address held twice
+also leaves each emulator's state and the caught mails there (`sandbox-state-<workers>/`).
+Point DATABASE_URL and REDIS_URL at throw-away services only: the bench
 writes registrations into that database and publishes on that broker's queues.
 """
 
@@ -184,13 +187,21 @@ def stop_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+KEEP_ENV = "MEMBERSYNC_BENCH_KEEP"
+
+
 @contextlib.contextmanager
 def temporary_directory() -> Iterator[Path]:
+    """The run's scratch directory (database, logs); kept, and named on stderr, when
+    MEMBERSYNC_BENCH_KEEP is set, so the web's and workers' logs can be read after the run."""
     path = Path(tempfile.mkdtemp(prefix="membersync-bench-"))
     try:
         yield path
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        if os.environ.get(KEEP_ENV):
+            say(f"kept the run's logs and database in {path}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -710,6 +721,15 @@ def held_by_system(urls: Mapping[str, str]) -> dict[str, Counter[str]]:
     }
 
 
+def _keep_sandbox_state(urls: Mapping[str, str], directory: Path) -> None:
+    """Each emulator's state and the caught mails, as JSON files in `directory` (MEMBERSYNC_BENCH_KEEP)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in (*VENDORS, "mail"):
+        path = "/api/messages" if name == "mail" else "/_sandbox/state"
+        with contextlib.suppress(requests.RequestException):
+            (directory / f"{name}.json").write_text(requests.get(f"{urls[name]}{path}", timeout=60).text)
+
+
 # --- the run ---------------------------------------------------------------------------------------
 
 
@@ -836,6 +856,14 @@ def run_pipeline_bench(
             if measured.refused:
                 log(f"the intake's log, without its access lines:\n{web_problems(web)}")
             held = held_by_system(sandbox.urls)
+            doubled = {
+                system: sorted(email for email, number in held_counts.items() if number > 1)
+                for system, held_counts in held.items()
+            }
+            if any(doubled.values()):
+                log(f"addresses held more than once: {doubled}")
+                if os.environ.get(KEEP_ENV):
+                    _keep_sandbox_state(sandbox.urls, tmp / f"sandbox-state-{count}")
             redis_per_registration = (
                 (commands - commands_before) / len(measured.ids)
                 if commands is not None and commands_before is not None and measured.ids
