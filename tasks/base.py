@@ -12,9 +12,9 @@ import logging
 import math
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 import redis
 from celery import Task
@@ -39,6 +39,8 @@ from registrations.sync import Claimed, Finished, Recorded, StepLedger, WorkerLo
 from tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # tasks/points.py's task, by name (this module is imported by every task module).
 POINTS_APPLY_TASK = "membersync.points.apply"
@@ -164,16 +166,26 @@ class StepTask(Task):
         outlasts RECORD_PAUSES takes the retry path. A failed record rolled back, so trying it again
         writes exactly what the first would have.
         """
+        return self._patiently(
+            registration_id,
+            "recording its outcome",
+            lambda: ledger.record(registration_id, delivery, outcome),
+        )
+
+    def _patiently(self, registration_id: str, doing: str, write: Callable[[], T]) -> T:
+        """`write` (one short transaction of the step's bookkeeping), tried again after each of
+        RECORD_PAUSES while the database refuses it for a moment; the last refusal is raised."""
         for pause in (*RECORD_PAUSES, None):
             try:
-                return ledger.record(registration_id, delivery, outcome)
+                return write()
             except TRANSIENT_DATABASE_ERRORS as error:
                 if pause is None:
                     raise
                 log.warning(
-                    "step %s of %s: recording its outcome failed (%s); trying again in %.1fs",
+                    "step %s of %s: %s failed (%s); trying again in %.1fs",
                     self.system,
                     registration_id,
+                    doing,
                     _database_error(error),
                     pause,
                 )
@@ -260,7 +272,13 @@ class StepTask(Task):
         # Our own rate limit or another worker's lock: nothing was tried, so no attempt is used up.
         deferred = isinstance(error, RateLimited | LockBusy)
         try:
-            decision = self.ledger.retry_or_exhaust(registration_id, error, deferred=deferred)
+            # Patiently: given up, the step would stay running under this live process, and this
+            # very message's retry would find it held and stop (`_retry_without_database`).
+            decision = self._patiently(
+                registration_id,
+                "putting it back for a retry",
+                lambda: self.ledger.retry_or_exhaust(registration_id, error, deferred=deferred),
+            )
         except TRANSIENT_DATABASE_ERRORS as db_error:
             self._retry_without_database(registration_id, _database_error(db_error))
         if decision.exhausted:
@@ -312,7 +330,11 @@ class StepTask(Task):
         stops the registration: nothing can be synced without the customer master.
         """
         try:
-            letter_id = self.ledger.dead_letter(registration_id, error, reason, self.name)
+            letter_id = self._patiently(
+                registration_id,
+                "recording its dead letter",
+                lambda: self.ledger.dead_letter(registration_id, error, reason, self.name),
+            )
             metrics.STEP_OUTCOMES.labels(self.system, StepState.DEAD).inc()
             metrics.DEAD_LETTERS.labels(self.system, reason).inc()
         except TRANSIENT_DATABASE_ERRORS as db_error:

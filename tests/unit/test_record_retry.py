@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from config.systems import SYSTEM_NAMES
+from connectors.errors import TransientError
 from registrations.sync import Recorded, StepLedger
 from tasks import base
 from tests.support.world import World
@@ -68,3 +69,33 @@ def test_every_step_records_what_its_one_call_did(world: World, refuse_records: 
     assert world.shopify.count("create_customer") == 1
     assert world.smaregi.count("create_member") == 1
     assert len(world.welcomes()) == 1
+
+
+def test_a_retry_whose_bookkeeping_is_refused_once_is_not_left_running(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed call's retry bookkeeping refused by the database (SQLite's busy timeout) used to
+    leave the step `running` under this live worker; the very message's retry then found it held
+    and stopped, and the registration waited for the 10-minute step lease and the stalled sweep
+    (`bench ratelimit --vendor shopify` on SQLite: 299 of 300 synced)."""
+    monkeypatch.setattr(base, "RECORD_PAUSES", tuple(0.0 for _ in base.RECORD_PAUSES))
+    monkeypatch.setattr("registrations.sync.current_holder", lambda: "vm:1:live-worker")
+    real_retry_or_exhaust = StepLedger.retry_or_exhaust
+    refusals = [_locked()]
+
+    def flaky(self: StepLedger, *args: Any, **kwargs: Any) -> Any:
+        if refusals:
+            raise refusals.pop()
+        return real_retry_or_exhaust(self, *args, **kwargs)
+
+    monkeypatch.setattr(StepLedger, "retry_or_exhaust", flaky)
+    registration_id = world.accept()
+    world.run("shopify", registration_id)
+    world.smaregi.fail_next("create_member", TransientError("timed out", system="smaregi"))
+
+    result = world.run("smaregi", registration_id)
+
+    assert result.successful(), result.traceback
+    step = world.registration(registration_id).step("smaregi")
+    assert (step.state, step.attempts) == ("succeeded", 2)
+    assert len(world.smaregi.members) == 1
