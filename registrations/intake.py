@@ -10,9 +10,9 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
@@ -21,6 +21,11 @@ from registrations import confirmations
 from registrations.database import note_chain
 from registrations.models import OutboxMessage, Registration, SyncStep, new_id, utcnow
 from registrations.states import RegistrationStatus, StepState
+
+# The tables the intake writes with plain INSERTs (typed as the Tables they are).
+_REGISTRATIONS = cast(Table, Registration.__table__)
+_STEPS = cast(Table, SyncStep.__table__)
+_OUTBOX = cast(Table, OutboxMessage.__table__)
 
 
 class IdempotencyConflict(Exception):
@@ -82,11 +87,11 @@ def accept_registration(
         "created_at": now,
         "updated_at": now,
     }
-    session.execute(insert(Registration.__table__), row)
+    session.execute(insert(_REGISTRATIONS), row)
     registration = Registration(**row)
     enabled = settings.enabled_systems()
     session.execute(
-        insert(SyncStep.__table__),
+        insert(_STEPS),
         [
             {
                 "registration_id": row["id"],
@@ -100,8 +105,8 @@ def accept_registration(
     if registration.accepts_marketing:
         # Double opt-in: only a request here; nothing is subscribed until the owner confirms.
         confirmations.request(session, registration, confirmations.MARKETING, settings=settings)
-    outbox_id = session.execute(
-        insert(OutboxMessage.__table__).returning(OutboxMessage.__table__.c.id),
+    outbox_id: int = session.execute(
+        insert(_OUTBOX).returning(_OUTBOX.c.id),
         {"registration_id": row["id"], "created_at": now},
     ).scalar_one()
     # The steps were made just now: the chain is every enabled system (a skipped step is finished),
