@@ -16,11 +16,13 @@ from typing import Any
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from marshmallow import ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from app import csrf
+from app.errors import DATABASE_RETRY_AFTER_SECONDS, database_unavailable
 from app.i18n import (
     GENDER_CHOICES,
     HINTS,
@@ -199,6 +201,17 @@ def _form_problem(error: HTTPException) -> tuple[str, int]:
     status = error.code or 400
     language = _language_of_refused_post(status)
     return render_problem(language, PROBLEMS.get(status, "bad_request_problem")), status
+
+
+@blueprint.errorhandler(OperationalError)
+@blueprint.errorhandler(InterfaceError)
+def _form_database_unavailable(error: Exception) -> tuple[str, int, dict[str, str]]:
+    """The database refused the post for now (SQLite's busy timeout): nothing was stored; the page
+    says to send it again shortly (the same submission id keeps a second send to one registration)."""
+    database_unavailable(error)
+    language = _language_of_refused_post(503)
+    page = render_problem(language, "busy_problem")
+    return page, 503, {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
 
 
 def _language_of_refused_post(status: int) -> str:

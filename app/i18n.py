@@ -127,6 +127,9 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "too_large_problem": "送信内容が大きすぎます。入力内容を短くしてもう一度お試しください。",
         "rate_limited_problem": "短時間に送信が集中しています。しばらく待ってからもう一度お試しください。",
         "not_found_problem": "ページが見つかりません。",
+        "busy_problem": (
+            "ただいま混み合っています。登録はまだ受け付けていません。少し待ってからもう一度送信してください。"
+        ),
     },
     "en": {
         "title": "Become a member",
@@ -159,6 +162,10 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "too_large_problem": "The form was too large. Please shorten your entries and retry.",
         "rate_limited_problem": "Too many submissions in a short time. Please wait a moment and retry.",
         "not_found_problem": "Page not found.",
+        "busy_problem": (
+            "We are very busy right now and your registration was not received yet. "
+            "Please send it again in a moment."
+        ),
     },
 }
 
