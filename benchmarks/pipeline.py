@@ -23,7 +23,8 @@ What is reported (the last stdout line, one JSON object; progress goes to stderr
   one counts: it did not sync; `statuses` and `dead_letters` say what became of them). Posts the
   intake refused (not 202) are not accepted, so not lost: they are `intake_errors`.
 - `duplicated`: email addresses held by more than one object in any sandbox system (Shopify and
-  Smaregi customers, HubSpot contacts, recipients of the caught welcome mails). `missing` counts the
+  Smaregi customers, HubSpot contacts, recipients of the caught welcome mails: a member-number
+  follow-up is not a second welcome); `duplicated_by_system` says which. `missing` counts the
   synced registrations whose address some system does not hold.
 - `baseline_per_second`: the bare four-task Celery chain (benchmarks/bare_chain.py: trivial tasks,
   the fourth counts the chain in Redis) on the same broker, with the same pool, concurrency, number
@@ -717,7 +718,14 @@ def held_by_system(urls: Mapping[str, str]) -> dict[str, Counter[str]]:
         "shopify": emails(state("shopify")["customers"], lambda c: c.get("email")),
         "smaregi": emails(state("smaregi")["customers"], lambda m: m.get("mailAddress")),
         "hubspot": emails(state("hubspot")["contacts"], lambda c: (c.get("properties") or {}).get("email")),
-        "email": Counter(address.lower() for message in messages for address in message["recipients"]),
+        # Welcomes only: one ever per address is the promise. A member-number follow-up (its own
+        # Message-ID, `<member-number.…>`) is a second mail by design, not a duplicate.
+        "email": Counter(
+            address.lower()
+            for message in messages
+            if str(message.get("message_id") or "").startswith("<welcome.")
+            for address in message["recipients"]
+        ),
     }
 
 
