@@ -333,6 +333,12 @@ def worker_factory(
     yield start
     for context in reversed(started):
         context.__exit__(None, None, None)
+    if started:
+        # The worker's lease heartbeat (tasks/signals.py) runs in this process: it ends with the
+        # worker, or a later test on this process would find the process holding a lease.
+        from registrations.leases import stop_heartbeat
+
+        stop_heartbeat()
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,8 @@ KEY = b"k" * 32
 
 @pytest.fixture
 def client(clean_redis: str) -> Iterator[redis.Redis]:
+    # This process holds no lease (a test run before this one, on this process, may have left one).
+    stop_heartbeat()
     connection = redis.Redis.from_url(clean_redis)
     yield connection
     connection.close()
