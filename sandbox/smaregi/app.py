@@ -16,6 +16,9 @@ Points: POST /pos/customers/{id}/point/add moves a balance (relative) and record
 
 Reads (GET) and writes (everything else) have separate per-second budgets per contract, as Smaregi
 counts them; over budget answers 429 with Retry-After.
+
+A timeout-after-commit fault holds only writes that were carried out: reads and refused calls (4xx)
+are answered at once.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from sandbox.common import (
     Record,
     RecordStore,
     RollingWindowLimiter,
+    answer_at_once,
     install_controls,
 )
 from sandbox.smaregi.listing import JST, Listing, ListingError
@@ -212,6 +216,17 @@ def create_app(settings: SmaregiSettings | None = None) -> Flask:
         faultable=lambda api_request: faulted(api_request.path),
     )
     controls.faults.on_expiry(refusals_expired)
+
+    # Registered after install_controls, so Flask runs it before the hold (after_request hooks run
+    # last-registered first). A timeout-after-commit fault stands for a write whose answer is lost:
+    # a read, or a call refused without writing (4xx: token, scope, budget, validation, conflict),
+    # is answered at once. Held reads would starve a client that reads before it writes (the
+    # directory pull before a create) and make the lost create answer unreachable.
+    @app.after_request
+    def answer_what_wrote_nothing_at_once(response: Response) -> Response:
+        if request.method in READ_METHODS or 400 <= response.status_code < 500:
+            answer_at_once()
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

@@ -412,6 +412,25 @@ def test_faults_error_throttle_and_timeout_after_commit(smaregi):
     assert state["requests"]["fault.error"] == 1
 
 
+def test_a_timeout_after_commit_fault_holds_only_writes_carried_out(smaregi):
+    smaregi.create(customerCode="K1")
+    requests.post(f"{smaregi.url}/_sandbox/faults", json={"timeout_after_commit_rate": 1}, timeout=5)
+    try:
+        # Reads and refused calls wrote nothing: answered at once (a held one would time out here).
+        assert smaregi.call("GET").status_code == 200
+        assert smaregi.call("GET", "/1").status_code == 200
+        assert smaregi.create(customerCode="K1").status_code == 400  # the code is taken
+        assert smaregi.call("POST", json={"lastName": "a"}).status_code == 400
+        assert smaregi.call("PATCH", "/99", json={"lastName": "a"}).status_code == 404
+        with pytest.raises(requests.Timeout):
+            smaregi.call("POST", json={"customerCode": "K2", "lastName": "a", "firstName": "b"}, timeout=0.5)
+    finally:
+        requests.post(f"{smaregi.url}/_sandbox/faults", json={}, timeout=5)  # lets the held answer go
+    state = requests.get(f"{smaregi.url}/_sandbox/state", timeout=5).json()
+    assert [member["customerCode"] for member in state["customers"]] == ["K1", "K2"]
+    assert state["requests"]["fault.timeout_after_commit"] == 6
+
+
 def test_concurrent_creates_lose_nothing_and_one_code_wins_once(smaregi):
     with ThreadPoolExecutor(max_workers=16) as pool:
         distinct = list(pool.map(lambda n: smaregi.create(customerCode=f"D{n}").status_code, range(60)))
