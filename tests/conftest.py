@@ -81,14 +81,16 @@ def _drop_worker_database(base: str) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist, each worker gets a PostgreSQL database of its own (test_gw0, ...), made
+    """Under pytest-xdist, each worker gets a PostgreSQL database of its own (test_gw0_<run>, ...), made
     afresh for the session: every test, and every process a test starts, sees it as
     TEST_DATABASE_URL."""
     index = xdist_worker_index()
     base = os.environ.get("TEST_DATABASE_URL")
     if index is None or not base:
         return
-    name = f"{make_url(base).database}_gw{index}"
+    # The run's id in the name too: two runs at once on one server (two checkouts) keep apart.
+    run = str(getattr(config, "workerinput", {}).get("testrunuid", ""))[:8]
+    name = f"{make_url(base).database}_gw{index}_{run}"
     config.stash[_SHARED_DATABASE_URL] = base
     os.environ["TEST_DATABASE_URL"] = _worker_database_url(base, name)
 
