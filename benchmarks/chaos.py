@@ -768,7 +768,8 @@ def summarize(
     # <notice.…>, not a second welcome.)
     message_ids: dict[str, set[str]] = defaultdict(set)
     kinds: Counter[str] = Counter()
-    inbox = requests.get(f"{urls['mail']}/api/messages", timeout=60).json()
+    # Thousands of mails on a loaded host: a 2,000-registration run's listing took over 60 s once.
+    inbox = requests.get(f"{urls['mail']}/api/messages", timeout=600).json()
     for message in inbox["messages"] if isinstance(inbox, dict) else inbox:
         message_id = str(message.get("message_id") or "").strip()
         kind = message_id.lstrip("<").partition(".")[0]

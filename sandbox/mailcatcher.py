@@ -17,6 +17,7 @@ import socket
 import threading
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from functools import cached_property
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -99,7 +100,13 @@ class CaughtMessage:
         return None
 
     def summary(self) -> dict[str, Any]:
-        """The listing entry: envelope, main headers, size, a text preview and the parts."""
+        """The listing entry: envelope, main headers, size, a text preview and the parts (a copy)."""
+        return dict(self._summary)
+
+    @cached_property
+    def _summary(self) -> dict[str, Any]:
+        # Worked out once: a caught message never changes, and a listing of thousands (a chaos run's
+        # check) would otherwise parse every body again on each request.
         text = self.text("plain")
         return {
             "id": self.id,
