@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from connectors.shopify import documents
 from sandbox.common import ThreadedServer
 from sandbox.shopify import create_app
+from sandbox.shopify.cost import CostBucket
 from sandbox.shopify.customers import CustomerStore, normalise_email
 from sandbox.shopify.execution import AdminApi
 from sandbox.shopify.pagination import encode_cursor
@@ -103,8 +104,20 @@ def test_a_query_over_1000_points_is_refused_before_running(shop: Shop) -> None:
     assert "data" not in body
 
 
+class SteppedClock:
+    """A clock that moves only when told: a burst is one instant however slow the host is."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_bucket_drains_to_throttled_then_refills_at_the_restore_rate() -> None:
     shop = Shop(bucket_size=50, restore_rate=20.0)
+    clock = SteppedClock()
+    shop.api.bucket = CostBucket(50, 20.0, clock)  # the shop's own bucket, on a clock the test steps
     try:
         for _ in range(5):  # 5 mutations of 10 points empty a 50-point bucket
             assert "errors" not in shop.create(firstName="Drain")
@@ -122,13 +135,12 @@ def test_bucket_drains_to_throttled_then_refills_at_the_restore_rate() -> None:
         cost = throttled["extensions"]["cost"]
         assert (cost["requestedQueryCost"], cost["actualQueryCost"]) == (10, None)
         assert len(shop.state()["customers"]) == 5
-        started = time.monotonic()
         before = shop.post(CHEAP_QUERY).json()["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"]
-        time.sleep(0.6)
+        clock.now += 0.4  # 8 points back: still short of a 10-point mutation
+        assert shop.create(firstName="Too soon")["errors"][0]["extensions"]["code"] == "THROTTLED"
+        clock.now += 0.2
         after = shop.post(CHEAP_QUERY).json()["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"]
-        elapsed = time.monotonic() - started
-        # Grown by restore_rate x elapsed, give or take the rounding down and the requests' own time.
-        assert 20.0 * 0.6 - 2 <= after - before <= 20.0 * elapsed + 1
+        assert after - before == 12  # restore_rate x 0.6 s
         assert "errors" not in shop.create(firstName="After the wait")
     finally:
         shop.server.stop()
