@@ -16,10 +16,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from config.settings import RetryPolicy, Settings
+from config.systems import MASTER
 from registrations import confirmations
 from registrations.database import Database
 from registrations.dead_letters import open_dead_letters, record_dead_letter, settle_registration
@@ -29,7 +30,7 @@ from registrations.models import DeadLetter, OutboxMessage, Registration, SyncSt
 from registrations.points import plan_signup_bonus
 from registrations.replay import reopen
 from registrations.retry import retries_exhausted
-from registrations.states import FINISHED_STEP_STATES, Ownership, StepState
+from registrations.states import FINISHED_STEP_STATES, Ownership, RegistrationStatus, StepState
 from registrations.status import derive_status
 from registrations.steps.base import Known, Outcome, Registrant, Work
 
@@ -147,6 +148,10 @@ class StepLedger:
     def claim(self, registration_id: str, delivery_id: str) -> Claimed | Finished | WorkerLost:
         """Take the step for this delivery (counting the attempt), or say why there is nothing to do."""
         with self.database.session() as session:
+            if self.settings.enabled_systems()[self.system]:
+                claimed = self._claim_pending(session, registration_id, delivery_id)
+                if claimed is not None:
+                    return claimed
             registration = session.get(Registration, registration_id)
             if registration is None:
                 return Finished("missing")
@@ -177,6 +182,56 @@ class StepLedger:
                 return Finished("held")  # lost the compare-and-set to another delivery a moment ago
             registration.status = derive_status(registration.steps)
             return Claimed(registration.email)
+
+    def _claim_pending(self, session: Session, registration_id: str, delivery_id: str) -> Claimed | None:
+        """The common claim in two statements: a pending step taken by one compare-and-set
+        `UPDATE … RETURNING`, and the registration's status set in the same transaction; None (and
+        nothing written) when the step is not pending, so that `claim` reads it and decides, in the
+        same transaction.
+
+        A pending step is free to any delivery and never a lost worker's (`_free`, `claim`), and
+        with this step running the registration's status is `syncing`, or `failed` when the master
+        is dead (`derive_status`): so nothing needs reading first.
+        """
+        now = utcnow()
+        taken = session.execute(
+            update(SyncStep)
+            .where(
+                SyncStep.registration_id == registration_id,
+                SyncStep.system == self.system,
+                SyncStep.state == StepState.PENDING,
+            )
+            .values(
+                state=StepState.RUNNING,
+                attempts=SyncStep.attempts + 1,
+                celery_task_id=delivery_id,
+                holder=current_holder(),
+                first_attempt_at=func.coalesce(SyncStep.first_attempt_at, now),
+                updated_at=now,
+            )
+            .returning(SyncStep.id)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if taken is None:
+            return None
+        master_dead = exists().where(
+            SyncStep.registration_id == registration_id,
+            SyncStep.system == MASTER.name,
+            SyncStep.state == StepState.DEAD,
+        )
+        status = case((master_dead, RegistrationStatus.FAILED), else_=RegistrationStatus.SYNCING)
+        email = session.execute(
+            update(Registration)
+            .where(Registration.id == registration_id)
+            .values(
+                status=status,
+                # As the ORM's flush: touched only when the status changes.
+                updated_at=case((Registration.status != status, now), else_=Registration.updated_at),
+            )
+            .returning(Registration.email)
+            .execution_options(synchronize_session=False)
+        ).scalar_one()
+        return Claimed(email)
 
     def read(self, registration_id: str) -> Work:
         """The registrant and what is known of them (read under the person's lock, if the step locks)."""
