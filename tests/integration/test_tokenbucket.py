@@ -6,6 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -17,6 +18,7 @@ from config.settings import Settings
 from connectors.errors import PermanentError, RateLimited
 from connectors.ratelimit import RateLimiter, one_step
 from connectors.tokenbucket import RedisTokenBucket, limiters_from_settings, rolling_window_bucket
+from sandbox.valkey import start_embedded_redis
 
 pytestmark = pytest.mark.integration
 
@@ -182,16 +184,24 @@ def test_pause_empties_the_bucket(redis_client: redis.Redis) -> None:
     assert 0.5 < refused.value.retry_after < 0.95
 
 
-def test_acquire_survives_a_flushed_script_cache(redis_client: redis.Redis) -> None:
-    bucket = RedisTokenBucket(redis_client, name=unique_name(), capacity=3, per_second=0.001)
-    bucket.acquire()
-    redis_client.execute_command("SCRIPT", "FLUSH")  # what a restarted Redis looks like to EVALSHA
-    bucket.acquire()
-    fresh_object = RedisTokenBucket(redis_client, name=bucket.name, capacity=3, per_second=0.001)
-    redis_client.execute_command("SCRIPT", "FLUSH")
-    fresh_object.acquire()
-    with pytest.raises(RateLimited):
+def test_acquire_survives_a_flushed_script_cache(tmp_path: Path) -> None:
+    # A server of its own: SCRIPT FLUSH empties the whole server's script cache, so on the shared
+    # one it would pull the scripts from under the tests running beside it.
+    server = start_embedded_redis(tmp_path / "valkey")
+    redis_client = redis.Redis.from_url(f"{server.connection_url}/0")
+    try:
+        bucket = RedisTokenBucket(redis_client, name=unique_name(), capacity=3, per_second=0.001)
         bucket.acquire()
+        redis_client.execute_command("SCRIPT", "FLUSH")  # what a restarted Redis looks like to EVALSHA
+        bucket.acquire()
+        fresh_object = RedisTokenBucket(redis_client, name=bucket.name, capacity=3, per_second=0.001)
+        redis_client.execute_command("SCRIPT", "FLUSH")
+        fresh_object.acquire()
+        with pytest.raises(RateLimited):
+            bucket.acquire()
+    finally:
+        redis_client.close()
+        server.stop()
 
 
 def test_idle_buckets_expire_but_not_during_a_pause(redis_client: redis.Redis) -> None:
