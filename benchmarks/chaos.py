@@ -81,6 +81,7 @@ from benchmarks.pipeline import (
     VENDORS,
     BenchError,
     Worker,
+    bench_process_env,
     free_port,
     purge_queues,
     sandbox_env,
@@ -541,12 +542,9 @@ def run_chaos(
         sandbox = start_sandbox(ports=dict.fromkeys(DEFAULT_PORTS, 0), env=HIGH_SANDBOX_LIMITS)
         stack.callback(sandbox.stop)
         env: dict[str, str] = {
-            **environ,
-            "MEMBERSYNC_ENV": "development",
-            "DATABASE_URL": processes_url,
-            "REDIS_URL": redis.url,
-            "CELERY_BROKER_URL": broker_url,
-            "INTAKE_RATE_LIMIT": "off",
+            **bench_process_env(
+                environ, database_url=processes_url, redis_url=redis.url, broker_url=broker_url
+            ),
             **HIGH_OWN_LIMITS,
             **sandbox_env(sandbox),
         }

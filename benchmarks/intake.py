@@ -50,6 +50,7 @@ from benchmarks.pipeline import (
     BenchError,
     Say,
     Worker,
+    bench_process_env,
     bench_redis,
     free_port,
     percentile,
@@ -285,14 +286,11 @@ def run_intake_bench(
         tmp = stack.enter_context(temporary_directory())
         redis_url = stack.enter_context(bench_redis(tmp, environ, log))
         database_url = environ.get("DATABASE_URL") or f"sqlite:///{tmp / 'bench.db'}"
-        env = {
-            **{name: value for name, value in environ.items() if name != "SENTRY_DSN"},
-            "MEMBERSYNC_ENV": "development",  # "test" is for the test suite only
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "CELERY_BROKER_URL": environ.get("CELERY_BROKER_URL") or redis_url,
-            "INTAKE_RATE_LIMIT": "off",
-        }
+        env = bench_process_env(
+            {name: value for name, value in environ.items() if name != "SENTRY_DSN"},
+            database_url=database_url,
+            redis_url=redis_url,
+        )
         from config.settings import Settings
         from registrations.database import Database
 

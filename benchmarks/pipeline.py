@@ -205,6 +205,22 @@ def temporary_directory() -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def bench_process_env(
+    environ: Mapping[str, str], *, database_url: str, redis_url: str, broker_url: str | None = None
+) -> dict[str, str]:
+    """The environment of the web and worker processes a bench starts: the caller's, in development
+    mode ("test" is for the test suite only), on the run's database and Redis, and without the intake's
+    per-client limit (every post of a bench comes from 127.0.0.1)."""
+    return {
+        **environ,
+        "MEMBERSYNC_ENV": "development",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": broker_url or environ.get("CELERY_BROKER_URL") or redis_url,
+        "INTAKE_RATE_LIMIT": "off",
+    }
+
+
 @contextlib.contextmanager
 def bench_redis(tmp: Path, environ: Mapping[str, str], log: Say = say) -> Iterator[str]:
     """REDIS_URL when it answers, else an embedded valkey-server for the run."""
@@ -776,12 +792,7 @@ def run_pipeline_bench(
         )
         log(f"sandbox: {', '.join(f'{k} {v}' for k, v in sandbox.urls.items())}")
         env = {
-            **environ,
-            "MEMBERSYNC_ENV": "development",  # "test" is for the test suite only
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "CELERY_BROKER_URL": environ.get("CELERY_BROKER_URL") or redis_url,
-            "INTAKE_RATE_LIMIT": "off",
+            **bench_process_env(environ, database_url=database_url, redis_url=redis_url),
             **HIGH_OWN_LIMITS,
             **(own_limits or {}),
             **sandbox_env(sandbox),
