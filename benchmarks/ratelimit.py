@@ -44,7 +44,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +56,7 @@ from benchmarks.pipeline import (
     bench_redis,
     bench_sandbox,
     run_pipeline_bench,
+    sandbox_env,
     say,
     stop_on_sigterm,
     temporary_directory,
@@ -71,6 +72,10 @@ class RateLimitOptions:
     limit_per_10s: int = 100
     threads: int = 8
     processes: int = 2
+    vendor: str = "hubspot"
+    # Smaregi's per-second budgets (a third party's sandbox figures, APIS.md), the emulator's and ours.
+    read_per_second: int = 10
+    write_per_second: int = 4
 
     def check(self) -> None:
         if self.seconds <= 0:
@@ -79,6 +84,34 @@ class RateLimitOptions:
             raise ValueError("--limit-per-10s must be at least 2")
         if self.threads < 1 or self.processes < 1:
             raise ValueError("--threads and --processes must be at least 1")
+        if self.vendor not in ("hubspot", "smaregi"):
+            raise ValueError("--vendor must be hubspot or smaregi here")
+        if self.vendor == "smaregi" and self.threads < 2:
+            raise ValueError("smaregi needs at least 2 threads a process (readers and writers)")
+        if self.read_per_second < 1 or self.write_per_second < 1:
+            raise ValueError("--read-per-second and --write-per-second must be at least 1")
+
+    def limits(self) -> dict[str, tuple[int, float]]:
+        """Per kind of call: (the vendor's limit, its window in seconds)."""
+        if self.vendor == "smaregi":
+            return {"reads": (self.read_per_second, 1.0), "writes": (self.write_per_second, 1.0)}
+        return {"calls": (self.limit_per_10s, WINDOW_SECONDS)}
+
+    def sandbox_limits(self) -> dict[str, str]:
+        if self.vendor == "smaregi":
+            return {
+                "SANDBOX_SMAREGI_READ_RATE_PER_SECOND": str(self.read_per_second),
+                "SANDBOX_SMAREGI_WRITE_RATE_PER_SECOND": str(self.write_per_second),
+            }
+        return {"SANDBOX_HUBSPOT_RATE_PER_10S": str(self.limit_per_10s)}
+
+    def own_limits(self) -> dict[str, str]:
+        if self.vendor == "smaregi":
+            return {
+                "SMAREGI_READ_RATE_PER_SECOND": str(self.read_per_second),
+                "SMAREGI_WRITE_RATE_PER_SECOND": str(self.write_per_second),
+            }
+        return {"HUBSPOT_RATE_LIMIT_PER_10S": str(self.limit_per_10s)}
 
 
 @dataclass
@@ -96,9 +129,9 @@ class Tally:
 
 
 def _caller(
-    hubspot: Any, name: str, end: float, tally: Tally, done: list[float], lock: threading.Lock
+    call: Callable[[str], None], name: str, end: float, tally: Tally, done: list[float], lock: threading.Lock
 ) -> None:
-    """Upsert contacts until `end` (monotonic), counting calls, waits, 429s and errors."""
+    """Make `call(unique name)` until `end` (monotonic), counting calls, waits, 429s and errors."""
     from connectors.errors import ConnectorError, RateLimited, ThrottledError
 
     number = 0
@@ -108,7 +141,7 @@ def _caller(
             return
         number += 1
         try:
-            hubspot.upsert_contact(email=f"{name}-{number}@example.com", properties={"firstname": "Rate"})
+            call(f"{name}-{number}")
         except RateLimited as refused:
             with lock:
                 tally.waits += 1
@@ -127,7 +160,44 @@ def _caller(
                 done.append(time.time())
 
 
+def _vendor_calls(vendor: str, env: dict[str, str], bucket_key: str) -> tuple[Any, dict[str, Any]]:
+    """(the Redis client, {kind: call}) of one caller process: the real client on the real buckets,
+    each bucket under this run's own key (see the module docstring)."""
+    import redis
+
+    from config.settings import Settings
+    from connectors.tokenbucket import client_limiters
+
+    settings = Settings.from_env(environ=env)
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    buckets = client_limiters(settings, client)[vendor]
+    for role, bucket in buckets.items():
+        bucket.key = f"{bucket_key}:{role}"
+    if vendor == "smaregi":
+        from connectors.smaregi import SmaregiClient
+
+        smaregi = SmaregiClient.from_settings(settings, **buckets)
+
+        def write(name: str) -> None:
+            code, mail = name[-20:], f"{name}@example.com"
+            smaregi.create_member(customer_code=code, last_name="Rate", first_name="Limit", mail_address=mail)
+
+        def read(name: str) -> None:
+            smaregi.find_member_by_code(name[-20:])
+
+        return client, {"writes": write, "reads": read}
+    from connectors.hubspot import HubSpotClient
+
+    hubspot = HubSpotClient.from_settings(settings, **buckets)
+
+    def upsert(name: str) -> None:
+        hubspot.upsert_contact(email=f"{name}@example.com", properties={"firstname": "Rate"})
+
+    return client, {"calls": upsert}
+
+
 def _callers_process(
+    vendor: str,
     env: dict[str, str],
     bucket_key: str,
     index: int,
@@ -137,37 +207,32 @@ def _callers_process(
     go: Any,
     results: Any,
 ) -> None:
-    """One process of callers: its own Redis client and HubSpot client, shared by its threads."""
+    """One process of callers: its own Redis client and vendor client, shared by its threads (a
+    vendor with several kinds of call, Smaregi's reads and writes, gives each kind its share)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
-    import redis
-
-    from config.settings import Settings
-    from connectors.hubspot import HubSpotClient
-    from connectors.tokenbucket import limiters_from_settings
-
-    settings = Settings.from_env(environ=env)
-    client = redis.Redis.from_url(env["REDIS_URL"])
-    bucket = limiters_from_settings(settings, client)["hubspot"]
-    bucket.key = bucket_key  # this run's own budget (see the module docstring)
-    hubspot = HubSpotClient.from_settings(settings, limiter=bucket)
+    client, calls = _vendor_calls(vendor, env, bucket_key)
     ready.put(index)
     if not go.wait(READY_SECONDS):
         return
     end = time.monotonic() + seconds
-    tally = Tally()
-    done: list[float] = []
+    kinds = list(calls)
+    tallies = {kind: Tally() for kind in kinds}
+    done: dict[str, list[float]] = {kind: [] for kind in kinds}
     lock = threading.Lock()
-    workers = [
-        threading.Thread(
-            target=_caller, args=(hubspot, f"rl{index}x{n}", end, tally, done, lock), daemon=True
+    workers = []
+    for n in range(threads):
+        kind = kinds[n % len(kinds)]
+        name = f"rl{index}x{n}{uuid.uuid4().hex[:6]}"
+        workers.append(
+            threading.Thread(
+                target=_caller, args=(calls[kind], name, end, tallies[kind], done[kind], lock), daemon=True
+            )
         )
-        for n in range(threads)
-    ]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
-    results.put((index, tally.__dict__, done))
+    results.put((index, {kind: (tallies[kind].__dict__, done[kind]) for kind in kinds}))
     client.close()
 
 
@@ -182,6 +247,32 @@ def peak_in_window(stamps: list[float], window: float = WINDOW_SECONDS) -> int:
     return peak
 
 
+def kind_result(
+    tally: Tally, stamps: list[float], limit: int, window: float, seconds: float, started: float
+) -> dict[str, Any]:
+    """One kind of call's figures: `utilisation` over the whole run (the first window's burst
+    included), `sustained_utilisation` from the end of the first window on (the steady state)."""
+    sustained = limit / window
+    achieved = tally.calls / seconds
+    steady_seconds = seconds - window
+    steady = sum(1 for stamp in stamps if stamp >= started + window)
+    return {
+        "achieved_per_second": round(achieved, 2),
+        "sustained_limit_per_second": round(sustained, 2),
+        "utilisation": round(achieved / sustained, 3),
+        "sustained_utilisation": (
+            round(steady / steady_seconds / sustained, 3) if steady_seconds >= window else None
+        ),
+        "throttled_responses": tally.throttled,
+        "calls": tally.calls,
+        "waits": tally.waits,
+        "errors": tally.errors,
+        "peak_in_any_window": peak_in_window(stamps, window),
+        "limit": limit,
+        "window_seconds": window,
+    }
+
+
 def run_ratelimit_bench(
     options: RateLimitOptions, environ: Mapping[str, str] | None = None, log: Say = say
 ) -> dict[str, Any]:
@@ -191,27 +282,19 @@ def run_ratelimit_bench(
     with stop_on_sigterm(), contextlib.ExitStack() as stack:
         tmp = stack.enter_context(temporary_directory())
         redis_url = stack.enter_context(bench_redis(tmp, environ, log))
-        sandbox = stack.enter_context(
-            bench_sandbox({"SANDBOX_HUBSPOT_RATE_PER_10S": str(options.limit_per_10s)}, latency_ms=0)
-        )
+        sandbox = stack.enter_context(bench_sandbox(options.sandbox_limits(), latency_ms=0))
         env = {
+            **sandbox_env(sandbox),
             "MEMBERSYNC_ENV": "development",  # "test" is for the test suite only
             "REDIS_URL": redis_url,
-            "HUBSPOT_API_URL": sandbox.urls["hubspot"],
-            "HUBSPOT_RATE_LIMIT_PER_10S": str(options.limit_per_10s),
+            **options.own_limits(),
         }
         import redis
 
-        from config.settings import Settings
-        from connectors.tokenbucket import rolling_window_bucket
-
-        capacity, per_second = rolling_window_bucket(
-            Settings.from_env(environ=env).hubspot_rate_limit_per_10s, WINDOW_SECONDS
-        )
-        bucket_key = f"membersync:bench:{uuid.uuid4().hex[:8]}:ratelimit:hubspot"
+        bucket_key = f"membersync:bench:{uuid.uuid4().hex[:8]}:ratelimit:{options.vendor}"
         control = redis.Redis.from_url(redis_url)
         stack.callback(control.close)
-        stack.callback(control.delete, bucket_key)
+        stack.callback(lambda: [control.delete(key) for key in control.scan_iter(f"{bucket_key}*")])
 
         context = multiprocessing.get_context("spawn")
         ready, results = context.Queue(), context.Queue()
@@ -219,7 +302,17 @@ def run_ratelimit_bench(
         processes = [
             context.Process(
                 target=_callers_process,
-                args=(env, bucket_key, index, options.threads, options.seconds, ready, go, results),
+                args=(
+                    options.vendor,
+                    env,
+                    bucket_key,
+                    index,
+                    options.threads,
+                    options.seconds,
+                    ready,
+                    go,
+                    results,
+                ),
                 daemon=True,
             )
             for index in range(options.processes)
@@ -232,45 +325,62 @@ def run_ratelimit_bench(
                 ready.get(timeout=READY_SECONDS)
             except queue.Empty:
                 raise BenchError("the caller processes did not start") from None
+        limits = options.limits()
         log(
-            f"{options.processes} x {options.threads} callers for {options.seconds:g}s against a HubSpot "
-            f"limit of {options.limit_per_10s}/10s (our bucket: {capacity:g} deep, {per_second:.2f}/s)"
+            f"{options.processes} x {options.threads} callers for {options.seconds:g}s against "
+            f"{options.vendor}'s limits "
+            + ", ".join(f"{kind} {limit}/{window:g}s" for kind, (limit, window) in limits.items())
         )
+        started = time.time()
         go.set()
-        tally = Tally()
-        stamps: list[float] = []
+        tallies = {kind: Tally() for kind in limits}
+        stamps: dict[str, list[float]] = {kind: [] for kind in limits}
         deadline = time.monotonic() + options.seconds + 60
         for _ in processes:
             try:
-                _index, counts, done = results.get(timeout=max(1.0, deadline - time.monotonic()))
+                _index, by_kind = results.get(timeout=max(1.0, deadline - time.monotonic()))
             except queue.Empty:
                 raise BenchError("the caller processes did not finish") from None
-            tally.add(Tally(**counts))
-            stamps.extend(done)
-        sustained = options.limit_per_10s / WINDOW_SECONDS
-        achieved = tally.calls / options.seconds
+            for kind, (counts, done) in by_kind.items():
+                tallies[kind].add(Tally(**counts))
+                stamps[kind].extend(done)
+        kinds = {
+            kind: kind_result(tallies[kind], stamps[kind], limit, window, options.seconds, started)
+            for kind, (limit, window) in limits.items()
+        }
+        # The headline is the kind furthest from its limit (HubSpot has one kind: its figures).
+        worst = min(kinds.values(), key=lambda figures: figures["utilisation"])
         result = {
             "benchmark": "ratelimit",
-            "achieved_per_second": round(achieved, 2),
-            "sustained_limit_per_second": round(sustained, 2),
-            "utilisation": round(achieved / sustained, 3),
-            "throttled_responses": tally.throttled,
-            "calls": tally.calls,
-            "waits": tally.waits,
-            "errors": tally.errors,
-            "peak_in_any_window": peak_in_window(stamps),
+            "vendor": options.vendor,
+            **worst,
+            "sustained_utilisation": min(
+                (figures["sustained_utilisation"] for figures in kinds.values()),
+                key=lambda value: float("inf") if value is None else value,
+            ),
+            "throttled_responses": sum(figures["throttled_responses"] for figures in kinds.values()),
+            "calls": sum(figures["calls"] for figures in kinds.values()),
+            "waits": sum(figures["waits"] for figures in kinds.values()),
+            "errors": sum(figures["errors"] for figures in kinds.values()),
+            "throttled_share": None,
+            "kinds": kinds,
             "limit_per_10s": options.limit_per_10s,
             "seconds": options.seconds,
             "threads": options.threads,
             "processes": options.processes,
-            "bucket_capacity": round(capacity, 2),
-            "bucket_per_second": round(per_second, 3),
         }
-        log(
-            f"{result['achieved_per_second']}/s of {result['sustained_limit_per_second']}/s "
-            f"(utilisation {result['utilisation']}), {tally.throttled} throttled, {tally.waits} waits, "
-            f"{tally.errors} errors, peak {result['peak_in_any_window']} in any {WINDOW_SECONDS:g}s"
-        )
+        if result["calls"]:
+            result["throttled_share"] = round(
+                result["throttled_responses"] / (result["calls"] + result["throttled_responses"]), 4
+            )
+        for kind, figures in kinds.items():
+            log(
+                f"{kind}: {figures['achieved_per_second']}/s of {figures['sustained_limit_per_second']}/s "
+                f"(utilisation {figures['utilisation']}, after the first window "
+                f"{figures['sustained_utilisation']}), {figures['throttled_responses']} throttled, "
+                f"{figures['waits']} waits, {figures['errors']} errors, peak {figures['peak_in_any_window']} "
+                f"in any {figures['window_seconds']:g}s"
+            )
         return result
     raise AssertionError("unreachable")  # ExitStack could swallow an exception, as far as mypy knows
 

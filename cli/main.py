@@ -660,13 +660,16 @@ def bench_intake(
 @bench.command("ratelimit")
 @click.option(
     "--vendor",
-    type=click.Choice(["hubspot", "shopify"]),
+    type=click.Choice(["hubspot", "shopify", "smaregi"]),
     default="hubspot",
     show_default=True,
-    help="hubspot: callers through the HubSpot connector and bucket; shopify: the whole pipeline "
+    help="hubspot: callers through the HubSpot connector and bucket; smaregi: the same with half the "
+    "callers reading and half writing (10 reads/s and 4 writes/s); shopify: the whole pipeline "
     "with --workers worker processes at a plan's restore rate.",
 )
-@click.option("--seconds", default=25.0, show_default=True, help="hubspot: how long the callers run.")
+@click.option(
+    "--seconds", default=25.0, show_default=True, help="hubspot and smaregi: how long the callers run."
+)
 @click.option(
     "--limit-per-10s",
     default=100,
@@ -745,7 +748,11 @@ def bench_ratelimit(
         else:
             result = run_ratelimit_bench(
                 RateLimitOptions(
-                    seconds=seconds, limit_per_10s=limit_per_10s, threads=threads, processes=processes
+                    seconds=seconds,
+                    limit_per_10s=limit_per_10s,
+                    threads=threads,
+                    processes=processes,
+                    vendor=vendor,
                 )
             )
     except (BenchError, ConfigError, ValueError) as error:
