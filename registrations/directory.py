@@ -18,6 +18,12 @@ normalised e-mail and updDateTime, nothing else. It is fed by
 
 Every read and write here is its own short transaction; no transaction is open while Smaregi is
 called.
+
+The directories of one process over one database share a state (`_Shared`, keyed by the engine): one
+on-demand refresh at a time, the newest refresh this process has seen (a pipeline step asks before
+every create; a fresh one is not read from the database again), and the rows this process wrote
+lately (an incremental pull re-reads the last OVERLAP of changes every time; rows it already holds
+in that same state are not written again).
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import case, delete, or_, select
+from sqlalchemy import Engine, case, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -59,6 +67,9 @@ PATIENCE_SECONDS = 120.0
 # More members than this with one e-mail are reported as they are, without re-reading each.
 CONFIRM_AT_MOST = 5
 EMAIL_MAX = 254
+# The rows a process remembers having written (`_Written`): enough for every change within the
+# overlap at a few hundred changes a second; beyond it the oldest are just written again.
+WRITTEN_AT_MOST = 50_000
 
 
 @dataclass(frozen=True)
@@ -97,8 +108,79 @@ def directory_email(email: str | None) -> str | None:
     return text if text and len(text) <= EMAIL_MAX else None
 
 
+# What a directory row holds besides its key and seen_at: (customer_code, email, upd_date_time).
+RowState = tuple[str, str | None, datetime | None]
+
+
+class _Written:
+    """The rows this process wrote lately and in which state: customer_id -> (state, written at).
+
+    Used only to spare the incremental pull's re-reads of the overlap, never to decide what exists.
+    Entries are noted before their write commits (a write that fails drops them again) and dropped
+    after a `forget` commits, so an entry here never outlives its row in this process. Another
+    process may remove a row (Smaregi said 404; a member gone is never listed again, but a lagging
+    answer could be wrong), so an entry is trusted for OVERLAP at most: a row taken away behind our
+    back and listed again comes back within that, as it would from the next pull without this.
+    """
+
+    def __init__(self, at_most: int = WRITTEN_AT_MOST) -> None:
+        self._at_most = at_most
+        self._entries: OrderedDict[str, tuple[RowState, datetime]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def holds(self, customer_id: str, state: RowState, now: datetime) -> bool:
+        """Whether this process wrote `state` for `customer_id` within the last OVERLAP."""
+        with self._lock:
+            entry = self._entries.get(customer_id)
+        if entry is None or entry[0] != state:
+            return False
+        return timedelta(0) <= now - entry[1] <= OVERLAP
+
+    def note(self, states: dict[str, RowState], now: datetime) -> None:
+        with self._lock:
+            for customer_id, state in states.items():
+                self._entries[customer_id] = (state, now)
+                self._entries.move_to_end(customer_id)
+            while len(self._entries) > self._at_most:
+                self._entries.popitem(last=False)
+
+    def drop(self, customer_ids: Iterable[str]) -> None:
+        with self._lock:
+            for customer_id in customer_ids:
+                self._entries.pop(customer_id, None)
+
+
+@dataclass
+class _Shared:
+    """What the directories of one process over one database share (`_shared`)."""
+
+    refreshing: threading.Lock = field(default_factory=threading.Lock)
+    # The cursor's newest refreshed_at this process read or wrote, once a full load had completed. The
+    # cursor only moves forward (another process's pull makes it fresher), so this is a lower bound.
+    refreshed_at: datetime | None = None
+    written: _Written = field(default_factory=_Written)
+
+    def saw_refresh(self, refreshed_at: datetime | None) -> None:
+        if refreshed_at is not None and (self.refreshed_at is None or refreshed_at > self.refreshed_at):
+            self.refreshed_at = refreshed_at
+
+
+_SHARED: weakref.WeakKeyDictionary[Engine, _Shared] = weakref.WeakKeyDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared(engine: Engine) -> _Shared:
+    """The state shared by this process's directories over `engine` (a pipeline step makes a directory
+    per call; a refresh lock or memory per instance would be shared by nobody)."""
+    with _SHARED_LOCK:
+        shared = _SHARED.get(engine)
+        if shared is None:
+            shared = _SHARED[engine] = _Shared()
+        return shared
+
+
 class MemberDirectory:
-    """The directory over one database; thread-safe, one refresh at a time per instance."""
+    """The directory over one database; thread-safe, one refresh at a time per process and database."""
 
     def __init__(
         self,
@@ -110,7 +192,7 @@ class MemberDirectory:
         self.database = database
         self._clock = clock
         self._sleep = sleep
-        self._refreshing = threading.Lock()
+        self._shared = _shared(database.engine)
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -119,9 +201,10 @@ class MemberDirectory:
         wanted = directory_email(email)
         if wanted is None:
             return []
+        columns = (DirectoryMember.customer_id, DirectoryMember.customer_code, DirectoryMember.email)
         with self.database.session() as session:
-            rows = session.scalars(select(DirectoryMember).where(DirectoryMember.email == wanted))
-            entries = [DirectoryEntry(row.customer_id, row.customer_code, row.email) for row in rows]
+            rows = session.execute(select(*columns).where(DirectoryMember.email == wanted))
+            entries = [DirectoryEntry(*row) for row in rows]
         return sorted(entries, key=lambda entry: (len(entry.customer_id), entry.customer_id))
 
     def cursor(self) -> SyncCursor | None:
@@ -134,12 +217,18 @@ class MemberDirectory:
         cursor = self.cursor()
         if cursor is None or cursor.full_sync_at is None or cursor.refreshed_at is None:
             return None
+        self._shared.saw_refresh(cursor.refreshed_at)
         return (self._clock() - cursor.refreshed_at).total_seconds()
 
     # --- writing ------------------------------------------------------------------------------
 
-    def record(self, members: Iterable[SmaregiMember]) -> int:
-        """Upsert `members` in one short transaction; an older state never replaces a newer one."""
+    def record(self, members: Iterable[SmaregiMember], *, unless_written: bool = False) -> int:
+        """Upsert `members` in one short transaction; an older state never replaces a newer one.
+
+        `unless_written` (the incremental pull): members this process wrote in the same state within
+        OVERLAP are left out (their seen_at stays; only the full load, which never leaves any out,
+        reads it). Returns the number of members given (distinct), written or not.
+        """
         now = self._clock()
         rows: dict[str, dict[str, Any]] = {}
         for member in members:
@@ -153,11 +242,22 @@ class MemberDirectory:
             known = rows.get(row["customer_id"])
             if known is None or _newer(row["upd_date_time"], known["upd_date_time"]):
                 rows[row["customer_id"]] = row
-        if rows:
-            with self.database.session() as session:
-                # One statement, executed for many rows (not a 500-row VALUES clause compiled anew for
-                # every page: a full load of 100,000 members spent most of its time compiling those).
-                session.execute(_upsert(session), list(rows.values()))
+        written = self._shared.written
+        states = {
+            key: (row["customer_code"], row["email"], row["upd_date_time"]) for key, row in rows.items()
+        }
+        if unless_written:
+            states = {key: state for key, state in states.items() if not written.holds(key, state, now)}
+        if states:
+            written.note(states, now)  # before the commit: a forget committed meanwhile drops it after
+            try:
+                with self.database.session() as session:
+                    # One statement, executed for many rows (not a 500-row VALUES clause compiled anew
+                    # for every page: a full load of 100,000 members spent most of its time compiling).
+                    session.execute(_upsert(session), [rows[key] for key in states])
+            except BaseException:
+                written.drop(states)
+                raise
         return len(rows)
 
     def forget(self, customer_ids: Iterable[str]) -> int:
@@ -167,18 +267,18 @@ class MemberDirectory:
             return 0
         with self.database.session() as session:
             result = session.execute(delete(DirectoryMember).where(DirectoryMember.customer_id.in_(ids)))
-            return int(getattr(result, "rowcount", 0) or 0)
+            removed = int(getattr(result, "rowcount", 0) or 0)
+        self._shared.written.drop(ids)  # after the commit: a write noted meanwhile may be the one removed
+        return removed
 
     # --- what the pipeline step asks -----------------------------------------------------------
 
     def refresh_if_stale(self, smaregi: SmaregiApi, max_age_seconds: float) -> SyncReport | None:
         """Pull now if the last pull began more than `max_age_seconds` ago (a step never waits)."""
-        age = self.age_seconds()
-        if age is not None and age <= max_age_seconds:
+        if self._fresh(max_age_seconds):
             return None
-        with self._refreshing:
-            age = self.age_seconds()  # another thread may have pulled while this one waited
-            if age is not None and age <= max_age_seconds:
+        with self._shared.refreshing:
+            if self._fresh(max_age_seconds):  # another thread may have pulled while this one waited
                 return None
             return self.pull(smaregi, patient=False)
 
@@ -236,7 +336,7 @@ class MemberDirectory:
                 ),
                 patient,
             )
-            self.record(members)
+            self.record(members, unless_written=True)
             report.pages += 1
             report.members += len(members)
             if progress is not None:
@@ -300,6 +400,15 @@ class MemberDirectory:
 
     # --- internals -----------------------------------------------------------------------------
 
+    def _fresh(self, max_age_seconds: float) -> bool:
+        """Whether the last pull began at most `max_age_seconds` ago; the cursor is read only when the
+        newest refresh this process knows of is older than that."""
+        known = self._shared.refreshed_at
+        if known is not None and (self._clock() - known).total_seconds() <= max_age_seconds:
+            return True
+        age = self.age_seconds()
+        return age is not None and age <= max_age_seconds
+
     def _remove_unseen(self, smaregi: SmaregiApi, started: datetime, patient: bool) -> int:
         """Drop rows the full load did not see, once Smaregi confirms each member is gone."""
         removed = 0
@@ -335,7 +444,10 @@ class MemberDirectory:
                 cursor.refreshed_at = started
             if full and (cursor.full_sync_at is None or started > cursor.full_sync_at):
                 cursor.full_sync_at = started
-            return cursor.watermark
+            watermark, refreshed_at, loaded = cursor.watermark, cursor.refreshed_at, cursor.full_sync_at
+        if loaded is not None:
+            self._shared.saw_refresh(refreshed_at)  # committed
+        return watermark
 
     def _patiently(self, call: Callable[[], T], patient: bool) -> T:
         """`call()`, waiting out throttling (ours or Smaregi's) up to PATIENCE_SECONDS when `patient`."""
@@ -367,8 +479,20 @@ def _insert(session: Session) -> Any:
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
+_UPSERTS: dict[str, Any] = {}
+
+
 def _upsert(session: Session) -> Any:
-    """INSERT ... ON CONFLICT: a row's fields change only for a state at least as new as the stored one."""
+    """INSERT ... ON CONFLICT: a row's fields change only for a state at least as new as the stored one.
+
+    Built once per dialect (a statement is immutable; building it, and its cache key, costs on every page)."""
+    dialect = session.get_bind().dialect.name
+    if dialect not in _UPSERTS:
+        _UPSERTS[dialect] = _build_upsert(session)
+    return _UPSERTS[dialect]
+
+
+def _build_upsert(session: Session) -> Any:
     statement = _insert(session)(DirectoryMember)
     excluded = statement.excluded
     table = DirectoryMember.__table__.c

@@ -6,6 +6,7 @@ The fake has no e-mail search (as Smaregi): every match goes through the directo
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -280,3 +281,83 @@ def test_the_cursor_records_the_last_full_load(
     with database.session() as session:
         cursor = session.get(SyncCursor, CURSOR)
         assert cursor is not None and cursor.full_sync_at == cursor.refreshed_at
+
+
+# --- what a process remembers (the on-demand refresh runs before every create) --------------------------
+
+
+def seen_at(database: Database) -> dict[str, datetime]:
+    with database.session() as session:
+        return {row.customer_id: row.seen_at for row in session.query(DirectoryMember)}
+
+
+def test_an_incremental_pull_writes_only_what_changed_since_this_process_wrote_it(
+    smaregi: FakeSmaregi, directory: MemberDirectory, database: Database, clock: Clock
+) -> None:
+    kept = smaregi.add_member("K", "k@example.com")
+    edited = smaregi.add_member("E", "e@example.com")
+    directory.full_load(smaregi)
+    loaded = seen_at(database)
+    clock.advance(5)
+    # Edited within the same second of Smaregi's clock: only the state tells the two apart.
+    smaregi.members[edited.customer_id] = replace(edited, mail_address="E2@example.com")
+    fresh = smaregi.add_member("N", "n@example.com")
+
+    report = directory.pull(smaregi)
+
+    assert report.members == 3  # the overlap re-read all three ...
+    after = seen_at(database)
+    assert after[kept.customer_id] == loaded[kept.customer_id]  # ... the unchanged one was not written
+    assert after[edited.customer_id] == clock.now and after[fresh.customer_id] == clock.now
+    assert rows(database)[edited.customer_id] == ("E", "e2@example.com")
+
+
+def test_a_row_removed_behind_this_process_comes_back_from_the_pull(
+    smaregi: FakeSmaregi, directory: MemberDirectory, database: Database, clock: Clock
+) -> None:
+    member = smaregi.add_member("A", "a@example.com")
+    directory.full_load(smaregi)
+
+    directory.forget([member.customer_id])  # this process: the next pull writes it again at once
+    directory.pull(smaregi)
+    assert member.customer_id in rows(database)
+
+    with database.session() as session:  # another process (a lagging 404): remembered for OVERLAP at most
+        session.query(DirectoryMember).delete()
+    clock.advance(OVERLAP.total_seconds() + 1)
+    directory.pull(smaregi)
+    assert rows(database) == {member.customer_id: ("A", "a@example.com")}
+
+
+def test_a_refresh_this_process_knows_is_fresh_reads_no_cursor(
+    smaregi: FakeSmaregi, database: Database, clock: Clock
+) -> None:
+    from sqlalchemy import event
+
+    MemberDirectory(database, clock=clock).full_load(smaregi)
+    statements: list[str] = []
+    event.listen(database.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    clock.advance(0.5)
+
+    # A new directory over the same database (the step makes one per call) shares what was seen.
+    assert MemberDirectory(database, clock=clock).refresh_if_stale(smaregi, 1.0) is None
+    assert statements == []
+
+    clock.advance(1)
+    report = MemberDirectory(database, clock=clock).refresh_if_stale(smaregi, 1.0)
+    assert report is not None and report.kind == "incremental"
+
+
+def test_a_refresh_by_another_process_is_read_from_the_cursor(
+    smaregi: FakeSmaregi, database: Database, clock: Clock
+) -> None:
+    directory = MemberDirectory(database, clock=clock)
+    directory.full_load(smaregi)
+    clock.advance(5)
+    with database.session() as session:  # another worker pulled a moment ago
+        cursor = session.get(SyncCursor, CURSOR)
+        assert cursor is not None
+        cursor.refreshed_at = clock.now
+    smaregi.calls.clear()
+    assert directory.refresh_if_stale(smaregi, 1.0) is None
+    assert smaregi.calls == []
