@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import redis
-from redis.lock import Lock
+from redis.commands.core import Script
 from sqlalchemy import or_, select
 
 from config.celery import WORKER_HEARTBEAT_SECONDS, WORKER_LEASE_SECONDS
@@ -83,6 +83,32 @@ def _seconds(value: int | float) -> int:
     return int(value * 1000)
 
 
+# (holder, delivery) of the messages that have run, not yet dropped from Redis (see `Leases.done`).
+_done: list[tuple[str, str]] = []
+_done_lock = threading.Lock()
+
+
+def _forget_done(pipe: redis.client.Pipeline) -> list[tuple[str, str]]:
+    """Queue on `pipe` the removal of every finished message's note; returns them (for `_keep_done`)."""
+    with _done_lock:
+        if not _done:
+            return []
+        flushed = list(_done)
+        _done.clear()
+    by_holder: dict[str, list[str]] = {}
+    for holder, delivery in flushed:
+        by_holder.setdefault(holder, []).append(delivery)
+    for holder, deliveries in by_holder.items():
+        pipe.hdel(RECEIVED_PREFIX + holder, *deliveries)
+    return flushed
+
+
+def _keep_done(flushed: list[tuple[str, str]]) -> None:
+    """The round trip failed: keep the notes for the next one."""
+    with _done_lock:
+        _done[:0] = flushed
+
+
 class Leases:
     """The lease records in Redis: renew, release, who is dead, and what a holder received."""
 
@@ -97,13 +123,21 @@ class Leases:
         pipe.set(LEASE_PREFIX + holder, "1", px=_seconds(self.lease_seconds), get=True)
         pipe.sadd(HOLDERS_KEY, holder)
         pipe.set(EPOCH_KEY, now, nx=True)
-        previous, _added, _epoch = pipe.execute()
+        flushed = _forget_done(pipe)
+        try:
+            previous = pipe.execute()[0]
+        except Exception:
+            _keep_done(flushed)
+            raise
         return previous is not None
 
     def release(self, holder: str) -> None:
         """A holder that stops cleanly (its tasks done) is dead at once: the next sweep queues again
         whatever it had received and not run (the broker normally restores those messages too)."""
-        self.client.delete(LEASE_PREFIX + holder)
+        pipe = self.client.pipeline()
+        _forget_done(pipe)  # what has run must not be queued again by that sweep
+        pipe.delete(LEASE_PREFIX + holder)
+        pipe.execute()
 
     def settled(self) -> bool:
         """Whether the lease records are older than a lease (no recent Redis restart)."""
@@ -132,13 +166,24 @@ class Leases:
     def received(self, holder: str, delivery: str, registration_id: str) -> None:
         """`holder` took a step message for `registration_id` (prefetched, or held for its countdown)."""
         pipe = self.client.pipeline()
+        flushed = _forget_done(pipe)
         pipe.hset(RECEIVED_PREFIX + holder, delivery, registration_id)
         pipe.expire(RECEIVED_PREFIX + holder, RECEIVED_MEMORY_SECONDS)
-        pipe.execute()
+        try:
+            pipe.execute()
+        except Exception:
+            _keep_done(flushed)
+            raise
 
     def done(self, holder: str, delivery: str) -> None:
-        """The message has run (and is acknowledged once the task returns)."""
-        self.client.hdel(RECEIVED_PREFIX + holder, delivery)
+        """The message has run (and is acknowledged once the task returns).
+
+        No round trip of its own: the note is dropped with this process's next `received` or lease
+        renewal (every HEARTBEAT_SECONDS), in the same round trip. Until then a sweep that finds the
+        holder dead queues that registration again, which its steps' claims make harmless.
+        """
+        with _done_lock:
+            _done.append((holder, delivery))
 
     def registrations_received(self, holder: str) -> set[str]:
         return {value.decode() for value in self.client.hvals(RECEIVED_PREFIX + holder)}  # type: ignore[union-attr]
@@ -236,24 +281,34 @@ return 1
 """
 
 
-class HolderLock(Lock):
-    """A redis-py lock whose token names its holder (`holder|random`): free, or taken over at once
-    (atomically, in one script) when that holder's lease is gone; otherwise it waits like any lock."""
+_scripts: dict[str, Script] = {}
+_scripts_lock = threading.Lock()
 
-    def do_acquire(self, token: str) -> bool:
-        if self.timeout is None:
-            return bool(super().do_acquire(token))
-        script = self.redis.register_script(_ACQUIRE_FROM_DEAD)
-        taken = script(
-            keys=[self.name],
-            args=[token, int(self.timeout * 1000), LEASE_PREFIX, EPOCH_KEY, LEASE_SECONDS],
-            client=self.redis,
-        )
-        return bool(taken)
+
+def lua_script(client: redis.Redis, source: str) -> Script:
+    """`source` as a redis-py Script, made once per process (its SHA1 computed once): every call
+    passes its client, and a Redis that lost its scripts (NOSCRIPT) gets it loaded again."""
+    script = _scripts.get(source)
+    if script is None:
+        with _scripts_lock:
+            script = _scripts.setdefault(source, client.register_script(source))
+    return script
+
+
+def acquire_from_dead(client: redis.Redis, name: str, token: str, *, timeout: float) -> bool:
+    """Take lock `name` with `token` (`holder|random`, see `lock_token`) for `timeout` seconds: when
+    free, or at once when the holder named in the current token has lost its lease (atomically, in
+    one round trip); False while a live holder (or a token naming none) has it."""
+    taken = lua_script(client, _ACQUIRE_FROM_DEAD)(
+        keys=[name],
+        args=[token, int(timeout * 1000), LEASE_PREFIX, EPOCH_KEY, LEASE_SECONDS],
+        client=client,
+    )
+    return bool(taken)
 
 
 def lock_token(holder: str) -> str:
-    """A `HolderLock` token for `holder`."""
+    """An `acquire_from_dead` token for `holder`."""
     return f"{holder}|{secrets.token_hex(16)}"
 
 

@@ -12,15 +12,16 @@ import hashlib
 import hmac
 import secrets
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
 import redis
 
 from config.email_address import canonical_email
 from connectors.errors import TransientError
-from registrations.leases import HolderLock, current_holder, lock_token
+from registrations.leases import acquire_from_dead, current_holder, lock_token, lua_script
 
 LOCK_PREFIX = "membersync:lock:email:"
 
@@ -35,6 +36,15 @@ def email_lock_key(email: str, key: bytes) -> str:
     return LOCK_PREFIX + digest.hexdigest()
 
 
+# How long a waiting worker sleeps between tries (redis-py's Lock default).
+RETRY_SECONDS = 0.1
+# KEYS[1] the lock; ARGV[1] the token: delete the lock only while it is still ours.
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
 @contextmanager
 def email_lock(
     client: redis.Redis, email: str, *, key: bytes, timeout: float, wait: float, holder: str | None = None
@@ -44,24 +54,34 @@ def email_lock(
     `timeout` frees the lock of a worker that died holding it; it must exceed the longest block. A
     worker process passes its lease `holder` (registrations.leases): a lock whose holder's lease is
     gone is taken over at once rather than after `timeout`.
+
+    One round trip to take a free lock (SET NX PX, or one script with a holder) and one to release
+    it (compare and delete): no lock object, and no script hashed again per call.
     """
     name = email_lock_key(email, key)
     if holder is None:
-        lock = client.lock(name, timeout=timeout, blocking_timeout=wait, thread_local=False)
-        token = None
+        token = secrets.token_hex(16)
+        ttl_ms = max(1, int(timeout * 1000))
+
+        def acquire() -> bool:
+            return bool(client.set(name, token, nx=True, px=ttl_ms))
     else:
-        lock = client.lock(
-            name, timeout=timeout, blocking_timeout=wait, thread_local=False, lock_class=HolderLock
-        )
         token = lock_token(holder)
-    if not lock.acquire(token=token):
-        raise LockBusy("another worker is syncing this person")
+
+        def acquire() -> bool:
+            return acquire_from_dead(client, name, token, timeout=timeout)
+
+    give_up_at = time.monotonic() + wait
+    while not acquire():
+        if time.monotonic() + RETRY_SECONDS > give_up_at:
+            raise LockBusy("another worker is syncing this person")
+        time.sleep(RETRY_SECONDS)
     try:
         yield
     finally:
-        # Held longer than `timeout` and taken over: the work is done and idempotent anyway.
-        with suppress(redis.exceptions.LockError):
-            lock.release()
+        # Held longer than `timeout` and taken over, the lock is another's now and stays so (the
+        # script deletes only our token): the work is done and idempotent anyway.
+        lua_script(client, _RELEASE)(keys=[name], args=[token], client=client)
 
 
 class PersonLocks(Protocol):
