@@ -105,17 +105,52 @@ def _publish_known(
     return 0 if error else 1
 
 
-def publish_after_commit(database: Database, publisher: Publisher) -> Database:
-    """`database`, whose transactions publish the outbox rows they wrote right after their commit.
+def publish_claimed(
+    publisher: Publisher, database: Database, outbox_id: int, registration_id: str, systems: Sequence[str]
+) -> bool:
+    """Send a chain whose outbox row its writer committed as published (claimed: the web intake,
+    `accept_registration(caller_publishes=True)`), right after that commit; returns whether it went.
 
-    A failure leaves the row to the relay: a broker error is recorded on the row by `publish`, and
-    anything else (the database failing while the row is marked) is logged here. Either way the
-    transaction that wrote the row has committed, so its caller carries on as if it had been sent.
+    The claim spares the request a second transaction when the broker takes the chain, the usual
+    case. When it does not, the row is un-marked (published_at NULL, the error recorded) and the
+    relay sends it after OUTBOX_RELAY_AFTER_SECONDS, as with any unpublished row; the caller carries
+    on either way. Only a process that dies between its commit and this call, or a database that also
+    fails the un-marking, leaves a claimed row unsent: its steps stay pending, and the stalled-chain
+    sweep (`resume_stalled`, STALLED_AFTER_SECONDS) queues them again.
     """
+    try:
+        if systems:
+            publisher(registration_id, systems)
+        return True
+    except Exception as failure:  # brokers raise many kinds; every one means "not published"
+        error = f"{type(failure).__name__}: {failure}"[:500]
+        log.warning("outbox %s not published yet: %s", outbox_id, type(failure).__name__)
+    try:
+        with database.engine.begin() as connection:
+            connection.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == outbox_id)
+                .values(published_at=None, last_error=error)
+            )
+    except Exception as failure:  # the commit stands; the stalled-chain sweep queues it again
+        log.warning(
+            "outbox %s not published and not left to the relay (%s); the stalled-chain sweep will",
+            outbox_id,
+            type(failure).__name__,
+        )
+    return False
 
-    def after_commit(outbox_ids: list[int], known: Mapping[int, KnownChain]) -> None:
+
+class _PublishAfterCommit:
+    """The `after_commit` of a database bound to a publisher (`publish_after_commit`)."""
+
+    def __init__(self, database: Database, publisher: Publisher) -> None:
+        self.database = database
+        self.publisher = publisher
+
+    def __call__(self, outbox_ids: list[int], known: Mapping[int, KnownChain]) -> None:
         try:
-            publish(publisher, database, outbox_ids, known)
+            publish(self.publisher, self.database, outbox_ids, known)
         except Exception as error:  # the commit stands; the relay publishes what is left
             log.warning(
                 "outbox %s not published after commit (%s); the relay will",
@@ -123,7 +158,22 @@ def publish_after_commit(database: Database, publisher: Publisher) -> Database:
                 type(error).__name__,
             )
 
-    return database.with_after_commit(after_commit)
+
+def publish_after_commit(database: Database, publisher: Publisher) -> Database:
+    """`database`, whose transactions publish the outbox rows they wrote right after their commit.
+
+    A failure leaves the row to the relay: a broker error is recorded on the row by `publish`, and
+    anything else (the database failing while the row is marked) is logged here. Either way the
+    transaction that wrote the row has committed, so its caller carries on as if it had been sent.
+    """
+    return database.with_after_commit(_PublishAfterCommit(database, publisher))
+
+
+def bound_publisher(database: Database) -> Publisher | None:
+    """The publisher `database` was bound to by `publish_after_commit` (None: it publishes nothing),
+    for a writer that publishes its own rows (`publish_claimed`)."""
+    after_commit = database.after_commit
+    return after_commit.publisher if isinstance(after_commit, _PublishAfterCommit) else None
 
 
 def published_ids(database: Database, outbox_ids: Iterable[int]) -> list[int]:
