@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from config.systems import SYSTEMS, Budget
 from connectors.errors import PermanentError, RateLimited
 from connectors.ratelimit import may_borrow, note_granted
+from connectors.rollingwindow import RedisRollingWindow
 
 if TYPE_CHECKING:
     import redis
@@ -309,31 +310,47 @@ def bucket_size(budget: Budget, settings: Settings, *, writes: bool = False) -> 
     raise ValueError(f"unknown budget kind {budget.kind!r}")
 
 
-def limiters_from_settings(settings: Settings, redis: redis.Redis) -> dict[str, RedisTokenBucket]:
+def limiters_from_settings(
+    settings: Settings, redis: redis.Redis
+) -> dict[str, RedisTokenBucket | RedisRollingWindow]:
     """The shared budget of each registered system that has one (its read bucket if it has two)."""
     return {name: buckets["limiter"] for name, buckets in client_limiters(settings, redis).items()}
 
 
-def client_limiters(settings: Settings, redis: redis.Redis) -> dict[str, dict[str, RedisTokenBucket]]:
+def client_limiters(
+    settings: Settings, redis: redis.Redis
+) -> dict[str, dict[str, RedisTokenBucket | RedisRollingWindow]]:
     """Per system with a budget, the keyword arguments its client's `from_settings` takes.
 
     `limiter` is the bucket every call takes from; a system that counts writes apart (Smaregi) also
     gets `write_limiter`, and its `limiter` then counts reads. The read bucket keeps the system's
     name (the key of the old single bucket); the write bucket is `<name>:write`.
     """
-    limiters: dict[str, dict[str, RedisTokenBucket]] = {}
+    limiters: dict[str, dict[str, RedisTokenBucket | RedisRollingWindow]] = {}
     for system in SYSTEMS:
         budget = system.budget
         if budget is None:
             continue
-        capacity, per_second = bucket_size(budget, settings)
-        buckets = {
-            "limiter": RedisTokenBucket(redis, name=system.name, capacity=capacity, per_second=per_second)
-        }
+        buckets = {"limiter": _limiter(redis, system.name, budget, settings)}
         if budget.write_limit_setting is not None:
-            capacity, per_second = bucket_size(budget, settings, writes=True)
-            buckets["write_limiter"] = RedisTokenBucket(
-                redis, name=f"{system.name}:write", capacity=capacity, per_second=per_second
-            )
+            buckets["write_limiter"] = _limiter(redis, f"{system.name}:write", budget, settings, writes=True)
         limiters[system.name] = buckets
     return limiters
+
+
+def _limiter(
+    redis: redis.Redis, name: str, budget: Budget, settings: Settings, *, writes: bool = False
+) -> RedisTokenBucket | RedisRollingWindow:
+    """A rolling-window vendor's exact window log (a bucket would leave a quarter of it unused,
+    see `connectors.rollingwindow`), else the token bucket."""
+    if budget.kind == "rolling_window":
+        setting = budget.write_limit_setting if writes else budget.limit_setting
+        limit = float(getattr(settings, setting or budget.limit_setting))
+        if limit >= 1:
+            # The longest a call can take before its answer (or its failure) is known.
+            flight = settings.http_connect_timeout_seconds + settings.http_read_timeout_seconds
+            return RedisRollingWindow(
+                redis, name=name, limit=limit, window_seconds=budget.window_seconds, flight_seconds=flight
+            )
+    capacity, per_second = bucket_size(budget, settings, writes=writes)
+    return RedisTokenBucket(redis, name=name, capacity=capacity, per_second=per_second)

@@ -7,11 +7,14 @@ code up (`customer_code=`), never by matching a message.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import requests
 
 from connectors.http import AnswerPolicy, json_object
+from connectors.ratelimit import RateLimiter
+from connectors.rollingwindow import RedisRollingWindow
 
 SYSTEM = "smaregi"
 
@@ -34,6 +37,12 @@ def summary(problem: dict[str, Any]) -> str:
 
 class SmaregiPolicy(AnswerPolicy):
     """The POS API: problem-details errors, classified by status only."""
+
+    def observe(self, response: requests.Response, limiter: RateLimiter) -> None:
+        """Smaregi reports nothing of its budget, but an answer tells our window log that the call
+        stops counting one window from now (`connectors.rollingwindow`); a token bucket learns nothing."""
+        if isinstance(limiter, RedisRollingWindow):
+            limiter.observe(available=math.inf)
 
     def detail(self, response: requests.Response) -> str:
         return summary(json_object(response))

@@ -17,7 +17,13 @@ from hypothesis import strategies as st
 from config.settings import Settings
 from connectors.errors import PermanentError, RateLimited
 from connectors.ratelimit import RateLimiter, one_step
-from connectors.tokenbucket import RedisTokenBucket, limiters_from_settings, rolling_window_bucket
+from connectors.rollingwindow import RedisRollingWindow
+from connectors.tokenbucket import (
+    RedisTokenBucket,
+    client_limiters,
+    limiters_from_settings,
+    rolling_window_bucket,
+)
 from sandbox.valkey import start_embedded_redis
 
 pytestmark = pytest.mark.integration
@@ -230,20 +236,20 @@ def test_limiters_from_settings_never_exceed_the_vendor_limits(redis_client: red
     assert limiters["shopify"].state()["per_second"] == 50
     assert limiters["smaregi"].state()["capacity"] == 1
     assert limiters["smaregi"].state()["per_second"] == 0.5
-    hubspot = limiters["hubspot"].state()
-    # Worst case over any 10 s window (plus the slack for jitter) stays within the plan's 190.
-    # (a step under way may borrow one more capacity's worth).
-    assert 2 * hubspot["capacity"] + hubspot["per_second"] * 11 <= 190 + EPSILON
-    assert hubspot["capacity"] == 19
-    assert hubspot["per_second"] * 10 > 130  # and most of the plan is still usable
-    assert limiters["hubspot"].key == "membersync:ratelimit:hubspot"
+    # Rolling-window vendors get the window log itself (connectors.rollingwindow), at the plan's limit.
+    hubspot = limiters["hubspot"]
+    assert isinstance(hubspot, RedisRollingWindow)
+    assert (hubspot.limit, hubspot.window_seconds) == (190, 10.0)
+    assert hubspot.state()["capacity"] == 190
+    assert hubspot.key == "membersync:ratelimit:hubspot:window"
 
 
-def test_smaregi_per_second_budget_never_exceeds_its_limit_in_any_second(redis_client: redis.Redis) -> None:
+def test_smaregi_per_second_budgets_are_window_logs_at_the_limit(redis_client: redis.Redis) -> None:
     env = {"MEMBERSYNC_ENV": "test", "SMAREGI_RATE_LIMIT_PER_SECOND": "10"}
-    smaregi = limiters_from_settings(Settings.from_env(environ=env), redis_client)["smaregi"].state()
-    assert 2 * smaregi["capacity"] + smaregi["per_second"] * 1.2 == pytest.approx(10)
-    assert smaregi["per_second"] >= 6  # most of the plan is still usable
+    buckets = client_limiters(Settings.from_env(environ=env), redis_client)["smaregi"]
+    for bucket in buckets.values():
+        assert isinstance(bucket, RedisRollingWindow)
+        assert (bucket.limit, bucket.window_seconds) == (10, 1.0)
 
 
 def test_rolling_window_sizing() -> None:
