@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registrations.models import Identity
+from registrations.steps.base import Known
+
+# The identity columns a step is given (`Known`), selected as plain columns: no ORM object to build.
+_KNOWN_COLUMNS = tuple(getattr(Identity, spec.name) for spec in fields(Known))
 
 
 def identity_for(session: Session, email: str) -> Identity:
@@ -25,3 +31,9 @@ def identity_for(session: Session, email: str) -> Identity:
 def find_identity(session: Session, email: str) -> Identity | None:
     """The person's identity row, if any step has recorded one."""
     return session.scalar(select(Identity).where(Identity.email == email))
+
+
+def find_known(session: Session, email: str) -> Known:
+    """What the identity row knows of the person (empty when no step has recorded one)."""
+    row = session.execute(select(*_KNOWN_COLUMNS).where(Identity.email == email)).first()
+    return Known() if row is None else Known(**row._asdict())

@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
-
 from config.systems import MASTER, SYSTEM_NAMES
-from registrations.database import Database
 from registrations.models import Registration, SyncStep
 from registrations.states import FINISHED_STEP_STATES, RegistrationStatus, StepState
 
@@ -80,16 +77,3 @@ def status_document(registration: Registration) -> dict[str, Any]:
             for step in registration.steps
         },
     }
-
-
-def synced_after(database: Database, registration_id: str) -> float | None:
-    """Seconds from acceptance to synced, when the registration is synced now (else None)."""
-    with database.session() as session:
-        row = session.execute(
-            select(Registration.status, Registration.created_at, Registration.updated_at).where(
-                Registration.id == registration_id
-            )
-        ).one_or_none()
-    if row is None or row.status != RegistrationStatus.SYNCED:
-        return None
-    return max(0.0, (row.updated_at - row.created_at).total_seconds())

@@ -13,18 +13,18 @@ vendor, so every method here opens its own short transaction.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from config.settings import RetryPolicy, Settings
 from config.systems import MASTER
 from registrations import confirmations
 from registrations.database import Database
 from registrations.dead_letters import open_dead_letters, record_dead_letter, settle_registration
-from registrations.identities import find_identity, identity_for
+from registrations.identities import find_identity, find_known, identity_for
 from registrations.leases import Leases, current_holder
 from registrations.models import DeadLetter, OutboxMessage, Registration, SyncStep, utcnow
 from registrations.points import plan_signup_bonus
@@ -36,10 +36,25 @@ from registrations.steps.base import Known, Outcome, Registrant, Work
 
 
 @dataclass(frozen=True)
+class Seen:
+    """What the claim read of the registration and its step, for `read`: nothing here changes while
+    the step is held (the registrant is immutable, and only this registration's own steps, running one
+    after another, set its ownership and member-number mark)."""
+
+    registrant: Registrant
+    previous_external_id: str | None
+    member_number_mailed: bool
+    ownership: str | None
+
+
+@dataclass(frozen=True)
 class Claimed:
     """This delivery holds the step; `email` is whom to lock for."""
 
     email: str
+    # The registration as the claim read it (None: `read` reads it). Not part of equality: two claims
+    # of the same person are the same claim.
+    seen: Seen | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,8 @@ class Recorded:
     outbox_id: int | None = None
     # The sign-up bonus this success planned (registrations.points), to apply after the commit.
     point_movement_id: str | None = None
+    # Seconds from acceptance to synced, when the registration is synced with this record (a metric).
+    synced_after: float | None = None
 
     def __bool__(self) -> bool:
         # Truthy when held, as the bool `record` used to return.
@@ -121,6 +138,11 @@ def public_error(error: BaseException) -> str:
     """
     status = getattr(error, "status", None)
     return f"{type(error).__name__}" + (f" (HTTP {status})" if status else "")
+
+
+# The registrant's fields and the registration columns they are read from by the claim.
+_REGISTRANT_FIELDS = tuple(spec.name for spec in fields(Registrant))
+_REGISTRANT_COLUMNS = tuple(getattr(Registration, name) for name in _REGISTRANT_FIELDS)
 
 
 def _held_by_this_process() -> ColumnElement[bool]:
@@ -209,7 +231,7 @@ class StepLedger:
                 first_attempt_at=func.coalesce(SyncStep.first_attempt_at, now),
                 updated_at=now,
             )
-            .returning(SyncStep.id)
+            .returning(SyncStep.external_id)
             .execution_options(synchronize_session=False)
         ).first()
         if taken is None:
@@ -220,7 +242,7 @@ class StepLedger:
             SyncStep.state == StepState.DEAD,
         )
         status = case((master_dead, RegistrationStatus.FAILED), else_=RegistrationStatus.SYNCING)
-        email = session.execute(
+        row = session.execute(
             update(Registration)
             .where(Registration.id == registration_id)
             .values(
@@ -228,13 +250,41 @@ class StepLedger:
                 # As the ORM's flush: touched only when the status changes.
                 updated_at=case((Registration.status != status, now), else_=Registration.updated_at),
             )
-            .returning(Registration.email)
+            # What `read` needs of the registration, so that it reads only what may change meanwhile.
+            .returning(*_REGISTRANT_COLUMNS, Registration.ownership, Registration.member_number_mailed_at)
             .execution_options(synchronize_session=False)
-        ).scalar_one()
-        return Claimed(email)
+        ).one()
+        registrant = Registrant(**{name: row._mapping[name] for name in _REGISTRANT_FIELDS})
+        seen = Seen(
+            registrant=registrant,
+            previous_external_id=taken.external_id,
+            member_number_mailed=row.member_number_mailed_at is not None,
+            ownership=row.ownership,
+        )
+        return Claimed(registrant.email, seen)
 
-    def read(self, registration_id: str) -> Work:
-        """The registrant and what is known of them (read under the person's lock, if the step locks)."""
+    def read(self, registration_id: str, claimed: Claimed | None = None) -> Work:
+        """The registrant and what is known of them (read under the person's lock, if the step locks).
+
+        Given the claim's `Seen`, only what may have changed since is read: the person's identity
+        (another registration of the address records it under the same lock) and the confirmations
+        (the owner answers whenever they like), in one transaction of two SELECTs.
+        """
+        seen = claimed.seen if claimed is not None else None
+        if seen is not None:
+            with self.database.session() as session:
+                standing = confirmations.standing(session, registration_id)
+                return Work(
+                    registration_id=registration_id,
+                    registrant=seen.registrant,
+                    known=find_known(session, seen.registrant.email),
+                    previous_external_id=seen.previous_external_id,
+                    member_number_mailed=seen.member_number_mailed,
+                    ownership=seen.ownership,
+                    requests=standing.requests,
+                    card=standing.card,
+                    marketing=standing.marketing,
+                )
         with self.database.session() as session:
             registration = session.get(Registration, registration_id)
             assert registration is not None  # claimed a moment ago; registrations are never deleted mid-run
@@ -282,9 +332,18 @@ class StepLedger:
             if not held.rowcount:  # type: ignore[attr-defined]
                 return Recorded(held=False)  # nothing was written: another delivery took the step over
             # Locked (PostgreSQL) so that the Smaregi and email steps of one registration, recording
-            # at the same moment, decide about the member-number email one after the other.
-            registration = session.get(Registration, registration_id, with_for_update=True)
-            assert registration is not None
+            # at the same moment, decide about the member-number email one after the other; its
+            # steps come in the same statement (read after the UPDATE above, so with this one's state).
+            registration = (
+                session.execute(
+                    select(Registration)
+                    .options(joinedload(Registration.steps))
+                    .where(Registration.id == registration_id)
+                    .with_for_update(of=Registration)
+                )
+                .unique()
+                .scalar_one()
+            )
             if outcome.learned or outcome.welcomed or outcome.notified:
                 identity = identity_for(session, registration.email)
                 for column, value in outcome.learned.items():
@@ -300,10 +359,12 @@ class StepLedger:
                 confirmations.request(session, registration, kind, settings=self.settings, subject=subject)
             if outcome.member_number_mailed and registration.member_number_mailed_at is None:
                 registration.member_number_mailed_at = utcnow()
-            session.refresh(registration, ["steps"])
             registration.status = derive_status(registration.steps)
             # Synced now: its dead letters' work is done, by the replay or by this later run.
             settle_registration(session, registration, by=f"a later {self.system} step run")
+            synced_after = None
+            if registration.status == RegistrationStatus.SYNCED:
+                synced_after = max(0.0, (utcnow() - registration.created_at).total_seconds())
             follow_up = None
             if self.system in NUMBER_MAIL_SYSTEMS:
                 follow_up = queue_member_number_mail(session, registration, self.settings)
@@ -314,7 +375,10 @@ class StepLedger:
                     session, registration, outcome.external_id, self.settings.signup_bonus_points
                 )
             return Recorded(
-                held=True, outbox_id=follow_up.id if follow_up is not None else None, point_movement_id=bonus
+                held=True,
+                outbox_id=follow_up.id if follow_up is not None else None,
+                point_movement_id=bonus,
+                synced_after=synced_after,
             )
 
     def holds(self, registration_id: str, delivery_id: str) -> bool:

@@ -33,7 +33,6 @@ from registrations.locks import LockBusy
 from registrations.outbox import queue_remaining
 from registrations.retry import deferral_delay, retry_delay
 from registrations.states import StepState
-from registrations.status import synced_after
 from registrations.steps.base import Outcome, Step
 from registrations.sync import Claimed, Finished, Recorded, StepLedger, WorkerLost
 from tasks.runtime import Runtime
@@ -127,7 +126,7 @@ class StepTask(Task):
             with one_step(), self._person_lock(step, claimed):
                 # The lock covers the read and the record too: the next holder sees what this one
                 # recorded, and never acts on an identity older than its own call.
-                work = ledger.read(registration_id)
+                work = ledger.read(registration_id, claimed)
                 outcome = step.call(work, self.runtime.connectors)
                 recorded = self._record(ledger, registration_id, delivery, outcome)
                 if not recorded.held:
@@ -141,7 +140,7 @@ class StepTask(Task):
                 self._queue_left_behind(registration_id)
             if recorded.point_movement_id is not None:
                 self._apply_points(recorded.point_movement_id)
-            self._count_success(registration_id)
+            self._count_success(recorded)
             # Flower shows the result: a step that waits for the address's owner says so.
             state = StepState.WAITING if outcome.waiting else StepState.SUCCEEDED
             return {"registration_id": registration_id, "state": state}
@@ -256,14 +255,10 @@ class StepTask(Task):
                 "point movement %s not queued (%s): left to the sweep", movement_id, type(error).__name__
             )
 
-    def _count_success(self, registration_id: str) -> None:
+    def _count_success(self, recorded: Recorded) -> None:
         metrics.STEP_OUTCOMES.labels(self.system, StepState.SUCCEEDED).inc()
-        try:
-            seconds = synced_after(self.runtime.database, registration_id)
-        except TRANSIENT_DATABASE_ERRORS:
-            return  # a metric is not worth failing a step that has succeeded
-        if seconds is not None:
-            metrics.TIME_TO_SYNCED.observe(seconds)
+        if recorded.synced_after is not None:
+            metrics.TIME_TO_SYNCED.observe(recorded.synced_after)
 
     def _person_lock(self, step: Step, claimed: Claimed) -> AbstractContextManager[None]:
         return self.runtime.locks.hold(claimed.email) if step.locks_email else nullcontext()
