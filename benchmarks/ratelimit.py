@@ -1,25 +1,33 @@
 """`membersync bench ratelimit`: how close the global rate limiter gets to a vendor's limit, safely.
 
-Many concurrent callers (`--threads` in each of `--processes` processes, 8 x 2 by default) upsert
-HubSpot contacts for `--seconds` (25 by default) through the real connector
-(`connectors.hubspot.HubSpotClient`) and the real shared budget (the HubSpot `RedisTokenBucket` of
-`connectors.tokenbucket.limiters_from_settings`, sized from HUBSPOT_RATE_LIMIT_PER_10S), against the
-sandbox HubSpot emulator in this process, whose rolling ten-second limit is set to the same
-`--limit-per-10s` (100 by default, HubSpot's Free/Starter figure). Redis is REDIS_URL when it answers,
-else an embedded valkey-server. The bucket gets a key of its own for the run, so a pipeline sharing
-that Redis keeps its budget.
+Many concurrent callers (`--threads` in each of `--processes` processes, 8 x 2 by default) call a
+rolling-window vendor for `--seconds` (25 by default) through the real connector and the real shared
+budget (`connectors.tokenbucket.client_limiters`: for these vendors the window log of
+`connectors.rollingwindow`), against the vendor's sandbox emulator in this process with the same limit:
 
-A caller refused by our own bucket (`RateLimited`) waits the time the bucket names: that is a wait, not
-a call. The last stdout line is one JSON object:
+- HubSpot (the default): contact upserts (`HubSpotClient.upsert_contact`) against a rolling ten-second
+  limit of `--limit-per-10s` (100 by default, HubSpot's Free/Starter figure; HUBSPOT_RATE_LIMIT_PER_10S);
+- `--vendor smaregi`: half the threads create members (writes), half look a code up (reads), through
+  `SmaregiClient` and its two budgets, against the emulator's 10 reads and 4 writes per second (the
+  third party's sandbox figures of APIS.md; SMAREGI_READ/WRITE_RATE_PER_SECOND).
 
-- `calls`: requests the emulator accepted (2xx) during the run;
-- `achieved_per_second`: calls / seconds;
-- `sustained_limit_per_second`: the vendor's limit per ten seconds / 10;
-- `utilisation`: achieved / sustained limit (below 1 by design: the bucket keeps slack for jitter
-  and for steps under way, see `rolling_window_bucket`; about 0.76 at 100 per 10 s);
-- `throttled_responses`: 429s the emulator answered; 0 when our limiter works;
-- and `waits` (refusals by our bucket), `errors` (anything else), `peak_in_any_window` (most calls
-  that completed within any ten seconds), the bucket's configured sizes, threads and processes.
+Redis is REDIS_URL when it answers, else an embedded valkey-server. The budgets get keys of their own
+for the run, so a pipeline sharing that Redis keeps its own.
+
+A caller refused by our own budget (`RateLimited`) waits the time it names: that is a wait, not a
+call. The last stdout line is one JSON object; per kind of call (`kinds`: HubSpot's `calls`,
+Smaregi's `reads` and `writes`), and at the top level for the kind furthest from its limit:
+
+- `calls`: requests the emulator accepted (2xx) during the run; `achieved_per_second`: calls / seconds;
+- `sustained_limit_per_second`: the vendor's limit / its window;
+- `utilisation`: achieved / sustained limit over the whole run. A window allows its whole limit at
+  once, so a short run's figure includes the first burst and can exceed 1;
+- `sustained_utilisation`: the share of the sustained rate in the whole windows after the first one
+  (the target's figure; None for a run shorter than two windows);
+- `throttled_responses`: 429s the emulator answered (0 when our limiter works), and at the top level
+  `throttled_share` of all answered requests;
+- `waits` (refusals by our budget), `errors` (anything else), `peak_in_any_window` (most calls that
+  completed within any one window), `limit`, `window_seconds`, threads and processes.
 
 `--vendor shopify` measures Shopify instead, through the whole pipeline (`bench pipeline`'s
 machinery: intake, broker, `--workers` worker processes, 4 by default, with `--concurrency` threads
