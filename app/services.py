@@ -5,10 +5,10 @@ from __future__ import annotations
 from celery import Celery
 from flask import current_app
 
+from app.publisher import web_publisher
 from config.settings import Settings
 from registrations.database import Database
 from registrations.outbox import publish_after_commit
-from tasks.chains import chain_publisher
 
 
 class Services:
@@ -16,8 +16,9 @@ class Services:
 
     def __init__(self, settings: Settings, database: Database, celery: Celery) -> None:
         self.settings = settings
-        # Every transaction a request commits publishes the outbox rows it wrote, on `celery`'s broker.
-        self.database = publish_after_commit(database, chain_publisher(celery))
+        # Every transaction a request commits publishes the outbox rows it wrote, on `celery`'s broker
+        # (prebuilt chain messages: app.publisher).
+        self.database = publish_after_commit(database, web_publisher(celery))
         self.celery = celery
 
 
