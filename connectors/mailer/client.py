@@ -31,18 +31,24 @@ addresses, so it is never kept.
 
 from __future__ import annotations
 
+import binascii
 import contextlib
+import email
 import email.utils
+import functools
 import hashlib
+import os
 import re
 import smtplib
 import ssl
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import EmailPolicy
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -80,6 +86,8 @@ DEFAULT_CONFIRM_DAYS = 7
 BARCODE_FILENAME = "member-barcode.png"
 _ID_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+# Written into its header as it is (never folded): no space, CR, LF or brackets inside.
+_MESSAGE_ID = re.compile(r"<[!-;=?-~]+@[!-;=?-~]+>")
 _ENHANCED_STATUS = re.compile(rb"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
 # RFC 5322 dot-atom: atext runs joined by single dots. No quoted strings, comments, spaces or
 # non-ASCII: a quoted local part once went raw into To: and reached another mailbox.
@@ -218,9 +226,9 @@ class OpsAlertMessage:
 @dataclass(frozen=True)
 class _InlineBarcode:
     cid: str
-    png: bytes
+    png: bytes  # one row of pixels
     width: int
-    height: int
+    height: int  # as shown: the HTML stretches the row
 
 
 def sender_domain(mail_from: str) -> str:
@@ -301,7 +309,7 @@ def _days(days: int) -> int:
     return days
 
 
-def render_welcome(message: WelcomeMessage, *, mail_from: str) -> EmailMessage:
+def _welcome(message: WelcomeMessage, *, mail_from: str) -> _Outgoing:
     """The welcome email as a MIME message: text and HTML alternatives, the barcode inline."""
     locale = message.locale if message.locale in LOCALES else DEFAULT_LOCALE
     member_number = message.member_number or None
@@ -325,7 +333,7 @@ def render_welcome(message: WelcomeMessage, *, mail_from: str) -> EmailMessage:
     )
 
 
-def render_member_number(message: MemberNumberMessage, *, mail_from: str) -> EmailMessage:
+def _member_number(message: MemberNumberMessage, *, mail_from: str) -> _Outgoing:
     """The member-number email as a MIME message: text and HTML alternatives, the barcode inline."""
     locale = message.locale if message.locale in LOCALES else DEFAULT_LOCALE
     if not message.member_number:
@@ -341,7 +349,7 @@ def render_member_number(message: MemberNumberMessage, *, mail_from: str) -> Ema
     )
 
 
-def render_notice(message: NoticeMessage, *, mail_from: str) -> EmailMessage:
+def _notice(message: NoticeMessage, *, mail_from: str) -> _Outgoing:
     """The "already a member" notice as a MIME message: text and HTML alternatives, no image.
 
     Its templates see only the link and its validity: no name, number or address can slip in.
@@ -356,7 +364,7 @@ def render_notice(message: NoticeMessage, *, mail_from: str) -> EmailMessage:
     )
 
 
-def render_card_question(message: CardQuestionMessage, *, mail_from: str) -> EmailMessage:
+def _card_question(message: CardQuestionMessage, *, mail_from: str) -> _Outgoing:
     """The card question as a MIME message: text and HTML alternatives, no image, no personal data."""
     locale = message.locale if message.locale in LOCALES else DEFAULT_LOCALE
     confirm_url = _link(message.confirm_url, "card")
@@ -375,6 +383,26 @@ def render_card_question(message: CardQuestionMessage, *, mail_from: str) -> Ema
     )
 
 
+def render_welcome(message: WelcomeMessage, *, mail_from: str) -> EmailMessage:
+    """The welcome email as a MIME message: text and HTML alternatives, the barcode inline."""
+    return _welcome(message, mail_from=mail_from).parsed()
+
+
+def render_member_number(message: MemberNumberMessage, *, mail_from: str) -> EmailMessage:
+    """The member-number email as a MIME message: text and HTML alternatives, the barcode inline."""
+    return _member_number(message, mail_from=mail_from).parsed()
+
+
+def render_notice(message: NoticeMessage, *, mail_from: str) -> EmailMessage:
+    """The "already a member" notice as a MIME message: text and HTML alternatives, no image."""
+    return _notice(message, mail_from=mail_from).parsed()
+
+
+def render_card_question(message: CardQuestionMessage, *, mail_from: str) -> EmailMessage:
+    """The card question as a MIME message: text and HTML alternatives, no image, no personal data."""
+    return _card_question(message, mail_from=mail_from).parsed()
+
+
 def render_ops_alert(message: OpsAlertMessage, *, mail_from: str) -> EmailMessage:
     """The ops alert as a MIME message: plain text, a fresh Message-ID in MAIL_FROM's domain."""
     if not _ID_TEXT.fullmatch(message.kind):
@@ -391,6 +419,45 @@ def render_ops_alert(message: OpsAlertMessage, *, mail_from: str) -> EmailMessag
     return mime
 
 
+@dataclass(frozen=True)
+class _Outgoing:
+    """A message ready for SMTP: its envelope recipient and its bytes (CRLF line ends)."""
+
+    to: str
+    data: bytes
+
+    def parsed(self) -> EmailMessage:
+        """The message as a reader's mail client sees it."""
+        return cast(EmailMessage, email.message_from_bytes(self.data, policy=_MAIL_POLICY))
+
+
+_CRLF_POLICY = _MAIL_POLICY.clone(linesep="\r\n")
+# The part headers of the prebuilt message: every body is UTF-8 in base64, whose lines can never
+# start with "--", so a boundary can never occur in a body.
+_TEXT_PART = b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+_HTML_PART = b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+# The barcode is one row of pixels; the HTML stretches it to this height (an image a hundredth of
+# the size, and nothing to resample across the bars).
+BARCODE_HEIGHT_PX = 100
+
+
+@functools.lru_cache(maxsize=64)
+def _fixed_headers(mail_from: str, subject: str) -> bytes:
+    """From and Subject as the mail policy encodes and folds them: the same for every message of a
+    kind, so encoded once (the header machinery is most of what building a message costs)."""
+    headers = EmailMessage(policy=_CRLF_POLICY)
+    headers["From"] = mail_from
+    headers["Subject"] = subject
+    return b"".join(_CRLF_POLICY.fold_binary(name, value) for name, value in headers.items())
+
+
+def _base64(text: str | bytes) -> bytes:
+    """`text` (UTF-8) in base64, lines of 76 characters with CRLF ends."""
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    lines = (binascii.b2a_base64(data[at : at + 57], newline=False) for at in range(0, len(data), 57))
+    return b"".join(line + b"\r\n" for line in lines)
+
+
 def _render(
     template: str,
     locale: str,
@@ -401,10 +468,18 @@ def _render(
     unsubscribe_url: str | None,
     *,
     mail_from: str,
-) -> EmailMessage:
+) -> _Outgoing:
     """`template`'s text and HTML for `locale`, given `fields`, as one MIME message: the barcode
-    inline when there is a member number, the List-Unsubscribe headers when there is a link."""
+    inline when there is a member number, the List-Unsubscribe headers when there is a link.
+
+    A prebuilt message: the fixed headers come encoded from a cache, and only the per-person parts
+    (recipient, date, ids, links, the two bodies and the barcode) are filled in, as bytes.
+    multipart/alternative of text/plain and text/html, the HTML in multipart/related with the
+    barcode when there is one. Message-ID and List-Unsubscribe are checked ASCII on one line.
+    """
     to = recipient(message.to)
+    if not _MESSAGE_ID.fullmatch(message.message_id):
+        raise ValueError("a Message-ID is a plain ASCII <left@right>")
     display_name, _ = email.utils.parseaddr(mail_from)
     context: dict[str, Any] = {
         **fields,
@@ -412,42 +487,62 @@ def _render(
         "subject": subject,
         "sender_name": display_name or sender_domain(mail_from),
     }
+    digest = hashlib.sha256(message.message_id.encode()).hexdigest()[:16]
     barcode = None
     if member_number is not None:
-        image = code128_png(member_number)
+        image = code128_png(member_number, height_px=1)
         barcode = _InlineBarcode(
-            cid=_barcode_content_id(message.message_id), png=image.png, width=image.width, height=image.height
+            cid=_barcode_content_id(message.message_id),
+            png=image.png,
+            width=image.width,
+            height=BARCODE_HEIGHT_PX,
         )
         context["barcode"] = barcode
     text = _templates.get_template(f"{template}.{locale}.txt").render(context)
     html = _templates.get_template(f"{template}.{locale}.html").render(context)
 
-    mime = EmailMessage(policy=_MAIL_POLICY)
-    mime["From"] = mail_from
-    mime["To"] = to
-    mime["Subject"] = subject
-    mime["Date"] = email.utils.format_datetime(datetime.now(UTC))
-    mime["Message-ID"] = message.message_id
-    # RFC 3834: an automatic message, so out-of-office responders do not answer it.
-    mime["Auto-Submitted"] = "auto-generated"
+    # Derived from the Message-ID, like the Content-ID: every retry builds the same message.
+    alternative = f"=_alt.{digest}".encode()
+    related = f"=_rel.{digest}".encode()
+    out = [
+        _fixed_headers(mail_from, subject),
+        b"To: %s\r\n" % to.encode("ascii"),
+        b"Date: %s\r\n" % email.utils.format_datetime(datetime.now(UTC)).encode("ascii"),
+        b"Message-ID: %s\r\n" % message.message_id.encode("ascii"),
+        # RFC 3834: an automatic message, so out-of-office responders do not answer it.
+        b"Auto-Submitted: auto-generated\r\n",
+    ]
     if unsubscribe_url is not None:
         # RFC 2369 and RFC 8058: the mail client's own "unsubscribe" POSTs to the link, no page to read.
-        mime["List-Unsubscribe"] = f"<{unsubscribe_url}>"
-        mime["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    mime.set_content(text)
-    mime.add_alternative(html, subtype="html")
-    if barcode is not None:
-        html_part = mime.get_body(preferencelist=("html",))
-        assert html_part is not None
-        html_part.add_related(
-            barcode.png,
-            maintype="image",
-            subtype="png",
-            cid=f"<{barcode.cid}>",
-            disposition="inline",
-            filename=BARCODE_FILENAME,
-        )
-    return mime
+        out += [
+            b"List-Unsubscribe: <%s>\r\n" % unsubscribe_url.encode("ascii"),
+            b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+        ]
+    out += [
+        b"MIME-Version: 1.0\r\n",
+        b'Content-Type: multipart/alternative; boundary="%s"\r\n\r\n' % alternative,
+        b"--%s\r\n" % alternative,
+        _TEXT_PART,
+        _base64(text),
+        b"--%s\r\n" % alternative,
+    ]
+    if barcode is None:
+        out += [_HTML_PART, _base64(html)]
+    else:
+        out += [
+            b'Content-Type: multipart/related; boundary="%s"\r\n\r\n' % related,
+            b"--%s\r\n" % related,
+            _HTML_PART,
+            _base64(html),
+            b"--%s\r\n" % related,
+            b"Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n",
+            b"Content-ID: <%s>\r\n" % barcode.cid.encode("ascii"),
+            b'Content-Disposition: inline; filename="%s"\r\n\r\n' % BARCODE_FILENAME.encode("ascii"),
+            _base64(barcode.png),
+            b"--%s--\r\n" % related,
+        ]
+    out.append(b"--%s--\r\n" % alternative)
+    return _Outgoing(to=to, data=b"".join(out))
 
 
 def _barcode_content_id(message_id: str) -> str:
@@ -460,6 +555,67 @@ def _barcode_content_id(message_id: str) -> str:
 
 
 SmtpFactory = Callable[..., smtplib.SMTP]
+# A connection carries this many messages at most, and is not reused after idling this long: within
+# what SMTP servers commonly allow (Exchange 20 messages a connection by default; RFC 5321 asks a
+# server to wait 5 minutes for a command).
+MAX_MESSAGES_PER_CONNECTION = 20
+MAX_IDLE_SECONDS = 30.0
+
+
+class _NotStarted(Exception):
+    """A reused connection failed before any of the message was sent."""
+
+
+@dataclass
+class _Open:
+    smtp: smtplib.SMTP
+    sent: int = 0
+    idle_since: float = 0.0
+
+
+class _IdleConnections:
+    """Connections between messages, shared by the threads of one process: a message takes one
+    (or none) and gives it back once the server took the message; a failed one is closed instead."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._open: list[_Open] = []
+
+    def take(self) -> _Open | None:
+        stale: list[_Open] = []
+        found = None
+        now = time.monotonic()
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child: those sockets are its parent's
+                self._pid, self._open = os.getpid(), []
+            while self._open:
+                candidate = self._open.pop()
+                if now - candidate.idle_since <= MAX_IDLE_SECONDS:
+                    found = candidate
+                    break
+                stale.append(candidate)
+        for old in stale:
+            _quit(old.smtp)
+        return found
+
+    def give_back(self, connection: _Open) -> None:
+        """After a message the server took: nothing may fail the step now (a retry would send it again)."""
+        connection.sent += 1
+        if connection.sent >= MAX_MESSAGES_PER_CONNECTION:
+            _quit(connection.smtp)
+            return
+        connection.idle_since = time.monotonic()
+        with self._lock:
+            if self._pid == os.getpid():
+                self._open.append(connection)
+                return
+        _close(connection.smtp)
+
+    def drain(self) -> list[_Open]:
+        with self._lock:
+            drained, self._open = self._open, []
+        return drained
 
 
 class Mailer:
@@ -487,6 +643,10 @@ class Mailer:
         self._smtp_factory = smtp_factory
         # Checked here so a bad MAIL_FROM fails at start-up, not in the first welcome step.
         self.domain = sender_domain(mail_from)
+        self._envelope_from = email.utils.parseaddr(mail_from)[1]
+        # A non-ASCII local part needs the server's SMTPUTF8 (SMTPNotSupportedError without it).
+        self._mail_options: tuple[str, ...] = () if self._envelope_from.isascii() else ("SMTPUTF8",)
+        self._idle = _IdleConnections()
 
     def __repr__(self) -> str:
         return f"Mailer(host={self.host!r}, port={self.port!r}, starttls={self.starttls!r})"
@@ -517,33 +677,87 @@ class Mailer:
         return notice_message_id(registration_id, domain=self.domain)
 
     def send(self, message: EmailMessage) -> None:
-        """Hand one message to the SMTP server (RFC 5321; STARTTLS RFC 3207; AUTH RFC 4954).
+        """Hand one message to the SMTP server (RFC 5321; STARTTLS RFC 3207; AUTH RFC 4954)."""
+        recipients = [address for _, address in email.utils.getaddresses(message.get_all("To", []))]
+        self._deliver(recipients, message.as_bytes(policy=_CRLF_POLICY))
+
+    def _deliver(self, recipients: list[str], data: bytes) -> None:
+        """Send `data` to `recipients`, on a connection left open by an earlier message when there is one.
 
         A timeout while the server answers the message's final dot leaves it unknown whether the
-        message was taken; that is transient, so a retry may deliver it twice (same Message-ID).
+        message was taken; that is transient, so a retry may deliver it twice (same Message-ID). A
+        message is sent again on a new connection only when a reused one failed at MAIL FROM, before
+        any of the message left (a server that closed an idle connection, or its per-connection limit).
         """
+        reused = self._idle.take()
+        if reused is not None:
+            try:
+                self._transfer(reused.smtp, recipients, data, reused=True)
+            except _NotStarted:
+                _close(reused.smtp)
+            except (smtplib.SMTPException, OSError) as error:
+                _close(reused.smtp)
+                raise _classify(error) from None
+            else:
+                self._idle.give_back(reused)
+                return
+        fresh = _Open(self._connect())
+        try:
+            self._transfer(fresh.smtp, recipients, data, reused=False)
+        except (smtplib.SMTPException, OSError) as error:
+            _close(fresh.smtp)
+            raise _classify(error) from None
+        self._idle.give_back(fresh)
+
+    def _connect(self) -> smtplib.SMTP:
+        """A new connection, through STARTTLS and AUTH when configured; failures classified."""
         try:
             smtp = self._smtp_factory(self.host, self.port, timeout=self.timeout)
         except (smtplib.SMTPException, OSError) as error:
             raise _classify(error) from None
-        accepted = False
         try:
             if self.starttls:
                 smtp.starttls(context=ssl.create_default_context())
             if self.username:
                 smtp.login(self.username, self._password)
-            # One recipient: it is either accepted or refused (SMTPRecipientsRefused), never partly.
-            smtp.send_message(message)
-            accepted = True
         except (smtplib.SMTPException, OSError) as error:
+            _close(smtp)
             raise _classify(error) from None
-        finally:
-            # Once the message is accepted nothing may fail the step (a retry would send it again),
-            # so a failing QUIT only closes the socket.
-            if accepted:
-                _quit(smtp)
-            else:
-                _close(smtp)
+        return smtp
+
+    def _transfer(self, smtp: smtplib.SMTP, recipients: list[str], data: bytes, *, reused: bool) -> None:
+        """MAIL, RCPT and DATA (smtplib's sendmail, split so a failure before DATA is told apart).
+
+        On a `reused` connection any failure at MAIL FROM raises _NotStarted: nothing of the message
+        has been sent, so a new connection may send it.
+        """
+        try:
+            smtp.ehlo_or_helo_if_needed()
+            code, reply = smtp.mail(self._envelope_from, self._mail_options)
+        except (smtplib.SMTPException, OSError):
+            if reused:
+                raise _NotStarted from None
+            raise
+        if code != 250:
+            if reused:
+                raise _NotStarted
+            raise smtplib.SMTPSenderRefused(code, reply, self._envelope_from)
+        # One recipient per message here: it is either accepted or refused, never partly.
+        refused = {}
+        for address in recipients:
+            code, reply = smtp.rcpt(address)
+            if code not in (250, 251):
+                refused[address] = (code, reply)
+        if len(refused) == len(recipients):
+            raise smtplib.SMTPRecipientsRefused(refused)
+        code, reply = smtp.data(data)
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
+
+    def close(self) -> None:
+        """QUIT the connections kept open for the next messages (a clean shutdown; else they just drop)."""
+        for kept in self._idle.drain():
+            _quit(kept.smtp)
 
     def check(self) -> None:
         """Connect, EHLO, STARTTLS and AUTH when configured, QUIT: nothing is sent (`membersync check`).
@@ -570,34 +784,34 @@ class Mailer:
     def send_welcome(self, message: WelcomeMessage) -> None:
         """Render the welcome email and send it."""
         try:
-            rendered = render_welcome(message, mail_from=self.mail_from)
+            outgoing = _welcome(message, mail_from=self.mail_from)
         except ValueError as error:
             raise PermanentError(f"welcome email cannot be rendered: {error}", system=SYSTEM) from None
-        self.send(rendered)
+        self._deliver([outgoing.to], outgoing.data)
 
     def send_member_number(self, message: MemberNumberMessage) -> None:
         """Render the member-number email and send it."""
         try:
-            rendered = render_member_number(message, mail_from=self.mail_from)
+            outgoing = _member_number(message, mail_from=self.mail_from)
         except ValueError as error:
             raise PermanentError(f"member-number email cannot be rendered: {error}", system=SYSTEM) from None
-        self.send(rendered)
+        self._deliver([outgoing.to], outgoing.data)
 
     def send_notice(self, message: NoticeMessage) -> None:
         """Render the "already a member" notice and send it."""
         try:
-            rendered = render_notice(message, mail_from=self.mail_from)
+            outgoing = _notice(message, mail_from=self.mail_from)
         except ValueError as error:
             raise PermanentError(f"notice email cannot be rendered: {error}", system=SYSTEM) from None
-        self.send(rendered)
+        self._deliver([outgoing.to], outgoing.data)
 
     def send_card_question(self, message: CardQuestionMessage) -> None:
         """Render the card question and send it."""
         try:
-            rendered = render_card_question(message, mail_from=self.mail_from)
+            outgoing = _card_question(message, mail_from=self.mail_from)
         except ValueError as error:
             raise PermanentError(f"card question cannot be rendered: {error}", system=SYSTEM) from None
-        self.send(rendered)
+        self._deliver([outgoing.to], outgoing.data)
 
     def send_ops_alert(self, message: OpsAlertMessage) -> None:
         """Render an ops alert and send it."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, cast
 
 from connectors.mailer import Mailer
 
@@ -17,9 +19,18 @@ class RecordingSMTP:
         self.sent: list[EmailMessage] = []
         self.quit_called = False
 
-    def send_message(self, message: EmailMessage) -> dict[str, Any]:
-        self.sent.append(message)
-        return {}
+    def ehlo_or_helo_if_needed(self) -> None:
+        pass
+
+    def mail(self, sender: str, options: Any = ()) -> tuple[int, bytes]:
+        return 250, b"2.1.0 Ok"
+
+    def rcpt(self, address: str) -> tuple[int, bytes]:
+        return 250, b"2.1.5 Ok"
+
+    def data(self, data: bytes) -> tuple[int, bytes]:
+        self.sent.append(cast(EmailMessage, email.message_from_bytes(data, policy=email.policy.default)))
+        return 250, b"2.0.0 Ok: queued"
 
     def quit(self) -> None:
         self.quit_called = True

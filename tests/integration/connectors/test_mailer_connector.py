@@ -97,7 +97,7 @@ def test_send_welcome_delivers_both_alternatives_and_the_inline_barcode(catcher:
     assert related.get_content_type() == "multipart/related"
     html_part, png_part = related.iter_parts()
     assert html_part.get_content_type() == "text/html"
-    assert png_part.get_content() == code128_png(MEMBER_NUMBER).png
+    assert png_part.get_content() == code128_png(MEMBER_NUMBER, height_px=1).png
 
 
 def test_english_welcome_without_a_member_number(catcher: MailCatcher) -> None:
@@ -231,3 +231,34 @@ def test_a_quoted_local_part_never_reaches_the_server(catcher: MailCatcher) -> N
     with pytest.raises(PermanentError, match="cannot be rendered"):
         mailer.send_notice(NoticeMessage('"a..b"@example.com', "en", mailer.notice_message_id("45"), None))
     assert inbox(catcher) == []
+
+
+def test_messages_share_a_connection_and_one_the_server_dropped_is_replaced(catcher: MailCatcher) -> None:
+    mailer = mailer_for(catcher.host, catcher.smtp_port)
+
+    def send(name: str) -> str:
+        message_id = mailer.welcome_message_id(name)
+        mailer.send_welcome(
+            WelcomeMessage(
+                to=f"{name}@example.jp",
+                first_name="花子",
+                last_name="山田",
+                locale="ja",
+                member_number=MEMBER_NUMBER,
+                message_id=message_id,
+            )
+        )
+        return message_id
+
+    sent = [send("one"), send("two")]
+    assert sorted(summary["message_id"] for summary in inbox(catcher)) == sorted(sent)
+    # The server goes away with the idle connection (a restart, its idle timeout) and comes back.
+    catcher.stop()
+    again = MailCatcher(smtp_port=catcher.smtp_port, http_port=0).start()
+    try:
+        third = send("three")
+        [summary] = inbox(again)
+        assert summary["message_id"] == third and summary["recipients"] == ["three@example.jp"]
+    finally:
+        mailer.close()
+        again.stop()

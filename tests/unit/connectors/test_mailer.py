@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import email.utils
 import re
 import smtplib
@@ -10,7 +12,7 @@ import ssl
 import struct
 import zlib
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
@@ -36,6 +38,7 @@ from connectors.mailer.barcode import (
     code128_modules,
     code128_values,
 )
+from connectors.mailer.client import MAX_MESSAGES_PER_CONNECTION
 
 MAIL_FROM = "Membersync <welcome@membersync.example>"
 REGISTRATION_ID = "7d6f1c2e-8a3b-4c5d-9e0f-112233445566"
@@ -109,9 +112,11 @@ def test_japanese_welcome_carries_the_number_as_text_and_as_an_inline_barcode() 
     assert f'src="cid:{content_id[1:-1]}"' in html
     assert image.get_content_disposition() == "inline"
     assert image.get_filename() == "member-barcode.png"
-    barcode = code128_png(MEMBER_NUMBER)
+    # One row of pixels (the member number's bars), stretched by the HTML to a scannable height.
+    barcode = code128_png(MEMBER_NUMBER, height_px=1)
     assert image.get_content() == barcode.png
-    assert f'width="{barcode.width}" height="{barcode.height}"' in html
+    assert decode(scan(read_png(barcode.png)[2][0])) == MEMBER_NUMBER
+    assert f'width="{barcode.width}" height="100"' in html and "height:100px" in html
 
 
 def test_english_welcome_uses_given_name_first() -> None:
@@ -388,10 +393,22 @@ class FakeSMTP:
         self.credentials = (user, password)
         self._maybe_fail("login")
 
-    def send_message(self, message: EmailMessage) -> dict[str, Any]:
+    def ehlo_or_helo_if_needed(self) -> None:
+        pass
+
+    def mail(self, sender: str, options: Any = ()) -> tuple[int, bytes]:
+        if "mail" in self.fail:  # the server dropped this connection while it was idle
+            self._maybe_fail("mail")
+        return 250, b"2.1.0 Ok"
+
+    def rcpt(self, address: str) -> tuple[int, bytes]:
+        return 250, b"2.1.5 Ok"
+
+    def data(self, data: bytes) -> tuple[int, bytes]:
         self._maybe_fail("send")
-        self.sent.append(message)
-        return {}
+        assert b"\r\n" in data and b"\n" not in data.replace(b"\r\n", b""), "CRLF line ends only"
+        self.sent.append(cast(EmailMessage, email.message_from_bytes(data, policy=email.policy.default)))
+        return 250, b"2.0.0 Ok: queued"
 
     def quit(self) -> None:
         self._maybe_fail("quit")
@@ -424,22 +441,26 @@ def fake_mailer(
     return Mailer(**settings, smtp_factory=factory), connections  # type: ignore[arg-type]
 
 
-def test_send_welcome_renders_and_sends_once_then_quits() -> None:
+def test_send_welcome_renders_and_sends_once_and_the_next_message_reuses_the_connection() -> None:
     mailer, connections = fake_mailer()
     mailer.send_welcome(welcome())
     [smtp] = connections
     assert (smtp.host, smtp.port, smtp.timeout) == ("smtp.example", 587, 7.5)
-    assert smtp.calls == ["connect", "send", "quit"]
+    assert smtp.calls == ["connect", "send"]
     [sent] = smtp.sent
     assert sent["Message-ID"] == MESSAGE_ID and len(image_parts(sent)) == 1
-    assert smtp.closed
+    mailer.send_welcome(welcome(message_id=MESSAGE_ID.replace("welcome.", "welcome.2")))
+    assert len(connections) == 1 and smtp.calls == ["connect", "send", "send"]
+    mailer.close()
+    assert smtp.calls[-1] == "quit" and smtp.closed
 
 
 def test_starttls_and_login_when_configured() -> None:
     mailer, connections = fake_mailer(starttls=True, username="mailer", password="s3cret")
     mailer.send_welcome(welcome())
+    mailer.send_welcome(welcome())
     [smtp] = connections
-    assert smtp.calls == ["connect", "starttls", "login", "send", "quit"]
+    assert smtp.calls == ["connect", "starttls", "login", "send", "send"]
     assert smtp.credentials == ("mailer", "s3cret")
     assert "s3cret" not in repr(mailer)
 
@@ -448,8 +469,32 @@ def test_a_failing_quit_after_the_message_was_accepted_is_not_a_failure() -> Non
     # Raising here would make the pipeline retry and send the welcome email twice.
     for failure in (smtplib.SMTPServerDisconnected("gone"), smtplib.SMTPResponseException(421, b"bye")):
         mailer, connections = fake_mailer({"quit": failure})
+        for _ in range(MAX_MESSAGES_PER_CONNECTION):
+            mailer.send_welcome(welcome())
+        [smtp] = connections  # its last message ends it
+        assert smtp.calls == ["connect", *["send"] * MAX_MESSAGES_PER_CONNECTION, "quit", "close"]
+
+
+def test_a_reused_connection_dropped_before_mail_from_sends_once_on_a_new_one() -> None:
+    mailer, connections = fake_mailer()
+    mailer.send_welcome(welcome())
+    connections[0].fail["mail"] = smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+    mailer.send_welcome(welcome())
+    first, second = connections
+    assert first.closed and len(first.sent) == 1
+    assert second.calls == ["connect", "send"] and len(second.sent) == 1
+
+
+def test_a_reused_connection_that_fails_once_the_message_is_under_way_never_resends_it() -> None:
+    mailer, connections = fake_mailer()
+    mailer.send_welcome(welcome())
+    connections[0].fail["send"] = TimeoutError("timed out")  # the final dot's answer never came
+    with pytest.raises(TransientError):
         mailer.send_welcome(welcome())
-        assert connections[0].calls == ["connect", "send", "quit", "close"]
+    [smtp] = connections
+    assert smtp.calls == ["connect", "send", "send", "close"]
+    mailer.send_welcome(welcome())  # the next message takes a new connection
+    assert len(connections) == 2 and connections[1].calls == ["connect", "send"]
 
 
 REFUSED_PERMANENTLY = smtplib.SMTPRecipientsRefused(
@@ -601,3 +646,14 @@ def test_from_settings_reads_the_smtp_settings() -> None:
 def test_a_mail_from_without_a_domain_is_refused_at_construction() -> None:
     with pytest.raises(ValueError, match="MAIL_FROM"):
         fake_mailer(mail_from="Membersync")
+
+
+@pytest.mark.parametrize(
+    "message_id", ["<a@b.example>\r\nBcc: x@y.example", "a@b.example", "<a b@c.example>"]
+)
+def test_a_message_id_that_is_not_one_plain_header_line_is_refused(message_id: str) -> None:
+    # The prebuilt message writes it as it is: a line break would add a header of its own.
+    mailer, connections = fake_mailer()
+    with pytest.raises(PermanentError, match="cannot be rendered"):
+        mailer.send_welcome(welcome(message_id=message_id))
+    assert connections == []

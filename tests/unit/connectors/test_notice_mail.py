@@ -161,6 +161,7 @@ def test_send_notice_renders_and_sends_once() -> None:
     [smtp] = connections
     [sent] = smtp.sent
     assert sent["Message-ID"] == message_id and sent["Subject"].startswith("【ご確認】")
+    mailer.close()  # the connection was kept for the next message
     assert smtp.quit_called
 
 
