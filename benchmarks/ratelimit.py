@@ -27,7 +27,9 @@ Smaregi's `reads` and `writes`), and at the top level for the kind furthest from
 - `throttled_responses`: 429s the emulator answered (0 when our limiter works), and at the top level
   `throttled_share` of all answered requests;
 - `waits` (refusals by our budget), `errors` (anything else), `peak_in_any_window` (most calls that
-  completed within any one window), `limit`, `window_seconds`, threads and processes.
+  completed within any one window), `limit`, `window_seconds`, threads and processes;
+- `--latency-ms` delays each answer of the emulator: a call counts in our log until its answer + the
+  window, so the sustained share is about limit / (window + answer time).
 
 `--vendor shopify` measures Shopify instead, through the whole pipeline (`bench pipeline`'s
 machinery: intake, broker, `--workers` worker processes, 4 by default, with `--concurrency` threads
@@ -84,6 +86,8 @@ class RateLimitOptions:
     # Smaregi's per-second budgets (a third party's sandbox figures, APIS.md), the emulator's and ours.
     read_per_second: int = 10
     write_per_second: int = 4
+    # The emulator's answer time: a call counts in our log until its answer + the window.
+    latency_ms: int = 0
 
     def check(self) -> None:
         if self.seconds <= 0:
@@ -293,7 +297,7 @@ def run_ratelimit_bench(
     with stop_on_sigterm(), contextlib.ExitStack() as stack:
         tmp = stack.enter_context(temporary_directory())
         redis_url = stack.enter_context(bench_redis(tmp, environ, log))
-        sandbox = stack.enter_context(bench_sandbox(options.sandbox_limits(), latency_ms=0))
+        sandbox = stack.enter_context(bench_sandbox(options.sandbox_limits(), options.latency_ms))
         env = {
             **sandbox_env(sandbox),
             "MEMBERSYNC_ENV": "development",  # "test" is for the test suite only
@@ -379,6 +383,7 @@ def run_ratelimit_bench(
             "seconds": options.seconds,
             "threads": options.threads,
             "processes": options.processes,
+            "latency_ms": options.latency_ms,
         }
         if result["calls"]:
             result["throttled_share"] = round(

@@ -707,7 +707,7 @@ def bench_intake(
     help="shopify: the cost bucket (Standard plan: 2,000), the emulator's and ours.",
 )
 @click.option(
-    "--latency-ms", default=0, show_default=True, type=click.IntRange(min=0), help="shopify: per vendor call."
+    "--latency-ms", default=0, show_default=True, type=click.IntRange(min=0), help="Per vendor call."
 )
 @_out_option
 def bench_ratelimit(
@@ -753,6 +753,7 @@ def bench_ratelimit(
                     threads=threads,
                     processes=processes,
                     vendor=vendor,
+                    latency_ms=latency_ms,
                 )
             )
     except (BenchError, ConfigError, ValueError) as error:
