@@ -108,7 +108,8 @@ def directory_email(email: str | None) -> str | None:
     return text if text and len(text) <= EMAIL_MAX else None
 
 
-# What a directory row holds besides its key and seen_at: (customer_code, email, upd_date_time).
+# A member's state as Smaregi gave it, as far as a directory row takes it: (customerCode, mailAddress
+# before canonicalising, updDateTime). Equal states make equal rows.
 RowState = tuple[str, str | None, datetime | None]
 
 
@@ -128,13 +129,16 @@ class _Written:
         self._entries: OrderedDict[str, tuple[RowState, datetime]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def holds(self, customer_id: str, state: RowState, now: datetime) -> bool:
-        """Whether this process wrote `state` for `customer_id` within the last OVERLAP."""
+    def changed(self, states: dict[str, RowState], now: datetime) -> dict[str, RowState]:
+        """`states` but those this process wrote in the same state within the last OVERLAP."""
+        oldest = now - OVERLAP
         with self._lock:
-            entry = self._entries.get(customer_id)
-        if entry is None or entry[0] != state:
-            return False
-        return timedelta(0) <= now - entry[1] <= OVERLAP
+            entries = self._entries
+            return {
+                key: state
+                for key, state in states.items()
+                if (entry := entries.get(key)) is None or entry[0] != state or not oldest <= entry[1] <= now
+            }
 
     def note(self, states: dict[str, RowState], now: datetime) -> None:
         with self._lock:
@@ -230,35 +234,36 @@ class MemberDirectory:
         reads it). Returns the number of members given (distinct), written or not.
         """
         now = self._clock()
-        rows: dict[str, dict[str, Any]] = {}
+        given: dict[str, RowState] = {}
         for member in members:
-            row: dict[str, Any] = {
-                "customer_id": member.customer_id[:32],
-                "customer_code": member.customer_code[:20],
-                "email": directory_email(member.mail_address),
-                "upd_date_time": member.updated_at,
-                "seen_at": now,
-            }
-            known = rows.get(row["customer_id"])
-            if known is None or _newer(row["upd_date_time"], known["upd_date_time"]):
-                rows[row["customer_id"]] = row
+            key = member.customer_id[:32]
+            state = (member.customer_code[:20], member.mail_address, member.updated_at)
+            known = given.get(key)
+            if known is None or _newer(state[2], known[2]):
+                given[key] = state
         written = self._shared.written
-        states = {
-            key: (row["customer_code"], row["email"], row["upd_date_time"]) for key, row in rows.items()
-        }
-        if unless_written:
-            states = {key: state for key, state in states.items() if not written.holds(key, state, now)}
+        states = written.changed(given, now) if unless_written else given
         if states:
+            rows: list[dict[str, Any]] = [
+                dict(
+                    customer_id=key,
+                    customer_code=code,
+                    email=directory_email(mail),
+                    upd_date_time=at,
+                    seen_at=now,
+                )
+                for key, (code, mail, at) in states.items()
+            ]
             written.note(states, now)  # before the commit: a forget committed meanwhile drops it after
             try:
                 with self.database.session() as session:
                     # One statement, executed for many rows (not a 500-row VALUES clause compiled anew
                     # for every page: a full load of 100,000 members spent most of its time compiling).
-                    session.execute(_upsert(session), [rows[key] for key in states])
+                    session.execute(_upsert(session), rows)
             except BaseException:
                 written.drop(states)
                 raise
-        return len(rows)
+        return len(given)
 
     def forget(self, customer_ids: Iterable[str]) -> int:
         """Remove the rows of members Smaregi no longer has."""
