@@ -166,7 +166,19 @@ def public_intake(view: F) -> F:
             raise TooManyRequests(retry_after=verdict.retry_after)
         return view(*args, **kwargs)
 
+    # flask-limiter has no limit on these views (only the webhooks'): `_limited_here` spares them its
+    # per-request resolution of limits, a tenth of the intake's CPU when profiled.
+    limited.membersync_public_intake = True  # type: ignore[attr-defined]
     return limited  # type: ignore[return-value]
+
+
+def _limited_here() -> bool:
+    """Whether this request's view is limited by `public_intake` rather than by flask-limiter."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    return getattr(view, "membersync_public_intake", False) is True
+
+
+limiter.request_filter(_limited_here)
 
 
 def _limit_headers(response: Response) -> Response:
