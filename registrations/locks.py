@@ -21,7 +21,7 @@ import redis
 
 from config.email_address import canonical_email
 from connectors.errors import TransientError
-from registrations.leases import acquire_from_dead, current_holder, lock_token, lua_script
+from registrations.leases import acquire_from_dead, current_holder, holder_id, lock_token, lua_script
 
 LOCK_PREFIX = "membersync:lock:email:"
 
@@ -60,7 +60,7 @@ def email_lock(
     """
     name = email_lock_key(email, key)
     if holder is None:
-        token = secrets.token_hex(16)
+        token = lock_token(holder_id())  # a process without a lease: its id only tells holds apart
         ttl_ms = max(1, int(timeout * 1000))
 
         def acquire() -> bool:
