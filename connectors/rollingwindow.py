@@ -23,9 +23,14 @@ leaves `reserve` places (a twentieth of the limit) for them, so a step that need
 lose its first one's work to other steps' first calls. Below 20 a window there is no reserve: a place
 kept free would cost a quarter of a 4-a-second limit.
 
-Keys (no personal data): `<key>` the sorted set, `<key>:paused` while the vendor said wait (429). Both
-expire once idle. Clock: the Redis server's `TIME`; an answer's time is the grant's server time plus the
-caller's own monotonic time since it asked, so clocks of different machines never mix.
+A vendor that reports its limit on every answer (HubSpot's X-HubSpot-RateLimit-Max, for the window
+of X-HubSpot-RateLimit-Interval-Milliseconds) passes it to `observe`: it replaces the configured one
+for every worker until the window goes idle (a Professional portal's 190 where 100 is configured).
+
+Keys (no personal data): `<key>` the sorted set, `<key>:paused` while the vendor said wait (429),
+`<key>:limit` the limit the vendor reported. All expire once idle. Clock: the Redis server's `TIME`;
+an answer's time is the grant's server time plus the caller's own monotonic time since it asked, so
+clocks of different machines never mix.
 """
 
 from __future__ import annotations
@@ -44,15 +49,18 @@ if TYPE_CHECKING:
 
 DEFAULT_KEY_PREFIX = "membersync:ratelimit:"
 
-# KEYS[1] the log, KEYS[2] the pause marker. ARGV: op, limit, window, flight, then per op:
-#   acquire  count, places it may use, member, then (member, answered at) pairs to settle first
+# KEYS[1] the log, KEYS[2] the pause marker, KEYS[3] the reported limit. ARGV: op, limit, window,
+# flight, then per op:
+#   acquire  count, reserve to leave ("" a twentieth of the limit), member, the limit the vendor
+#            reported or "", then (member, answered at) pairs to settle first
 #   pause    seconds        state  (nothing)
 # Replies are strings (Redis would truncate Lua numbers to integers):
 #   acquire {"1", server time of the grant} | {"0", seconds to wait} | {"-1", limit} (can never fit)
 #   state   {places left, limit, seconds still paused}; pause {"1"}
 _LUA = """
-local log, paused, op = KEYS[1], KEYS[2], ARGV[1]
-local limit, window, flight = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local log, paused, reported, op = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
+local window, flight = tonumber(ARGV[3]), tonumber(ARGV[4])
+local idle_ms = math.ceil((flight + window) * 1000) + 1000
 local function fmt(x) return string.format('%.17g', x) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -63,8 +71,11 @@ if op == 'pause' then
   return {'1'}
 end
 
+if op == 'acquire' and tonumber(ARGV[8]) then redis.call('SET', reported, ARGV[8], 'PX', idle_ms) end
+local limit = tonumber(redis.call('GET', reported)) or tonumber(ARGV[2])
+
 -- Answered calls: kept until their answer + window, no longer (never longer than they were).
-for i = 8, #ARGV, 2 do
+for i = 9, #ARGV, 2 do
   local score = tonumber(redis.call('ZSCORE', log, ARGV[i]))
   local settled = tonumber(ARGV[i + 1]) + window
   if score and settled < score then redis.call('ZADD', log, fmt(settled), ARGV[i]) end
@@ -76,8 +87,9 @@ local paused_for = math.max(redis.call('PTTL', paused), 0) / 1000
 if op == 'state' then
   return {fmt(limit - count), fmt(limit), fmt(paused_for)}
 end
-local n, places, member = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local n, member = tonumber(ARGV[5]), ARGV[7]
 if n > limit then return {'-1', fmt(limit)} end
+local places = limit - (tonumber(ARGV[6]) or math.floor(limit / 20))
 local wait = paused_for
 if count + n > places then
   -- The place frees when the (count + n - places)-th earliest call stops counting; one still under
@@ -89,7 +101,7 @@ if count + n > places then
 end
 if wait > 0 then return {'0', fmt(wait)} end
 for i = 1, n do redis.call('ZADD', log, fmt(now + flight + window), member .. ':' .. i) end
-redis.call('PEXPIRE', log, math.ceil((flight + window) * 1000) + 1000)
+redis.call('PEXPIRE', log, idle_ms)
 return {'1', fmt(now)}
 """
 
@@ -122,18 +134,22 @@ class RedisRollingWindow:
         self.flight_seconds = float(flight_seconds)
         if not (self.window_seconds > 0 and self.flight_seconds >= 0):
             raise ValueError("window_seconds must be positive and flight_seconds not negative")
-        self.reserve = self.limit // 20 if reserve is None else reserve
+        # None: a twentieth of the limit in force (the configured or the reported one).
+        self.reserve = reserve
         self.key = f"{key_prefix}{name}:window"
         self._script = redis.register_script(_LUA)
         # This thread's call under way: (member, count, server time granted, monotonic time asked).
         self._local = threading.local()
-        # Answers seen, as (member, server time answered), sent with this process's next acquire.
+        # Answers seen, as (member, server time answered), and the limit the vendor last reported,
+        # sent with this process's next acquire.
         self._answered: list[tuple[str, float]] = []
+        self._reported: int | None = None
         self._answered_lock = threading.Lock()
 
     def _run(self, op: str, *args: str) -> list[Any]:
         sizes = (repr(float(self.limit)), repr(self.window_seconds), repr(self.flight_seconds))
-        reply = self._script(keys=[self.key, f"{self.key}:paused"], args=[op, *sizes, *args])
+        keys = [self.key, f"{self.key}:paused", f"{self.key}:limit"]
+        reply = self._script(keys=keys, args=[op, *sizes, *args])
         return [value.decode() if isinstance(value, bytes) else value for value in reply]
 
     def acquire(self, cost: float = 1.0) -> None:
@@ -144,17 +160,19 @@ class RedisRollingWindow:
         count = math.ceil(cost)
         if count == 0:
             return
-        places = self.limit if may_borrow() else self.limit - self.reserve
+        reserve = "0" if may_borrow() else "" if self.reserve is None else str(self.reserve)
         with self._answered_lock:
             answered, self._answered = self._answered, []
+            reported, self._reported = self._reported, None
         member = uuid.uuid4().hex
         asked = time.monotonic()
         settle = [str(value) for pair in answered for value in (pair[0], repr(pair[1]))]
         try:
-            status, value = self._run("acquire", str(count), str(places), member, *settle)
+            status, value = self._run("acquire", str(count), reserve, member, str(reported or ""), *settle)
         except Exception:
             with self._answered_lock:  # not applied: the next acquire sends them
                 self._answered[:0] = answered
+                self._reported = self._reported or reported
             raise
         if status == "1":
             self._local.pending = (member, count, float(value), asked)
@@ -171,9 +189,14 @@ class RedisRollingWindow:
     ) -> None:
         """The vendor answered this thread's last call: it stops counting one window from now.
 
-        The vendor's own figures are not needed (our log is at least as full as the vendor's window;
-        a 429 still pauses everyone, see `pause`).
+        `capacity` with `per_second` is the vendor's own limit when it reports one: taken when it is
+        for this window (capacity / per_second = the window). `available` is not needed: our log is
+        at least as full as the vendor's window (a 429 still pauses everyone, see `pause`).
         """
+        window = capacity / per_second if capacity is not None and per_second else None
+        if capacity is not None and capacity >= 1 and window and math.isclose(window, self.window_seconds):
+            with self._answered_lock:
+                self._reported = int(capacity)
         pending = getattr(self._local, "pending", None)
         if pending is None:
             return

@@ -27,6 +27,7 @@ from config.email_address import canonical_email
 from connectors.errors import ConflictError, ConnectorError, PermanentError, ThrottledError, TransientError
 from connectors.http import AnswerPolicy, Call, json_object
 from connectors.ratelimit import RateLimiter
+from connectors.rollingwindow import RedisRollingWindow
 from connectors.tokenbucket import rolling_window_bucket
 
 SYSTEM = "hubspot"
@@ -117,6 +118,10 @@ class HubSpotPolicy(AnswerPolicy):
             interval_seconds = float(headers["X-HubSpot-RateLimit-Interval-Milliseconds"]) / 1000
         except (KeyError, ValueError):
             return  # an answer without them (a proxy's, a timeout page): nothing to learn
+        if isinstance(limiter, RedisRollingWindow) and interval_seconds > 0:
+            # The window log keeps to the plan's own limit exactly (connectors.rollingwindow).
+            limiter.observe(available=remaining, capacity=capacity, per_second=capacity / interval_seconds)
+            return
         if interval_seconds <= 0 or capacity < 4:
             limiter.observe(available=remaining)
             return

@@ -81,10 +81,27 @@ def test_a_first_call_leaves_the_reserve_to_steps_under_way(redis_client: redis.
 
 
 def test_the_default_reserve_is_a_twentieth_of_the_limit(redis_client: redis.Redis) -> None:
-    log = RedisRollingWindow(redis_client, name="x", limit=100, window_seconds=10, flight_seconds=13)
-    assert log.reserve == 5
-    small = RedisRollingWindow(redis_client, name="y", limit=4, window_seconds=1, flight_seconds=13)
-    assert small.reserve == 0
+    log = RedisRollingWindow(redis_client, name="a", limit=40, window_seconds=60, flight_seconds=1)
+    assert sum(granted(log) for _ in range(40)) == 38
+    small = RedisRollingWindow(redis_client, name="b", limit=4, window_seconds=60, flight_seconds=1)
+    assert sum(granted(small) for _ in range(5)) == 4  # no reserve below 20 a window
+
+
+def test_the_limit_the_vendor_reports_for_this_window_replaces_the_configured_one(
+    redis_client: redis.Redis,
+) -> None:
+    log = window(redis_client, 2, 60.0)
+    assert granted(log)
+    log.observe(available=0, capacity=30, per_second=1.0)  # another window's limit: ignored
+    assert granted(log) and not granted(log)
+    log.observe(available=0, capacity=4, per_second=4 / 60)  # this window's: taken by every worker
+    assert granted(log)
+    assert window_named(redis_client, log.name).state()["capacity"] == 4
+    assert granted(log) and not granted(log)
+
+
+def window_named(client: redis.Redis, name: str) -> RedisRollingWindow:
+    return RedisRollingWindow(client, name=name, limit=2, window_seconds=60.0, flight_seconds=30.0)
 
 
 def test_pause_holds_everyone_and_a_cost_above_the_limit_is_permanent(redis_client: redis.Redis) -> None:
