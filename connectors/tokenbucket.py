@@ -347,8 +347,9 @@ def _limiter(
         setting = budget.write_limit_setting if writes else budget.limit_setting
         limit = float(getattr(settings, setting or budget.limit_setting))
         if limit >= 1:
-            # The longest a call can take before its answer (or its failure) is known.
-            flight = settings.http_connect_timeout_seconds + settings.http_read_timeout_seconds
+            # The longest an unanswered call may still reach the vendor after its grant: its connect
+            # and send timeouts, and a second for the worker's own delay before it sends.
+            flight = settings.http_connect_timeout_seconds + settings.http_read_timeout_seconds + 1.0
             return RedisRollingWindow(
                 redis, name=name, limit=limit, window_seconds=budget.window_seconds, flight_seconds=flight
             )
