@@ -166,7 +166,7 @@ class Leases:
 
     def received(self, holder: str, delivery: str, registration_id: str) -> None:
         """`holder` took a step message for `registration_id` (prefetched, or held for its countdown)."""
-        pipe = self.client.pipeline()
+        pipe = self.client.pipeline(transaction=False)  # no MULTI/EXEC needed: notes are independent
         flushed = _forget_done(pipe)
         pipe.hset(RECEIVED_PREFIX + holder, delivery, registration_id)
         pipe.expire(RECEIVED_PREFIX + holder, RECEIVED_MEMORY_SECONDS)
