@@ -25,9 +25,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from itsdangerous import BadData, URLSafeTimedSerializer
-from sqlalchemy import or_, select
+from sqlalchemy import Row, Table, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
@@ -196,15 +197,27 @@ class Standing:
     marketing: tuple[str, datetime] | None
 
 
+# Built once (a step reads it on every run): the columns `standing` needs, newest first.
+_CONFIRMATIONS = cast(Table, Confirmation.__table__)
+_STANDING = (
+    select(
+        _CONFIRMATIONS.c.id,
+        _CONFIRMATIONS.c.kind,
+        _CONFIRMATIONS.c.state,
+        _CONFIRMATIONS.c.subject,
+        _CONFIRMATIONS.c.decided_at,
+        _CONFIRMATIONS.c.withdrawn_at,
+    )
+    .where(_CONFIRMATIONS.c.registration_id == bindparam("of_registration"))
+    .order_by(_CONFIRMATIONS.c.requested_at.desc())
+)
+
+
 def standing(session: Session, registration_id: str) -> Standing:
     """`open_requests`, the latest card and `marketing_consent` in one SELECT: a registration has a
     handful of confirmations at most, and a step reads them on every run."""
-    rows = session.scalars(
-        select(Confirmation)
-        .where(Confirmation.registration_id == registration_id)
-        .order_by(Confirmation.requested_at.desc())
-    ).all()
-    newest: dict[str, Confirmation] = {}
+    rows = session.execute(_STANDING, {"of_registration": registration_id}).all()
+    newest: dict[str, Row[Any]] = {}
     for row in rows:
         newest.setdefault(row.kind, row)
     card = newest.get(CARD)
@@ -215,7 +228,7 @@ def standing(session: Session, registration_id: str) -> Standing:
     )
 
 
-def _consent(row: Confirmation | None) -> tuple[str, datetime] | None:
+def _consent(row: Confirmation | Row[Any] | None) -> tuple[str, datetime] | None:
     if row is None:
         return None
     if row.state == WITHDRAWN and row.withdrawn_at is not None:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from registrations.models import Identity
 from registrations.steps.base import Known
 
-# The identity columns a step is given (`Known`), selected as plain columns: no ORM object to build.
-_KNOWN_COLUMNS = tuple(getattr(Identity, spec.name) for spec in fields(Known))
+# Built once: every step reads or writes the identity, and building a statement costs more than
+# running it. What a step is given (`Known`) is selected as plain columns: no ORM object to build.
+_IDENTITY_OF = select(Identity).where(Identity.email == bindparam("address"))
+_KNOWN_OF = select(*(Identity.__table__.c[spec.name] for spec in fields(Known))).where(
+    Identity.__table__.c.email == bindparam("address")
+)
 
 
 def identity_for(session: Session, email: str) -> Identity:
@@ -20,7 +24,7 @@ def identity_for(session: Session, email: str) -> Identity:
     Callers hold the per-email lock, so two transactions never insert the same email; the unique
     constraint is the backstop.
     """
-    identity = session.scalar(select(Identity).where(Identity.email == email))
+    identity = session.scalar(_IDENTITY_OF, {"address": email})
     if identity is None:
         identity = Identity(email=email)
         session.add(identity)
@@ -35,5 +39,5 @@ def find_identity(session: Session, email: str) -> Identity | None:
 
 def find_known(session: Session, email: str) -> Known:
     """What the identity row knows of the person (empty when no step has recorded one)."""
-    row = session.execute(select(*_KNOWN_COLUMNS).where(Identity.email == email)).first()
+    row = session.execute(_KNOWN_OF, {"address": email}).first()
     return Known() if row is None else Known(**row._asdict())

@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from config.settings import RetryPolicy, Settings
@@ -142,12 +143,90 @@ def public_error(error: BaseException) -> str:
 
 # The registrant's fields and the registration columns they are read from by the claim.
 _REGISTRANT_FIELDS = tuple(spec.name for spec in fields(Registrant))
-_REGISTRANT_COLUMNS = tuple(getattr(Registration, name) for name in _REGISTRANT_FIELDS)
 
 
-def _held_by_this_process() -> ColumnElement[bool]:
-    holder = current_holder()
-    return SyncStep.holder.is_(None) if holder is None else SyncStep.holder == holder
+# The claim's two statements, built once (building a statement costs more CPU than SQLite takes to
+# run it): plain table statements with bound parameters, so no ORM machinery runs per claim.
+_STEPS = cast(Table, SyncStep.__table__)
+_REGISTRATIONS = cast(Table, Registration.__table__)
+_TAKE_PENDING = (
+    update(_STEPS)
+    .where(
+        _STEPS.c.registration_id == bindparam("of_registration"),
+        _STEPS.c.system == bindparam("of_system"),
+        _STEPS.c.state == StepState.PENDING,
+    )
+    .values(
+        state=StepState.RUNNING,
+        attempts=_STEPS.c.attempts + 1,
+        celery_task_id=bindparam("delivery"),
+        holder=bindparam("new_holder"),
+        first_attempt_at=func.coalesce(_STEPS.c.first_attempt_at, bindparam("now")),
+        updated_at=bindparam("now"),
+    )
+    .returning(_STEPS.c.external_id)
+)
+# With this step running, the registration is `syncing`, or `failed` when the master is dead
+# (`derive_status`); `updated_at` is touched only when the status changes, as the ORM's flush does.
+_MASTER_DEAD = exists().where(
+    _STEPS.c.registration_id == bindparam("of_registration"),
+    _STEPS.c.system == MASTER.name,
+    _STEPS.c.state == StepState.DEAD,
+)
+_CLAIMED_STATUS = case((_MASTER_DEAD, RegistrationStatus.FAILED), else_=RegistrationStatus.SYNCING)
+_MARK_SYNCING = (
+    update(_REGISTRATIONS)
+    .where(_REGISTRATIONS.c.id == bindparam("of_registration"))
+    .values(
+        status=_CLAIMED_STATUS,
+        updated_at=case(
+            (_REGISTRATIONS.c.status != _CLAIMED_STATUS, bindparam("now")), else_=_REGISTRATIONS.c.updated_at
+        ),
+    )
+    # What `read` needs of the registration, so that it reads only what may change meanwhile.
+    .returning(
+        *(_REGISTRATIONS.c[name] for name in _REGISTRANT_FIELDS),
+        _REGISTRATIONS.c.ownership,
+        _REGISTRATIONS.c.member_number_mailed_at,
+    )
+)
+
+
+def _held_by(no_holder: bool) -> ColumnElement[bool]:
+    """The step as its claim left it: running under this delivery (`delivery`) in this process
+    (`of_holder`; no holder outside a worker). The same message redelivered to another process after
+    this one's lease lapsed keeps the task id: the holder tells the two claims apart."""
+    return and_(
+        _STEPS.c.registration_id == bindparam("of_registration"),
+        _STEPS.c.system == bindparam("of_system"),
+        _STEPS.c.state == StepState.RUNNING,
+        _STEPS.c.celery_task_id == bindparam("delivery"),
+        _STEPS.c.holder.is_(None) if no_holder else _STEPS.c.holder == bindparam("of_holder"),
+    )
+
+
+# The record's statements, built once: the step's outcome, written only while this delivery holds
+# it (keyed by whether the process has no holder), and the registration with its steps, locked
+# (PostgreSQL) so that the Smaregi and email steps of one registration, recording at the same moment,
+# decide about the member-number email one after the other.
+_RECORD_STEP = {
+    no_holder: update(_STEPS)
+    .where(_held_by(no_holder))
+    .values(
+        state=bindparam("new_state"),
+        external_id=bindparam("new_external_id"),
+        note=bindparam("new_note"),
+        last_error=None,
+        updated_at=bindparam("now"),
+    )
+    for no_holder in (True, False)
+}
+_LOCKED_REGISTRATION = (
+    select(Registration)
+    .options(joinedload(Registration.steps))
+    .where(Registration.id == bindparam("of_registration"))
+    .with_for_update(of=Registration)
+)
 
 
 class StepLedger:
@@ -217,43 +296,18 @@ class StepLedger:
         """
         now = utcnow()
         taken = session.execute(
-            update(SyncStep)
-            .where(
-                SyncStep.registration_id == registration_id,
-                SyncStep.system == self.system,
-                SyncStep.state == StepState.PENDING,
-            )
-            .values(
-                state=StepState.RUNNING,
-                attempts=SyncStep.attempts + 1,
-                celery_task_id=delivery_id,
-                holder=current_holder(),
-                first_attempt_at=func.coalesce(SyncStep.first_attempt_at, now),
-                updated_at=now,
-            )
-            .returning(SyncStep.external_id)
-            .execution_options(synchronize_session=False)
+            _TAKE_PENDING,
+            {
+                "of_registration": registration_id,
+                "of_system": self.system,
+                "delivery": delivery_id,
+                "new_holder": current_holder(),
+                "now": now,
+            },
         ).first()
         if taken is None:
             return None
-        master_dead = exists().where(
-            SyncStep.registration_id == registration_id,
-            SyncStep.system == MASTER.name,
-            SyncStep.state == StepState.DEAD,
-        )
-        status = case((master_dead, RegistrationStatus.FAILED), else_=RegistrationStatus.SYNCING)
-        row = session.execute(
-            update(Registration)
-            .where(Registration.id == registration_id)
-            .values(
-                status=status,
-                # As the ORM's flush: touched only when the status changes.
-                updated_at=case((Registration.status != status, now), else_=Registration.updated_at),
-            )
-            # What `read` needs of the registration, so that it reads only what may change meanwhile.
-            .returning(*_REGISTRANT_COLUMNS, Registration.ownership, Registration.member_number_mailed_at)
-            .execution_options(synchronize_session=False)
-        ).one()
+        row = session.execute(_MARK_SYNCING, {"of_registration": registration_id, "now": now}).one()
         registrant = Registrant(**{name: row._mapping[name] for name in _REGISTRANT_FIELDS})
         seen = Seen(
             registrant=registrant,
@@ -309,38 +363,25 @@ class StepLedger:
         step reopened by this success is queued in the same transaction (`Recorded.outbox_id`).
         """
         with self.database.session() as session:
+            holder = current_holder()
             held = session.execute(
-                update(SyncStep)
-                .where(
-                    SyncStep.registration_id == registration_id,
-                    SyncStep.system == self.system,
-                    SyncStep.state == StepState.RUNNING,
-                    SyncStep.celery_task_id == delivery_id,
-                    # The same message redelivered to another process after this one's lease lapsed
-                    # keeps the task id: the holder tells the two claims apart.
-                    _held_by_this_process(),
-                )
-                .values(
-                    state=StepState.WAITING if outcome.waiting else StepState.SUCCEEDED,
-                    external_id=outcome.external_id,
-                    note=outcome.note,
-                    last_error=None,
-                    updated_at=utcnow(),
-                )
-                .execution_options(synchronize_session=False)
+                _RECORD_STEP[holder is None],
+                {
+                    "of_registration": registration_id,
+                    "of_system": self.system,
+                    "delivery": delivery_id,
+                    "of_holder": holder,
+                    "new_state": StepState.WAITING if outcome.waiting else StepState.SUCCEEDED,
+                    "new_external_id": outcome.external_id,
+                    "new_note": outcome.note,
+                    "now": utcnow(),
+                },
             )
             if not held.rowcount:  # type: ignore[attr-defined]
                 return Recorded(held=False)  # nothing was written: another delivery took the step over
-            # Locked (PostgreSQL) so that the Smaregi and email steps of one registration, recording
-            # at the same moment, decide about the member-number email one after the other; its
-            # steps come in the same statement (read after the UPDATE above, so with this one's state).
+            # Its steps come in the same statement, read after the UPDATE above (with this one's state).
             registration = (
-                session.execute(
-                    select(Registration)
-                    .options(joinedload(Registration.steps))
-                    .where(Registration.id == registration_id)
-                    .with_for_update(of=Registration)
-                )
+                session.execute(_LOCKED_REGISTRATION, {"of_registration": registration_id})
                 .unique()
                 .scalar_one()
             )
@@ -385,14 +426,15 @@ class StepLedger:
         """Whether this delivery (in this process) holds the step right now: the claim `record`
         requires, read."""
         with self.database.session() as session:
+            holder = current_holder()
             held = session.scalar(
-                select(SyncStep.id).where(
-                    SyncStep.registration_id == registration_id,
-                    SyncStep.system == self.system,
-                    SyncStep.state == StepState.RUNNING,
-                    SyncStep.celery_task_id == delivery_id,
-                    _held_by_this_process(),
-                )
+                select(_STEPS.c.id).where(_held_by(holder is None)),
+                {
+                    "of_registration": registration_id,
+                    "of_system": self.system,
+                    "delivery": delivery_id,
+                    "of_holder": holder,
+                },
             )
             return held is not None
 
