@@ -3,6 +3,7 @@ freed one window after its answer, an unanswered one held until it can no longer
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import redis
 from connectors.errors import PermanentError, RateLimited
 from connectors.ratelimit import one_step
 from connectors.rollingwindow import RedisRollingWindow
+from sandbox.common.ratelimit import RollingWindowLimiter
 
 pytestmark = pytest.mark.integration
 
@@ -100,8 +102,10 @@ def test_the_limit_the_vendor_reports_for_this_window_replaces_the_configured_on
     assert granted(log) and not granted(log)
 
 
-def window_named(client: redis.Redis, name: str) -> RedisRollingWindow:
-    return RedisRollingWindow(client, name=name, limit=2, window_seconds=60.0, flight_seconds=30.0)
+def window_named(
+    client: redis.Redis, name: str, *, limit: int = 2, seconds: float = 60.0
+) -> RedisRollingWindow:
+    return RedisRollingWindow(client, name=name, limit=limit, window_seconds=seconds, flight_seconds=30.0)
 
 
 def test_pause_holds_everyone_and_a_cost_above_the_limit_is_permanent(redis_client: redis.Redis) -> None:
@@ -122,3 +126,33 @@ def test_keys_expire_and_carry_no_personal_data(redis_client: redis.Redis) -> No
     members: Any = redis_client.zrange(log.key, 0, -1)
     assert 0 < ttl <= 31_200  # flight + window + 1 s
     assert [len(member) for member in members] == [34]  # a uuid's hex + ":1"
+
+
+def test_workers_sharing_the_window_never_overrun_a_vendor_counting_on_arrival(
+    redis_client: redis.Redis,
+) -> None:
+    # Two "worker processes" (limiters on one key) x 3 threads against the emulators' own rolling
+    # window, which counts a call when it arrives: between our grant and the answer we observe.
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    logs = [window_named(redis_client, name, limit=3, seconds=0.2) for _ in "ab"]
+    vendor = RollingWindowLimiter(3, 0.2)
+    answers: list[bool] = []
+    end = time.monotonic() + 0.8
+
+    def caller(log: RedisRollingWindow) -> None:
+        while time.monotonic() < end:
+            try:
+                log.acquire()
+            except RateLimited as refused:
+                time.sleep(refused.retry_after or 0.01)
+                continue
+            answers.append(vendor.hit().allowed)
+            log.observe(available=float("inf"))
+
+    threads = [threading.Thread(target=caller, args=(log,)) for log in logs for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) >= 6  # the window was filled more than once
+    assert all(answers), f"{answers.count(False)} of {len(answers)} calls over the vendor's limit"
