@@ -85,8 +85,10 @@ def accept_registration(
             if existing.request_fingerprint != print_:
                 raise IdempotencyConflict(idempotency_key)
             return Acceptance(existing, created=False, outbox_id=None)
-    # Three INSERT statements on the tables (no unit of work: nothing here is read back), in the
-    # caller's transaction. The registration handed back is the same row as an unsaved object.
+    # Three INSERT statements on the tables (no unit of work: nothing here is read back), on the
+    # connection of the caller's transaction (the ORM's execute path added nothing to them). The
+    # registration handed back is the same row as an unsaved object.
+    connection = session.connection()
     now = utcnow()
     row = {
         "accepts_marketing": False,
@@ -100,10 +102,10 @@ def accept_registration(
         "created_at": now,
         "updated_at": now,
     }
-    session.execute(_INSERT_REGISTRATION, row)
+    connection.execute(_INSERT_REGISTRATION, row)
     registration = Registration(**row)
     enabled = settings.enabled_systems()
-    session.execute(
+    connection.execute(
         _INSERT_STEPS,
         [
             {
@@ -121,7 +123,7 @@ def accept_registration(
     outbox_row: dict[str, Any] = {"registration_id": row["id"], "created_at": now}
     if caller_publishes:
         outbox_row.update(published_at=now, publish_attempts=1)
-    outbox_id: int = session.execute(_INSERT_OUTBOX, outbox_row).scalar_one()
+    outbox_id: int = connection.execute(_INSERT_OUTBOX, outbox_row).scalar_one()
     # The steps were made just now: the chain is every enabled system (a skipped step is finished),
     # published after the commit from these ids.
     systems = tuple(system for system in SYSTEM_NAMES if enabled[system])
