@@ -54,7 +54,11 @@ class SmaregiMemberStep(Step):
 
     @property
     def directory(self) -> MemberDirectory:
-        """The member directory this step matches people in (over the worker's own database)."""
+        """The member directory this step matches people in (over the worker's own database).
+
+        Made per call, yet one per process and database in effect: the directories over one database
+        share their refresh lock, the newest refresh seen and the rows written (`registrations.directory`),
+        so the worker's threads pull at most once per SMAREGI_DIRECTORY_MAX_AGE_SECONDS between them."""
         return MemberDirectory(self.database)
 
     def call(self, work: Work, connectors: Connectors) -> Outcome:

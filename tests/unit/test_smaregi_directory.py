@@ -361,3 +361,33 @@ def test_a_refresh_by_another_process_is_read_from_the_cursor(
     smaregi.calls.clear()
     assert directory.refresh_if_stale(smaregi, 1.0) is None
     assert smaregi.calls == []
+
+
+def test_threads_each_with_a_directory_of_their_own_pull_once_between_them(
+    smaregi: FakeSmaregi, database: Database, clock: Clock
+) -> None:
+    import threading
+    import time
+
+    MemberDirectory(database, clock=clock).full_load(smaregi)
+    clock.advance(5)
+    smaregi.calls.clear()
+    real_list = smaregi.list_members
+
+    def slow_list(**arguments: object) -> object:
+        time.sleep(0.05)  # the other threads arrive while this pull runs
+        return real_list(**arguments)  # type: ignore[arg-type]
+
+    smaregi.list_members = slow_list  # type: ignore[assignment]
+    start = threading.Barrier(8)
+
+    def step() -> None:
+        start.wait()
+        MemberDirectory(database, clock=clock).refresh_if_stale(smaregi, 1.0)  # as the step: one per call
+
+    threads = [threading.Thread(target=step) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert smaregi.count("list_members") == 1
