@@ -29,6 +29,7 @@ in that same state are not written again).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import weakref
@@ -171,6 +172,17 @@ class _Shared:
 
 _SHARED: weakref.WeakKeyDictionary[Engine, _Shared] = weakref.WeakKeyDictionary()
 _SHARED_LOCK = threading.Lock()
+
+
+def _start_afresh_after_fork() -> None:
+    # A forked child (a prefork pool's) is a process of its own: it must not inherit a lock some
+    # thread of its parent held at the fork, nor its parent's memory of writes.
+    global _SHARED_LOCK
+    _SHARED_LOCK = threading.Lock()
+    _SHARED.clear()
+
+
+os.register_at_fork(after_in_child=_start_afresh_after_fork)
 
 
 def _shared(engine: Engine) -> _Shared:
