@@ -9,7 +9,7 @@ budget (`connectors.tokenbucket.client_limiters`: for these vendors the window l
   limit of `--limit-per-10s` (100 by default, HubSpot's Free/Starter figure; HUBSPOT_RATE_LIMIT_PER_10S);
 - `--vendor smaregi`: half the threads create members (writes), half look a code up (reads), through
   `SmaregiClient` and its two budgets, against the emulator's 10 reads and 4 writes per second (the
-  third party's sandbox figures of APIS.md; SMAREGI_READ/WRITE_RATE_PER_SECOND).
+  figures a third party measured on Smaregi's sandbox; SMAREGI_READ/WRITE_RATE_PER_SECOND).
 
 Redis is REDIS_URL when it answers, else an embedded valkey-server. The budgets get keys of their own
 for the run, so a pipeline sharing that Redis keeps its own.
@@ -83,7 +83,7 @@ class RateLimitOptions:
     threads: int = 8
     processes: int = 2
     vendor: str = "hubspot"
-    # Smaregi's per-second budgets (a third party's sandbox figures, APIS.md), the emulator's and ours.
+    # Smaregi's per-second budgets (figures a third party measured on its sandbox), the emulator's and ours.
     read_per_second: int = 10
     write_per_second: int = 4
     # The emulator's answer time: a call counts in our log until its answer + the window.

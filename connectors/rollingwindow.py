@@ -175,7 +175,7 @@ class RedisRollingWindow:
                 self._reported = self._reported or reported
             raise
         if status == "1":
-            self._local.pending = (member, count, float(value), asked)
+            self._local.unanswered = (member, count, float(value), asked)
             note_granted()
             return
         if status == "0":
@@ -197,11 +197,11 @@ class RedisRollingWindow:
         if capacity is not None and capacity >= 1 and window and math.isclose(window, self.window_seconds):
             with self._answered_lock:
                 self._reported = int(capacity)
-        pending = getattr(self._local, "pending", None)
-        if pending is None:
+        unanswered = getattr(self._local, "unanswered", None)
+        if unanswered is None:
             return
-        self._local.pending = None
-        member, count, granted, asked = pending
+        self._local.unanswered = None
+        member, count, granted, asked = unanswered
         answered = granted + (time.monotonic() - asked)  # an upper bound: `asked` was before the grant
         with self._answered_lock:
             self._answered.extend((f"{member}:{n}", answered) for n in range(1, count + 1))
