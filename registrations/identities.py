@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import fields
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from registrations.models import Identity
+from registrations.models import Identity, utcnow
 from registrations.steps.base import Known
 
 # Built once: every step reads or writes the identity, and building a statement costs more than
@@ -41,3 +45,27 @@ def find_known(session: Session, email: str) -> Known:
     """What the identity row knows of the person (empty when no step has recorded one)."""
     row = session.execute(_KNOWN_OF, {"address": email}).first()
     return Known() if row is None else Known(**row._asdict())
+
+
+_IDENTITIES = cast(Table, Identity.__table__)
+# The INSERT … ON CONFLICT constructors of the dialects Membersync runs on.
+_INSERTS: Mapping[str, Callable[..., Any]] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def learn(session: Session, email: str, values: Mapping[str, Any]) -> None:
+    """Set `values` (identity columns) on the person's identity row, creating it when new, in one
+    statement of the caller's transaction (callers hold the per-email lock, as for `identity_for`)."""
+    now = utcnow()
+    dialect = session.get_bind().dialect.name
+    session.execute(
+        _learning(dialect, tuple(sorted(values))),
+        {**values, "email": email, "created_at": now, "updated_at": now},
+    )
+
+
+@functools.cache
+def _learning(dialect: str, columns: tuple[str, ...]) -> Any:
+    # One statement per dialect and set of columns (each step learns the same few), built once.
+    statement = _INSERTS[dialect](_IDENTITIES)
+    changes = {name: statement.excluded[name] for name in (*columns, "updated_at")}
+    return statement.on_conflict_do_update(index_elements=[_IDENTITIES.c.email], set_=changes)

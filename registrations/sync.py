@@ -25,7 +25,7 @@ from config.systems import MASTER
 from registrations import confirmations
 from registrations.database import Database
 from registrations.dead_letters import open_dead_letters, record_dead_letter, settle_registration
-from registrations.identities import find_identity, find_known, identity_for
+from registrations.identities import find_identity, find_known, learn
 from registrations.leases import Leases, current_holder
 from registrations.models import DeadLetter, OutboxMessage, Registration, SyncStep, utcnow
 from registrations.points import plan_signup_bonus
@@ -385,14 +385,13 @@ class StepLedger:
                 .unique()
                 .scalar_one()
             )
-            if outcome.learned or outcome.welcomed or outcome.notified:
-                identity = identity_for(session, registration.email)
-                for column, value in outcome.learned.items():
-                    setattr(identity, column, value)
-                if outcome.welcomed:
-                    identity.welcomed_at = utcnow()
-                if outcome.notified:
-                    identity.notified_at = utcnow()
+            learned: dict[str, object] = dict(outcome.learned)
+            if outcome.welcomed:
+                learned["welcomed_at"] = utcnow()
+            if outcome.notified:
+                learned["notified_at"] = utcnow()
+            if learned:
+                learn(session, registration.email, learned)
             if outcome.ownership is not None:
                 registration.ownership = outcome.ownership
             if outcome.request is not None:
