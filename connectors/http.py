@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import copy
 import email.utils
+import itertools
+import json
 import logging
+import os
+import secrets
 import time
-import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any, Literal, overload
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -46,6 +50,30 @@ STATUS_ERRORS: Mapping[int, type[ConnectorError]] = {
 }
 # How much of a vendor's error body is kept in an error message (for ops, scrubbed in dead letters).
 DETAIL_LIMIT = 300
+# The request arguments `HttpClient.request` sends itself; any other (auth, data, stream, ...) goes
+# through requests' Session.request, which knows them all.
+DIRECT_ARGUMENTS = frozenset({"json", "params", "headers"})
+
+
+class _RequestIds:
+    """X-Request-Id values: a random per-process prefix and a counter, as unique as uuid4 and cheaper.
+
+    The prefix is drawn again in a forked child (prefork pool), so no two processes share a sequence.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.prefix = secrets.token_hex(8)
+        self.counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self.prefix}-{next(self.counter):x}"
+
+
+_request_ids = _RequestIds()
+os.register_at_fork(after_in_child=_request_ids.reset)
 
 
 @dataclass(frozen=True)
@@ -218,6 +246,8 @@ class HttpClient:
         # Set when a credential is missing (`credentials_refusal`): every call fails before sending.
         self.refusal = refusal
         self.session = session or requests.Session()
+        # Our own session is sent through `_send`; a session handed in is used as requests would.
+        self.direct = session is None
         if session is None:
             # One connection per worker thread in flight; no urllib3 retries: retrying is the
             # pipeline's decision, made with the step's attempt count and budget.
@@ -227,6 +257,9 @@ class HttpClient:
             # No proxy variables, .netrc or CA bundle variables read on every call: the vendors'
             # addresses come from our settings, and their connections are kept alive in the pool.
             self.session.trust_env = False
+            # Vendors authenticate by token: a cookie one sets (its load balancer's, say) is neither
+            # kept nor sent back.
+            self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         self.session.headers.update({"User-Agent": USER_AGENT, **(headers or {})})
 
     def using(self, policy_type: type[AnswerPolicy], *, refusal: str | None = None) -> HttpClient:
@@ -267,17 +300,17 @@ class HttpClient:
         if self.refusal:
             raise PermanentError(f"{where}: {self.refusal}", system=self.system)
         self.limiter.acquire(cost)
-        request_id = str(uuid.uuid4())
+        request_id = _request_ids.next()
         headers = {"X-Request-Id": request_id, **kwargs.pop("headers", {})}
+        timeout = (self.timeouts.connect, self.timeouts.read)
         started = time.monotonic()
         try:
-            response = self.session.request(
-                method,
-                self.url(path),
-                headers=headers,
-                timeout=(self.timeouts.connect, self.timeouts.read),
-                **kwargs,
-            )
+            if self.direct and kwargs.keys() <= DIRECT_ARGUMENTS:
+                response = self._send(method, self.url(path), headers, timeout, kwargs)
+            else:
+                response = self.session.request(
+                    method, self.url(path), headers=headers, timeout=timeout, **kwargs
+                )
         except requests.Timeout as error:
             raise TransientError(f"{where}: timed out ({type(error).__name__})", system=self.system) from None
         except requests.RequestException as error:
@@ -296,3 +329,52 @@ class HttpClient:
         if failure is not None:
             raise failure
         return response
+
+    def _send(
+        self, method: str, url: str, headers: Mapping[str, str], timeout: tuple[float, float], kwargs: Any
+    ) -> requests.Response:
+        """One API call as Session.request would send it, without the per-call work none needs.
+
+        No cookies (vendors authenticate by token), no hooks, no environment settings (trust_env is
+        off), no merging of session and call settings, and no redirect followed: an API call answered
+        with a 3xx fails like any other unexpected status (requests would resend a POST as a GET).
+        """
+        prepared = requests.PreparedRequest()
+        prepared.prepare_method(method)
+        prepared.prepare_url(url, _query(kwargs.get("params")))
+        session_headers = self.session.headers
+        prepared.prepare_headers(
+            {**session_headers, **{name: value for name, value in headers.items() if value is not None}}
+        )
+        body = kwargs.get("json")
+        data = None
+        if body is not None:
+            try:
+                data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+            except ValueError as error:
+                raise requests.exceptions.InvalidJSONError(error, request=prepared) from None
+            if "Content-Type" not in prepared.headers:
+                prepared.headers["Content-Type"] = "application/json"
+        prepared.prepare_body(data, None)
+        response = self.session.get_adapter(prepared.url or url).send(
+            prepared,
+            timeout=timeout,
+            verify=True if self.session.verify is None else self.session.verify,
+            cert=self.session.cert,
+            proxies=self.session.proxies,
+        )
+        # Read the whole answer now, as requests does: the connection goes back to the pool.
+        _ = response.content
+        return response
+
+
+def _query(params: Any) -> Any:
+    """A mapping of query parameters encoded as requests would (None dropped); anything else as given."""
+    if not isinstance(params, Mapping):
+        return params
+    pairs = [
+        (name, [item for item in value if item is not None] if isinstance(value, list | tuple) else value)
+        for name, value in params.items()
+        if value is not None
+    ]
+    return urlencode(pairs, doseq=True)
