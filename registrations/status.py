@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from config.systems import MASTER, SYSTEM_NAMES
@@ -28,7 +28,11 @@ def derive_status(steps: Iterable[SyncStep]) -> str:
     partial: finished, with a non-master step dead-lettered; waiting: finished but for a step that
     waits for the address's owner to confirm (a card found at the till).
     """
-    state = {step.system: step.state for step in steps}
+    return status_of({step.system: step.state for step in steps})
+
+
+def status_of(state: Mapping[str, str]) -> str:
+    """`derive_status` from each system's step state."""
     if state.get(MASTER.name) == StepState.DEAD:
         return RegistrationStatus.FAILED
     values = set(state.values())

@@ -12,12 +12,12 @@ vendor, so every method here opens its own short transaction.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, case, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, Table, and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from config.settings import RetryPolicy, Settings
@@ -31,8 +31,14 @@ from registrations.models import DeadLetter, OutboxMessage, Registration, SyncSt
 from registrations.points import plan_signup_bonus
 from registrations.replay import reopen
 from registrations.retry import retries_exhausted
-from registrations.states import FINISHED_STEP_STATES, Ownership, RegistrationStatus, StepState
-from registrations.status import derive_status
+from registrations.states import (
+    FINISHED_STEP_STATES,
+    DeadLetterStatus,
+    Ownership,
+    RegistrationStatus,
+    StepState,
+)
+from registrations.status import derive_status, status_of
 from registrations.steps.base import Known, Outcome, Registrant, Work
 
 
@@ -149,6 +155,7 @@ _REGISTRANT_FIELDS = tuple(spec.name for spec in fields(Registrant))
 # run it): plain table statements with bound parameters, so no ORM machinery runs per claim.
 _STEPS = cast(Table, SyncStep.__table__)
 _REGISTRATIONS = cast(Table, Registration.__table__)
+_DEAD_LETTERS = cast(Table, DeadLetter.__table__)
 _TAKE_PENDING = (
     update(_STEPS)
     .where(
@@ -221,6 +228,29 @@ _RECORD_STEP = {
     )
     for no_holder in (True, False)
 }
+_RECORDING = (
+    select(
+        _REGISTRATIONS.c.email,
+        _REGISTRATIONS.c.status,
+        _REGISTRATIONS.c.created_at,
+        _REGISTRATIONS.c.ownership,
+        _REGISTRATIONS.c.member_number_mailed_at,
+        _STEPS.c.system,
+        _STEPS.c.state,
+    )
+    .join_from(_REGISTRATIONS, _STEPS, _STEPS.c.registration_id == _REGISTRATIONS.c.id)
+    .where(_REGISTRATIONS.c.id == bindparam("of_registration"))
+    .with_for_update(of=_REGISTRATIONS)
+)
+# The registration's columns a record changes (the parameters name them), by id.
+_CHANGE_REGISTRATION = update(_REGISTRATIONS).where(_REGISTRATIONS.c.id == bindparam("of_registration"))
+# Whether the registration has dead letters a sync settles (`settle_registration`).
+_UNSETTLED = select(
+    exists().where(
+        _DEAD_LETTERS.c.registration_id == bindparam("of_registration"),
+        _DEAD_LETTERS.c.status.in_([DeadLetterStatus.OPEN, DeadLetterStatus.REPLAYED]),
+    )
+)
 _LOCKED_REGISTRATION = (
     select(Registration)
     .options(joinedload(Registration.steps))
@@ -379,47 +409,107 @@ class StepLedger:
             )
             if not held.rowcount:  # type: ignore[attr-defined]
                 return Recorded(held=False)  # nothing was written: another delivery took the step over
-            # Its steps come in the same statement, read after the UPDATE above (with this one's state).
-            registration = (
-                session.execute(_LOCKED_REGISTRATION, {"of_registration": registration_id})
-                .unique()
-                .scalar_one()
-            )
+            # Locked (PostgreSQL) so that the Smaregi and email steps of one registration, recording
+            # at the same moment, decide about the member-number email one after the other; each row
+            # carries one step's state, read after the UPDATE above (so with this one's).
+            rows = session.execute(_RECORDING, {"of_registration": registration_id}).all()
+            head = rows[0]
+            states = {row.system: row.state for row in rows}
+            now = utcnow()
             learned: dict[str, object] = dict(outcome.learned)
             if outcome.welcomed:
-                learned["welcomed_at"] = utcnow()
+                learned["welcomed_at"] = now
             if outcome.notified:
-                learned["notified_at"] = utcnow()
+                learned["notified_at"] = now
             if learned:
-                learn(session, registration.email, learned)
-            if outcome.ownership is not None:
-                registration.ownership = outcome.ownership
-            if outcome.request is not None:
-                kind, subject = outcome.request
-                confirmations.request(session, registration, kind, settings=self.settings, subject=subject)
-            if outcome.member_number_mailed and registration.member_number_mailed_at is None:
-                registration.member_number_mailed_at = utcnow()
-            registration.status = derive_status(registration.steps)
-            # Synced now: its dead letters' work is done, by the replay or by this later run.
-            settle_registration(session, registration, by=f"a later {self.system} step run")
+                learn(session, head.email, learned)
+            status = status_of(states)
             synced_after = None
-            if registration.status == RegistrationStatus.SYNCED:
-                synced_after = max(0.0, (utcnow() - registration.created_at).total_seconds())
-            follow_up = None
-            if self.system in NUMBER_MAIL_SYSTEMS:
-                follow_up = queue_member_number_mail(session, registration, self.settings)
-            bonus = None
-            if self.system == NUMBER_SOURCE and outcome.external_id is not None and not outcome.waiting:
-                # In this transaction: the member is recorded with its bonus planned, or neither.
-                bonus = plan_signup_bonus(
-                    session, registration, outcome.external_id, self.settings.signup_bonus_points
+            if status == RegistrationStatus.SYNCED:
+                synced_after = max(0.0, (now - head.created_at).total_seconds())
+            if self._decides_more(session, registration_id, outcome, head, states, status):
+                return self._record_on_registration(session, registration_id, outcome, synced_after)
+            # The common ending, as plain statements: the registration's own columns that changed.
+            changes: dict[str, object] = {}
+            if status != head.status:
+                changes["status"] = status
+            if outcome.ownership is not None and outcome.ownership != head.ownership:
+                changes["ownership"] = outcome.ownership
+            if outcome.member_number_mailed and head.member_number_mailed_at is None:
+                changes["member_number_mailed_at"] = now
+            if changes:
+                session.execute(
+                    _CHANGE_REGISTRATION, {**changes, "updated_at": now, "of_registration": registration_id}
                 )
-            return Recorded(
-                held=True,
-                outbox_id=follow_up.id if follow_up is not None else None,
-                point_movement_id=bonus,
-                synced_after=synced_after,
+            return Recorded(held=True, synced_after=synced_after)
+
+    def _decides_more(
+        self,
+        session: Session,
+        registration_id: str,
+        outcome: Outcome,
+        head: Row[Any],
+        states: Mapping[str, str],
+        status: str,
+    ) -> bool:
+        """Whether recording `outcome` may do more than set the step and the registration's columns:
+        ask the owner, settle dead letters, owe the member-number email, plan the sign-up bonus. A
+        cautious test on what `record` read (each case is decided in full on the registration)."""
+        if outcome.request is not None:
+            return True
+        if status == RegistrationStatus.SYNCED and session.scalar(
+            _UNSETTLED, {"of_registration": registration_id}
+        ):
+            return True
+        ownership = outcome.ownership or head.ownership
+        mailed = head.member_number_mailed_at is not None or outcome.member_number_mailed
+        if (
+            self.system in NUMBER_MAIL_SYSTEMS
+            and not mailed
+            and ownership != Ownership.CLAIM
+            and states.get(NUMBER_SOURCE) == states.get(NUMBER_MAIL) == StepState.SUCCEEDED
+        ):
+            return True
+        return (
+            self.system == NUMBER_SOURCE
+            and outcome.external_id is not None
+            and not outcome.waiting
+            and self.settings.signup_bonus_points > 0
+            and ownership == Ownership.OWNER
+        )
+
+    def _record_on_registration(
+        self, session: Session, registration_id: str, outcome: Outcome, synced_after: float | None
+    ) -> Recorded:
+        """The rest of `record` on the registration itself, for the outcomes `_decides_more` picks."""
+        registration = (
+            session.execute(_LOCKED_REGISTRATION, {"of_registration": registration_id}).unique().scalar_one()
+        )
+        if outcome.ownership is not None:
+            registration.ownership = outcome.ownership
+        if outcome.request is not None:
+            kind, subject = outcome.request
+            confirmations.request(session, registration, kind, settings=self.settings, subject=subject)
+        if outcome.member_number_mailed and registration.member_number_mailed_at is None:
+            registration.member_number_mailed_at = utcnow()
+        registration.status = derive_status(registration.steps)
+        # Synced now: its dead letters' work is done, by the replay or by this later run.
+        settle_registration(session, registration, by=f"a later {self.system} step run")
+        follow_up = None
+        if self.system in NUMBER_MAIL_SYSTEMS:
+            follow_up = queue_member_number_mail(session, registration, self.settings)
+        bonus = None
+        if self.system == NUMBER_SOURCE and outcome.external_id is not None and not outcome.waiting:
+            # In this transaction: the member is recorded with its bonus planned, or neither.
+            bonus = plan_signup_bonus(
+                session, registration, outcome.external_id, self.settings.signup_bonus_points
             )
+        return Recorded(
+            held=True,
+            outbox_id=follow_up.id if follow_up is not None else None,
+            point_movement_id=bonus,
+            synced_after=synced_after,
+        )
 
     def holds(self, registration_id: str, delivery_id: str) -> bool:
         """Whether this delivery (in this process) holds the step right now: the claim `record`
