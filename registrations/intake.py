@@ -16,7 +16,7 @@ from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from config.systems import SYSTEM_NAMES
+from config.systems import SYSTEM_NAMES, SYSTEMS, System
 from registrations import confirmations
 from registrations.database import note_chain
 from registrations.models import OutboxMessage, Registration, SyncStep, new_id, utcnow
@@ -36,12 +36,23 @@ _INSERT_STEPS = insert(_STEPS).values(
             "registration_id": bindparam("registration_id", type_=_STEPS.c.registration_id.type),
             "system": bindparam(f"system_{number}", type_=_STEPS.c.system.type),
             "state": bindparam(f"state_{number}", type_=_STEPS.c.state.type),
+            "note": bindparam(f"note_{number}", type_=_STEPS.c.note.type),
             "updated_at": bindparam("updated_at", type_=_STEPS.c.updated_at.type),
         }
         for number in range(len(SYSTEM_NAMES))
     ]
 )
 _INSERT_OUTBOX = insert(_OUTBOX).returning(_OUTBOX.c.id)
+
+
+def _first_state(system: System, enabled: bool) -> tuple[str, str | None]:
+    """A new registration's step of `system`: pending, skipped (switched off), or done already with
+    its note (a step that waits for a decision nobody has made yet: `System.starts_done`)."""
+    if not enabled:
+        return StepState.SKIPPED, None
+    if system.starts_done is not None:
+        return StepState.SUCCEEDED, system.starts_done
+    return StepState.PENDING, None
 
 
 class IdempotencyConflict(Exception):
@@ -118,9 +129,9 @@ def accept_registration(
     registration = Registration(**row)
     enabled = settings.enabled_systems()
     steps: dict[str, Any] = {"registration_id": row["id"], "updated_at": now}
-    for number, system in enumerate(SYSTEM_NAMES):
-        steps[f"system_{number}"] = system
-        steps[f"state_{number}"] = StepState.PENDING if enabled[system] else StepState.SKIPPED
+    for number, system in enumerate(SYSTEMS):
+        steps[f"system_{number}"] = system.name
+        steps[f"state_{number}"], steps[f"note_{number}"] = _first_state(system, enabled[system.name])
     connection.execute(_INSERT_STEPS, steps)
     if registration.accepts_marketing:
         # Double opt-in: only a request here; nothing is subscribed until the owner confirms.
@@ -131,7 +142,7 @@ def accept_registration(
     outbox_id: int = connection.execute(_INSERT_OUTBOX, outbox_row).scalar_one()
     # The steps were made just now: the chain is every enabled system (a skipped step is finished),
     # published after the commit from these ids.
-    systems = tuple(system for system in SYSTEM_NAMES if enabled[system])
+    systems = tuple(system.name for system in SYSTEMS if enabled[system.name] and system.starts_done is None)
     if not caller_publishes:
         note_chain(session, outbox_id, row["id"], systems)
     return Acceptance(registration, created=True, outbox_id=outbox_id, systems=systems)

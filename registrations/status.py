@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from config.systems import MASTER, SYSTEM_NAMES
+from config.systems import MASTER, STARTS_DONE, SYSTEM_NAMES
 from registrations.models import Registration, SyncStep
 from registrations.states import FINISHED_STEP_STATES, RegistrationStatus, StepState
 
@@ -39,7 +39,9 @@ def status_of(state: Mapping[str, str]) -> str:
     if values <= {StepState.SUCCEEDED, StepState.SKIPPED}:
         return RegistrationStatus.SYNCED
     if values & {StepState.PENDING, StepState.RUNNING}:
-        if values <= {StepState.PENDING, StepState.SKIPPED}:
+        # A step done from the start (`System.starts_done`) is no sign that anything has started.
+        begun = {value for name, value in state.items() if name not in STARTS_DONE}
+        if begun <= {StepState.PENDING, StepState.SKIPPED}:
             return RegistrationStatus.ACCEPTED
         return RegistrationStatus.SYNCING
     if StepState.DEAD in values:

@@ -18,6 +18,8 @@ def steps(**states: str) -> list[SyncStep]:
 def test_status_follows_the_steps() -> None:
     assert derive_status(steps()) == "accepted"
     assert derive_status(steps(hubspot="skipped")) == "accepted"
+    # The consent step starts done (nothing decided yet): that is no sign that anything has started.
+    assert derive_status(steps(consent="succeeded")) == "accepted"
     assert derive_status(steps(shopify="running")) == "syncing"
     assert derive_status(steps(shopify="succeeded")) == "syncing"
     assert derive_status(

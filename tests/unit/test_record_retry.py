@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from config.systems import SYSTEM_NAMES
 from connectors.errors import TransientError
 from registrations.sync import Recorded, StepLedger
 from tasks import base
@@ -61,7 +60,7 @@ def test_a_welcome_whose_record_is_refused_once_is_sent_once(world: World, refus
 
 def test_every_step_records_what_its_one_call_did(world: World, refuse_records: list[int]) -> None:
     registration_id = world.accept()
-    for system in SYSTEM_NAMES:
+    for system in ("shopify", "smaregi", "hubspot", "email"):  # consent starts done
         refuse_records[:] = [len(base.RECORD_PAUSES)]  # refused on every re-record but the last
         world.run(system, registration_id)
         assert world.registration(registration_id).step(system).attempts == 1, system
