@@ -318,6 +318,13 @@ def lock_token(holder: str) -> str:
     return f"{holder}|{next(_holds)}"
 
 
+def unleased_token() -> str:
+    """A lock token of a process without a lease, unique to this hold. It has no '|': the takeover
+    script (`acquire_from_dead`) never reads it as a holder whose lease is gone, so only the lock's
+    timeout frees it (a holder id without a lease key would look dead at once)."""
+    return f"{holder_id()}#{next(_holds)}"
+
+
 @dataclass(frozen=True)
 class BrokerView:
     """What a broker that keeps no per-consumer record (Redis) holds of the step messages, by

@@ -21,7 +21,7 @@ import redis
 
 from config.email_address import canonical_email
 from connectors.errors import TransientError
-from registrations.leases import acquire_from_dead, current_holder, holder_id, lock_token, lua_script
+from registrations.leases import acquire_from_dead, current_holder, lock_token, lua_script, unleased_token
 
 LOCK_PREFIX = "membersync:lock:email:"
 
@@ -60,7 +60,7 @@ def email_lock(
     """
     name = email_lock_key(email, key)
     if holder is None:
-        token = lock_token(holder_id())  # a process without a lease: its id only tells holds apart
+        token = unleased_token()
         ttl_ms = max(1, int(timeout * 1000))
 
         def acquire() -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import redis
 
-from registrations.leases import RECEIVED_PREFIX, Leases, stop_heartbeat
+from registrations.leases import EPOCH_KEY, RECEIVED_PREFIX, Leases, stop_heartbeat
 from registrations.locks import LockBusy, email_lock, email_lock_key
 
 KEY = b"k" * 32
@@ -78,3 +78,16 @@ def test_a_finished_message_is_dropped_with_the_next_note_in_one_round_trip(clie
     leases.done("host:1:a", "task-2:0")
     leases.renew("host:1:a")  # the heartbeat drops it too
     assert client.hgetall(RECEIVED_PREFIX + "host:1:a") == {}
+
+
+def test_a_hold_without_a_lease_is_not_taken_over_by_a_leased_worker(client: Counting) -> None:
+    """A process without a lease (no heartbeat yet, a one-off script) has no lease key: its token
+    must not read as a holder whose lease is gone, or any leased worker would take the lock at once
+    and two find-or-creates of one person would run together."""
+    client.set(EPOCH_KEY, 0)  # lease records old enough for a missing lease key to mean death
+    with (
+        email_lock(client, "a@example.com", **LOCK),
+        pytest.raises(LockBusy),
+        email_lock(client, "a@example.com", holder="host:2:b", **LOCK),
+    ):
+        pass
