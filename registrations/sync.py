@@ -156,6 +156,9 @@ _REGISTRANT_FIELDS = tuple(spec.name for spec in fields(Registrant))
 _STEPS = cast(Table, SyncStep.__table__)
 _REGISTRATIONS = cast(Table, Registration.__table__)
 _DEAD_LETTERS = cast(Table, DeadLetter.__table__)
+# The moment of the claim or record, typed as the columns it is written to (the project's time-zone
+# aware DateTime), wherever it appears.
+_NOW = bindparam("now", type_=_STEPS.c.updated_at.type)
 _TAKE_PENDING = (
     update(_STEPS)
     .where(
@@ -168,8 +171,8 @@ _TAKE_PENDING = (
         attempts=_STEPS.c.attempts + 1,
         celery_task_id=bindparam("delivery"),
         holder=bindparam("new_holder"),
-        first_attempt_at=func.coalesce(_STEPS.c.first_attempt_at, bindparam("now")),
-        updated_at=bindparam("now"),
+        first_attempt_at=func.coalesce(_STEPS.c.first_attempt_at, _NOW),
+        updated_at=_NOW,
     )
     .returning(_STEPS.c.external_id)
 )
@@ -187,7 +190,7 @@ _MARK_SYNCING = (
     .values(
         status=_CLAIMED_STATUS,
         updated_at=case(
-            (_REGISTRATIONS.c.status != _CLAIMED_STATUS, bindparam("now")), else_=_REGISTRATIONS.c.updated_at
+            (_REGISTRATIONS.c.status != _CLAIMED_STATUS, _NOW), else_=_REGISTRATIONS.c.updated_at
         ),
     )
     # What `read` needs of the registration, so that it reads only what may change meanwhile.
@@ -213,9 +216,7 @@ def _held_by(no_holder: bool) -> ColumnElement[bool]:
 
 
 # The record's statements, built once: the step's outcome, written only while this delivery holds
-# it (keyed by whether the process has no holder), and the registration with its steps, locked
-# (PostgreSQL) so that the Smaregi and email steps of one registration, recording at the same moment,
-# decide about the member-number email one after the other.
+# it (keyed by whether the process has no holder), then the registration and its steps' states.
 _RECORD_STEP = {
     no_holder: update(_STEPS)
     .where(_held_by(no_holder))
@@ -224,23 +225,26 @@ _RECORD_STEP = {
         external_id=bindparam("new_external_id"),
         note=bindparam("new_note"),
         last_error=None,
-        updated_at=bindparam("now"),
+        updated_at=_NOW,
     )
     for no_holder in (True, False)
 }
-_RECORDING = (
+# The registration, locked (PostgreSQL), then its steps' states in a statement of their own: a join
+# that waited for the lock would still read the steps as they were when it began (READ COMMITTED
+# re-reads only the locked row), and miss what the other recording step just committed.
+_LOCK_REGISTRATION = (
     select(
         _REGISTRATIONS.c.email,
         _REGISTRATIONS.c.status,
         _REGISTRATIONS.c.created_at,
         _REGISTRATIONS.c.ownership,
         _REGISTRATIONS.c.member_number_mailed_at,
-        _STEPS.c.system,
-        _STEPS.c.state,
     )
-    .join_from(_REGISTRATIONS, _STEPS, _STEPS.c.registration_id == _REGISTRATIONS.c.id)
     .where(_REGISTRATIONS.c.id == bindparam("of_registration"))
-    .with_for_update(of=_REGISTRATIONS)
+    .with_for_update()
+)
+_STEP_STATES = select(_STEPS.c.system, _STEPS.c.state).where(
+    _STEPS.c.registration_id == bindparam("of_registration")
 )
 # The registration's columns a record changes (the parameters name them), by id.
 _CHANGE_REGISTRATION = update(_REGISTRATIONS).where(_REGISTRATIONS.c.id == bindparam("of_registration"))
@@ -251,6 +255,7 @@ _UNSETTLED = select(
         _DEAD_LETTERS.c.status.in_([DeadLetterStatus.OPEN, DeadLetterStatus.REPLAYED]),
     )
 )
+# The registration with its steps for the ORM fallback, read once `_LOCK_REGISTRATION` holds the lock.
 _LOCKED_REGISTRATION = (
     select(Registration)
     .options(joinedload(Registration.steps))
@@ -410,11 +415,13 @@ class StepLedger:
             if not held.rowcount:  # type: ignore[attr-defined]
                 return Recorded(held=False)  # nothing was written: another delivery took the step over
             # Locked (PostgreSQL) so that the Smaregi and email steps of one registration, recording
-            # at the same moment, decide about the member-number email one after the other; each row
-            # carries one step's state, read after the UPDATE above (so with this one's).
-            rows = session.execute(_RECORDING, {"of_registration": registration_id}).all()
-            head = rows[0]
-            states = {row.system: row.state for row in rows}
+            # at the same moment, decide about the member-number email one after the other; the
+            # states are read after the lock is held (so with this step's and the other's).
+            head = session.execute(_LOCK_REGISTRATION, {"of_registration": registration_id}).one()
+            states = {
+                row.system: row.state
+                for row in session.execute(_STEP_STATES, {"of_registration": registration_id})
+            }
             now = utcnow()
             learned: dict[str, object] = dict(outcome.learned)
             if outcome.welcomed:
