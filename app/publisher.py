@@ -73,6 +73,23 @@ def _slots(text: str, values: Sequence[str]) -> list[str | int]:
     return parts
 
 
+def is_tracing_header(name: str) -> bool:
+    """A header a tracing hook adds to one send (Sentry's Celery integration: the trace, baggage,
+    the enqueue time)."""
+    return name.startswith("sentry-") or name == "baggage"
+
+
+def untraced(headers: dict[str, Any]) -> dict[str, Any]:
+    """Celery's headers without the tracing ones, top level and nested (where Sentry copies them):
+    baked into a template, one send's trace id and times would be every later message's."""
+    kept = {name: value for name, value in headers.items() if not is_tracing_header(name)}
+    if isinstance(kept.get("headers"), dict):
+        kept["headers"] = {
+            name: value for name, value in kept["headers"].items() if not is_tracing_header(name)
+        }
+    return kept
+
+
 def build_template(celery: Celery, systems: Sequence[str]) -> _Template | None:
     """The message Celery sends for the chain of `systems`, as a template (None: not one this can
     reproduce). Celery builds it on an in-memory transport of its own; nothing leaves the process."""
@@ -89,6 +106,7 @@ def build_template(celery: Celery, systems: Sequence[str]) -> _Template | None:
     if len(sent) != 1:
         return None
     queue, message = sent[0]
+    message = {**message, "headers": untraced(message["headers"])}
     properties, headers = message["properties"], message["headers"]
     # kombu's Redis transport pushes a message of priority 0 to the list named as its queue.
     if properties.get("priority") or properties.get("body_encoding") != "base64":
