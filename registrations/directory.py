@@ -40,14 +40,13 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, case, delete, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from config.email_address import canonical_email
 from connectors.errors import ThrottledError
 from connectors.interfaces import SmaregiApi
 from connectors.smaregi import MAX_PAGE_SIZE, SmaregiMember
-from registrations.database import Database
+from registrations.database import Database, dialect_insert
 from registrations.models import DirectoryMember, SyncCursor, utcnow
 
 log = logging.getLogger(__name__)
@@ -494,10 +493,6 @@ def _latest(newest: datetime | None, members: Iterable[SmaregiMember]) -> dateti
     return newest
 
 
-def _insert(dialect: str) -> Any:
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-
 _UPSERTS: dict[str, Any] = {}
 
 
@@ -511,7 +506,7 @@ def _upsert(dialect: str) -> Any:
 
 
 def _build_upsert(dialect: str) -> Any:
-    statement = _insert(dialect)(DirectoryMember.__table__)
+    statement = dialect_insert(dialect)(DirectoryMember.__table__)
     excluded = statement.excluded
     table = DirectoryMember.__table__.c
     newer = or_(
@@ -529,5 +524,5 @@ def _build_upsert(dialect: str) -> Any:
 
 
 def _ensure_cursor(session: Session) -> None:
-    insert = _insert(session.get_bind().dialect.name)
+    insert = dialect_insert(session.get_bind().dialect.name)
     session.execute(insert(SyncCursor).values(name=CURSOR).on_conflict_do_nothing())

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from registrations.database import dialect_insert
 from registrations.models import Identity, utcnow
 from registrations.steps.base import Known
 
@@ -48,8 +48,6 @@ def find_known(session: Session, email: str) -> Known:
 
 
 _IDENTITIES = cast(Table, Identity.__table__)
-# The INSERT … ON CONFLICT constructors of the dialects Membersync runs on.
-_INSERTS: Mapping[str, Callable[..., Any]] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 def learn(session: Session, email: str, values: Mapping[str, Any]) -> None:
@@ -66,6 +64,6 @@ def learn(session: Session, email: str, values: Mapping[str, Any]) -> None:
 @functools.cache
 def _learning(dialect: str, columns: tuple[str, ...]) -> Any:
     # One statement per dialect and set of columns (each step learns the same few), built once.
-    statement = _INSERTS[dialect](_IDENTITIES)
+    statement = dialect_insert(dialect)(_IDENTITIES)
     changes = {name: statement.excluded[name] for name in (*columns, "updated_at")}
     return statement.on_conflict_do_update(index_elements=[_IDENTITIES.c.email], set_=changes)

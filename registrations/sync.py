@@ -39,7 +39,7 @@ from registrations.states import (
     StepState,
 )
 from registrations.status import derive_status, status_of
-from registrations.steps.base import Known, Outcome, Registrant, Work
+from registrations.steps.base import Outcome, Registrant, Work
 
 
 @dataclass(frozen=True)
@@ -360,34 +360,27 @@ class StepLedger:
         (the owner answers whenever they like), in one transaction of two SELECTs.
         """
         seen = claimed.seen if claimed is not None else None
-        if seen is not None:
-            with self.database.session() as session:
-                standing = confirmations.standing(session, registration_id)
-                return Work(
-                    registration_id=registration_id,
-                    registrant=seen.registrant,
-                    known=find_known(session, seen.registrant.email),
-                    previous_external_id=seen.previous_external_id,
-                    member_number_mailed=seen.member_number_mailed,
-                    ownership=seen.ownership,
-                    requests=standing.requests,
-                    card=standing.card,
-                    marketing=standing.marketing,
-                )
         with self.database.session() as session:
-            registration = session.get(Registration, registration_id)
-            assert registration is not None  # claimed a moment ago; registrations are never deleted mid-run
-            card = confirmations.latest(session, registration_id, confirmations.CARD)
+            if seen is None:  # a claim that read nothing (a step taken over, or read on its own)
+                registration = session.get(Registration, registration_id)
+                assert registration is not None  # registrations are never deleted mid-run
+                seen = Seen(
+                    registrant=Registrant.of(registration),
+                    previous_external_id=registration.step(self.system).external_id,
+                    member_number_mailed=registration.member_number_mailed_at is not None,
+                    ownership=registration.ownership,
+                )
+            standing = confirmations.standing(session, registration_id)
             return Work(
                 registration_id=registration_id,
-                registrant=Registrant.of(registration),
-                known=Known.of(find_identity(session, registration.email)),
-                previous_external_id=registration.step(self.system).external_id,
-                member_number_mailed=registration.member_number_mailed_at is not None,
-                ownership=registration.ownership,
-                requests=confirmations.open_requests(session, registration_id),
-                card=(card.state, card.subject) if card is not None else None,
-                marketing=confirmations.marketing_consent(session, registration_id),
+                registrant=seen.registrant,
+                known=find_known(session, seen.registrant.email),
+                previous_external_id=seen.previous_external_id,
+                member_number_mailed=seen.member_number_mailed,
+                ownership=seen.ownership,
+                requests=standing.requests,
+                card=standing.card,
+                marketing=standing.marketing,
             )
 
     def record(self, registration_id: str, delivery_id: str, outcome: Outcome) -> Recorded:
